@@ -1,1 +1,60 @@
-fn main() {}
+//! berthd: serves the Docker Engine API on a UNIX socket and runs containers through
+//! one `berth-shim` per container.
+
+mod api;
+mod engine;
+mod humanize;
+mod io;
+mod seccomp;
+mod server;
+mod spec;
+mod state;
+
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Command-line options; the names follow dockerd's.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "berth daemon: the Docker Engine API for berth")]
+struct Args {
+    /// Socket to listen on, as unix:///path.
+    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth.sock")]
+    host: String,
+    /// Root of persistent state: images, containers, metadata.
+    #[arg(long = "data-root", default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root of runtime state that does not survive a reboot: shim sockets, netns pins.
+    #[arg(long = "exec-root", default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Group that may use the socket (the socket is mode 0660 root:<group>).
+    #[arg(short = 'G', long = "group", default_value = "docker")]
+    group: String,
+    /// Log level: error, warn, info, debug.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berthd={}", args.log_level)))
+        .with_writer(std::io::stderr)
+        .init();
+    let socket_path = args
+        .host
+        .strip_prefix("unix://")
+        .map(PathBuf::from)
+        .with_context(|| format!("unsupported host {:?}: only unix:// sockets are served", args.host))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let paths = engine::Paths::new(&args.data_root, &args.exec_root)?;
+        let engine = Arc::new(engine::Engine::open(paths).context("opening the data root")?);
+        engine.clone().restore().await;
+        server::serve(&socket_path, &args.group, engine).await
+    })
+}

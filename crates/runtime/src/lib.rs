@@ -1,1 +1,20 @@
-//! berth-runtime
+//! berth-runtime: the `berth-shim` binary (one per container, built on youki's libcontainer)
+//! and the daemon's side of its protocol.
+//!
+//! The daemon writes a [`ShimConfig`] with [`write_config`], launches the shim with [`spawn`],
+//! and then talks to it over `<state_dir>/shim.sock` with the helpers in [`client`].
+//! The shim outlives the daemon; a new daemon reconnects with the same helpers or reads
+//! `exit.json` with [`read_exit`].
+
+pub mod client;
+mod fsutil;
+pub mod protocol;
+#[doc(hidden)]
+pub mod shim;
+
+pub use client::{
+    attach, connect, kill, read_exit, resize, spawn, start, state, wait, write_config, Error,
+};
+pub use protocol::{
+    ExitStatus, Mount, Request, ShimConfig, StartErrorKind, StartReport, StateReply, Status,
+};

@@ -1,1 +1,122 @@
-//! berth-store
+//! berth-store: the content store, image references and records, layer unpacking and the
+//! overlayfs snapshotter.
+//!
+//! Layout under the data root:
+//! - `blobs/sha256/<hex>`: layer tars (uncompressed) and image configs, by digest;
+//! - `snapshots/<chain hex>`: each layer unpacked once, shared by every image using it;
+//! - `containers-rootfs/<key>/{upper,work,merged}`: a container's writable layer;
+//! - metadata in the daemon's redb database, tables `images_v1`, `images_tags_v1`, `layers_v1`.
+//!
+//! Files are always published before the one redb transaction that references them, and
+//! unpublished after the one that stops referencing them, so a crash leaves at worst
+//! unreferenced files, which `Store::open` removes.
+
+mod content;
+mod digest;
+mod error;
+mod fsutil;
+mod images;
+mod reference;
+mod snapshot;
+mod unpack;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use error::Error;
+pub use reference::Reference;
+pub use snapshot::Mount;
+
+/// Re-exported so callers name the exact types the store uses.
+pub use oci_spec::image::{Config as ImageConfig, ImageConfiguration};
+
+/// The image store. `Send + Sync`; share it in an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    db: Arc<redb::Database>,
+    content: content::ContentStore,
+    snapshots: snapshot::Snapshots,
+    /// Serialises the short "publish files + commit record" and "commit removal + unpublish"
+    /// phases, so an import never references a layer that a concurrent delete is removing.
+    /// Slow work (unpacking, deleting trees) happens outside it.
+    publish: Mutex<()>,
+}
+
+/// What `docker import` passes besides the tarball.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// The image's run config (from `--change`).
+    pub config: oci_spec::image::Config,
+    /// History comment; "Imported from -" when absent or empty.
+    pub message: Option<String>,
+    /// Tag to apply, if any.
+    pub tag: Option<Reference>,
+}
+
+/// An image as the daemon sees it.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// "sha256:<64 hex>": the digest of the config blob.
+    pub id: String,
+    /// Familiar references pointing at it, sorted: "busybox:latest", "myreg:5000/x/y:v1".
+    pub repo_tags: Vec<String>,
+    /// "name@sha256:…" for images pulled by digest (empty for imports).
+    pub repo_digests: Vec<String>,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// Sum of the layers' unpacked content sizes.
+    pub size: u64,
+    /// The image config.
+    pub config: oci_spec::image::ImageConfiguration,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `root`, using the daemon's database `db`.
+    /// Removes whatever an interrupted operation left behind.
+    pub fn open(root: &Path, db: Arc<redb::Database>) -> Result<Store, Error> {
+        std::fs::create_dir_all(root).map_err(|e| error::ctx(e, root.display()))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            db,
+            content: content::ContentStore::open(root)?,
+            snapshots: snapshot::Snapshots::open(root)?,
+            publish: Mutex::new(()),
+        };
+        store.init_tables()?;
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    /// The data root this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded value is (), so a panic elsewhere cannot have left it inconsistent.
+        self.publish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A container's root filesystem as mounts (one overlay), bottom layers from `image`.
+    /// Creates the container's upper/work directories; never mounts anything itself.
+    pub fn prepare_rootfs(&self, key: &str, image: &Image) -> Result<Vec<Mount>, Error> {
+        let chain = digest::chain_ids(image.config.rootfs().diff_ids());
+        self.snapshots.prepare_rootfs(key, &chain)
+    }
+
+    /// Removes a container's rootfs directories; idempotent.
+    pub fn remove_rootfs(&self, key: &str) -> Result<(), Error> {
+        self.snapshots.remove_rootfs(key)
+    }
+
+    /// Directory of a container's rootfs (holds upper, work and an empty `merged` mount point).
+    pub fn rootfs_dir(&self, key: &str) -> Result<PathBuf, Error> {
+        self.snapshots.rootfs_path(key)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;

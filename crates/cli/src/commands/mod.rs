@@ -1,0 +1,132 @@
+//! One module per command. Each exposes its clap `Args` and an async `run` returning the
+//! process exit code or a `Failure` (message for stderr plus exit code).
+
+use clap::Subcommand;
+
+use crate::client::{Client, ClientError};
+
+pub mod create;
+pub mod images;
+pub mod import;
+pub mod info;
+pub mod inspect;
+pub mod kill;
+pub mod logs;
+pub mod ps;
+pub mod restart;
+pub mod rm;
+pub mod rmi;
+#[allow(clippy::module_inception)]
+pub mod run;
+pub mod start;
+pub mod stop;
+pub mod tag;
+pub mod version;
+pub mod wait;
+
+/// A command's failure: what to print on stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code` and `message` (empty: print nothing).
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure::new(1, e.to_string())
+    }
+}
+
+/// The exit code, or why the command failed.
+pub type CmdResult = Result<i32, Failure>;
+
+/// docker's commands, as berth implements them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(create::CreateArgs),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop one or more running containers
+    Stop(stop::StopArgs),
+    /// Restart one or more containers
+    Restart(restart::RestartArgs),
+    /// Kill one or more running containers
+    Kill(kill::KillArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Return low-level information on Docker objects
+    Inspect(inspect::InspectArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(import::ImportArgs),
+    /// Show the Docker version information
+    Version(version::VersionArgs),
+    /// Display system-wide information
+    Info(info::InfoArgs),
+}
+
+/// Runs `cmd` against the daemon behind `client`.
+pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
+    match cmd {
+        Command::Run(a) => run::run(client, a).await,
+        Command::Create(a) => create::run(client, a).await,
+        Command::Start(a) => start::run(client, a).await,
+        Command::Stop(a) => stop::run(client, a).await,
+        Command::Restart(a) => restart::run(client, a).await,
+        Command::Kill(a) => kill::run(client, a).await,
+        Command::Rm(a) => rm::run(client, a).await,
+        Command::Ps(a) => ps::run(client, a).await,
+        Command::Logs(a) => logs::run(client, a).await,
+        Command::Inspect(a) => inspect::run(client, a).await,
+        Command::Wait(a) => wait::run(client, a).await,
+        Command::Images(a) => images::run(client, a).await,
+        Command::Rmi(a) => rmi::run(client, a).await,
+        Command::Tag(a) => tag::run(client, a).await,
+        Command::Import(a) => import::run(client, a).await,
+        Command::Version(a) => version::run(client, a).await,
+        Command::Info(a) => info::run(client, a).await,
+    }
+}
+
+/// Applies `op` to each name in turn like docker's multi-container commands: prints the
+/// name on success, the error on failure, and exits 1 at the end if anything failed. A
+/// daemon that cannot be reached stops the loop at once.
+pub async fn for_each_name<F, Fut>(names: &[String], mut op: F) -> CmdResult
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let mut failed = false;
+    for name in names {
+        match op(name.clone()).await {
+            Ok(()) => println!("{name}"),
+            Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,187 @@
+//! `berth run`: create (pulling if needed), attach, wait, start, and exit with the
+//! container's code, in the order docker uses so no output is lost.
+
+use berth_api::models::ContainerWaitResponse;
+use clap::Args;
+use hyper::Method;
+use tokio::task::JoinHandle;
+
+use crate::client::{self, Client, ClientError};
+use crate::commands::create::{self, ContainerOpts};
+use crate::commands::{CmdResult, Failure};
+use crate::stream::{self, AttachStreams};
+use crate::term;
+
+/// `berth run`
+#[derive(Debug, Clone, Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+/// The exit code docker gives a failed start: 127 when the command does not exist, 126
+/// when it cannot be executed, 125 for any other refusal.
+pub fn start_error_code(message: &str) -> i32 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+        || message.contains("system cannot find the file specified")
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+/// A daemon error as `docker run` reports it.
+fn run_failure(code: i32, e: &ClientError) -> Failure {
+    match e {
+        ClientError::Connect { .. } => Failure::new(1, e.to_string()),
+        _ => Failure::new(code, format!("berth: {e}\nSee 'berth run --help'.")),
+    }
+}
+
+/// Output streams and options of an attached session.
+pub struct Session {
+    pub id: String,
+    pub streams: AttachStreams,
+    /// Wait for removal (the daemon auto-removes) instead of the next exit.
+    pub auto_remove: bool,
+    /// Forward SIGINT/SIGTERM to the container (docker's `--sig-proxy`, on without a TTY).
+    pub sig_proxy: bool,
+}
+
+/// Attaches, registers the wait, starts, and returns the container's exit code once its
+/// output has drained. `start_code` maps a start failure to an exit code.
+pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) -> i32) -> CmdResult {
+    // Raw mode only when we forward a terminal: keys must reach the container unprocessed.
+    let _raw = if s.streams.tty && s.streams.stdin { term::RawMode::enable(0) } else { None };
+
+    let output = if s.streams.stdin || s.streams.stdout || s.streams.stderr {
+        Some(stream::attach(client, &s.id, s.streams).await?)
+    } else {
+        None
+    };
+
+    // The wait must be registered before the start, or a fast container's exit is missed;
+    // the daemon sends the answer's headers once it is registered.
+    let condition = if s.auto_remove { "removed" } else { "next-exit" };
+    let wait_path = format!("/containers/{}/wait?condition={condition}", client::enc(&s.id));
+    let wait_resp = client.send(Method::POST, &wait_path, client::empty()).await?;
+    let wait: JoinHandle<Result<ContainerWaitResponse, ClientError>> = tokio::spawn(async move {
+        let data = client::collect(wait_resp.into_body()).await?;
+        serde_json::from_slice(&data).map_err(|e| ClientError::Io(format!("cannot decode wait answer: {e}")))
+    });
+
+    if let Err(e) = client.post(&format!("/containers/{}/start", client::enc(&s.id))).await {
+        let code = start_code(&e.message());
+        return Err(run_failure(code, &e));
+    }
+
+    if s.streams.tty {
+        resize(client, &s.id).await;
+        spawn_resize_watch(client.clone(), s.id.clone());
+    }
+    if s.sig_proxy && !s.streams.tty {
+        spawn_sig_proxy(client.clone(), s.id.clone());
+    }
+
+    if let Some(out) = output {
+        match out.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("{e}"),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+    let resp = match wait.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(Failure::new(125, e.to_string())),
+        Err(e) => return Err(Failure::new(125, e.to_string())),
+    };
+    if let Some(msg) = resp.error.and_then(|e| e.message).filter(|m| !m.is_empty()) {
+        return Err(Failure::new(125, format!("berth: Error response from daemon: {msg}")));
+    }
+    Ok(i32::try_from(resp.status_code).unwrap_or(125))
+}
+
+/// Tells the daemon our terminal's size; failures only cost layout, so they are ignored.
+async fn resize(client: &Client, id: &str) {
+    if let Some((h, w)) = term::size(1).or_else(|| term::size(0)) {
+        let path = format!("/containers/{}/resize?h={h}&w={w}", client::enc(id));
+        let _ = client.post(&path).await;
+    }
+}
+
+fn spawn_resize_watch(client: Client, id: String) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+        while winch.recv().await.is_some() {
+            resize(&client, &id).await;
+        }
+    });
+}
+
+fn spawn_sig_proxy(client: Client, id: String) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            let path = format!("/containers/{}/kill?signal={sig}", client::enc(&id));
+            let _ = client.post(&path).await;
+        }
+    });
+}
+
+/// `berth run`
+pub async fn run(client: &Client, args: RunArgs) -> CmdResult {
+    let opts = &args.opts;
+    if opts.tty && opts.interactive && !term::is_tty(0) {
+        return Err(Failure::new(1, "the input device is not a TTY"));
+    }
+    let body = opts.body("run", args.detach)?;
+    let id = create::create(client, opts.name.as_deref(), &body)
+        .await
+        .map_err(|f| if f.code == 125 { Failure::new(125, format!("berth: {}\nSee 'berth run --help'.", f.message)) } else { f })?;
+
+    if args.detach {
+        if let Err(e) = client.post(&format!("/containers/{}/start", client::enc(&id))).await {
+            return Err(run_failure(start_error_code(&e.message()), &e));
+        }
+        println!("{id}");
+        return Ok(0);
+    }
+
+    let streams = AttachStreams {
+        stdin: body.attach_stdin.unwrap_or(false),
+        stdout: body.attach_stdout.unwrap_or(false),
+        stderr: body.attach_stderr.unwrap_or(false),
+        tty: opts.tty,
+    };
+    let session = Session { id, streams, auto_remove: opts.rm, sig_proxy: true };
+    attached_start(client, session, start_error_code).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_map_to_docker_codes() {
+        assert_eq!(start_error_code("exec: \"nope\": executable file not found in $PATH: unknown"), 127);
+        assert_eq!(start_error_code("stat /etc/x: no such file or directory"), 127);
+        assert_eq!(start_error_code("exec: \"/etc\": permission denied: unknown"), 126);
+        assert_eq!(start_error_code("cgroup trouble"), 125);
+    }
+}

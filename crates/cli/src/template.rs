@@ -1,0 +1,384 @@
+//! The part of Go's `text/template` that `--format` flags use in practice: field paths
+//! (`{{.State.ExitCode}}`), functions (`json`, `join`, `index`, `upper`, `lower`, `title`,
+//! `len`, `println`), pipes (`{{.Names | json}}`), string arguments, and a method hook for
+//! docker's `{{.Label "k"}}`. Control structures (`if`, `range`) are refused with an error
+//! rather than silently printed wrong.
+
+use crate::json::Value;
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Action(Vec<Command>),
+}
+
+/// One command of a pipeline: operands, the first being a function or a value.
+type Command = Vec<Operand>;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Operand {
+    /// `.A.B` (empty path for `.`).
+    Field(Vec<String>),
+    /// A function name such as `json`.
+    Ident(String),
+    Str(String),
+    Num(i64),
+}
+
+/// Answers docker's template methods (`.Label "k"`) for the current row.
+pub type MethodFn<'a> = &'a dyn Fn(&str, &[Value]) -> Option<Value>;
+
+impl Template {
+    /// Parses `src`; errors read like Go's `template: …`.
+    pub fn parse(src: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = src;
+        while let Some(start) = rest.find("{{") {
+            let mut text = &rest[..start];
+            let after = &rest[start + 2..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| "template: unclosed action".to_string())?;
+            let mut inner = &after[..end];
+            // `{{-` and `-}}` trim the whitespace beside the action.
+            if let Some(stripped) = inner.strip_prefix("- ") {
+                text = text.trim_end();
+                inner = stripped;
+            }
+            let mut trim_after = false;
+            if let Some(stripped) = inner.strip_suffix(" -") {
+                trim_after = true;
+                inner = stripped;
+            }
+            if !text.is_empty() {
+                parts.push(Part::Text(text.to_string()));
+            }
+            parts.push(Part::Action(parse_pipeline(inner.trim())?));
+            rest = &after[end + 2..];
+            if trim_after {
+                rest = rest.trim_start();
+            }
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Renders against `data`; `method` answers method calls such as `.Label "k"`.
+    pub fn render(&self, data: &Value, method: MethodFn<'_>) -> Result<String, String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Action(pipeline) => {
+                    let v = eval_pipeline(pipeline, data, method)?;
+                    match v {
+                        Some(v) => out.push_str(&v.to_template_text()),
+                        None => out.push_str("<no value>"),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn tokenize(src: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = src.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '"' {
+            chars.next();
+            let mut s = String::from("\"");
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    match chars.next() {
+                        Some('n') => s.push('\n'),
+                        Some('t') => s.push('\t'),
+                        Some(other) => s.push(other),
+                        None => break,
+                    }
+                } else if c == '"' {
+                    closed = true;
+                    break;
+                } else {
+                    s.push(c);
+                }
+            }
+            if !closed {
+                return Err("template: unterminated quoted string".into());
+            }
+            tokens.push(s);
+        } else if c == '|' || c == '(' || c == ')' {
+            if c != '|' {
+                return Err("template: parenthesized pipelines are not supported".into());
+            }
+            chars.next();
+            tokens.push("|".into());
+        } else {
+            let mut s = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '|' || c == '"' {
+                    break;
+                }
+                s.push(c);
+                chars.next();
+            }
+            tokens.push(s);
+        }
+    }
+    Ok(tokens)
+}
+
+fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
+    let tokens = tokenize(src)?;
+    if tokens.is_empty() {
+        return Err("template: missing value for command".into());
+    }
+    let mut commands = Vec::new();
+    let mut current: Command = Vec::new();
+    for tok in tokens {
+        if tok == "|" {
+            if current.is_empty() {
+                return Err("template: missing command before |".into());
+            }
+            commands.push(std::mem::take(&mut current));
+            continue;
+        }
+        let op = if let Some(s) = tok.strip_prefix('"') {
+            Operand::Str(s.to_string())
+        } else if tok == "." {
+            Operand::Field(Vec::new())
+        } else if let Some(path) = tok.strip_prefix('.') {
+            Operand::Field(path.split('.').map(str::to_string).collect())
+        } else if let Ok(n) = tok.parse::<i64>() {
+            Operand::Num(n)
+        } else if matches!(tok.as_str(), "if" | "range" | "with" | "end" | "else" | "define" | "block" | "template") {
+            return Err(format!("template: {tok:?} is not supported by berth's --format"));
+        } else {
+            Operand::Ident(tok)
+        };
+        current.push(op);
+    }
+    if current.is_empty() {
+        return Err("template: missing command after |".into());
+    }
+    commands.push(current);
+    Ok(commands)
+}
+
+fn eval_pipeline(pipeline: &[Command], data: &Value, method: MethodFn<'_>) -> Result<Option<Value>, String> {
+    let mut prev: Option<Option<Value>> = None;
+    for cmd in pipeline {
+        prev = Some(eval_command(cmd, data, method, prev)?);
+    }
+    Ok(prev.flatten())
+}
+
+fn eval_operand(op: &Operand, data: &Value) -> Result<Option<Value>, String> {
+    Ok(match op {
+        Operand::Field(path) => lookup(data, path),
+        Operand::Str(s) => Some(Value::String(s.clone())),
+        Operand::Num(n) => Some(Value::Int(*n)),
+        Operand::Ident(name) => return Err(format!("template: function {name:?} used as a value")),
+    })
+}
+
+fn lookup(data: &Value, path: &[String]) -> Option<Value> {
+    let mut cur = data;
+    for key in path {
+        cur = cur.get(key)?;
+    }
+    Some(cur.clone())
+}
+
+fn eval_command(
+    cmd: &Command,
+    data: &Value,
+    method: MethodFn<'_>,
+    piped: Option<Option<Value>>,
+) -> Result<Option<Value>, String> {
+    let (head, rest) = match cmd.split_first() {
+        Some(x) => x,
+        None => return Err("template: empty command".into()),
+    };
+    let mut args: Vec<Option<Value>> = Vec::new();
+    for op in rest {
+        args.push(eval_operand(op, data)?);
+    }
+    if let Some(p) = piped {
+        args.push(p);
+    }
+    match head {
+        Operand::Ident(name) => call(name, &args),
+        Operand::Field(path) if !args.is_empty() => {
+            // `.Label "k"`: a method of the row, answered by the caller.
+            let name = path.join(".");
+            let values: Vec<Value> = args.into_iter().map(|a| a.unwrap_or(Value::Null)).collect();
+            method(&name, &values)
+                .map(Some)
+                .ok_or_else(|| format!("template: can't evaluate field {name}"))
+        }
+        other => eval_operand(other, data),
+    }
+}
+
+fn text_of(v: &Option<Value>) -> String {
+    v.as_ref().map(Value::to_template_text).unwrap_or_else(|| "<no value>".into())
+}
+
+fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
+    let want = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("template: wrong number of args for {name}: want {n} got {}", args.len()))
+        }
+    };
+    match name {
+        "json" => {
+            want(1)?;
+            let v = args[0].clone().unwrap_or(Value::Null);
+            Ok(Some(Value::String(v.to_json())))
+        }
+        "join" => {
+            want(2)?;
+            let sep = text_of(&args[1]);
+            let items = match &args[0] {
+                Some(Value::Array(items)) => items.iter().map(Value::to_template_text).collect::<Vec<_>>(),
+                Some(Value::Null) | None => Vec::new(),
+                Some(other) => vec![other.to_template_text()],
+            };
+            Ok(Some(Value::String(items.join(&sep))))
+        }
+        "index" => {
+            want(2)?;
+            let found = match (&args[0], &args[1]) {
+                (Some(obj @ Value::Object(_)), Some(Value::String(k))) => obj.get(k).cloned(),
+                (Some(Value::Array(items)), Some(Value::Int(i))) => {
+                    let idx = usize::try_from(*i).map_err(|_| format!("template: index out of range: {i}"))?;
+                    Some(items.get(idx).cloned().ok_or_else(|| format!("template: index out of range: {i}"))?)
+                }
+                _ => None,
+            };
+            Ok(found)
+        }
+        "upper" => {
+            want(1)?;
+            Ok(Some(Value::String(text_of(&args[0]).to_uppercase())))
+        }
+        "lower" => {
+            want(1)?;
+            Ok(Some(Value::String(text_of(&args[0]).to_lowercase())))
+        }
+        "title" => {
+            want(1)?;
+            let s = text_of(&args[0]);
+            let mut c = s.chars();
+            let t = match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            };
+            Ok(Some(Value::String(t)))
+        }
+        "len" => {
+            want(1)?;
+            let n = match &args[0] {
+                Some(Value::Array(a)) => a.len(),
+                Some(Value::Object(o)) => o.len(),
+                Some(Value::String(s)) => s.len(),
+                _ => return Err("template: len of a value without length".into()),
+            };
+            Ok(Some(Value::Int(n as i64)))
+        }
+        "println" => {
+            let parts: Vec<String> = args.iter().map(text_of).collect();
+            Ok(Some(Value::String(parts.join(" ") + "\n")))
+        }
+        other => Err(format!("template: function {other:?} not defined")),
+    }
+}
+
+/// Splits docker's `table` prefix off a format: `(is_table, rest)`.
+pub fn strip_table(format: &str) -> (bool, &str) {
+    match format.strip_prefix("table") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
+        _ => (false, format),
+    }
+}
+
+/// Docker's table header for a row template: each `{{.Field}}` becomes its column title
+/// (`{{.ID}}` → `CONTAINER ID`), text between actions stays.
+pub fn header(tpl: &Template, title: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    for part in &tpl.parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Action(pipeline) => {
+                let field = pipeline.first().and_then(|cmd| match cmd.first() {
+                    Some(Operand::Field(path)) if !path.is_empty() => Some(path.join(".")),
+                    _ => None,
+                });
+                out.push_str(&field.map(|f| title(&f)).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Value {
+        Value::parse(br#"{"Id":"abc","State":{"ExitCode":3,"Running":false},"Names":["/a","/b"],"Config":{"Labels":{"z":"1","a":"2"}}}"#)
+            .unwrap()
+    }
+
+    fn no_methods(_: &str, _: &[Value]) -> Option<Value> {
+        None
+    }
+
+    fn render(src: &str) -> Result<String, String> {
+        Template::parse(src)?.render(&data(), &no_methods)
+    }
+
+    #[test]
+    fn fields_and_functions() {
+        assert_eq!(render("{{.State.ExitCode}}").unwrap(), "3");
+        assert_eq!(render("id={{.Id}} run={{ .State.Running }}").unwrap(), "id=abc run=false");
+        assert_eq!(render("{{json .State}}").unwrap(), r#"{"ExitCode":3,"Running":false}"#);
+        assert_eq!(render("{{.Names | json}}").unwrap(), r#"["/a","/b"]"#);
+        assert_eq!(render(r#"{{join .Names ","}}"#).unwrap(), "/a,/b");
+        assert_eq!(render(r#"{{index .Config.Labels "a"}}"#).unwrap(), "2");
+        assert_eq!(render("{{.Config.Labels}}").unwrap(), "map[a:2 z:1]");
+        assert_eq!(render("{{.Nope}}").unwrap(), "<no value>");
+        assert_eq!(render("{{upper .Id}}").unwrap(), "ABC");
+        assert!(render("{{if .Id}}x{{end}}").is_err());
+        assert!(render("{{.Id").is_err());
+    }
+
+    #[test]
+    fn methods_and_tables() {
+        let labels = |name: &str, args: &[Value]| -> Option<Value> {
+            (name == "Label" && args == [Value::String("k".into())]).then(|| Value::String("v".into()))
+        };
+        let t = Template::parse(r#"{{.Label "k"}}"#).unwrap();
+        assert_eq!(t.render(&data(), &labels).unwrap(), "v");
+        assert_eq!(strip_table("table {{.ID}}\t{{.Names}}"), (true, "{{.ID}}\t{{.Names}}"));
+        assert_eq!(strip_table("{{.ID}}"), (false, "{{.ID}}"));
+        let t = Template::parse("{{.ID}}\t{{.Names}}").unwrap();
+        let title = |f: &str| if f == "ID" { "CONTAINER ID".to_string() } else { f.to_uppercase() };
+        assert_eq!(header(&t, &title), "CONTAINER ID\tNAMES");
+    }
+}

@@ -1,0 +1,229 @@
+//! `/containers/…` routes.
+
+use super::error::{bad_request, ApiResult};
+use super::query::Query;
+use crate::engine::{Engine, ListOptions, WaitCondition};
+use crate::humanize;
+use crate::io::logs;
+use crate::state::{Record, Status};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_api::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryStateEnum,
+    ContainerWaitResponse, DriverData,
+};
+use hyper::StatusCode;
+use std::sync::Arc;
+
+type Engine_ = State<Arc<Engine>>;
+
+pub async fn create(State(engine): Engine_, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
+    let (id, warnings) = engine.create(q.get("name").map(String::from), body).await?;
+    Ok((StatusCode::CREATED, Json(ContainerCreateResponse { id, warnings })).into_response())
+}
+
+pub async fn start(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    engine.stop(&id, q.int("t")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restart(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    engine.restart(&id, q.int("t")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kill(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    engine.kill(&id, q.get("signal")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    engine.remove(&id, q.flag("force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn resize(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    let dim = |k| q.int(k).and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad_request(format!("invalid {k}")));
+    engine.resize(&id, dim("h")?, dim("w")?).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Answers with headers at once and the exit code when the condition holds, so the client
+/// knows the wait is registered before it starts the container.
+pub async fn wait(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let condition = match q.get("condition").unwrap_or("not-running") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => return Err(bad_request(format!("invalid condition: {other:?}"))),
+    };
+    engine.container(&id)?;
+    let body = futures_util::stream::once(async move {
+        let code = engine.wait(&id, condition).await.unwrap_or(-1);
+        let mut json = serde_json::to_vec(&ContainerWaitResponse { status_code: code, error: None })
+            .unwrap_or_default();
+        json.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(json))
+    });
+    Ok(([("Content-Type", "application/json")], Body::from_stream(body)).into_response())
+}
+
+pub async fn inspect(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<Json<ContainerInspectResponse>> {
+    let c = engine.container(&id)?;
+    Ok(Json(inspect_view(&engine, &c.snapshot())))
+}
+
+pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<ContainerSummary>>> {
+    let q = Query::parse(q.as_deref());
+    let opts = ListOptions {
+        all: q.flag("all"),
+        limit: q.int("limit").filter(|l| *l > 0).map(|l| l as usize),
+        filters: q.filters().map_err(bad_request)?,
+    };
+    Ok(Json(engine.list(&opts)?.iter().map(summary_view).collect()))
+}
+
+pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let c = engine.container(&id)?;
+    let rec = c.snapshot();
+    let opts = logs::Options {
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        timestamps: q.flag("timestamps"),
+        multiplexed: rec.config.tty != Some(true),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
+    let follow = q.flag("follow");
+    let rx = engine.follow_logs(&c, opts, tail, follow);
+    let content_type = if opts.multiplexed {
+        "application/vnd.docker.multiplexed-stream"
+    } else {
+        "application/vnd.docker.raw-stream"
+    };
+    let mut rx = rx;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok::<_, std::convert::Infallible>(Bytes::from(b))))
+    });
+    Ok(([("Content-Type", content_type)], Body::from_stream(stream)).into_response())
+}
+
+/// Docker's `Status` column: "Up 3 minutes", "Exited (0) 5 seconds ago", "Created".
+fn status_text(rec: &Record) -> String {
+    let since = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
+            .unwrap_or_default()
+    };
+    match rec.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", humanize::duration(since(&rec.state.started_at))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            rec.state.exit_code,
+            humanize::duration(since(&rec.state.finished_at))
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn command_line(rec: &Record) -> String {
+    std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+}
+
+fn summary_view(rec: &Record) -> ContainerSummary {
+    let created = chrono::DateTime::parse_from_rfc3339(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
+    ContainerSummary {
+        id: Some(rec.id.clone()),
+        names: Some(vec![format!("/{}", rec.name)]),
+        image: Some(rec.image.clone()),
+        image_id: Some(rec.image_id.clone()),
+        command: Some(command_line(rec)),
+        created: Some(created),
+        ports: Some(Vec::new()),
+        labels: rec.config.labels.clone().or_else(|| Some(Default::default())),
+        state: Some(match rec.state.status {
+            Status::Created => ContainerSummaryStateEnum::CREATED,
+            Status::Running => ContainerSummaryStateEnum::RUNNING,
+            Status::Exited => ContainerSummaryStateEnum::EXITED,
+            Status::Removing => ContainerSummaryStateEnum::REMOVING,
+            Status::Dead => ContainerSummaryStateEnum::DEAD,
+        }),
+        status: Some(status_text(rec)),
+        host_config: Some(ContainerSummaryHostConfig {
+            network_mode: Some(rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())),
+            annotations: None,
+        }),
+        mounts: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
+    let dir = engine.paths.container_dir(&rec.id);
+    let s = &rec.state;
+    ContainerInspectResponse {
+        id: Some(rec.id.clone()),
+        created: Some(rec.created.clone()),
+        path: Some(rec.path.clone()),
+        args: Some(rec.args.clone()),
+        state: Some(ContainerState {
+            status: Some(match s.status {
+                Status::Created => ContainerStateStatusEnum::CREATED,
+                Status::Running => ContainerStateStatusEnum::RUNNING,
+                Status::Exited => ContainerStateStatusEnum::EXITED,
+                Status::Removing => ContainerStateStatusEnum::REMOVING,
+                Status::Dead => ContainerStateStatusEnum::DEAD,
+            }),
+            running: Some(s.status == Status::Running),
+            paused: Some(false),
+            restarting: Some(false),
+            oom_killed: Some(s.oom_killed),
+            dead: Some(s.status == Status::Dead),
+            pid: Some(s.pid),
+            exit_code: Some(s.exit_code),
+            error: Some(s.error.clone()),
+            started_at: Some(s.started_at.clone()),
+            finished_at: Some(s.finished_at.clone()),
+            health: None,
+        }),
+        image: Some(rec.image_id.clone()),
+        resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
+        hostname_path: Some(dir.join("hostname").display().to_string()),
+        hosts_path: Some(dir.join("hosts").display().to_string()),
+        log_path: Some(engine.paths.log_path(&rec.id).display().to_string()),
+        name: Some(format!("/{}", rec.name)),
+        restart_count: Some(rec.restart_count),
+        driver: Some("overlay2".into()),
+        platform: Some("linux".into()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        host_config: Some(rec.host_config.clone()),
+        graph_driver: Some(DriverData { name: "overlay2".into(), data: Default::default() }),
+        mounts: Some(Vec::new()),
+        config: Some(rec.config.clone()),
+        ..Default::default()
+    }
+}

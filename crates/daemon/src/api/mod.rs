@@ -1,0 +1,43 @@
+//! HTTP at the edge: routes parse requests into engine calls and engine results into
+//! Docker's responses. No container logic lives here.
+
+mod attach;
+mod containers;
+pub mod error;
+mod images;
+mod query;
+mod system;
+
+use crate::engine::Engine;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// The advertised API version as a header value.
+pub const API_VERSION_STR: &str = "1.41";
+
+/// Every route berthd serves (paths without the `/v1.NN` prefix, which the server strips).
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(attach::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        // Image names contain slashes, so the action is the last path segment.
+        .route("/images/{*rest}", get(images::get_action).post(images::post_action).delete(images::remove))
+        .fallback(error::not_found)
+        .with_state(engine)
+}

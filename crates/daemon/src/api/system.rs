@@ -1,0 +1,137 @@
+//! `/_ping`, `/version`, `/info`.
+
+use super::API_VERSION_STR;
+use crate::engine::Engine;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_api::models::{
+    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents,
+    SystemVersionPlatform,
+};
+use berth_api::version::{ENGINE_VERSION, MIN_API_VERSION};
+use std::sync::Arc;
+
+pub async fn ping() -> Response {
+    (
+        [
+            ("Cache-Control", "no-cache, no-store, must-revalidate"),
+            ("Pragma", "no-cache"),
+            ("Builder-Version", "1"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ],
+        "OK",
+    )
+        .into_response()
+}
+
+fn uname() -> nix::sys::utsname::UtsName {
+    // uname(2) cannot fail on Linux with a valid buffer, which nix provides.
+    nix::sys::utsname::uname().unwrap_or_else(|_| unreachable!("uname cannot fail"))
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+pub async fn version() -> Json<SystemVersion> {
+    let kernel = uname().release().to_string_lossy().to_string();
+    Json(SystemVersion {
+        platform: Some(SystemVersionPlatform { name: "berth".into() }),
+        components: Some(vec![SystemVersionComponents {
+            name: "Engine".into(),
+            version: ENGINE_VERSION.into(),
+            details: Some(
+                [
+                    ("ApiVersion".to_string(), API_VERSION_STR.to_string()),
+                    ("MinAPIVersion".to_string(), MIN_API_VERSION.to_string()),
+                    ("Os".to_string(), "linux".to_string()),
+                    ("Arch".to_string(), arch().to_string()),
+                ]
+                .into(),
+            ),
+        }]),
+        version: Some(ENGINE_VERSION.into()),
+        api_version: Some(API_VERSION_STR.into()),
+        min_api_version: Some(MIN_API_VERSION.to_string()),
+        git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into()),
+        go_version: Some("rust".into()),
+        os: Some("linux".into()),
+        arch: Some(arch().into()),
+        kernel_version: Some(kernel),
+        experimental: Some(false),
+        build_time: None,
+    })
+}
+
+/// `PRETTY_NAME` from /etc/os-release.
+fn operating_system() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse::<i64>().ok()
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
+    let counts = engine.container_counts();
+    let images = engine.images().await.map(|i| i.len() as i64).unwrap_or(0);
+    let u = uname();
+    let v2 = crate::engine::cgroup_version() == "2";
+    Json(SystemInfo {
+        id: Some(engine.daemon_id.clone()),
+        containers: Some(counts.total as i64),
+        containers_running: Some(counts.running as i64),
+        containers_paused: Some(0),
+        containers_stopped: Some(counts.stopped as i64),
+        images: Some(images),
+        driver: Some("overlay2".into()),
+        driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+        docker_root_dir: Some(engine.paths.data_root.display().to_string()),
+        memory_limit: Some(true),
+        swap_limit: Some(true),
+        cpu_cfs_period: Some(true),
+        cpu_cfs_quota: Some(true),
+        cpu_shares: Some(true),
+        cpu_set: Some(true),
+        pids_limit: Some(true),
+        ipv4_forwarding: Some(false),
+        debug: Some(false),
+        logging_driver: Some("json-file".into()),
+        cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
+        cgroup_version: Some(if v2 { SystemInfoCgroupVersionEnum::_2 } else { SystemInfoCgroupVersionEnum::_1 }),
+        kernel_version: Some(u.release().to_string_lossy().to_string()),
+        operating_system: Some(operating_system()),
+        os_type: Some("linux".into()),
+        architecture: Some(std::env::consts::ARCH.into()),
+        ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+        mem_total: Some(mem_total()),
+        name: Some(u.nodename().to_string_lossy().to_string()),
+        server_version: Some(ENGINE_VERSION.into()),
+        default_runtime: Some("berth-shim".into()),
+        live_restore_enabled: Some(true),
+        security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+        labels: Some(Vec::new()),
+        experimental_build: Some(false),
+        system_time: Some(crate::engine::now_rfc3339()),
+        ..Default::default()
+    })
+}

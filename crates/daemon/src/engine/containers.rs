@@ -1,0 +1,403 @@
+//! Container lifecycle: start, stop, kill, restart, remove, wait, and the exit monitor.
+
+use super::{blocking, create::now_rfc3339, lock, shim, user, Container, Engine, Error, Result};
+use crate::spec::{self, HostFeatures, SpecInput};
+use crate::state::{Record, Status};
+use berth_runtime::protocol::{ExitStatus, Mount as ShimMount, Request, ShimConfig, StartErrorKind, StartReport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default log rotation: Docker's json-file never rotates by default; berth does, so a
+/// chatty container cannot fill the disk.
+const LOG_MAX_SIZE: u64 = 20 << 20;
+const LOG_MAX_FILES: u32 = 2;
+
+/// `wait`'s `condition` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// `GET /containers/json` options.
+#[derive(Debug, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    /// Docker's filters: key → accepted values.
+    pub filters: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl Engine {
+    /// Starts a created or exited container.
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        match rec.state.status {
+            Status::Running => return Err(Error::NotModified),
+            Status::Removing | Status::Dead => {
+                return Err(Error::Conflict(format!("container {} is marked for removal and cannot be started", rec.id)))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        let id = rec.id.clone();
+        let started = self.launch(&c, &rec).await;
+        match started {
+            Ok(pid) => {
+                self.attach_waiting(&c).await;
+                let started_at = now_rfc3339();
+                if let Err(e) = shim::call(&self.paths.run_dir(&id), &Request::Start).await {
+                    // The shim reports the exit; the monitor below records it.
+                    tracing::warn!("start {id}: {e}");
+                }
+                let mut rec = c.snapshot();
+                rec.state.status = Status::Running;
+                rec.state.pid = pid as i64;
+                rec.state.started_at = started_at;
+                rec.state.error.clear();
+                rec.state.oom_killed = false;
+                rec.state.exit_code = 0;
+                self.commit(&c, rec)?;
+                self.clone().monitor(c.clone());
+                Ok(())
+            }
+            Err(e) => {
+                self.teardown_network(&id);
+                let mut rec = c.snapshot();
+                if let Error::StartFailed { message, not_found } = &e {
+                    rec.state.exit_code = if *not_found { 127 } else { 126 };
+                    rec.state.error = message.clone();
+                } else {
+                    rec.state.exit_code = 128;
+                    rec.state.error = e.to_string();
+                }
+                self.commit(&c, rec.clone())?;
+                if rec.host_config.auto_remove == Some(true) {
+                    drop(_op);
+                    let _ = self.remove(&id, true).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Prepares the bundle and network, and has a new shim create the container; returns
+    /// the init pid. The process does not run until the shim is told to start.
+    async fn launch(&self, c: &Container, rec: &Record) -> Result<i32> {
+        let id = rec.id.clone();
+        let run_dir = self.paths.run_dir(&id);
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(run_dir.join("bundle"))?;
+        let (store, image_id, key) = (self.store.clone(), rec.image_id.clone(), id.clone());
+        let mounts = blocking(move || {
+            let image = store.resolve(&image_id)?;
+            store.prepare_rootfs(&key, &image).map_err(Error::from)
+        })
+        .await?;
+        let user = user::resolve(rec.config.user.as_deref().unwrap_or(""), &user::layer_dirs(&mounts))
+            .map_err(|message| Error::StartFailed { message, not_found: false })?;
+        self.write_etc_files(rec)?;
+        let netns = self.paths.netns(&id);
+        let ns_path = netns.clone();
+        blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
+        let rootfs = run_dir.join("rootfs");
+        let spec = spec::build(&SpecInput {
+            id: &id,
+            config: &rec.config,
+            host_config: &rec.host_config,
+            args: &std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect::<Vec<_>>(),
+            user,
+            rootfs: &rootfs,
+            netns: &netns,
+            etc_dir: &self.paths.container_dir(&id),
+            host: host_features(),
+        })
+        .map_err(|e| Error::InvalidParameter(e.0))?;
+        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
+        let config = ShimConfig {
+            id: id.clone(),
+            bundle: run_dir.join("bundle"),
+            rootfs_mounts: mounts
+                .into_iter()
+                .map(|m| ShimMount { kind: m.kind, source: m.source, options: m.options })
+                .collect(),
+            runtime_root: self.paths.runtime_root(),
+            log_path: self.paths.log_path(&id),
+            log_max_size: LOG_MAX_SIZE,
+            log_max_files: LOG_MAX_FILES,
+            tty: rec.config.tty == Some(true),
+            open_stdin: rec.config.open_stdin == Some(true),
+            stdin_once: rec.config.stdin_once == Some(true),
+        };
+        let shim_binary = self.paths.shim_binary.clone();
+        let report = blocking(move || {
+            berth_runtime::write_config(&run_dir, &config).map_err(|e| Error::Internal(e.to_string()))?;
+            berth_runtime::spawn(&shim_binary, &run_dir).map_err(|e| Error::Internal(e.to_string()))
+        })
+        .await?;
+        let _ = c;
+        match report {
+            StartReport::Created { pid, .. } => Ok(pid),
+            StartReport::Failed { kind, message } => {
+                let message = format!("failed to create task for container: {message}: unknown");
+                Err(match kind {
+                    StartErrorKind::NotFound => Error::StartFailed { message, not_found: true },
+                    StartErrorKind::PermissionDenied => Error::StartFailed { message, not_found: false },
+                    StartErrorKind::Other => Error::Internal(message),
+                })
+            }
+        }
+    }
+
+    /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf.
+    fn write_etc_files(&self, rec: &Record) -> Result<()> {
+        let dir = self.paths.container_dir(&rec.id);
+        let hostname = spec::hostname(&rec.id, &rec.config);
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        std::fs::write(
+            dir.join("hosts"),
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            ),
+        )?;
+        // Loopback resolvers of the host are unreachable from the container's namespace.
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv: String = host_resolv
+            .lines()
+            .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(dir.join("resolv.conf"), resolv)?;
+        Ok(())
+    }
+
+    fn teardown_network(&self, id: &str) {
+        if let Err(e) = berth_net::remove_netns(&self.paths.netns(id)) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Watches a running container's shim until the container exits, then records it.
+    pub(super) fn monitor(self: Arc<Self>, c: Arc<Container>) {
+        tokio::spawn(async move {
+            let id = c.id();
+            let dir = self.paths.run_dir(&id);
+            let status = match shim::wait(&dir).await {
+                Ok(status) => status,
+                // The shim is gone; it leaves its verdict on disk when it can.
+                Err(e) => berth_runtime::read_exit(&dir).unwrap_or_else(|| {
+                    tracing::warn!("container {id}: shim lost ({e}); marking exited");
+                    ExitStatus { exit_code: 255, oom_killed: false, started_at: String::new(), finished_at: now_rfc3339() }
+                }),
+            };
+            self.exited(&c, status).await;
+        });
+    }
+
+    /// Records an exit and cleans up what only a running container needs.
+    pub(super) async fn exited(self: &Arc<Self>, c: &Arc<Container>, status: ExitStatus) {
+        let id = c.id();
+        self.teardown_network(&id);
+        self.attach_closed(c);
+        let mut rec = c.snapshot();
+        rec.state.status = Status::Exited;
+        rec.state.pid = 0;
+        rec.state.exit_code = status.exit_code as i64;
+        rec.state.oom_killed = status.oom_killed;
+        rec.state.finished_at = if status.finished_at.is_empty() { now_rfc3339() } else { status.finished_at };
+        if let Err(e) = self.commit(c, rec.clone()) {
+            tracing::error!("recording exit of {id}: {e}");
+        }
+        c.events.send_modify(|l| l.exits += 1);
+        tracing::info!("container {id} exited with {}", status.exit_code);
+        if rec.host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove(&id, true).await {
+                tracing::warn!("auto-remove {id}: {e}");
+            }
+        }
+    }
+
+    /// Sends a signal; `None` means SIGKILL.
+    pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.container(name)?;
+        let signal = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s).ok_or_else(|| Error::InvalidParameter(format!("Invalid signal: {s}")))?,
+            None => libc::SIGKILL,
+        };
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running {
+            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        shim::call(&self.paths.run_dir(&rec.id), &Request::Kill { signal }).await
+    }
+
+    /// Stops with the stop signal, then SIGKILL after `timeout` seconds.
+    pub async fn stop(&self, name: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, timeout).await
+    }
+
+    async fn stop_locked(&self, c: &Container, timeout: Option<i64>) -> Result<()> {
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running {
+            return Err(Error::NotModified);
+        }
+        let dir = self.paths.run_dir(&rec.id);
+        let signal = rec.config.stop_signal.as_deref().and_then(parse_signal).unwrap_or(libc::SIGTERM);
+        let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0) as u64;
+        let mut events = c.events.subscribe();
+        let _ = shim::call(&dir, &Request::Kill { signal }).await;
+        let stopped =
+            tokio::time::timeout(Duration::from_secs(grace), events.wait_for(|l| !l.running)).await.is_ok();
+        if !stopped {
+            let _ = shim::call(&dir, &Request::Kill { signal: libc::SIGKILL }).await;
+            let _ = events.wait_for(|l| !l.running).await;
+        }
+        Ok(())
+    }
+
+    pub async fn restart(self: &Arc<Self>, name: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.container(name)?;
+        {
+            let _op = c.op.lock().await;
+            match self.stop_locked(&c, timeout).await {
+                Ok(()) | Err(Error::NotModified) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.start(&c.id()).await
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        let id = rec.id.clone();
+        if rec.state.status == Status::Running {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            let mut events = c.events.subscribe();
+            shim::call(&self.paths.run_dir(&id), &Request::Kill { signal: libc::SIGKILL }).await?;
+            let _ = events.wait_for(|l| !l.running).await;
+        }
+        let mut rec = c.snapshot();
+        rec.state.status = Status::Removing;
+        self.commit(&c, rec)?;
+        self.purge(&id).await?;
+        self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        c.events.send_modify(|l| l.removed = true);
+        tracing::info!("removed container {id}");
+        Ok(())
+    }
+
+    /// Deletes everything a container owns; the record goes last so a crash mid-way is
+    /// finished at the next start-up.
+    pub(super) async fn purge(&self, id: &str) -> Result<()> {
+        self.teardown_network(id);
+        let (store, key) = (self.store.clone(), id.to_string());
+        blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;
+        for dir in [self.paths.run_dir(id), self.paths.container_dir(id)] {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        self.records.delete(id)?;
+        Ok(())
+    }
+
+    /// Blocks until the condition holds; returns the exit code.
+    pub async fn wait(&self, name: &str, condition: WaitCondition) -> Result<i64> {
+        let c = self.container(name)?;
+        let mut events = c.events.subscribe();
+        let start = *events.borrow();
+        let done = match condition {
+            WaitCondition::NotRunning => events.wait_for(|l| !l.running || l.removed).await.map(|l| l.exit_code),
+            WaitCondition::NextExit => {
+                events.wait_for(|l| l.exits > start.exits || l.removed).await.map(|l| l.exit_code)
+            }
+            WaitCondition::Removed => events.wait_for(|l| l.removed).await.map(|l| l.exit_code),
+        };
+        // A dropped sender means the container was removed: its last code stands.
+        let code = match done {
+            Ok(code) => code,
+            Err(_) => lock(&c.rec).state.exit_code,
+        };
+        Ok(code)
+    }
+}
+
+/// What this host's cgroups offer.
+fn host_features() -> HostFeatures {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok()
+        && std::path::Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists()
+        && !std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    HostFeatures { swap_accounting: v1 || v2 }
+}
+
+/// `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return None,
+    };
+    Some(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_signals_like_docker() {
+        assert_eq!(parse_signal("SIGTERM"), Some(15));
+        assert_eq!(parse_signal("kill"), Some(9));
+        assert_eq!(parse_signal("1"), Some(1));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+}

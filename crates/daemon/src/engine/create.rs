@@ -1,0 +1,164 @@
+//! `create`: validates the request, merges it with the image's config, prepares the
+//! container's root filesystem, and saves the record. On any error nothing is left behind.
+
+use super::{blocking, names, Container, Engine, Error, Result};
+use crate::state::{Record, RunState};
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use berth_store::{Image, Reference};
+use rand::RngCore;
+
+impl Engine {
+    /// Creates a container; returns its ID and warnings.
+    pub async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> Result<(String, Vec<String>)> {
+        let image_name = body.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+            Error::InvalidParameter("config cannot be empty in order to create a container".into())
+        })?;
+        let host_config = body.host_config.clone().unwrap_or_default();
+        validate_host_config(&host_config)?;
+        let store = self.store.clone();
+        let lookup = image_name.clone();
+        let image = blocking(move || store.resolve(&lookup).map_err(Error::from)).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound(format!("No such image: {}", display_ref(&image_name))),
+            other => other,
+        })?;
+        let config = merge_config(body, &image);
+        let args: Vec<String> =
+            config.entrypoint.iter().flatten().chain(config.cmd.iter().flatten()).cloned().collect();
+        let Some((path, rest)) = args.split_first() else {
+            return Err(Error::InvalidParameter("No command specified".into()));
+        };
+
+        let id = new_id();
+        let container = Container::new(Record {
+            id: id.clone(),
+            name: String::new(),
+            created: now_rfc3339(),
+            image: image_name,
+            image_id: image.id.clone(),
+            config,
+            host_config,
+            path: path.clone(),
+            args: rest.to_vec(),
+            state: RunState::default(),
+            restart_count: 0,
+        });
+        // The name is claimed under the table's write lock so two creates cannot both take it.
+        let name = {
+            let mut all = self.containers.write().unwrap_or_else(|p| p.into_inner());
+            let taken = |n: &str| all.values().find(|c| super::lock(&c.rec).name == n).map(|c| c.id());
+            let name = match name.filter(|n| !n.is_empty()) {
+                Some(n) => {
+                    let n = names::validate(&n).map_err(Error::InvalidParameter)?;
+                    if let Some(other) = taken(&n) {
+                        return Err(Error::Conflict(format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n
+                }
+                None => (0..).map(names::random).find(|n| taken(n).is_none()).unwrap_or_else(|| id.clone()),
+            };
+            super::lock(&container.rec).name = name.clone();
+            all.insert(id.clone(), container.clone());
+            name
+        };
+        if let Err(e) = self.materialize(&container, &image).await {
+            self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            let _ = self.store.remove_rootfs(&id);
+            let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
+            return Err(e);
+        }
+        tracing::info!("created container {id} ({name})");
+        Ok((id, Vec::new()))
+    }
+
+    /// Makes the container's files and saves its record (the record last: a crash before it
+    /// leaves only files that start-up cleans as orphans).
+    async fn materialize(&self, c: &Container, image: &Image) -> Result<()> {
+        let rec = c.snapshot();
+        std::fs::create_dir_all(self.paths.container_dir(&rec.id))?;
+        let (store, id, image) = (self.store.clone(), rec.id.clone(), image.clone());
+        blocking(move || store.prepare_rootfs(&id, &image).map(drop).map_err(Error::from)).await?;
+        self.records.save(&rec)?;
+        Ok(())
+    }
+}
+
+/// `busybox` → `busybox:latest`, as Docker names a missing image.
+fn display_ref(name: &str) -> String {
+    match Reference::parse(name) {
+        Ok(r) if r.digest().is_none() => r.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// Rejects host settings Docker rejects at create time.
+fn validate_host_config(hc: &HostConfig) -> Result<()> {
+    crate::spec::validate_resources(hc).map_err(|e| Error::InvalidParameter(e.0))?;
+    if let Some(mode) = hc.network_mode.as_deref() {
+        if !matches!(mode, "" | "default" | "none" | "bridge") {
+            return Err(Error::InvalidParameter(format!(
+                "network {mode} not found (only the default, isolated network is available yet)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The effective config: the request, with the image's values where the request has none.
+fn merge_config(body: ContainerCreateBody, image: &Image) -> ContainerConfig {
+    let defaults = image.config.config().clone().unwrap_or_default();
+    let mut env: Vec<String> = defaults.env().clone().unwrap_or_default();
+    for kv in body.env.iter().flatten() {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    // As Docker: an entrypoint given at create time drops the image's CMD too.
+    let (entrypoint, cmd) = match (&body.entrypoint, &body.cmd) {
+        (Some(ep), cmd) => (
+            Some(ep.iter().filter(|a| !a.is_empty()).cloned().collect::<Vec<_>>()),
+            cmd.clone(),
+        ),
+        (None, Some(cmd)) if !cmd.is_empty() => (defaults.entrypoint().clone(), Some(cmd.clone())),
+        (None, _) => (defaults.entrypoint().clone(), defaults.cmd().clone()),
+    };
+    let mut labels = defaults.labels().clone().unwrap_or_default();
+    labels.extend(body.labels.clone().unwrap_or_default());
+    let pick = |given: &Option<String>, image: &Option<String>| {
+        given.clone().filter(|s| !s.is_empty()).or_else(|| image.clone())
+    };
+    ContainerConfig {
+        hostname: body.hostname.clone(),
+        domainname: body.domainname.clone(),
+        user: pick(&body.user, defaults.user()).or(Some(String::new())),
+        attach_stdin: body.attach_stdin,
+        attach_stdout: body.attach_stdout,
+        attach_stderr: body.attach_stderr,
+        exposed_ports: body.exposed_ports.clone().or_else(|| defaults.exposed_ports().clone()),
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        stdin_once: body.stdin_once,
+        env: Some(env),
+        cmd,
+        image: body.image.clone(),
+        volumes: body.volumes.clone().or_else(|| defaults.volumes().clone()),
+        working_dir: pick(&body.working_dir, defaults.working_dir()).or(Some(String::new())),
+        entrypoint,
+        labels: Some(labels),
+        stop_signal: pick(&body.stop_signal, defaults.stop_signal()),
+        stop_timeout: body.stop_timeout,
+        ..Default::default()
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Now, as Docker writes times: RFC 3339 with nanoseconds, UTC.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

@@ -1,0 +1,46 @@
+//! `ps`: listing containers with Docker's filters.
+
+use super::{lock, Engine, Error, ListOptions, Result};
+use crate::state::{Record, Status};
+
+/// Filter keys berth understands; others are refused as Docker refuses them.
+const FILTERS: &[&str] = &["id", "name", "status", "label", "exited", "ancestor"];
+
+impl Engine {
+    /// Containers matching `opts`, newest first.
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<Record>> {
+        if let Some(bad) = opts.filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
+            return Err(Error::InvalidParameter(format!("invalid filter '{bad}'")));
+        }
+        let mut records: Vec<Record> = self.all_containers().iter().map(|c| lock(&c.rec).clone()).collect();
+        let status_filtered = opts.filters.contains_key("status") || opts.filters.contains_key("exited");
+        records.retain(|r| (opts.all || status_filtered || r.state.status == Status::Running) && matches(r, opts));
+        records.sort_by(|a, b| b.created.cmp(&a.created));
+        if let Some(limit) = opts.limit {
+            records.truncate(limit);
+        }
+        Ok(records)
+    }
+}
+
+/// Whether a record passes every filter (values of one key are alternatives).
+fn matches(r: &Record, opts: &ListOptions) -> bool {
+    opts.filters.iter().all(|(key, values)| {
+        values.is_empty()
+            || values.iter().any(|v| match key.as_str() {
+                "id" => r.id.starts_with(v.as_str()),
+                "name" => r.name.contains(v.trim_start_matches('/')),
+                "status" => r.state.status.as_str() == v,
+                "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
+                "ancestor" => r.image == *v || r.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")),
+                "label" => {
+                    let labels = r.config.labels.clone().unwrap_or_default();
+                    match v.split_once('=') {
+                        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                        None => labels.contains_key(v.as_str()),
+                    }
+                }
+                _ => false,
+            })
+    })
+}

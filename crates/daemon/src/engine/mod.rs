@@ -1,0 +1,242 @@
+//! The engine: the one entry point for everything berthd does. The API layer turns HTTP
+//! into calls here and results back into HTTP; nothing here knows about HTTP.
+
+mod attach;
+mod changes;
+mod containers;
+mod create;
+mod images;
+mod list;
+mod logs;
+mod names;
+mod restore;
+mod shim;
+mod system;
+mod user;
+
+pub use attach::AttachStreams;
+pub use containers::{ListOptions, WaitCondition};
+pub use create::now_rfc3339;
+pub use images::ImportRequest;
+pub use system::cgroup_version;
+
+use crate::state::{Record, Records};
+use berth_store::Store;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Where berthd keeps things.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth-shim` binary: beside berthd's own executable, else on PATH.
+    pub shim_binary: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_root: &Path, exec_root: &Path) -> anyhow::Result<Paths> {
+        let beside_us = std::env::current_exe()?.with_file_name("berth-shim");
+        let shim_binary = if beside_us.exists() { beside_us } else { PathBuf::from("berth-shim") };
+        Ok(Paths { data_root: data_root.into(), exec_root: exec_root.into(), shim_binary })
+    }
+
+    /// Persistent per-container files: logs, /etc/hosts and friends.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.data_root.join("containers").join(id)
+    }
+
+    /// The shim's state dir: its socket, pid and exit files; the bundle and rootfs mountpoint.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+
+    pub fn netns(&self, id: &str) -> PathBuf {
+        self.exec_root.join("netns").join(id)
+    }
+
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+}
+
+/// Engine errors; `api/error.rs` maps each kind to its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The request asked for the state the container is already in (HTTP 304).
+    #[error("not modified")]
+    NotModified,
+    /// The container process could not be started; carries Docker's exit-code class.
+    #[error("{message}")]
+    StartFailed { message: String, not_found: bool },
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<crate::state::DbError> for Error {
+    fn from(e: crate::state::DbError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<berth_store::Error> for Error {
+    fn from(e: berth_store::Error) -> Self {
+        use berth_store::Error as S;
+        match e {
+            S::ImageNotFound(_) => Error::NotFound(e.to_string()),
+            S::InvalidReference(_) => Error::InvalidParameter(e.to_string()),
+            S::Conflict(_) => Error::Conflict(e.to_string()),
+            S::InvalidArchive(_) => Error::InvalidParameter(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Internal(format!("background task failed: {e}"))
+    }
+}
+
+/// One container as the engine holds it in memory.
+pub struct Container {
+    /// The record; short critical sections only, never held across an await.
+    pub rec: Mutex<Record>,
+    /// Serialises lifecycle operations (start, stop, kill, remove) on this container.
+    op: tokio::sync::Mutex<()>,
+    /// Published on every state change; waiters and log followers watch it.
+    events: tokio::sync::watch::Sender<Lifecycle>,
+    /// Attach connections made before start; handed to the shim when it starts.
+    attach: Mutex<attach::AttachQueue>,
+}
+
+/// What waiters need to know about a container's lifecycle.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lifecycle {
+    pub running: bool,
+    /// How many times the container has exited since berthd loaded it.
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+impl Container {
+    fn new(rec: Record) -> Arc<Container> {
+        let running = rec.state.status == crate::state::Status::Running;
+        let exit_code = rec.state.exit_code;
+        Arc::new(Container {
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            events: tokio::sync::watch::channel(Lifecycle { running, exit_code, ..Default::default() }).0,
+            attach: Mutex::new(attach::AttachQueue::default()),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> Record {
+        lock(&self.rec).clone()
+    }
+
+    pub fn id(&self) -> String {
+        lock(&self.rec).id.clone()
+    }
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it: the record is
+/// always left whole by our updates, so the data is still good.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The engine.
+pub struct Engine {
+    pub paths: Paths,
+    pub store: Arc<Store>,
+    records: Records,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Daemon-wide identity reported by `/info`.
+    pub daemon_id: String,
+}
+
+impl Engine {
+    /// Opens (or creates) the data root and loads every container record.
+    pub fn open(paths: Paths) -> anyhow::Result<Engine> {
+        for dir in [paths.data_root.join("containers"), paths.exec_root.join("containers")] {
+            std::fs::create_dir_all(&dir)?;
+        }
+        std::fs::set_permissions(&paths.data_root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        let db = Arc::new(redb::Database::create(paths.data_root.join("berth.db"))?);
+        let store = Arc::new(Store::open(&paths.data_root, db.clone())?);
+        let records = Records::new(db)?;
+        let daemon_id = system::daemon_id(&paths.data_root)?;
+        let containers = records
+            .load_all()?
+            .into_iter()
+            .map(|rec| (rec.id.clone(), Container::new(rec)))
+            .collect();
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), daemon_id })
+    }
+
+    /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
+    pub fn container(&self, name: &str) -> Result<Arc<Container>> {
+        let all = self.containers.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = all.get(name) {
+            return Ok(c.clone());
+        }
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        if let Some(c) = all.values().find(|c| lock(&c.rec).name == bare) {
+            return Ok(c.clone());
+        }
+        let mut by_prefix = all.iter().filter(|(id, _)| !name.is_empty() && id.starts_with(name));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some((_, c)), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::NotFound(format!(
+                "Multiple IDs found with provided prefix: {name}"
+            ))),
+            _ => Err(Error::NotFound(format!("No such container: {name}"))),
+        }
+    }
+
+    fn all_containers(&self) -> Vec<Arc<Container>> {
+        self.containers.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Saves `rec` as the container's record, in memory and on disk.
+    fn commit(&self, c: &Container, rec: Record) -> Result<()> {
+        self.records.save(&rec)?;
+        let lifecycle = {
+            let mut current = lock(&c.rec);
+            *current = rec;
+            (current.state.status == crate::state::Status::Running, current.state.exit_code)
+        };
+        c.events.send_modify(|l| {
+            l.running = lifecycle.0;
+            l.exit_code = lifecycle.1;
+        });
+        Ok(())
+    }
+}
+
+/// Runs blocking work (store, shim spawn) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}

@@ -1,0 +1,55 @@
+//! The daemon's async side of the shim protocol (`berth_runtime::protocol`): one request
+//! line per connection, then a reply line or a stream.
+
+use super::{Error, Result};
+use berth_runtime::protocol::{ExitStatus, Request};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Connects to the shim in `state_dir`, sends `req`, and returns the stream positioned after
+/// the reply line, with that line.
+pub async fn request(state_dir: &Path, req: &Request) -> Result<(BufReader<UnixStream>, String)> {
+    let sock = state_dir.join("shim.sock");
+    let stream = UnixStream::connect(&sock)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot reach the container's shim: {e}")))?;
+    let mut stream = BufReader::new(stream);
+    let mut line = serde_json::to_vec(req).map_err(|e| Error::Internal(e.to_string()))?;
+    line.push(b'\n');
+    stream.get_mut().write_all(&line).await?;
+    let mut reply = String::new();
+    stream.read_line(&mut reply).await?;
+    if reply.is_empty() {
+        return Err(Error::Internal("the container's shim closed the connection".into()));
+    }
+    Ok((stream, reply))
+}
+
+#[derive(serde::Deserialize)]
+struct Ack {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Sends a request answered by `{"ok":…}`.
+pub async fn call(state_dir: &Path, req: &Request) -> Result<()> {
+    let (_, reply) = request(state_dir, req).await?;
+    let ack: Ack = serde_json::from_str(&reply).map_err(|e| Error::Internal(format!("shim reply: {e}")))?;
+    match ack {
+        Ack { ok: true, .. } => Ok(()),
+        Ack { error, .. } => Err(Error::Internal(error.unwrap_or_else(|| "shim refused".into()))),
+    }
+}
+
+/// Waits for the container to exit.
+pub async fn wait(state_dir: &Path) -> Result<ExitStatus> {
+    let (_, reply) = request(state_dir, &Request::Wait).await?;
+    serde_json::from_str(&reply).map_err(|e| Error::Internal(format!("shim exit reply: {e}")))
+}
+
+/// Whether a shim is alive and answering in `state_dir`.
+pub async fn alive(state_dir: &Path) -> bool {
+    request(state_dir, &Request::State).await.is_ok()
+}

@@ -1,0 +1,132 @@
+//! Resolves `--user` (`name`, `uid`, `name:group`, `uid:gid`) against the container's own
+//! /etc/passwd and /etc/group, read from the rootfs layers without mounting them.
+
+use crate::spec::ProcessUser;
+use std::path::{Path, PathBuf};
+
+/// The directories of an overlay rootfs, topmost first (upper, then lowers).
+pub fn layer_dirs(mounts: &[berth_store::Mount]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for m in mounts {
+        for opt in &m.options {
+            if let Some(upper) = opt.strip_prefix("upperdir=") {
+                dirs.insert(0, PathBuf::from(upper));
+            } else if let Some(lowers) = opt.strip_prefix("lowerdir=") {
+                dirs.extend(lowers.split(':').map(PathBuf::from));
+            }
+        }
+    }
+    dirs
+}
+
+/// Reads `etc/<file>` from the topmost layer that has it. Refuses symlinks: a hostile image
+/// could point them at the host's files.
+fn read_etc(dirs: &[PathBuf], file: &str) -> Option<String> {
+    for dir in dirs {
+        let path = dir.join("etc").join(file);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_file() => return std::fs::read_to_string(path).ok(),
+            Ok(_) => return None,
+            Err(_) => {
+                if is_whiteout(dir, file) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn is_whiteout(dir: &Path, file: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(dir.join("etc").join(file))
+        .map(|m| m.file_type().is_char_device())
+        .unwrap_or(false)
+}
+
+/// Finds `name` (or a numeric id) in a passwd/group-format file: (id, primary gid).
+fn find_entry(content: &str, name: &str) -> Option<(u32, u32)> {
+    content.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 3 {
+            return None;
+        }
+        let id: u32 = fields[2].parse().ok()?;
+        if fields[0] != name && fields[2] != name {
+            return None;
+        }
+        let gid = fields.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+        Some((id, gid))
+    })
+}
+
+/// Supplementary groups that list `user` as a member.
+fn member_groups(content: &str, user: &str) -> Vec<u32> {
+    content
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let members = fields.get(3)?;
+            members.split(',').any(|m| m == user).then(|| fields[2].parse().ok())?
+        })
+        .collect()
+}
+
+/// Resolves a `--user` value. Empty means root.
+pub fn resolve(spec: &str, dirs: &[PathBuf]) -> Result<ProcessUser, String> {
+    if spec.is_empty() {
+        return Ok(ProcessUser::default());
+    }
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = read_etc(dirs, "passwd").unwrap_or_default();
+    let (uid, mut gid, name) = match (user.parse::<u32>(), find_entry(&passwd, user)) {
+        (_, Some((uid, gid))) => (uid, gid, passwd_name(&passwd, uid)),
+        (Ok(uid), None) => (uid, 0, None),
+        (Err(_), None) => {
+            return Err(format!("unable to find user {user}: no matching entries in passwd file"))
+        }
+    };
+    let groups = read_etc(dirs, "group").unwrap_or_default();
+    if let Some(group) = group {
+        gid = match (group.parse::<u32>(), find_entry(&groups, group)) {
+            (_, Some((g, _))) => g,
+            (Ok(g), None) => g,
+            (Err(_), None) => {
+                return Err(format!("unable to find group {group}: no matching entries in group file"))
+            }
+        };
+    }
+    let additional_gids = name.map(|n| member_groups(&groups, &n)).unwrap_or_default();
+    Ok(ProcessUser { uid, gid, additional_gids })
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)?.parse::<u32>().ok()? == uid).then(|| fields[0].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_names_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\n").unwrap();
+        let dirs = vec![dir.path().to_path_buf()];
+        assert_eq!(resolve("", &dirs).unwrap(), ProcessUser::default());
+        let nobody = resolve("nobody", &dirs).unwrap();
+        assert_eq!((nobody.uid, nobody.gid, nobody.additional_gids), (65534, 65534, vec![10]));
+        assert_eq!(resolve("1000:1000", &dirs).unwrap().uid, 1000);
+        assert_eq!(resolve("nobody:wheel", &dirs).unwrap().gid, 10);
+        let err = resolve("ghost", &dirs).unwrap_err();
+        assert_eq!(err, "unable to find user ghost: no matching entries in passwd file");
+    }
+}

@@ -1,0 +1,3 @@
+//! Container output after the fact: reading json-file logs.
+
+pub mod logs;

@@ -1,0 +1,523 @@
+//! Image records in redb, and the image operations: import, resolve, list, tag, untag, delete.
+//!
+//! Tables (all owned by the store, prefixed so they can share the daemon's database):
+//! - `images_v1`: image id → ImageRecord (JSON);
+//! - `images_tags_v1`: full reference ("docker.io/library/busybox:latest") → image id;
+//! - `layers_v1`: chain id → LayerRecord (JSON); one row per unpacked snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, Cursor, Read};
+
+use flate2::bufread::MultiGzDecoder;
+use oci_spec::image::{
+    Arch, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
+};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::content::TeeReader;
+use crate::digest::{is_lower_hex, sha256_of, SHA256_PREFIX};
+use crate::error::Error;
+use crate::unpack::{unpack, BUF_SIZE};
+use crate::{Image, ImportOptions, Reference, Store};
+
+const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images_v1");
+const TAGS: TableDefinition<&str, &str> = TableDefinition::new("images_tags_v1");
+const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers_v1");
+
+/// What the database keeps about an image; the config itself is the blob named by the id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageRecord {
+    created: i64,
+    /// Layer chain ids, bottom first.
+    chain_ids: Vec<String>,
+    size: u64,
+    #[serde(default)]
+    repo_digests: Vec<String>,
+}
+
+/// One unpacked layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerRecord {
+    diff_id: String,
+    parent: Option<String>,
+    /// Unpacked content size.
+    size: u64,
+    /// Size of the uncompressed tar blob.
+    tar_size: u64,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+/// GOARCH name of the host, as image configs spell it.
+fn host_arch() -> Arch {
+    Arch::from(match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    })
+}
+
+/// What the first bytes of an import stream say it is.
+enum Compression {
+    None,
+    Gzip,
+}
+
+fn sniff(head: &[u8]) -> Result<Compression, Error> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Compression::Gzip)
+    } else if head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+    {
+        Err(Error::InvalidArchive(
+            "unsupported compression (use gzip or none)".into(),
+        ))
+    } else {
+        Ok(Compression::None)
+    }
+}
+
+impl Store {
+    pub(crate) fn init_tables(&self) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(IMAGES)?;
+            txn.open_table(TAGS)?;
+            txn.open_table(LAYERS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops layer rows no image uses, then every blob and snapshot no row names.
+    pub(crate) fn collect_garbage(&self) -> Result<(), Error> {
+        let _g = self.lock();
+        let txn = self.db.begin_write()?;
+        let (blobs, chains) = {
+            let images = txn.open_table(IMAGES)?;
+            let mut layers = txn.open_table(LAYERS)?;
+            let mut blobs = HashSet::new();
+            let mut used = HashSet::new();
+            for item in images.iter()? {
+                let (k, v) = item?;
+                blobs.insert(k.value().to_string());
+                let rec: ImageRecord = decode("image record", v.value())?;
+                used.extend(rec.chain_ids);
+            }
+            let mut chains = HashSet::new();
+            let mut stale = Vec::new();
+            for item in layers.iter()? {
+                let (k, v) = item?;
+                let k = k.value().to_string();
+                if used.contains(&k) {
+                    let rec: LayerRecord = decode("layer record", v.value())?;
+                    blobs.insert(rec.diff_id);
+                    chains.insert(k);
+                } else {
+                    stale.push(k);
+                }
+            }
+            for k in stale {
+                layers.remove(k.as_str())?;
+            }
+            (blobs, chains)
+        };
+        txn.commit()?;
+        let b = self.content.gc(|d| blobs.contains(d))?;
+        let s = self.snapshots.gc(|c| chains.contains(c))?;
+        if b + s > 0 {
+            tracing::info!(
+                blobs = b,
+                snapshots = s,
+                "removed leftovers of interrupted operations"
+            );
+        }
+        Ok(())
+    }
+
+    /// `docker import`: one layer from a plain or gzip'd tarball, plus a fresh config.
+    pub fn import(&self, tar: &mut dyn Read, opts: ImportOptions) -> Result<Image, Error> {
+        if let Some(t) = &opts.tag {
+            check_taggable(t)?;
+        }
+        // Peek the magic without a BufReader, which can't guarantee two bytes from a pipe.
+        let mut head = [0u8; 6];
+        let mut n = 0;
+        while n < head.len() {
+            match tar.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        if n == 0 {
+            return Err(Error::InvalidArchive("empty archive".into()));
+        }
+        let raw = BufReader::with_capacity(BUF_SIZE, Cursor::new(&head[..n]).chain(tar));
+        let decoded: Box<dyn Read + '_> = match sniff(&head[..n])? {
+            Compression::Gzip => Box::new(MultiGzDecoder::new(raw)),
+            Compression::None => Box::new(raw),
+        };
+
+        // One pass: the tee stores the uncompressed tar while unpack consumes it.
+        let blob = self.content.writer()?;
+        let mut tee = BufReader::with_capacity(
+            BUF_SIZE,
+            TeeReader {
+                inner: decoded,
+                blob,
+            },
+        );
+        let tmp = self.snapshots.temp()?;
+        let unpacked = unpack(&mut tee, tmp.path())?;
+        // Bytes after the end-of-archive marker are still part of the blob the digest covers.
+        io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::InvalidArchive(e.to_string()))?;
+        let pending = tee.into_inner().blob.finish()?;
+        let diff_id = pending.digest.clone();
+        let chain_id = diff_id.clone();
+
+        let now = chrono::Utc::now();
+        let created = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let comment = opts
+            .message
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "Imported from -".to_string());
+        let oci = |e: oci_spec::OciSpecError| Error::Corrupt(e.to_string());
+        let history = HistoryBuilder::default()
+            .created(created.clone())
+            .created_by(String::new())
+            .comment(comment)
+            .build()
+            .map_err(oci)?;
+        let rootfs = RootFsBuilder::default()
+            .typ("layers")
+            .diff_ids(vec![diff_id.clone()])
+            .build()
+            .map_err(oci)?;
+        let config = ImageConfigurationBuilder::default()
+            .created(created)
+            .architecture(host_arch())
+            .os(Os::Linux)
+            .config(opts.config)
+            .rootfs(rootfs)
+            .history(vec![history])
+            .build()
+            .map_err(oci)?;
+        let config_bytes = encode(&config)?;
+        let id = sha256_of(&config_bytes);
+        let record = ImageRecord {
+            created: now.timestamp(),
+            chain_ids: vec![chain_id.clone()],
+            size: unpacked.size,
+            repo_digests: Vec::new(),
+        };
+        let layer = LayerRecord {
+            diff_id: diff_id.clone(),
+            parent: None,
+            size: unpacked.size,
+            tar_size: pending.size,
+        };
+
+        {
+            let _g = self.lock();
+            pending.commit()?;
+            self.snapshots.commit(tmp, &chain_id)?;
+            self.content.write_all(&config_bytes)?;
+            let txn = self.db.begin_write()?;
+            {
+                let mut layers = txn.open_table(LAYERS)?;
+                if layers.get(chain_id.as_str())?.is_none() {
+                    layers.insert(chain_id.as_str(), encode(&layer)?.as_slice())?;
+                }
+                let mut images = txn.open_table(IMAGES)?;
+                images.insert(id.as_str(), encode(&record)?.as_slice())?;
+                if let Some(t) = &opts.tag {
+                    let mut tags = txn.open_table(TAGS)?;
+                    tags.insert(t.full().as_str(), id.as_str())?;
+                }
+            }
+            txn.commit()?;
+        }
+        let txn = self.db.begin_read()?;
+        self.load(&txn, &id)?
+            .ok_or_else(|| Error::ImageNotFound(id.clone()))
+    }
+
+    /// Finds an image by id (full, short, with or without "sha256:") or by reference.
+    pub fn resolve(&self, name: &str) -> Result<Image, Error> {
+        let not_found = || Error::ImageNotFound(name.to_string());
+        let txn = self.db.begin_read()?;
+        if let Some(hex) = name.strip_prefix(SHA256_PREFIX) {
+            let id = self.find_id(&txn, hex)?.ok_or_else(not_found)?;
+            return self.load(&txn, &id)?.ok_or_else(not_found);
+        }
+        if name.len() == 64 && is_lower_hex(name) {
+            let id = self.find_id(&txn, name)?.ok_or_else(not_found)?;
+            return self.load(&txn, &id)?.ok_or_else(not_found);
+        }
+        // A tag wins over a short id that happens to spell the same ("abc" the repo vs abc… the id).
+        if let Ok(r) = Reference::parse(name) {
+            if let Some(id) = self.lookup_ref(&txn, &r)? {
+                if let Some(img) = self.load(&txn, &id)? {
+                    return Ok(img);
+                }
+            }
+        }
+        if is_lower_hex(name) {
+            if let Some(id) = self.find_id(&txn, name)? {
+                return self.load(&txn, &id)?.ok_or_else(not_found);
+            }
+        }
+        Err(not_found())
+    }
+
+    /// Every image, newest first.
+    pub fn list(&self) -> Result<Vec<Image>, Error> {
+        let txn = self.db.begin_read()?;
+        let mut tags_by_id: HashMap<String, Vec<String>> = HashMap::new();
+        for item in txn.open_table(TAGS)?.iter()? {
+            let (k, v) = item?;
+            tags_by_id
+                .entry(v.value().to_string())
+                .or_default()
+                .push(familiar(k.value()));
+        }
+        let images = txn.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for item in images.iter()? {
+            let (k, v) = item?;
+            let id = k.value().to_string();
+            let rec: ImageRecord = decode("image record", v.value())?;
+            let mut tags = tags_by_id.remove(&id).unwrap_or_default();
+            tags.sort();
+            out.push(self.build_image(id, rec, tags)?);
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Points `reference` at the image (moving it if it pointed elsewhere).
+    pub fn tag(&self, image_id: &str, reference: &Reference) -> Result<(), Error> {
+        check_taggable(reference)?;
+        let id = self.resolve(image_id)?.id;
+        let _g = self.lock();
+        let txn = self.db.begin_write()?;
+        {
+            // The image may have been deleted since resolve; check inside the transaction.
+            if txn.open_table(IMAGES)?.get(id.as_str())?.is_none() {
+                return Err(Error::ImageNotFound(image_id.to_string()));
+            }
+            txn.open_table(TAGS)?
+                .insert(reference.full().as_str(), id.as_str())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes a tag; returns the image it pointed to (as it is after the removal).
+    pub fn untag(&self, reference: &Reference) -> Result<Image, Error> {
+        let id = {
+            let _g = self.lock();
+            let txn = self.db.begin_write()?;
+            let id = {
+                let mut tags = txn.open_table(TAGS)?;
+                let removed = tags.remove(reference.full().as_str())?;
+                removed.map(|g| g.value().to_string())
+            };
+            let Some(id) = id else {
+                return Err(Error::ImageNotFound(reference.familiar()));
+            };
+            txn.commit()?;
+            id
+        };
+        let txn = self.db.begin_read()?;
+        self.load(&txn, &id)?
+            .ok_or_else(|| Error::ImageNotFound(reference.familiar()))
+    }
+
+    /// Removes the image, its tags, its config blob and every layer no other image uses.
+    pub fn delete(&self, image_id: &str) -> Result<(), Error> {
+        let hex = image_id.strip_prefix(SHA256_PREFIX).unwrap_or(image_id);
+        let detached;
+        {
+            let _g = self.lock();
+            let id = {
+                let txn = self.db.begin_read()?;
+                self.find_id(&txn, hex)?
+                    .ok_or_else(|| Error::ImageNotFound(image_id.to_string()))?
+            };
+            let txn = self.db.begin_write()?;
+            let (dead_layers, dead_blobs) = {
+                let mut images = txn.open_table(IMAGES)?;
+                let rec: ImageRecord = match images.remove(id.as_str())? {
+                    Some(v) => decode("image record", v.value())?,
+                    None => return Err(Error::ImageNotFound(image_id.to_string())),
+                };
+                let mut tags = txn.open_table(TAGS)?;
+                let mut dead_tags = Vec::new();
+                for item in tags.iter()? {
+                    let (k, v) = item?;
+                    if v.value() == id {
+                        dead_tags.push(k.value().to_string());
+                    }
+                }
+                for t in dead_tags {
+                    tags.remove(t.as_str())?;
+                }
+                let mut used = HashSet::new();
+                for item in images.iter()? {
+                    let (_, v) = item?;
+                    let other: ImageRecord = decode("image record", v.value())?;
+                    used.extend(other.chain_ids);
+                }
+                let mut layers = txn.open_table(LAYERS)?;
+                let mut dead_layers = Vec::new();
+                let mut dead_diffs = Vec::new();
+                for c in &rec.chain_ids {
+                    if used.contains(c) || dead_layers.contains(c) {
+                        continue;
+                    }
+                    if let Some(v) = layers.remove(c.as_str())? {
+                        let l: LayerRecord = decode("layer record", v.value())?;
+                        dead_diffs.push(l.diff_id);
+                    }
+                    dead_layers.push(c.clone());
+                }
+                // The same layer blob can sit at another position (another chain) in another image.
+                let mut live_diffs = HashSet::new();
+                for item in layers.iter()? {
+                    let (_, v) = item?;
+                    let l: LayerRecord = decode("layer record", v.value())?;
+                    live_diffs.insert(l.diff_id);
+                }
+                let mut dead_blobs = vec![id.clone()];
+                dead_blobs.extend(dead_diffs.into_iter().filter(|d| !live_diffs.contains(d)));
+                (dead_layers, dead_blobs)
+            };
+            txn.commit()?;
+            // After the commit nothing references these; a crash here leaves garbage for open().
+            for b in &dead_blobs {
+                self.content.remove(b)?;
+            }
+            let mut handles = Vec::new();
+            for c in &dead_layers {
+                handles.push(self.snapshots.detach(c)?);
+            }
+            detached = handles;
+        }
+        // Deleting the trees is the slow part; it happens outside the lock via Drop.
+        drop(detached);
+        Ok(())
+    }
+
+    /// The full id whose hex starts with `prefix`, if exactly one does.
+    fn find_id(&self, txn: &ReadTransaction, prefix: &str) -> Result<Option<String>, Error> {
+        if prefix.is_empty() || prefix.len() > 64 || !is_lower_hex(prefix) {
+            return Ok(None);
+        }
+        let start = format!("{SHA256_PREFIX}{prefix}");
+        let images = txn.open_table(IMAGES)?;
+        let mut found = None;
+        for item in images.range(start.as_str()..)? {
+            let (k, _) = item?;
+            let k = k.value();
+            if !k.starts_with(&start) {
+                break;
+            }
+            if found.is_some() {
+                // Ambiguous short id: like Docker, it names no image.
+                return Ok(None);
+            }
+            found = Some(k.to_string());
+        }
+        Ok(found)
+    }
+
+    fn lookup_ref(&self, txn: &ReadTransaction, r: &Reference) -> Result<Option<String>, Error> {
+        if r.digest().is_none() {
+            let tags = txn.open_table(TAGS)?;
+            return Ok(tags.get(r.full().as_str())?.map(|v| v.value().to_string()));
+        }
+        // name@digest: match against the digests images were pulled by.
+        let want = format!("{}@{}", r.name(), r.digest().unwrap_or_default());
+        let images = txn.open_table(IMAGES)?;
+        for item in images.iter()? {
+            let (k, v) = item?;
+            let rec: ImageRecord = decode("image record", v.value())?;
+            if rec.repo_digests.contains(&want) {
+                return Ok(Some(k.value().to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn load(&self, txn: &ReadTransaction, id: &str) -> Result<Option<Image>, Error> {
+        let rec: ImageRecord = match txn.open_table(IMAGES)?.get(id)? {
+            Some(v) => decode("image record", v.value())?,
+            None => return Ok(None),
+        };
+        let mut tags = Vec::new();
+        for item in txn.open_table(TAGS)?.iter()? {
+            let (k, v) = item?;
+            if v.value() == id {
+                tags.push(familiar(k.value()));
+            }
+        }
+        tags.sort();
+        self.build_image(id.to_string(), rec, tags).map(Some)
+    }
+
+    fn build_image(
+        &self,
+        id: String,
+        rec: ImageRecord,
+        repo_tags: Vec<String>,
+    ) -> Result<Image, Error> {
+        let bytes = self.content.read(&id)?;
+        let config: ImageConfiguration = decode("image config", &bytes)?;
+        let repo_digests = rec
+            .repo_digests
+            .iter()
+            .map(|d| match Reference::parse(d) {
+                Ok(r) => r.familiar(),
+                Err(_) => d.clone(),
+            })
+            .collect();
+        Ok(Image {
+            id,
+            repo_tags,
+            repo_digests,
+            created: rec.created,
+            size: rec.size,
+            config,
+        })
+    }
+}
+
+/// Stored keys are full references; show them the way Docker does.
+fn familiar(full: &str) -> String {
+    Reference::parse(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
+}
+
+fn check_taggable(r: &Reference) -> Result<(), Error> {
+    if r.digest().is_some() {
+        return Err(Error::InvalidReference(
+            "refusing to create a tag with a digest reference".into(),
+        ));
+    }
+    Ok(())
+}
