@@ -1,6 +1,7 @@
 //! The daemon's side: write the config, launch the shim, and talk to its socket.
 //! Everything here blocks; the daemon calls it from `spawn_blocking` or wraps the raw fd.
 
+use std::os::fd::AsRawFd;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,10 @@ pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), Error> 
 /// Runs `shim_binary <state_dir>`, reads its one-line report and reaps the launcher.
 /// The long-lived shim has already detached (new session, reparented to init).
 pub fn spawn(shim_binary: &Path, state_dir: &Path) -> Result<StartReport, Error> {
-    let spawn_err = |source| Error::Spawn { path: shim_binary.to_path_buf(), source };
+    let spawn_err = |source| Error::Spawn {
+        path: shim_binary.to_path_buf(),
+        source,
+    };
     let mut child = Command::new(shim_binary)
         .arg(state_dir)
         .stdin(Stdio::null())
@@ -65,17 +69,37 @@ pub fn spawn(shim_binary: &Path, state_dir: &Path) -> Result<StartReport, Error>
     let status = child.wait().map_err(spawn_err)?;
     read?;
     if line.trim().is_empty() {
-        return Err(Error::Protocol(format!("shim exited ({status}) without a report")));
+        return Err(Error::Protocol(format!(
+            "shim exited ({status}) without a report"
+        )));
     }
     serde_json::from_str(line.trim()).map_err(|e| Error::Protocol(format!("{e}: {line}")))
+}
+
+/// Calls `f` with a path to `<state_dir>/shim.sock` that fits in a socket address.
+///
+/// `sun_path` holds 108 bytes and a state dir under a long `--exec-root` can exceed it, so a
+/// long path is reached through the directory's descriptor: `/proc/self/fd/N/shim.sock`.
+pub fn with_socket_path<T>(state_dir: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    const SUN_PATH_MAX: usize = 100;
+    let full = state_dir.join(files::SOCKET);
+    if full.as_os_str().len() < SUN_PATH_MAX {
+        return f(&full);
+    }
+    let dir = std::fs::File::open(state_dir)?;
+    let short = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(files::SOCKET);
+    f(&short)
 }
 
 /// Connects to `<state_dir>/shim.sock`, sends `req`, and returns the stream and the first
 /// reply line (without its newline). For `Attach` the stream then carries stdio.
 pub fn connect(state_dir: &Path, req: &Request) -> Result<(UnixStream, String), Error> {
     let path = state_dir.join(files::SOCKET);
-    let gone = |source| Error::Gone { path: path.clone(), source };
-    let mut stream = UnixStream::connect(&path).map_err(gone)?;
+    let gone = |source| Error::Gone {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = with_socket_path(state_dir, |p| UnixStream::connect(p)).map_err(gone)?;
     let mut msg = serde_json::to_vec(req).map_err(|e| Error::Protocol(e.to_string()))?;
     msg.push(b'\n');
     stream.write_all(&msg).map_err(gone)?;
@@ -107,7 +131,9 @@ fn ok_request(state_dir: &Path, req: &Request) -> Result<UnixStream, Error> {
     if reply.ok {
         Ok(stream)
     } else {
-        Err(Error::Shim(reply.error.unwrap_or_else(|| "unknown shim error".into())))
+        Err(Error::Shim(
+            reply.error.unwrap_or_else(|| "unknown shim error".into()),
+        ))
     }
 }
 
@@ -127,8 +153,20 @@ pub fn resize(state_dir: &Path, width: u16, height: u16) -> Result<(), Error> {
 }
 
 /// Attaches; the returned stream carries output (multiplexed unless tty) and takes stdin.
-pub fn attach(state_dir: &Path, stdin: bool, stdout: bool, stderr: bool) -> Result<UnixStream, Error> {
-    ok_request(state_dir, &Request::Attach { stdin, stdout, stderr })
+pub fn attach(
+    state_dir: &Path,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> Result<UnixStream, Error> {
+    ok_request(
+        state_dir,
+        &Request::Attach {
+            stdin,
+            stdout,
+            stderr,
+        },
+    )
 }
 
 /// Blocks until the container has exited. If the shim is gone, falls back to `exit.json`.

@@ -13,7 +13,8 @@ pub mod protocol;
 pub mod shim;
 
 pub use client::{
-    attach, connect, kill, read_exit, resize, spawn, start, state, wait, write_config, Error,
+    attach, connect, kill, read_exit, resize, spawn, start, state, wait, with_socket_path,
+    write_config, Error,
 };
 pub use protocol::{
     ExitStatus, Mount, Request, ShimConfig, StartErrorKind, StartReport, StateReply, Status,

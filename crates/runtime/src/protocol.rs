@@ -119,11 +119,17 @@ pub struct OkReply {
 impl OkReply {
     /// Success.
     pub fn ok() -> Self {
-        OkReply { ok: true, error: None }
+        OkReply {
+            ok: true,
+            error: None,
+        }
     }
     /// Failure with a message.
     pub fn err(msg: impl Into<String>) -> Self {
-        OkReply { ok: false, error: Some(msg.into()) }
+        OkReply {
+            ok: false,
+            error: Some(msg.into()),
+        }
     }
 }
 
@@ -181,21 +187,48 @@ mod tests {
 
     #[test]
     fn wire_shapes() {
-        let r = StartReport::Created { pid: 5, shim_pid: 4 };
+        let r = StartReport::Created {
+            pid: 5,
+            shim_pid: 4,
+        };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"status":"created","pid":5,"shim_pid":4}"#
         );
-        let f = StartReport::Failed { kind: StartErrorKind::NotFound, message: "x".into() };
+        let f = StartReport::Failed {
+            kind: StartErrorKind::NotFound,
+            message: "x".into(),
+        };
         assert_eq!(
             serde_json::to_string(&f).unwrap(),
             r#"{"status":"failed","kind":"not_found","message":"x"}"#
         );
-        let q: Request = serde_json::from_str(r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#).unwrap();
-        assert_eq!(q, Request::Attach { stdin: true, stdout: true, stderr: false });
-        assert_eq!(serde_json::to_string(&Request::Start).unwrap(), r#"{"op":"start"}"#);
-        assert_eq!(serde_json::to_string(&OkReply::ok()).unwrap(), r#"{"ok":true}"#);
-        let s = StateReply { status: Status::Running, pid: 9 };
-        assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"status":"running","pid":9}"#);
+        let q: Request =
+            serde_json::from_str(r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#)
+                .unwrap();
+        assert_eq!(
+            q,
+            Request::Attach {
+                stdin: true,
+                stdout: true,
+                stderr: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Start).unwrap(),
+            r#"{"op":"start"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&OkReply::ok()).unwrap(),
+            r#"{"ok":true}"#
+        );
+        let s = StateReply {
+            status: Status::Running,
+            pid: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"status":"running","pid":9}"#
+        );
     }
 }

@@ -16,7 +16,10 @@ fn privileged() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "these tests need root under CI");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "these tests need root under CI"
+        );
         eprintln!("skipping: not root");
     }
     root
@@ -28,7 +31,13 @@ fn unique_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    format!("{:016x}{:016x}{:016x}{:016x}", nanos, std::process::id(), N.fetch_add(1, Ordering::SeqCst), 0xbe27u64)
+    format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        nanos,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        0xbe27u64
+    )
 }
 
 struct Opts {
@@ -38,7 +47,12 @@ struct Opts {
     memory_limit: Option<i64>,
 }
 
-const PLAIN: Opts = Opts { tty: false, open_stdin: false, stdin_once: false, memory_limit: None };
+const PLAIN: Opts = Opts {
+    tty: false,
+    open_stdin: false,
+    stdin_once: false,
+    memory_limit: None,
+};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -54,14 +68,24 @@ fn busybox_lower(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "head", "ls", "stty", "hostname", "wc", "test"] {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "true", "false", "head", "ls", "stty", "hostname", "wc",
+        "test", "mkdir",
+    ] {
         symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
 }
 
 fn spec(rootfs: &Path, id: &str, args: &[&str], opts: &Opts) -> serde_json::Value {
-    let caps = serde_json::json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"]);
+    let caps = serde_json::json!([
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_KILL",
+        "CAP_SETUID",
+        "CAP_SETGID"
+    ]);
     let mut resources = serde_json::json!({});
     if let Some(limit) = opts.memory_limit {
         resources = serde_json::json!({"memory": {"limit": limit, "swap": limit}});
@@ -108,7 +132,11 @@ fn fixture(args: &[&str], opts: &Opts) -> Fixture {
     let bundle = base.join("bundle");
     let rootfs = bundle.join("rootfs");
     let spec = spec(&rootfs, &id, args, opts);
-    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
     let state_dir = base.join("state");
     let cfg = ShimConfig {
         id: id.clone(),
@@ -131,7 +159,14 @@ fn fixture(args: &[&str], opts: &Opts) -> Fixture {
         stdin_once: opts.stdin_once,
     };
     berth_runtime::write_config(&state_dir, &cfg).unwrap();
-    Fixture { id, state_dir, rootfs, runtime_root: cfg.runtime_root.clone(), log_path: cfg.log_path.clone(), _tmp: tmp }
+    Fixture {
+        id,
+        state_dir,
+        rootfs,
+        runtime_root: cfg.runtime_root.clone(),
+        log_path: cfg.log_path.clone(),
+        _tmp: tmp,
+    }
 }
 
 fn spawn(f: &Fixture) -> i32 {
@@ -139,15 +174,44 @@ fn spawn(f: &Fixture) -> i32 {
         StartReport::Created { pid, shim_pid } => {
             assert!(pid > 0 && shim_pid > 0);
             // SAFETY: getsid/getppid-style queries take plain integers.
-            assert_eq!(unsafe { libc::getsid(shim_pid) }, shim_pid, "shim leads its own session");
+            assert_eq!(
+                unsafe { libc::getsid(shim_pid) },
+                shim_pid,
+                "shim leads its own session"
+            );
             let stat = std::fs::read_to_string(format!("/proc/{shim_pid}/stat")).unwrap();
-            let ppid: i32 = stat.rsplit(") ").next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-            assert_ne!(ppid as u32, std::process::id(), "shim must not be our child");
+            let ppid: i32 = stat
+                .rsplit(") ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_ne!(
+                ppid as u32,
+                std::process::id(),
+                "shim must not be our child"
+            );
             let init_stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            let init_ppid: i32 =
-                init_stat.rsplit(") ").next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-            assert_eq!(init_ppid, shim_pid, "container init is reparented to the shim");
-            assert!(f.state_dir.join("shim.sock").exists(), "socket bound before the report");
+            let init_ppid: i32 = init_stat
+                .rsplit(") ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                init_ppid, shim_pid,
+                "container init is reparented to the shim"
+            );
+            assert!(
+                f.state_dir.join("shim.sock").exists(),
+                "socket bound before the report"
+            );
             pid
         }
         StartReport::Failed { kind, message } => {
@@ -171,7 +235,10 @@ fn demux(mut data: &[u8]) -> (String, String) {
         data = &data[8 + len..];
     }
     assert!(data.is_empty(), "trailing partial frame");
-    (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 fn read_all(mut s: UnixStream) -> Vec<u8> {
@@ -192,13 +259,35 @@ fn log_entries(f: &Fixture) -> Vec<serde_json::Value> {
 /// The shim removed its mount, cgroup, libcontainer state and socket.
 fn assert_clean(f: &Fixture) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mountinfo.contains(f.rootfs.to_str().unwrap()), "rootfs still mounted");
+    assert!(
+        !mountinfo.contains(f.rootfs.to_str().unwrap()),
+        "rootfs still mounted"
+    );
     for ctl in ["memory", "pids", "cpu"] {
-        let p = Path::new("/sys/fs/cgroup").join(ctl).join("berth-test").join(&f.id);
+        let p = Path::new("/sys/fs/cgroup")
+            .join(ctl)
+            .join("berth-test")
+            .join(&f.id);
         assert!(!p.exists(), "cgroup left behind: {}", p.display());
     }
-    assert!(!f.runtime_root.join(&f.id).exists(), "libcontainer state left behind");
-    assert!(!f.state_dir.join("shim.sock").exists(), "socket left behind");
+    assert!(
+        !f.runtime_root.join(&f.id).exists(),
+        "libcontainer state left behind"
+    );
+    assert!(
+        !f.state_dir.join("shim.sock").exists(),
+        "socket left behind"
+    );
+}
+
+fn patch_spec(f: &Fixture, edit: impl FnOnce(&mut serde_json::Value)) {
+    let cfg: ShimConfig =
+        serde_json::from_slice(&std::fs::read(f.state_dir.join("shim.json")).unwrap()).unwrap();
+    let spec_path = cfg.bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+    edit(&mut spec);
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
 }
 
 #[test]
@@ -206,9 +295,15 @@ fn echo_reaches_attach_and_log() {
     if !privileged() {
         return;
     }
-    let f = fixture(&["sh", "-c", "echo hello; echo oops >&2; printf tail"], &PLAIN);
+    let f = fixture(
+        &["sh", "-c", "echo hello; echo oops >&2; printf tail"],
+        &PLAIN,
+    );
     spawn(&f);
-    assert_eq!(berth_runtime::state(&f.state_dir).unwrap().status, Status::Created);
+    assert_eq!(
+        berth_runtime::state(&f.state_dir).unwrap().status,
+        Status::Created
+    );
     let stream = berth_runtime::attach(&f.state_dir, false, true, true).unwrap();
     berth_runtime::start(&f.state_dir).unwrap();
     let (out, err) = demux(&read_all(stream));
@@ -218,12 +313,19 @@ fn echo_reaches_attach_and_log() {
     let st = berth_runtime::wait(&f.state_dir).unwrap();
     assert_eq!(st.exit_code, 0);
     assert!(!st.oom_killed);
-    assert!(st.started_at.ends_with('Z') && st.finished_at > st.started_at, "{st:?}");
+    assert!(
+        st.started_at.ends_with('Z') && st.finished_at > st.started_at,
+        "{st:?}"
+    );
     assert_eq!(berth_runtime::read_exit(&f.state_dir), Some(st));
     let log = log_entries(&f);
     assert_eq!(log[0]["log"], "hello\n");
     assert_eq!(log[0]["stream"], "stdout");
-    assert!(log.iter().any(|e| e["log"] == "oops\n" && e["stream"] == "stderr"), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|e| e["log"] == "oops\n" && e["stream"] == "stderr"),
+        "{log:?}"
+    );
     assert!(log.iter().any(|e| e["log"] == "tail"), "{log:?}");
     assert_clean(&f);
 }
@@ -270,7 +372,10 @@ fn memory_hog_is_oom_killed() {
     if !privileged() {
         return;
     }
-    let opts = Opts { memory_limit: Some(32 << 20), ..PLAIN };
+    let opts = Opts {
+        memory_limit: Some(32 << 20),
+        ..PLAIN
+    };
     let f = fixture(&["sh", "-c", "x=a; while true; do x=$x$x; done"], &opts);
     spawn(&f);
     berth_runtime::start(&f.state_dir).unwrap();
@@ -296,7 +401,16 @@ fn missing_command_is_not_found() {
     );
     let f2 = fixture(&["/etc/passwd"], &PLAIN);
     let report = berth_runtime::spawn(Path::new(SHIM), &f2.state_dir).unwrap();
-    assert!(matches!(report, StartReport::Failed { kind: StartErrorKind::PermissionDenied, .. }), "{report:?}");
+    assert!(
+        matches!(
+            report,
+            StartReport::Failed {
+                kind: StartErrorKind::PermissionDenied,
+                ..
+            }
+        ),
+        "{report:?}"
+    );
     // Give a failed shim a moment to finish exiting, then nothing may remain.
     std::thread::sleep(Duration::from_millis(200));
     assert_clean(&f);
@@ -309,17 +423,23 @@ fn create_failure_is_undone() {
         return;
     }
     let f = fixture(&["true"], &PLAIN);
-    let cfg_path = f.state_dir.join("shim.json");
-    let cfg: ShimConfig = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    let spec_path = cfg.bundle.join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
-    spec["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"destination": "/x", "type": "nosuchfs", "source": "none"}));
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    patch_spec(&f, |spec| {
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/x", "type": "nosuchfs", "source": "none"}));
+    });
     let report = berth_runtime::spawn(Path::new(SHIM), &f.state_dir).unwrap();
-    assert!(matches!(report, StartReport::Failed { kind: StartErrorKind::Other, .. }), "{report:?}");
+    assert!(
+        matches!(
+            report,
+            StartReport::Failed {
+                kind: StartErrorKind::Other,
+                ..
+            }
+        ),
+        "{report:?}"
+    );
     eprintln!("create failure reported as: {report:?}");
     std::thread::sleep(Duration::from_millis(200));
     assert_clean(&f);
@@ -333,8 +453,17 @@ fn container_sees_spec() {
     }
     let script = "hostname; echo masked=$(cat /proc/timer_list | head -c 1 | wc -c); \
                   (echo 1 > /proc/sys/kernel/domainname) 2>/dev/null && echo sys=rw || echo sys=ro; \
-                  echo lo=$(cat /sys/class/net/lo/flags); echo pid=$$; test -c /dev/null && echo null=ok";
+                  echo lo=$(cat /sys/class/net/lo/flags); echo pid=$$; test -c /dev/null && echo null=ok; \
+                  echo nofile=$(ulimit -n); mkdir /tmp/d 2>/dev/null && echo mkdir=allowed || echo mkdir=denied";
     let f = fixture(&["sh", "-c", script], &PLAIN);
+    patch_spec(&f, |spec| {
+        spec["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}]);
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
     spawn(&f);
     let stream = berth_runtime::attach(&f.state_dir, false, true, true).unwrap();
     berth_runtime::start(&f.state_dir).unwrap();
@@ -346,6 +475,8 @@ fn container_sees_spec() {
     assert!(lines.contains(&"sys=ro"), "{out}");
     assert!(lines.contains(&"pid=1"), "{out}");
     assert!(lines.contains(&"null=ok"), "{out}");
+    assert!(lines.contains(&"nofile=512"), "{out}");
+    assert!(lines.contains(&"mkdir=denied"), "seccomp applied: {out}");
     // libcontainer leaves loopback down in a new netns (flags 0x8); the daemon/net must raise it.
     assert!(lines.contains(&"lo=0x8"), "{out}");
     assert_eq!(berth_runtime::wait(&f.state_dir).unwrap().exit_code, 0);
@@ -357,7 +488,11 @@ fn stdin_reaches_cat() {
     if !privileged() {
         return;
     }
-    let opts = Opts { open_stdin: true, stdin_once: true, ..PLAIN };
+    let opts = Opts {
+        open_stdin: true,
+        stdin_once: true,
+        ..PLAIN
+    };
     let f = fixture(&["cat"], &opts);
     spawn(&f);
     let mut stream = berth_runtime::attach(&f.state_dir, true, true, true).unwrap();
@@ -375,7 +510,11 @@ fn tty_output_is_raw() {
     if !privileged() {
         return;
     }
-    let opts = Opts { tty: true, open_stdin: true, ..PLAIN };
+    let opts = Opts {
+        tty: true,
+        open_stdin: true,
+        ..PLAIN
+    };
     let f = fixture(&["sh", "-c", "stty size; echo tty-ok; exit 4"], &opts);
     spawn(&f);
     berth_runtime::resize(&f.state_dir, 100, 30).unwrap();
@@ -383,9 +522,14 @@ fn tty_output_is_raw() {
     berth_runtime::start(&f.state_dir).unwrap();
     let out = String::from_utf8_lossy(&read_all(stream)).into_owned();
     assert!(out.contains("tty-ok\r\n"), "{out:?}");
-    assert!(out.contains("30 100\r\n"), "resize reached the pty: {out:?}");
+    assert!(
+        out.contains("30 100\r\n"),
+        "resize reached the pty: {out:?}"
+    );
     assert_eq!(berth_runtime::wait(&f.state_dir).unwrap().exit_code, 4);
-    assert!(log_entries(&f).iter().any(|e| e["log"] == "tty-ok\r\n" && e["stream"] == "stdout"));
+    assert!(log_entries(&f)
+        .iter()
+        .any(|e| e["log"] == "tty-ok\r\n" && e["stream"] == "stdout"));
     assert_clean(&f);
 }
 

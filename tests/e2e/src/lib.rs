@@ -1,1 +1,228 @@
-//! Shared helpers for the end-to-end tests live in `tests/common`.
+//! Harness for the end-to-end tests: a real `berthd` on a throwaway socket, data root and
+//! exec root, with the project's busybox image imported, driven by the `berth` binary or the
+//! `docker` CLI. Dropping the daemon stops it and removes every container it left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where cargo put the workspace's binaries (`target/debug` unless overridden).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("BERTH_BIN_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("debug")
+}
+
+/// The repository root (for scripts/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running test daemon.
+pub struct Daemon {
+    pub root: tempdir::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    child: Option<Child>,
+}
+
+/// The outcome of a CLI call.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts a daemon and imports busybox:latest into it.
+    pub fn start() -> Daemon {
+        require_root();
+        let root = tempdir::TempDir::new();
+        let mut d = Daemon {
+            socket: root.path().join("berth.sock"),
+            data_root: root.path().join("data"),
+            exec_root: root.path().join("run"),
+            root,
+            child: None,
+        };
+        d.spawn();
+        let import = Command::new("bash")
+            .arg(repo_root().join("scripts/import-busybox.sh"))
+            .env("BERTH", bin_dir().join("berth"))
+            .env("BERTH_HOST", d.host())
+            .output()
+            .expect("run import-busybox.sh");
+        assert!(import.status.success(), "import failed: {}", String::from_utf8_lossy(&import.stderr));
+        d
+    }
+
+    /// `unix://…` for BERTH_HOST / DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Starts (or restarts) the berthd process.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.root.path().join("berthd.log")).expect("log file");
+        let child = Command::new(bin_dir().join("berthd"))
+            .args(["-H", &self.host(), "--data-root"])
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not come up: {}", self.log());
+    }
+
+    /// Kills berthd with `signal` (containers keep running) and waits for it to go.
+    pub fn kill_daemon(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// Runs `berth ARGS` against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        self.berth_cmd(args).output().expect("run berth").into()
+    }
+
+    /// A `berth` command set up for this daemon, for custom stdin/stdout.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin_dir().join("berth"));
+        cmd.args(args).env("BERTH_HOST", self.host()).env_remove("DOCKER_HOST").stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the real `docker` CLI (Debian's docker.io) against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        let docker = docker_cli();
+        Command::new(docker)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+            .into()
+    }
+
+    /// `berth ARGS`, asserting success; returns trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.berth(args);
+        assert_eq!(r.code, 0, "berth {args:?} failed: {}{}\n--- daemon log ---\n{}", r.stdout, r.stderr, self.log());
+        r.stdout.trim().to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Remove what the test left, then stop the daemon.
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq", "--no-trunc"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        self.kill_daemon(libc::SIGTERM);
+        // Shims outlive daemons by design; end any this test left so nothing leaks.
+        let containers = self.exec_root.join("containers");
+        for entry in std::fs::read_dir(&containers).into_iter().flatten().flatten() {
+            if let Ok(pid) = std::fs::read_to_string(entry.path().join("shim.pid")) {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    // SAFETY: kill(2) of a shim this test's daemon started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.root.path()).output();
+    }
+}
+
+/// The docker CLI to compare with: Debian's docker.io client.
+pub fn docker_cli() -> PathBuf {
+    for candidate in ["/usr/bin/docker", "/usr/local/bin/docker"] {
+        if Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("the docker CLI is missing: scripts/deps.sh --test installs docker.io");
+}
+
+/// These tests need root (namespaces, cgroups, mounts). Under CI they must fail, not skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the end-to-end tests need root");
+}
+
+/// Polls `f` until it returns true, for up to `secs` seconds (state changes, not timing).
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A minimal temporary directory (the harness avoids extra dependencies).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::env::temp_dir().join(format!("berth-e2e-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

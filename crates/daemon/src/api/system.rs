@@ -51,6 +51,10 @@ pub async fn version() -> Json<SystemVersion> {
                     ("MinAPIVersion".to_string(), MIN_API_VERSION.to_string()),
                     ("Os".to_string(), "linux".to_string()),
                     ("Arch".to_string(), arch().to_string()),
+                    ("GoVersion".to_string(), "rust".to_string()),
+                    ("GitCommit".to_string(), option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string()),
+                    ("KernelVersion".to_string(), kernel.clone()),
+                    ("Experimental".to_string(), "false".to_string()),
                 ]
                 .into(),
             ),

@@ -10,9 +10,12 @@ use tokio::net::UnixStream;
 /// Connects to the shim in `state_dir`, sends `req`, and returns the stream positioned after
 /// the reply line, with that line.
 pub async fn request(state_dir: &Path, req: &Request) -> Result<(BufReader<UnixStream>, String)> {
-    let sock = state_dir.join("shim.sock");
-    let stream = UnixStream::connect(&sock)
-        .await
+    // Connecting a UNIX socket is immediate (or refused), so the blocking connect is fine here.
+    let stream = berth_runtime::with_socket_path(state_dir, |p| std::os::unix::net::UnixStream::connect(p))
+        .and_then(|s| {
+            s.set_nonblocking(true)?;
+            UnixStream::from_std(s)
+        })
         .map_err(|e| Error::Internal(format!("cannot reach the container's shim: {e}")))?;
     let mut stream = BufReader::new(stream);
     let mut line = serde_json::to_vec(req).map_err(|e| Error::Internal(e.to_string()))?;

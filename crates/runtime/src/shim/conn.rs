@@ -67,7 +67,14 @@ pub enum Input {
 impl Conn {
     /// Wraps an accepted stream.
     pub fn new(stream: UnixStream) -> Self {
-        Conn { stream, role: Role::Request, out: Vec::new(), inbuf: Vec::new(), read_eof: false, dead: false }
+        Conn {
+            stream,
+            role: Role::Request,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            read_eof: false,
+            dead: false,
+        }
     }
 
     /// Queues one JSON line.
@@ -115,7 +122,8 @@ impl Conn {
         if self.role == Role::Request {
             if let Some(pos) = self.inbuf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.inbuf.drain(..=pos).collect();
-                let req = serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| e.to_string());
+                let req =
+                    serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| e.to_string());
                 return Input::Request(req);
             }
             if self.read_eof {
@@ -162,7 +170,9 @@ impl Conn {
     /// Blocking final flush (bounded by a timeout) and close, used when the shim exits.
     pub fn finish(mut self) {
         let _ = self.stream.set_nonblocking(false);
-        let _ = self.stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
+        let _ = self
+            .stream
+            .set_write_timeout(Some(std::time::Duration::from_secs(5)));
         let _ = self.stream.write_all(&self.out);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
@@ -184,7 +194,8 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let mut c = Conn::new(a);
-        b.write_all(b"{\"op\":\"attach\",\"stdin\":true,\"stdout\":true,\"stderr\":true}\nabc").unwrap();
+        b.write_all(b"{\"op\":\"attach\",\"stdin\":true,\"stdout\":true,\"stderr\":true}\nabc")
+            .unwrap();
         match c.read() {
             Input::Request(Ok(Request::Attach { stdin: true, .. })) => {}
             _ => panic!("expected attach"),

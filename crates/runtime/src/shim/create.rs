@@ -44,7 +44,11 @@ pub fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
     // SAFETY: fd is open for the duration of this call (callers pass fds they own).
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let flags = OFlag::from_bits_truncate(fcntl(bfd.as_raw_fd(), FcntlArg::F_GETFL)?);
-    fcntl(bfd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
+    fcntl(
+        bfd.as_raw_fd(),
+        FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
+    )
+    .map(drop)
 }
 
 fn pipe() -> Result<(File, File), String> {
@@ -64,10 +68,12 @@ pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> 
     let mut console = None;
     if cfg.tty {
         let _ = std::fs::remove_file(console_sock);
-        let listener = UnixListener::bind(console_sock)
-            .map_err(|e| format!("bind console socket: {e}"))?;
+        let listener =
+            UnixListener::bind(console_sock).map_err(|e| format!("bind console socket: {e}"))?;
         // libcontainer needs the absolute path: it symlinks it into its own state dir.
-        let abs = std::env::current_dir().map_err(|e| e.to_string())?.join(console_sock);
+        let abs = std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(console_sock);
         builder = builder.with_console_socket(Some(abs));
         console = Some(listener);
     } else {
@@ -76,17 +82,25 @@ pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> 
             stdio.stdin = Some(w);
             r.into()
         } else {
-            File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?.into()
+            File::open("/dev/null")
+                .map_err(|e| format!("open /dev/null: {e}"))?
+                .into()
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         stdio.stdout = Some(out_r);
         stdio.stderr = Some(err_r);
-        builder = builder.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w);
+        builder = builder
+            .with_stdin(stdin)
+            .with_stdout(out_w)
+            .with_stderr(err_w);
     }
-    let built = builder
-        .validate_id()
-        .and_then(|b| b.as_init(&cfg.bundle).with_systemd(false).with_detach(true).build());
+    let built = builder.validate_id().and_then(|b| {
+        b.as_init(&cfg.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+    });
     let result = match built {
         Ok(container) => finish(container, stdio, console.as_ref()),
         Err(e) => Err(error_chain(&e)),
@@ -97,15 +111,29 @@ pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> 
     result
 }
 
-fn finish(container: Container, mut stdio: Stdio, console: Option<&UnixListener>) -> Result<Created, String> {
-    let pid = container.pid().map(|p| p.as_raw()).ok_or("container has no pid")?;
+fn finish(
+    container: Container,
+    mut stdio: Stdio,
+    console: Option<&UnixListener>,
+) -> Result<Created, String> {
+    let pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or("container has no pid")?;
     if let Some(listener) = console {
         stdio.pty = Some(receive_pty(listener)?);
     }
-    for f in [&stdio.stdin, &stdio.stdout, &stdio.stderr, &stdio.pty].into_iter().flatten() {
+    for f in [&stdio.stdin, &stdio.stdout, &stdio.stderr, &stdio.pty]
+        .into_iter()
+        .flatten()
+    {
         set_nonblocking(f.as_raw_fd()).map_err(|e| format!("set O_NONBLOCK: {e}"))?;
     }
-    Ok(Created { container, pid, stdio })
+    Ok(Created {
+        container,
+        pid,
+        stdio,
+    })
 }
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master it sends.
@@ -123,14 +151,24 @@ fn receive_pty(listener: &UnixListener) -> Result<File, String> {
         }
     };
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("receive pty master: {e}"))?;
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receive pty master: {e}"))?;
     let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(|e| format!("receive pty master: {e}"))? {
+    for cmsg in msg
+        .cmsgs()
+        .map_err(|e| format!("receive pty master: {e}"))?
+    {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
             fds.extend(received);
         }

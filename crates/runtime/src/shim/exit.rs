@@ -64,10 +64,22 @@ mod tests {
     fn codes_and_oom_parse() {
         let p = Pid::from_raw(1);
         assert_eq!(exit_code(WaitStatus::Exited(p, 3)), Some(3));
-        assert_eq!(exit_code(WaitStatus::Signaled(p, Signal::SIGKILL, false)), Some(137));
-        assert_eq!(parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 2);
-        assert_eq!(parse_oom_kill("low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\n"), 0);
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(p, Signal::SIGKILL, false)),
+            Some(137)
+        );
+        assert_eq!(
+            parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            2
+        );
+        assert_eq!(
+            parse_oom_kill("low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\n"),
+            0
+        );
         let t = now_rfc3339();
-        assert!(t.ends_with('Z') && t.len() == "2026-11-22T05:00:00.123456789Z".len(), "{t}");
+        assert!(
+            t.ends_with('Z') && t.len() == "2026-11-22T05:00:00.123456789Z".len(),
+            "{t}"
+        );
     }
 }

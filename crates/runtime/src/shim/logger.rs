@@ -51,7 +51,13 @@ impl JsonLog {
         }
         let file = open_append(path)?;
         let size = file.metadata()?.len();
-        Ok(JsonLog { path: path.to_path_buf(), file, size, max_size, max_files: max_files.max(1) })
+        Ok(JsonLog {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size,
+            max_files: max_files.max(1),
+        })
     }
 
     /// Appends `data` from `stream` ("stdout"/"stderr"), one entry per line.
@@ -59,8 +65,12 @@ impl JsonLog {
         let time = now_rfc3339();
         for line in split_lines(data) {
             let text = String::from_utf8_lossy(line);
-            let mut entry = serde_json::to_vec(&Entry { log: &text, stream, time: &time })
-                .map_err(io::Error::other)?;
+            let mut entry = serde_json::to_vec(&Entry {
+                log: &text,
+                stream,
+                time: &time,
+            })
+            .map_err(io::Error::other)?;
             entry.push(b'\n');
             let len = entry.len() as u64;
             if self.max_size > 0 && self.size > 0 && self.size + len > self.max_size {
@@ -103,8 +113,10 @@ mod tests {
         let mut log = JsonLog::open(&p, 200, 3).unwrap();
         log.write("stdout", b"hello\nwor").unwrap();
         let text = fs::read_to_string(&p).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["log"], "hello\n");
         assert_eq!(lines[1]["log"], "wor");

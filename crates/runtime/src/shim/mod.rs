@@ -39,7 +39,10 @@ pub fn main() -> i32 {
     let state_dir = match std::fs::canonicalize(&arg) {
         Ok(p) => p,
         Err(e) => {
-            print_report(&failed(other(format!("state dir {}: {e}", PathBuf::from(arg).display()))));
+            print_report(&failed(other(format!(
+                "state dir {}: {e}",
+                PathBuf::from(arg).display()
+            ))));
             return 0;
         }
     };
@@ -95,7 +98,10 @@ fn shim_child(state_dir: &Path, mut report: File) -> i32 {
     }
     match setup(state_dir) {
         Ok(shim) => {
-            let created = StartReport::Created { pid: shim.pid, shim_pid: std::process::id() as i32 };
+            let created = StartReport::Created {
+                pid: shim.pid,
+                shim_pid: std::process::id() as i32,
+            };
             // If the launcher is gone the daemon learns the state from the socket instead.
             let _ = send(&mut report, &created);
             drop(report);
@@ -122,13 +128,29 @@ fn detach(state_dir: &Path) -> Result<(), String> {
     setsid().map_err(|e| format!("setsid: {e}"))?;
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(format!("set subreaper: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "set subreaper: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    let null = OpenOptions::new().read(true).write(true).open("/dev/null")
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
         .map_err(|e| format!("open /dev/null: {e}"))?;
-    let log = OpenOptions::new().create(true).append(true).open(state_dir.join(files::LOG));
-    let err_target = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(null.as_raw_fd());
-    for (src, dst) in [(null.as_raw_fd(), 0), (null.as_raw_fd(), 1), (err_target, 2)] {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join(files::LOG));
+    let err_target = log
+        .as_ref()
+        .map(|f| f.as_raw_fd())
+        .unwrap_or(null.as_raw_fd());
+    for (src, dst) in [
+        (null.as_raw_fd(), 0),
+        (null.as_raw_fd(), 1),
+        (err_target, 2),
+    ] {
         dup2(src, dst).map_err(|e| format!("dup2: {e}"))?;
     }
     // Relative names (console socket) stay short whatever the state dir's length.
@@ -144,11 +166,19 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
         .map_err(|e| other(format!("parse {}: {e}", files::CONFIG)))?;
     let spec = Spec::load(cfg.bundle.join("config.json"))
         .map_err(|e| other(format!("load OCI spec: {e}")))?;
-    let root = spec.root().as_ref().ok_or_else(|| other("spec has no root"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| other("spec has no root"))?;
     let rootfs = cfg.bundle.join(root.path());
-    let process = spec.process().as_ref().ok_or_else(|| other("spec has no process"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| other("spec has no process"))?;
     let args = process.args().clone().unwrap_or_default();
-    let arg0 = args.first().ok_or_else(|| other("spec has no process.args"))?;
+    let arg0 = args
+        .first()
+        .ok_or_else(|| other("spec has no process.args"))?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd().to_string_lossy().into_owned();
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
@@ -204,7 +234,12 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
 /// created earlier, from inheriting a blocked mask.
 fn listen_and_watch(state_dir: &Path) -> Result<(UnixListener, SignalFd), String> {
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
         mask.add(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
@@ -213,9 +248,13 @@ fn listen_and_watch(state_dir: &Path) -> Result<(UnixListener, SignalFd), String
         .map_err(|e| format!("signalfd: {e}"))?;
     let sock = state_dir.join(files::SOCKET);
     let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(files::SOCKET).map_err(|e| format!("bind {}: {e}", sock.display()))?;
+    let listener =
+        UnixListener::bind(files::SOCKET).map_err(|e| format!("bind {}: {e}", sock.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    write_atomic(&state_dir.join(files::PID), format!("{}\n", std::process::id()).as_bytes())
-        .map_err(|e| format!("write {}: {e}", files::PID))?;
+    write_atomic(
+        &state_dir.join(files::PID),
+        format!("{}\n", std::process::id()).as_bytes(),
+    )
+    .map_err(|e| format!("write {}: {e}", files::PID))?;
     Ok((listener, sigfd))
 }

@@ -22,7 +22,8 @@ enum Probe {
 /// Opens `path` with every symlink resolved as if `root` were `/`; the kernel guarantees
 /// the walk never leaves `root`.
 fn open_in_root(root: &OwnedFd, path: &str) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let c =
+        CString::new(path).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: open_how is a plain C struct of integers; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
@@ -79,11 +80,24 @@ pub fn check_command(
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(rootfs)
-        .map_err(|e| (StartErrorKind::Other, format!("open rootfs {}: {e}", rootfs.display())))?
+        .map_err(|e| {
+            (
+                StartErrorKind::Other,
+                format!("open rootfs {}: {e}", rootfs.display()),
+            )
+        })?
         .into();
-    let denied = || (StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": permission denied"));
+    let denied = || {
+        (
+            StartErrorKind::PermissionDenied,
+            format!("exec: \"{arg0}\": permission denied"),
+        )
+    };
     if arg0.is_empty() {
-        return Err((StartErrorKind::NotFound, "exec: \"\": executable file not found in $PATH".into()));
+        return Err((
+            StartErrorKind::NotFound,
+            "exec: \"\": executable file not found in $PATH".into(),
+        ));
     }
     if arg0.contains('/') {
         return match probe(&root, &absolutize(cwd, arg0)) {
@@ -113,7 +127,10 @@ pub fn check_command(
     if saw_denied {
         Err(denied())
     } else {
-        Err((StartErrorKind::NotFound, format!("exec: \"{arg0}\": executable file not found in $PATH")))
+        Err((
+            StartErrorKind::NotFound,
+            format!("exec: \"{arg0}\": executable file not found in $PATH"),
+        ))
     }
 }
 
@@ -136,9 +153,11 @@ mod tests {
         std::fs::create_dir_all(r.join("bin")).unwrap();
         std::fs::create_dir_all(r.join("etc")).unwrap();
         std::fs::write(r.join("bin/tool"), b"#!").unwrap();
-        std::fs::set_permissions(r.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(r.join("bin/tool"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         std::fs::write(r.join("etc/passwd"), b"root").unwrap();
-        std::fs::set_permissions(r.join("etc/passwd"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(r.join("etc/passwd"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
         // An absolute symlink must resolve inside the rootfs, not on the host.
         symlink("/bin/tool", r.join("bin/link")).unwrap();
         symlink("/bin/bash", r.join("bin/hostbash")).unwrap();

@@ -43,15 +43,26 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), String> {
 fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     let (mut flags, data) = parse_options(&m.options);
     let fail = |e: nix::Error| {
-        format!("failed to mount {} ({}) on {}: {e}", m.source, m.kind, target.display())
+        format!(
+            "failed to mount {} ({}) on {}: {e}",
+            m.source,
+            m.kind,
+            target.display()
+        )
     };
     match m.kind.as_str() {
         "bind" => {
             flags |= MsFlags::MS_BIND;
             let ro = flags.contains(MsFlags::MS_RDONLY);
             // The kernel ignores MS_RDONLY on the initial bind; read-only needs a remount.
-            mount(Some(m.source.as_str()), target, None::<&str>, flags & !MsFlags::MS_RDONLY, None::<&str>)
-                .map_err(fail)?;
+            mount(
+                Some(m.source.as_str()),
+                target,
+                None::<&str>,
+                flags & !MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(fail)?;
             if ro {
                 let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
                 if let Err(e) = mount(None::<&str>, target, None::<&str>, re, None::<&str>) {
@@ -92,8 +103,10 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let opts: Vec<String> =
-            ["ro", "lowerdir=/a:/b", "upperdir=/u", "nosuid"].iter().map(|s| s.to_string()).collect();
+        let opts: Vec<String> = ["ro", "lowerdir=/a:/b", "upperdir=/u", "nosuid"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (flags, data) = parse_options(&opts);
         assert!(flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
         assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");

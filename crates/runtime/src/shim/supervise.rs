@@ -103,7 +103,19 @@ impl Shim {
             created_deadline: Some(Instant::now() + CREATED_TIMEOUT),
             ..Default::default()
         };
-        Shim { cfg, state_dir, rootfs, cgroups_path, container, pid, stdio, log, listener, sigfd, state }
+        Shim {
+            cfg,
+            state_dir,
+            rootfs,
+            cgroups_path,
+            container,
+            pid,
+            stdio,
+            log,
+            listener,
+            sigfd,
+            state,
+        }
     }
 
     fn status(&self) -> Status {
@@ -144,7 +156,11 @@ impl Shim {
         let mut fds = Vec::new();
         let mut slots = Vec::new();
         let mut add = |fd: RawFd, events: libc::c_short, slot: Slot| {
-            fds.push(libc::pollfd { fd, events, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
             slots.push(slot);
         };
         add(self.sigfd.as_raw_fd(), libc::POLLIN, Slot::Sig);
@@ -198,7 +214,12 @@ impl Shim {
             Status::Running => None,
         };
         match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as libc::c_int + 1,
+            Some(d) => {
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(60_000) as libc::c_int
+                    + 1
+            }
             None => -1,
         }
     }
@@ -262,7 +283,11 @@ impl Shim {
         let outputs_open = self.stdio.stdout.is_some()
             || self.stdio.stderr.is_some()
             || (self.stdio.pty.is_some() && !self.state.pty_eof);
-        !outputs_open || self.state.drain_deadline.is_some_and(|d| Instant::now() >= d)
+        !outputs_open
+            || self
+                .state
+                .drain_deadline
+                .is_some_and(|d| Instant::now() >= d)
     }
 
     fn reap(&mut self) {
@@ -434,7 +459,9 @@ impl Shim {
     }
 
     fn stdin_from(&mut self, i: usize, data: Vec<u8>) {
-        let Role::Attach { stdin: true, .. } = self.state.conns[i].role else { return };
+        let Role::Attach { stdin: true, .. } = self.state.conns[i].role else {
+            return;
+        };
         if !self.cfg.open_stdin || self.state.stdin_closed {
             return;
         }
@@ -445,9 +472,17 @@ impl Shim {
     fn handle_request(&mut self, i: usize, req: Request) {
         let reply = match req {
             Request::Start => self.start(),
-            Request::Attach { stdin, stdout, stderr } => {
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => {
                 let c = &mut self.state.conns[i];
-                c.role = Role::Attach { stdin, stdout, stderr };
+                c.role = Role::Attach {
+                    stdin,
+                    stdout,
+                    stderr,
+                };
                 c.reply(&OkReply::ok());
                 let early = c.take_leftover();
                 if !early.is_empty() {
@@ -469,7 +504,10 @@ impl Shim {
             }
             Request::State => {
                 let c = &mut self.state.conns[i];
-                c.reply(&StateReply { status: self.state.status.unwrap_or(Status::Created), pid: self.pid });
+                c.reply(&StateReply {
+                    status: self.state.status.unwrap_or(Status::Created),
+                    pid: self.pid,
+                });
                 c.role = Role::Closing;
                 return;
             }
@@ -513,10 +551,23 @@ impl Shim {
     }
 
     fn resize(&mut self, width: u16, height: u16) -> OkReply {
-        let Some(pty) = &self.stdio.pty else { return OkReply::ok() };
-        let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+        let Some(pty) = &self.stdio.pty else {
+            return OkReply::ok();
+        };
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer; the fd is our pty master.
-        let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+        let rc = unsafe {
+            libc::ioctl(
+                pty.as_raw_fd(),
+                libc::TIOCSWINSZ,
+                &ws as *const libc::winsize,
+            )
+        };
         if rc == 0 {
             OkReply::ok()
         } else {
@@ -535,7 +586,11 @@ impl Shim {
         let status = ExitStatus {
             exit_code,
             oom_killed: oom,
-            started_at: self.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.to_string()),
+            started_at: self
+                .state
+                .started_at
+                .clone()
+                .unwrap_or_else(|| ZERO_TIME.to_string()),
             finished_at,
         };
         match serde_json::to_vec(&status) {

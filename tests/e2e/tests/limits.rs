@@ -1,0 +1,61 @@
+//! cgroup limits are enforced, on this host's cgroup version.
+
+use berth_e2e::{eventually, Daemon};
+use std::path::PathBuf;
+
+/// The container's cgroup file for a controller, on v1 or v2.
+fn cgroup_file(id: &str, v1_controller: &str, v1_file: &str, v2_file: &str) -> PathBuf {
+    let v2 = PathBuf::from("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        PathBuf::from(format!("/sys/fs/cgroup/berth/{id}/{v2_file}"))
+    } else {
+        PathBuf::from(format!("/sys/fs/cgroup/{v1_controller}/berth/{id}/{v1_file}"))
+    }
+}
+
+#[test]
+fn memory_hog_is_oom_killed_with_137() {
+    let d = Daemon::start();
+    let r = d.berth(&[
+        "run", "--name", "hog", "-m", "32m", "busybox", "sh", "-c",
+        "x=0123456789abcdef; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]), "true");
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "hog"]);
+    d.ok(&["rm", "hog"]);
+    let cg = cgroup_file(&id, "memory", "", "");
+    assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+}
+
+#[test]
+fn cpu_pids_and_memory_limits_reach_the_cgroup() {
+    let d = Daemon::start();
+    let id = d.ok(&[
+        "run", "-d", "-m", "64m", "--cpus", "0.5", "--cpu-shares", "512", "--pids-limit", "16",
+        "busybox", "sleep", "60",
+    ]);
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string();
+    let v2 = PathBuf::from("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        assert_eq!(read(cgroup_file(&id, "", "", "memory.max")), (64u64 << 20).to_string());
+        assert_eq!(read(cgroup_file(&id, "", "", "cpu.max")), "50000 100000");
+        assert_eq!(read(cgroup_file(&id, "", "", "pids.max")), "16");
+    } else {
+        assert_eq!(read(cgroup_file(&id, "memory", "memory.limit_in_bytes", "")), (64u64 << 20).to_string());
+        assert_eq!(read(cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "")), "50000");
+        assert_eq!(read(cgroup_file(&id, "cpu", "cpu.cfs_period_us", "")), "100000");
+        assert_eq!(read(cgroup_file(&id, "cpu", "cpu.shares", "")), "512");
+        assert_eq!(read(cgroup_file(&id, "pids", "pids.max", "")), "16");
+    }
+    // The pids limit holds: the shell cannot fork 20 background sleeps.
+    d.ok(&["rm", "-f", &id]);
+    let r = d.berth(&[
+        "run", "--rm", "--pids-limit", "8", "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 20 ]; do sleep 5 & i=$((i+1)); echo $i; done",
+    ]);
+    let started: u32 = r.stdout.lines().last().and_then(|l| l.parse().ok()).unwrap_or(99);
+    assert!(started < 8, "pids limit not enforced: {started} started");
+    assert!(r.stderr.contains("can't fork"), "{}", r.stderr);
+    assert!(eventually(5, || d.ok(&["ps", "-aq"]).is_empty()));
+}
