@@ -71,12 +71,16 @@ pub struct Client {
 
 /// An empty request body.
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A request body holding `data`.
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A JSON request body.
@@ -96,34 +100,55 @@ impl Client {
         if socket.is_empty() {
             return Err(format!("invalid host {host:?}: empty socket path"));
         }
-        Ok(Client { host: host.to_string(), socket: PathBuf::from(socket) })
+        Ok(Client {
+            host: host.to_string(),
+            socket: PathBuf::from(socket),
+        })
     }
 
     async fn connect(&self) -> Result<TokioIo<UnixStream>, ClientError> {
         UnixStream::connect(&self.socket)
             .await
             .map(TokioIo::new)
-            .map_err(|_| ClientError::Connect { host: self.host.clone() })
+            .map_err(|_| ClientError::Connect {
+                host: self.host.clone(),
+            })
     }
 
-    fn request(&self, method: Method, path: &str, body: Body, upgrade: bool) -> Result<Request<Body>, ClientError> {
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        upgrade: bool,
+    ) -> Result<Request<Body>, ClientError> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{API_PREFIX}{path}"))
             // The Host header is required by HTTP/1.1; the value is meaningless on a socket.
             .header(hyper::header::HOST, "berth")
-            .header(hyper::header::USER_AGENT, concat!("berth-cli/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
+            )
             .header(hyper::header::CONTENT_TYPE, "application/json");
         if upgrade {
             builder = builder
                 .header(hyper::header::CONNECTION, "Upgrade")
                 .header(hyper::header::UPGRADE, "tcp");
         }
-        builder.body(body).map_err(|e| ClientError::Io(e.to_string()))
+        builder
+            .body(body)
+            .map_err(|e| ClientError::Io(e.to_string()))
     }
 
     /// Sends a request and returns the answer whatever its status; the caller checks it.
-    pub async fn send_raw(&self, method: Method, path: &str, body: Body) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Response<Incoming>, ClientError> {
         let io = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
@@ -133,23 +158,41 @@ impl Client {
             let _ = conn.await;
         });
         let req = self.request(method, path, body, false)?;
-        sender.send_request(req).await.map_err(|e| ClientError::Io(e.to_string()))
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
     }
 
     /// Sends a request; a non-2xx answer becomes `ClientError::Api`.
-    pub async fn send(&self, method: Method, path: &str, body: Body) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Response<Incoming>, ClientError> {
         let resp = self.send_raw(method, path, body).await?;
         check(resp).await
     }
 
     /// Sends a request and collects the whole 2xx body.
-    pub async fn bytes(&self, method: Method, path: &str, body: Body) -> Result<Bytes, ClientError> {
+    pub async fn bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Bytes, ClientError> {
         let resp = self.send(method, path, body).await?;
         collect(resp.into_body()).await
     }
 
     /// Sends a request and decodes the 2xx JSON answer.
-    pub async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Body) -> Result<T, ClientError> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<T, ClientError> {
         let data = self.bytes(method, path, body).await?;
         serde_json::from_slice(&data)
             .map_err(|e| ClientError::Io(format!("cannot decode the daemon's answer: {e}")))
@@ -176,7 +219,10 @@ impl Client {
             let _ = conn.with_upgrades().await;
         });
         let req = self.request(Method::POST, path, empty(), true)?;
-        let resp = sender.send_request(req).await.map_err(|e| ClientError::Io(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upgraded = hyper::upgrade::on(resp)
                 .await
@@ -258,7 +304,8 @@ pub fn enc(s: &str) -> String {
 pub fn enc_path(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':' | b'@') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':' | b'@')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -272,7 +319,10 @@ pub fn query(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
     format!("?{}", parts.join("&"))
 }
 
@@ -283,7 +333,10 @@ mod tests {
     #[test]
     fn encodes_queries() {
         assert_eq!(enc("a b/c"), "a%20b%2Fc");
-        assert_eq!(query(&[("name", "x".into()), ("f", "{\"a\":1}".into())]), "?name=x&f=%7B%22a%22%3A1%7D");
+        assert_eq!(
+            query(&[("name", "x".into()), ("f", "{\"a\":1}".into())]),
+            "?name=x&f=%7B%22a%22%3A1%7D"
+        );
         assert_eq!(query(&[]), "");
         assert_eq!(enc_path("library/busybox:latest"), "library/busybox:latest");
     }

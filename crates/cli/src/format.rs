@@ -28,7 +28,8 @@ impl Table {
 
     /// Adds a line given in tabwriter's own form: cells separated by `\t`.
     pub fn line(&mut self, text: &str) {
-        self.rows.push(text.split('\t').map(str::to_string).collect());
+        self.rows
+            .push(text.split('\t').map(str::to_string).collect());
     }
 
     /// The aligned text, one `\n`-terminated line per row.
@@ -54,7 +55,10 @@ impl Table {
 
 /// For each row, the width of each of its aligned cells, computed per column block.
 fn column_widths(rows: &[Vec<String>]) -> Vec<Vec<usize>> {
-    let mut widths: Vec<Vec<usize>> = rows.iter().map(|r| vec![0; r.len().saturating_sub(1)]).collect();
+    let mut widths: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|r| vec![0; r.len().saturating_sub(1)])
+        .collect();
     let max_cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     for col in 0..max_cols {
         let mut start = 0;
@@ -249,12 +253,18 @@ mod tests {
         let mut t = Table::new();
         t.row(["a", "bbbbbbbbbbbb", "c"]);
         t.row(["dddddddddd…", "e", "f"]);
-        assert_eq!(t.render(), "a             bbbbbbbbbbbb   c\ndddddddddd…   e              f\n");
+        assert_eq!(
+            t.render(),
+            "a             bbbbbbbbbbbb   c\ndddddddddd…   e              f\n"
+        );
     }
 
     #[test]
     fn durations() {
-        assert_eq!(human_duration(Duration::from_millis(500)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(500)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
         assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
         assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");
@@ -264,7 +274,10 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
         assert_eq!(human_duration(Duration::from_secs(21 * 86400)), "3 weeks");
         assert_eq!(human_duration(Duration::from_secs(90 * 86400)), "3 months");
-        assert_eq!(human_duration(Duration::from_secs(3 * 365 * 86400)), "3 years");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 365 * 86400)),
+            "3 years"
+        );
     }
 
     #[test]
@@ -297,7 +310,10 @@ mod tests {
     #[test]
     fn ellipsis_and_ids() {
         assert_eq!(ellipsis("echo hi", 20), "echo hi");
-        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do sleep 1; done'", 20),
+            "sh -c 'while true; …"
+        );
         assert_eq!(short_id("sha256:5d29bc371fc299d3349b"), "5d29bc371fc2");
     }
 }

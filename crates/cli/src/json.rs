@@ -90,8 +90,10 @@ impl Value {
             Value::Object(members) => {
                 let mut sorted: Vec<&(String, Value)> = members.iter().collect();
                 sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                let parts: Vec<String> =
-                    sorted.iter().map(|(k, v)| format!("{k}:{}", v.to_template_text())).collect();
+                let parts: Vec<String> = sorted
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{}", v.to_template_text()))
+                    .collect();
                 format!("map[{}]", parts.join(" "))
             }
         }
@@ -116,7 +118,9 @@ fn write_string(s: &str, out: &mut String) {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             // Go escapes these so JSON can be embedded in HTML; docker's output shows it.
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -266,7 +270,8 @@ mod tests {
 
     #[test]
     fn indents_like_go() {
-        let src = br#"[{"Id":"abc","Args":[],"State":{"Running":false,"Note":"a,b:{c}"},"L":[1,2]}]"#;
+        let src =
+            br#"[{"Id":"abc","Args":[],"State":{"Running":false,"Note":"a,b:{c}"},"L":[1,2]}]"#;
         let want = "[\n    {\n        \"Id\": \"abc\",\n        \"Args\": [],\n        \"State\": {\n            \"Running\": false,\n            \"Note\": \"a,b:{c}\"\n        },\n        \"L\": [\n            1,\n            2\n        ]\n    }\n]";
         assert_eq!(indent(src, "", "    "), want);
     }

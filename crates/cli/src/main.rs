@@ -52,7 +52,9 @@ fn subcommand_name(args: &[String]) -> Option<String> {
 /// flags (docker's code for flag errors), 1 for a missing argument or unknown command.
 fn report_usage_error(err: clap::Error, args: &[String]) -> i32 {
     match err.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
             return 0;
         }
@@ -79,12 +81,21 @@ fn report_usage_error(err: clap::Error, args: &[String]) -> i32 {
             125
         }
         ErrorKind::InvalidSubcommand => {
-            eprintln!("berth: unknown command: berth {}\n\nRun 'berth --help' for more information", sub.unwrap_or_default());
+            eprintln!(
+                "berth: unknown command: berth {}\n\nRun 'berth --help' for more information",
+                sub.unwrap_or_default()
+            );
             1
         }
         ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues => {
             let name = sub.unwrap_or_default();
-            eprintln!("berth: 'berth {name}' requires at least 1 argument\n\n{hint}");
+            // Docker words it by the command's arity.
+            let need = match name.as_str() {
+                "tag" => "2 arguments",
+                "logs" => "1 argument",
+                _ => "at least 1 argument",
+            };
+            eprintln!("berth: 'berth {name}' requires {need}\n\n{hint}");
             1
         }
         ErrorKind::MissingSubcommand => {
@@ -94,7 +105,12 @@ fn report_usage_error(err: clap::Error, args: &[String]) -> i32 {
         _ => {
             // Clap's wording, minus its "error: " prefix, in docker's two-line shape.
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
             eprintln!("{first}\n{hint}");
             125
         }
@@ -115,22 +131,30 @@ fn main() {
         }
         Ok(client) => {
             // One thread: a CLI waits on one socket at a time, and starts faster this way.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             match rt {
                 Err(e) => {
                     eprintln!("cannot start the runtime: {e}");
                     1
                 }
-                Ok(rt) => match rt.block_on(commands::dispatch(&client, cli.command)) {
-                    Ok(code) => code,
-                    Err(f) => {
-                        let _ = std::io::stdout().flush();
-                        if !f.message.is_empty() {
-                            eprintln!("{}", f.message);
+                Ok(rt) => {
+                    let result = rt.block_on(commands::dispatch(&client, cli.command));
+                    // Dropping the runtime would wait for a blocking stdin read that may
+                    // never end; nothing left running matters once the command is done.
+                    rt.shutdown_background();
+                    match result {
+                        Ok(code) => code,
+                        Err(f) => {
+                            let _ = std::io::stdout().flush();
+                            if !f.message.is_empty() {
+                                eprintln!("{}", f.message);
+                            }
+                            f.code
                         }
-                        f.code
                     }
-                },
+                }
             }
         }
     };
@@ -145,14 +169,35 @@ mod tests {
 
     #[test]
     fn finds_subcommand() {
-        let args: Vec<String> = ["berth", "-H", "unix:///x", "ps", "-a"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["berth", "-H", "unix:///x", "ps", "-a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(subcommand_name(&args), Some("ps".into()));
     }
 
     #[test]
     fn cli_parses_run_like_docker() {
-        let cli = Cli::try_parse_from(["berth", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo -n hi"]);
-        let Ok(Cli { command: Command::Run(r), .. }) = cli else { panic!("parse failed") };
+        let cli = Cli::try_parse_from([
+            "berth",
+            "run",
+            "--rm",
+            "-h",
+            "box",
+            "-e",
+            "A=1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ]);
+        let Ok(Cli {
+            command: Command::Run(r),
+            ..
+        }) = cli
+        else {
+            panic!("parse failed")
+        };
         assert!(r.opts.rm);
         assert_eq!(r.opts.hostname.as_deref(), Some("box"));
         assert_eq!(r.opts.command, vec!["sh", "-c", "echo -n hi"]);

@@ -51,7 +51,10 @@ pub struct Output {
 impl Output {
     /// An output for a container with (`tty`) or without a terminal.
     pub fn new(tty: bool) -> Output {
-        Output { tty, demux: Demuxer::default() }
+        Output {
+            tty,
+            demux: Demuxer::default(),
+        }
     }
 
     /// Writes one chunk read from the daemon.
@@ -85,7 +88,10 @@ fn write_out(stream: Stream, data: &[u8]) -> Result<(), String> {
 /// stdout/stderr until it ends.
 pub async fn copy_body(mut body: Incoming, tty: bool) -> Result<(), String> {
     let mut out = Output::new(tty);
-    while let Some(chunk) = client::next_chunk(&mut body).await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = client::next_chunk(&mut body)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         out.write(&chunk)?;
     }
     Ok(())
@@ -104,7 +110,11 @@ pub struct AttachStreams {
 /// Attaches to a container: returns once the daemon accepted, with a task that ends when
 /// the container's output has been fully copied. With `stdin`, our stdin is copied in and
 /// the connection half-closed at its end, so the container sees EOF.
-pub async fn attach(client: &Client, id: &str, s: AttachStreams) -> Result<JoinHandle<Result<(), String>>, ClientError> {
+pub async fn attach(
+    client: &Client,
+    id: &str,
+    s: AttachStreams,
+) -> Result<JoinHandle<Result<(), String>>, ClientError> {
     let flag = |b: bool| if b { "1" } else { "0" };
     let path = format!(
         "/containers/{}/attach?stream=1&stdin={}&stdout={}&stderr={}",
@@ -167,7 +177,13 @@ mod tests {
         let first = d.push(&data[..10]).unwrap();
         assert!(first.is_empty());
         let rest = d.push(&data[10..]).unwrap();
-        assert_eq!(rest, vec![(Stream::Stdout, b"hello\n".to_vec()), (Stream::Stderr, b"oops\n".to_vec())]);
+        assert_eq!(
+            rest,
+            vec![
+                (Stream::Stdout, b"hello\n".to_vec()),
+                (Stream::Stderr, b"oops\n".to_vec())
+            ]
+        );
         assert!(d.push(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! The part of Go's `text/template` that `--format` flags use in practice: field paths
 //! (`{{.State.ExitCode}}`), functions (`json`, `join`, `index`, `upper`, `lower`, `title`,
 //! `len`, `println`), pipes (`{{.Names | json}}`), string arguments, and a method hook for
-//! docker's `{{.Label "k"}}`. Control structures (`if`, `range`) are refused with an error
-//! rather than silently printed wrong.
+//! docker's `{{.Label "k"}}`, and the control structures `if`, `with` and `range` (with
+//! `else`). Anything else (`define`, variables) is refused with an error rather than
+//! silently printed wrong.
 
 use crate::json::Value;
 
@@ -16,6 +17,21 @@ pub struct Template {
 enum Part {
     Text(String),
     Action(Vec<Command>),
+    /// `if`/`with`/`range` pipeline, body, and `else` body.
+    Block(BlockKind, Vec<Command>, Vec<Part>, Vec<Part>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BlockKind {
+    If,
+    With,
+    Range,
+}
+
+/// A lexed piece of the source: text, or an action's inside.
+enum Item {
+    Text(String),
+    Action(String),
 }
 
 /// One command of a pipeline: operands, the first being a function or a value.
@@ -37,36 +53,11 @@ pub type MethodFn<'a> = &'a dyn Fn(&str, &[Value]) -> Option<Value>;
 impl Template {
     /// Parses `src`; errors read like Go's `template: …`.
     pub fn parse(src: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = src;
-        while let Some(start) = rest.find("{{") {
-            let mut text = &rest[..start];
-            let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| "template: unclosed action".to_string())?;
-            let mut inner = &after[..end];
-            // `{{-` and `-}}` trim the whitespace beside the action.
-            if let Some(stripped) = inner.strip_prefix("- ") {
-                text = text.trim_end();
-                inner = stripped;
-            }
-            let mut trim_after = false;
-            if let Some(stripped) = inner.strip_suffix(" -") {
-                trim_after = true;
-                inner = stripped;
-            }
-            if !text.is_empty() {
-                parts.push(Part::Text(text.to_string()));
-            }
-            parts.push(Part::Action(parse_pipeline(inner.trim())?));
-            rest = &after[end + 2..];
-            if trim_after {
-                rest = rest.trim_start();
-            }
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
+        let items = lex(src)?;
+        let mut pos = 0;
+        let (parts, end) = parse_list(&items, &mut pos)?;
+        if let Some(word) = end {
+            return Err(format!("template: unexpected {{{{{word}}}}}"));
         }
         Ok(Template { parts })
     }
@@ -74,20 +65,165 @@ impl Template {
     /// Renders against `data`; `method` answers method calls such as `.Label "k"`.
     pub fn render(&self, data: &Value, method: MethodFn<'_>) -> Result<String, String> {
         let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Action(pipeline) => {
-                    let v = eval_pipeline(pipeline, data, method)?;
-                    match v {
-                        Some(v) => out.push_str(&v.to_template_text()),
-                        None => out.push_str("<no value>"),
+        render_parts(&self.parts, data, method, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn lex(src: &str) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut rest = src;
+    while let Some(start) = rest.find("{{") {
+        let mut text = &rest[..start];
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| "template: unclosed action".to_string())?;
+        let mut inner = &after[..end];
+        // `{{-` and `-}}` trim the whitespace beside the action.
+        if let Some(stripped) = inner.strip_prefix("- ") {
+            text = text.trim_end();
+            inner = stripped;
+        }
+        let mut trim_after = false;
+        if let Some(stripped) = inner.strip_suffix(" -") {
+            trim_after = true;
+            inner = stripped;
+        }
+        if !text.is_empty() {
+            items.push(Item::Text(text.to_string()));
+        }
+        items.push(Item::Action(inner.trim().to_string()));
+        rest = &after[end + 2..];
+        if trim_after {
+            rest = rest.trim_start();
+        }
+    }
+    if !rest.is_empty() {
+        items.push(Item::Text(rest.to_string()));
+    }
+    Ok(items)
+}
+
+/// Parses parts until `{{end}}` or `{{else}}` (returned as the terminator) or the end.
+fn parse_list(
+    items: &[Item],
+    pos: &mut usize,
+) -> Result<(Vec<Part>, Option<&'static str>), String> {
+    let mut parts = Vec::new();
+    while *pos < items.len() {
+        let item = &items[*pos];
+        *pos += 1;
+        match item {
+            Item::Text(t) => parts.push(Part::Text(t.clone())),
+            Item::Action(a) => {
+                let (word, rest) = match a.split_once(char::is_whitespace) {
+                    Some((w, r)) => (w, r.trim()),
+                    None => (a.as_str(), ""),
+                };
+                match word {
+                    "end" => return Ok((parts, Some("end"))),
+                    "else" => return Ok((parts, Some("else"))),
+                    "if" | "with" | "range" => {
+                        let kind = match word {
+                            "if" => BlockKind::If,
+                            "with" => BlockKind::With,
+                            _ => BlockKind::Range,
+                        };
+                        let pipeline = parse_pipeline(rest)?;
+                        let (body, end) = parse_list(items, pos)?;
+                        let else_body = match end {
+                            Some("end") => Vec::new(),
+                            Some(_) => {
+                                let (e, end2) = parse_list(items, pos)?;
+                                if end2 != Some("end") {
+                                    return Err(format!("template: unexpected EOF in {word}"));
+                                }
+                                e
+                            }
+                            None => return Err(format!("template: unexpected EOF in {word}")),
+                        };
+                        parts.push(Part::Block(kind, pipeline, body, else_body));
+                    }
+                    _ => {
+                        if a.starts_with("/*") {
+                            continue;
+                        }
+                        parts.push(Part::Action(parse_pipeline(a)?));
                     }
                 }
             }
         }
-        Ok(out)
     }
+    Ok((parts, None))
+}
+
+/// Go's truth: false, 0, nil and empty strings, lists and maps are false.
+fn truthy(v: &Option<Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Int(i)) => *i != 0,
+        Some(Value::UInt(u)) => *u != 0,
+        Some(Value::Float(f)) => *f != 0.0,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+fn render_parts(
+    parts: &[Part],
+    data: &Value,
+    method: MethodFn<'_>,
+    out: &mut String,
+) -> Result<(), String> {
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Action(pipeline) => match eval_pipeline(pipeline, data, method)? {
+                Some(v) => out.push_str(&v.to_template_text()),
+                None => out.push_str("<no value>"),
+            },
+            Part::Block(kind, pipeline, body, else_body) => {
+                let v = eval_pipeline(pipeline, data, method)?;
+                match kind {
+                    BlockKind::If => {
+                        let branch = if truthy(&v) { body } else { else_body };
+                        render_parts(branch, data, method, out)?;
+                    }
+                    BlockKind::With => match v.filter(|x| truthy(&Some(x.clone()))) {
+                        Some(dot) => render_parts(body, &dot, method, out)?,
+                        None => render_parts(else_body, data, method, out)?,
+                    },
+                    BlockKind::Range => {
+                        let elems: Vec<Value> = match v {
+                            Some(Value::Array(a)) => a,
+                            // Go ranges over a map in key order.
+                            Some(Value::Object(mut o)) => {
+                                o.sort_by(|a, b| a.0.cmp(&b.0));
+                                o.into_iter().map(|(_, v)| v).collect()
+                            }
+                            None | Some(Value::Null) => Vec::new(),
+                            Some(other) => {
+                                return Err(format!(
+                                    "template: range can't iterate over {}",
+                                    other.to_template_text()
+                                ))
+                            }
+                        };
+                        if elems.is_empty() {
+                            render_parts(else_body, data, method, out)?;
+                        }
+                        for e in &elems {
+                            render_parts(body, e, method, out)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tokenize(src: &str) -> Result<Vec<String>, String> {
@@ -163,8 +299,12 @@ fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
             Operand::Field(path.split('.').map(str::to_string).collect())
         } else if let Ok(n) = tok.parse::<i64>() {
             Operand::Num(n)
-        } else if matches!(tok.as_str(), "if" | "range" | "with" | "end" | "else" | "define" | "block" | "template") {
-            return Err(format!("template: {tok:?} is not supported by berth's --format"));
+        } else if tok.starts_with('$')
+            || matches!(tok.as_str(), "define" | "block" | "template" | ":=")
+        {
+            return Err(format!(
+                "template: {tok:?} is not supported by berth's --format"
+            ));
         } else {
             Operand::Ident(tok)
         };
@@ -177,7 +317,11 @@ fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
     Ok(commands)
 }
 
-fn eval_pipeline(pipeline: &[Command], data: &Value, method: MethodFn<'_>) -> Result<Option<Value>, String> {
+fn eval_pipeline(
+    pipeline: &[Command],
+    data: &Value,
+    method: MethodFn<'_>,
+) -> Result<Option<Value>, String> {
     let mut prev: Option<Option<Value>> = None;
     for cmd in pipeline {
         prev = Some(eval_command(cmd, data, method, prev)?);
@@ -234,7 +378,9 @@ fn eval_command(
 }
 
 fn text_of(v: &Option<Value>) -> String {
-    v.as_ref().map(Value::to_template_text).unwrap_or_else(|| "<no value>".into())
+    v.as_ref()
+        .map(Value::to_template_text)
+        .unwrap_or_else(|| "<no value>".into())
 }
 
 fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
@@ -242,7 +388,10 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("template: wrong number of args for {name}: want {n} got {}", args.len()))
+            Err(format!(
+                "template: wrong number of args for {name}: want {n} got {}",
+                args.len()
+            ))
         }
     };
     match name {
@@ -255,7 +404,10 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
             want(2)?;
             let sep = text_of(&args[1]);
             let items = match &args[0] {
-                Some(Value::Array(items)) => items.iter().map(Value::to_template_text).collect::<Vec<_>>(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(Value::to_template_text)
+                    .collect::<Vec<_>>(),
                 Some(Value::Null) | None => Vec::new(),
                 Some(other) => vec![other.to_template_text()],
             };
@@ -266,8 +418,14 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
             let found = match (&args[0], &args[1]) {
                 (Some(obj @ Value::Object(_)), Some(Value::String(k))) => obj.get(k).cloned(),
                 (Some(Value::Array(items)), Some(Value::Int(i))) => {
-                    let idx = usize::try_from(*i).map_err(|_| format!("template: index out of range: {i}"))?;
-                    Some(items.get(idx).cloned().ok_or_else(|| format!("template: index out of range: {i}"))?)
+                    let idx = usize::try_from(*i)
+                        .map_err(|_| format!("template: index out of range: {i}"))?;
+                    Some(
+                        items
+                            .get(idx)
+                            .cloned()
+                            .ok_or_else(|| format!("template: index out of range: {i}"))?,
+                    )
                 }
                 _ => None,
             };
@@ -301,6 +459,15 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
             };
             Ok(Some(Value::Int(n as i64)))
         }
+        "eq" | "ne" => {
+            want(2)?;
+            let same = text_of(&args[0]) == text_of(&args[1]);
+            Ok(Some(Value::Bool(if name == "eq" { same } else { !same })))
+        }
+        "not" => {
+            want(1)?;
+            Ok(Some(Value::Bool(!truthy(&args[0]))))
+        }
         "println" => {
             let parts: Vec<String> = args.iter().map(text_of).collect();
             Ok(Some(Value::String(parts.join(" ") + "\n")))
@@ -312,7 +479,9 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
 /// Splits docker's `table` prefix off a format: `(is_table, rest)`.
 pub fn strip_table(format: &str) -> (bool, &str) {
     match format.strip_prefix("table") {
-        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+            (true, rest.trim_start())
+        }
         _ => (false, format),
     }
 }
@@ -331,6 +500,7 @@ pub fn header(tpl: &Template, title: &dyn Fn(&str) -> String) -> String {
                 });
                 out.push_str(&field.map(|f| title(&f)).unwrap_or_default());
             }
+            Part::Block(..) => {}
         }
     }
     out
@@ -356,29 +526,58 @@ mod tests {
     #[test]
     fn fields_and_functions() {
         assert_eq!(render("{{.State.ExitCode}}").unwrap(), "3");
-        assert_eq!(render("id={{.Id}} run={{ .State.Running }}").unwrap(), "id=abc run=false");
-        assert_eq!(render("{{json .State}}").unwrap(), r#"{"ExitCode":3,"Running":false}"#);
+        assert_eq!(
+            render("id={{.Id}} run={{ .State.Running }}").unwrap(),
+            "id=abc run=false"
+        );
+        assert_eq!(
+            render("{{json .State}}").unwrap(),
+            r#"{"ExitCode":3,"Running":false}"#
+        );
         assert_eq!(render("{{.Names | json}}").unwrap(), r#"["/a","/b"]"#);
         assert_eq!(render(r#"{{join .Names ","}}"#).unwrap(), "/a,/b");
         assert_eq!(render(r#"{{index .Config.Labels "a"}}"#).unwrap(), "2");
         assert_eq!(render("{{.Config.Labels}}").unwrap(), "map[a:2 z:1]");
         assert_eq!(render("{{.Nope}}").unwrap(), "<no value>");
         assert_eq!(render("{{upper .Id}}").unwrap(), "ABC");
-        assert!(render("{{if .Id}}x{{end}}").is_err());
+        assert_eq!(render("{{if .Id}}x{{else}}y{{end}}").unwrap(), "x");
+        assert_eq!(render("{{if .Nope}}x{{else}}y{{end}}").unwrap(), "y");
+        assert_eq!(
+            render("{{range .Names}}[{{.}}]{{end}}").unwrap(),
+            "[/a][/b]"
+        );
+        assert_eq!(
+            render("{{range .Config.Labels}}{{.}}{{end}}").unwrap(),
+            "21"
+        );
+        assert_eq!(render("{{with .State}}{{.ExitCode}}{{end}}").unwrap(), "3");
+        assert_eq!(render(r#"{{if eq .Id "abc"}}yes{{end}}"#).unwrap(), "yes");
+        assert!(render("{{if .Id}}x").is_err());
+        assert!(render("{{$x := 1}}").is_err());
         assert!(render("{{.Id").is_err());
     }
 
     #[test]
     fn methods_and_tables() {
         let labels = |name: &str, args: &[Value]| -> Option<Value> {
-            (name == "Label" && args == [Value::String("k".into())]).then(|| Value::String("v".into()))
+            (name == "Label" && args == [Value::String("k".into())])
+                .then(|| Value::String("v".into()))
         };
         let t = Template::parse(r#"{{.Label "k"}}"#).unwrap();
         assert_eq!(t.render(&data(), &labels).unwrap(), "v");
-        assert_eq!(strip_table("table {{.ID}}\t{{.Names}}"), (true, "{{.ID}}\t{{.Names}}"));
+        assert_eq!(
+            strip_table("table {{.ID}}\t{{.Names}}"),
+            (true, "{{.ID}}\t{{.Names}}")
+        );
         assert_eq!(strip_table("{{.ID}}"), (false, "{{.ID}}"));
         let t = Template::parse("{{.ID}}\t{{.Names}}").unwrap();
-        let title = |f: &str| if f == "ID" { "CONTAINER ID".to_string() } else { f.to_uppercase() };
+        let title = |f: &str| {
+            if f == "ID" {
+                "CONTAINER ID".to_string()
+            } else {
+                f.to_uppercase()
+            }
+        };
         assert_eq!(header(&t, &title), "CONTAINER ID\tNAMES");
     }
 }

@@ -172,7 +172,10 @@ pub fn attach(
 /// Blocks until the container has exited. If the shim is gone, falls back to `exit.json`.
 pub fn wait(state_dir: &Path) -> Result<ExitStatus, Error> {
     match connect(state_dir, &Request::Wait) {
-        Ok((_, line)) => {
+        Ok((mut stream, line)) => {
+            // The shim closes the connection once it has unmounted the rootfs and removed the
+            // cgroup, so returning after EOF means the container is fully gone.
+            let _ = stream.read_to_end(&mut Vec::new());
             serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("{e}: {line}")))
         }
         Err(err @ Error::Gone { .. }) => read_exit(state_dir).ok_or(err),

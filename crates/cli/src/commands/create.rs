@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, CreateImageInfo, HostConfig};
+use berth_api::models::{
+    ContainerCreateBody, ContainerCreateResponse, CreateImageInfo, HostConfig,
+};
 use clap::Args;
 use hyper::Method;
 
@@ -94,13 +96,18 @@ pub struct CreateArgs {
 pub fn flag_error(cmd: &str, value: &str, flag: &str, why: &str) -> Failure {
     Failure::new(
         125,
-        format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth {cmd} --help'."),
+        format!(
+            "invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth {cmd} --help'."
+        ),
     )
 }
 
 /// Docker's env-file format: one `NAME=value` per line, `#` comments and blank lines
 /// skipped, a bare `NAME` taking the value from our environment (dropped when unset).
-pub fn parse_env_file(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+pub fn parse_env_file(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim_start();
@@ -155,7 +162,9 @@ impl ContainerOpts {
         env.extend(self.env.iter().filter_map(|e| env_flag(e, &host_env)));
 
         let memory = match &self.memory {
-            Some(m) => Some(format::ram_in_bytes(m).map_err(|e| flag_error(cmd, m, "-m, --memory", &e))?),
+            Some(m) => {
+                Some(format::ram_in_bytes(m).map_err(|e| flag_error(cmd, m, "-m, --memory", &e))?)
+            }
             None => None,
         };
         let nano_cpus = match &self.cpus {
@@ -164,20 +173,37 @@ impl ContainerOpts {
                     .parse()
                     .ok()
                     .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| flag_error(cmd, c, "--cpus", &format!("failed to parse {c} as a rational number")))?;
+                    .ok_or_else(|| {
+                        flag_error(
+                            cmd,
+                            c,
+                            "--cpus",
+                            &format!("failed to parse {c} as a rational number"),
+                        )
+                    })?;
                 Some((v * 1e9) as i64)
             }
             None => None,
         };
         let cpu_shares = match &self.cpu_shares {
             Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                flag_error(cmd, c, "-c, --cpu-shares", &format!("strconv.ParseInt: parsing \"{c}\": invalid syntax"))
+                flag_error(
+                    cmd,
+                    c,
+                    "-c, --cpu-shares",
+                    &format!("strconv.ParseInt: parsing \"{c}\": invalid syntax"),
+                )
             })?),
             None => None,
         };
         let pids_limit = match &self.pids_limit {
             Some(p) => Some(p.parse::<i64>().map_err(|_| {
-                flag_error(cmd, p, "--pids-limit", &format!("strconv.ParseInt: parsing \"{p}\": invalid syntax"))
+                flag_error(
+                    cmd,
+                    p,
+                    "--pids-limit",
+                    &format!("strconv.ParseInt: parsing \"{p}\": invalid syntax"),
+                )
             })?),
             None => None,
         };
@@ -255,11 +281,18 @@ impl ContainerOpts {
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// An I/O error worded like Go's (`no such file or directory`).
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
+        // Rust appends " (os error N)"; Go does not.
+        _ => e
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_lowercase(),
     }
 }
 
@@ -271,7 +304,10 @@ pub fn split_image(image: &str) -> (String, String) {
     }
     let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[slash..].rfind(':') {
-        Some(i) => (image[..slash + i].to_string(), image[slash + i + 1..].to_string()),
+        Some(i) => (
+            image[..slash + i].to_string(),
+            image[slash + i + 1..].to_string(),
+        ),
         None => (image.to_string(), "latest".to_string()),
     }
 }
@@ -295,7 +331,10 @@ pub fn familiar(image: &str) -> String {
 /// Pulls `image`, printing the daemon's progress messages to stderr as plain lines.
 pub async fn pull(client: &Client, image: &str) -> Result<(), Failure> {
     let (name, tag) = split_image(image);
-    let path = format!("/images/create{}", client::query(&[("fromImage", name), ("tag", tag)]));
+    let path = format!(
+        "/images/create{}",
+        client::query(&[("fromImage", name), ("tag", tag)])
+    );
     let resp = client.send(Method::POST, &path, client::empty()).await?;
     let mut body = resp.into_body();
     let mut lines = LineSplitter::default();
@@ -358,14 +397,20 @@ impl LineSplitter {
 
     /// What is left without a final newline.
     pub fn finish(&mut self) -> Option<String> {
-        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).trim().to_string();
+        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf))
+            .trim()
+            .to_string();
         (!rest.is_empty()).then_some(rest)
     }
 }
 
 /// Creates the container, pulling its image first when the daemon lacks it (as docker
 /// does). Failures carry exit code 125 (`docker run`'s code for daemon refusals).
-pub async fn create(client: &Client, name: Option<&str>, body: &ContainerCreateBody) -> Result<String, Failure> {
+pub async fn create(
+    client: &Client,
+    name: Option<&str>,
+    body: &ContainerCreateBody,
+) -> Result<String, Failure> {
     let mut q = Vec::new();
     if let Some(n) = name {
         q.push(("name", n.to_string()));
@@ -373,14 +418,18 @@ pub async fn create(client: &Client, name: Option<&str>, body: &ContainerCreateB
     let path = format!("/containers/create{}", client::query(&q));
     let post = || async {
         let b = client::json_body(body)?;
-        client.json::<ContainerCreateResponse>(Method::POST, &path, b).await
+        client
+            .json::<ContainerCreateResponse>(Method::POST, &path, b)
+            .await
     };
     let resp = match post().await {
         Ok(r) => r,
         Err(e) if e.is_not_found() && e.message().starts_with("No such image") => {
             let image = body.image.clone().unwrap_or_default();
             eprintln!("Unable to find image '{}' locally", familiar(&image));
-            pull(client, &image).await.map_err(|f| Failure::new(125, f.message))?;
+            pull(client, &image)
+                .await
+                .map_err(|f| Failure::new(125, f.message))?;
             post().await.map_err(to_125)?
         }
         Err(e) => return Err(to_125(e)),
@@ -392,14 +441,21 @@ pub async fn create(client: &Client, name: Option<&str>, body: &ContainerCreateB
 }
 
 fn to_125(e: ClientError) -> Failure {
-    let code = if matches!(e, ClientError::Connect { .. }) { 1 } else { 125 };
+    let code = if matches!(e, ClientError::Connect { .. }) {
+        1
+    } else {
+        125
+    };
     Failure::new(code, e.to_string())
 }
 
 /// `berth create`: prints the new container's full ID.
 pub async fn run(client: &Client, args: CreateArgs) -> CmdResult {
     let body = args.opts.body("create", true)?;
-    let id = create(client, args.opts.name.as_deref(), &body).await?;
+    // `docker create` exits 1 when the daemon refuses (125 is for `run`).
+    let id = create(client, args.opts.name.as_deref(), &body)
+        .await
+        .map_err(|f| Failure::new(if f.code == 125 { 1 } else { f.code }, f.message))?;
     println!("{id}");
     Ok(0)
 }
@@ -428,9 +484,18 @@ mod tests {
     #[test]
     fn image_refs() {
         assert_eq!(split_image("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_image("busybox:1.36"), ("busybox".into(), "1.36".into()));
-        assert_eq!(split_image("localhost:5000/x"), ("localhost:5000/x".into(), "latest".into()));
-        assert_eq!(split_image("x@sha256:ab"), ("x@sha256:ab".into(), "".into()));
+        assert_eq!(
+            split_image("busybox:1.36"),
+            ("busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_image("localhost:5000/x"),
+            ("localhost:5000/x".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("x@sha256:ab"),
+            ("x@sha256:ab".into(), "".into())
+        );
         assert_eq!(familiar("docker.io/library/busybox"), "busybox:latest");
         assert_eq!(familiar("busybox"), "busybox:latest");
     }

@@ -32,7 +32,11 @@ pub struct ImagesArgs {
 
 /// One table row per repository:tag of `img` (or `<none>` rows when it has none).
 fn rows(img: &ImageSummary) -> Vec<(String, String)> {
-    let tags: Vec<&String> = img.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
+    let tags: Vec<&String> = img
+        .repo_tags
+        .iter()
+        .filter(|t| t.as_str() != "<none>:<none>")
+        .collect();
     if !tags.is_empty() {
         return tags
             .iter()
@@ -42,7 +46,11 @@ fn rows(img: &ImageSummary) -> Vec<(String, String)> {
             })
             .collect();
     }
-    let digests: Vec<&String> = img.repo_digests.iter().filter(|d| d.as_str() != "<none>@<none>").collect();
+    let digests: Vec<&String> = img
+        .repo_digests
+        .iter()
+        .filter(|d| d.as_str() != "<none>@<none>")
+        .collect();
     if let Some(d) = digests.first() {
         let repo = d.split('@').next().unwrap_or("<none>").to_string();
         return vec![(repo, "<none>".into())];
@@ -63,7 +71,9 @@ pub async fn run(client: &Client, args: ImagesArgs) -> CmdResult {
     if !filters.is_empty() {
         q.push(("filters", filters_json(&filters)?));
     }
-    let list: Vec<ImageSummary> = client.get(&format!("/images/json{}", client::query(&q))).await?;
+    let list: Vec<ImageSummary> = client
+        .get(&format!("/images/json{}", client::query(&q)))
+        .await?;
     let id_of = |img: &ImageSummary| {
         if args.no_trunc {
             img.id.clone()
@@ -85,7 +95,13 @@ pub async fn run(client: &Client, args: ImagesArgs) -> CmdResult {
     t.line("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
     for img in &list {
         for (repo, tag) in rows(img) {
-            t.row([repo, tag, id_of(img), format::ago(img.created), format::human_size(img.size, 3)]);
+            t.row([
+                repo,
+                tag,
+                id_of(img),
+                format::ago(img.created),
+                format::human_size(img.size, 3),
+            ]);
         }
     }
     print!("{}", t.render());

@@ -41,7 +41,11 @@ fn stream_body(mut reader: impl AsyncRead + Unpin + Send + 'static) -> client::B
             match reader.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => {
-                    if tx.send_data(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    if tx
+                        .send_data(Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -60,9 +64,16 @@ pub async fn run(client: &Client, args: ImportArgs) -> CmdResult {
     let body = if args.source == "-" {
         stream_body(tokio::io::stdin())
     } else {
-        let file = tokio::fs::File::open(&args.source)
-            .await
-            .map_err(|e| Failure::new(1, format!("open {}: {}", args.source, e.to_string().to_lowercase())))?;
+        let file = tokio::fs::File::open(&args.source).await.map_err(|e| {
+            Failure::new(
+                1,
+                format!(
+                    "open {}: {}",
+                    args.source,
+                    crate::commands::create::io_reason(&e)
+                ),
+            )
+        })?;
         stream_body(file)
     };
     let mut q = vec![("fromSrc", "-".to_string())];
@@ -90,7 +101,9 @@ pub async fn run(client: &Client, args: ImportArgs) -> CmdResult {
     }
     all.extend(lines.finish());
     for line in all {
-        let Ok(info) = serde_json::from_str::<CreateImageInfo>(&line) else { continue };
+        let Ok(info) = serde_json::from_str::<CreateImageInfo>(&line) else {
+            continue;
+        };
         if let Some(detail) = info.error_detail {
             return Err(Failure::new(1, detail.message.unwrap_or_default()));
         }

@@ -27,18 +27,37 @@ pub struct InspectArgs {
 }
 
 /// The raw JSON of `name`: a container, else an image (unless `--type` narrows it).
-async fn fetch(client: &Client, name: &str, kind: Option<&str>, size: bool) -> Result<Option<bytes::Bytes>, ClientError> {
+async fn fetch(
+    client: &Client,
+    name: &str,
+    kind: Option<&str>,
+    size: bool,
+) -> Result<Option<bytes::Bytes>, ClientError> {
     let try_kind = |k: &str| kind.is_none_or(|want| want == k);
     if try_kind("container") {
         let q = if size { "?size=1" } else { "" };
-        match client.bytes(Method::GET, &format!("/containers/{}/json{q}", client::enc(name)), client::empty()).await {
+        match client
+            .bytes(
+                Method::GET,
+                &format!("/containers/{}/json{q}", client::enc(name)),
+                client::empty(),
+            )
+            .await
+        {
             Ok(b) => return Ok(Some(b)),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
     if try_kind("image") {
-        match client.bytes(Method::GET, &format!("/images/{}/json", client::enc_path(name)), client::empty()).await {
+        match client
+            .bytes(
+                Method::GET,
+                &format!("/images/{}/json", client::enc_path(name)),
+                client::empty(),
+            )
+            .await
+        {
             Ok(b) => return Ok(Some(b)),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
@@ -50,14 +69,20 @@ async fn fetch(client: &Client, name: &str, kind: Option<&str>, size: bool) -> R
 /// A bad template, reported like docker (exit 64, `template parsing error: …`).
 pub fn template_failure(e: &str) -> Failure {
     let detail = e.strip_prefix("template: ").unwrap_or(e);
-    Failure::new(64, format!("template parsing error: template: :1: {detail}"))
+    Failure::new(
+        64,
+        format!("template parsing error: template: :1: {detail}"),
+    )
 }
 
 /// `berth inspect`
 pub async fn run(client: &Client, args: InspectArgs) -> CmdResult {
     if let Some(k) = args.kind.as_deref() {
         if k != "container" && k != "image" {
-            return Err(Failure::new(1, format!("\"{k}\" is not a valid value for --type")));
+            return Err(Failure::new(
+                1,
+                format!("\"{k}\" is not a valid value for --type"),
+            ));
         }
     }
     let tpl = match args.format.as_deref() {

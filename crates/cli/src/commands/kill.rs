@@ -19,7 +19,11 @@ pub struct KillArgs {
 /// `berth kill`
 pub async fn run(client: &Client, args: KillArgs) -> CmdResult {
     // Without -s the daemon picks SIGKILL, as docker leaves it to the daemon too.
-    let q = args.signal.as_ref().map(|s| client::query(&[("signal", s.clone())])).unwrap_or_default();
+    let q = args
+        .signal
+        .as_ref()
+        .map(|s| client::query(&[("signal", s.clone())]))
+        .unwrap_or_default();
     for_each_name(&args.containers, |name| {
         let path = format!("/containers/{}/kill{q}", client::enc(&name));
         async move { client.post(&path).await }

@@ -15,7 +15,12 @@ pub struct LogsArgs {
     #[arg(short = 'f', long = "follow")]
     pub follow: bool,
     /// Number of lines to show from the end of the logs
-    #[arg(short = 'n', long = "tail", value_name = "string", default_value = "all")]
+    #[arg(
+        short = 'n',
+        long = "tail",
+        value_name = "string",
+        default_value = "all"
+    )]
     pub tail: String,
     /// Show timestamps
     #[arg(short = 't', long = "timestamps")]
@@ -34,8 +39,12 @@ pub struct LogsArgs {
 /// `berth logs`
 pub async fn run(client: &Client, args: LogsArgs) -> CmdResult {
     // The stream is framed only for containers without a TTY, so ask which it is.
-    let info: ContainerInspectResponse =
-        client.get(&format!("/containers/{}/json", client::enc(&args.container))).await?;
+    let info: ContainerInspectResponse = client
+        .get(&format!(
+            "/containers/{}/json",
+            client::enc(&args.container)
+        ))
+        .await?;
     let tty = info.config.and_then(|c| c.tty).unwrap_or(false);
     let id = info.id.unwrap_or(args.container.clone());
     let flag = |b: bool| if b { "1" } else { "0" }.to_string();
@@ -54,6 +63,8 @@ pub async fn run(client: &Client, args: LogsArgs) -> CmdResult {
     }
     let path = format!("/containers/{}/logs{}", client::enc(&id), client::query(&q));
     let resp = client.send(Method::GET, &path, client::empty()).await?;
-    stream::copy_body(resp.into_body(), tty).await.map_err(|e| Failure::new(1, e))?;
+    stream::copy_body(resp.into_body(), tty)
+        .await
+        .map_err(|e| Failure::new(1, e))?;
     Ok(0)
 }

@@ -34,7 +34,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with `code` and `message` (empty: print nothing).
     pub fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }
 

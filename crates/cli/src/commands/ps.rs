@@ -71,7 +71,9 @@ pub fn filters_json(filters: &[String]) -> Result<String, Failure> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| Failure::new(125, format!("invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\nSee 'berth ps --help'.")))?;
-        map.entry(k.trim().to_lowercase()).or_default().push(v.to_string());
+        map.entry(k.trim().to_lowercase())
+            .or_default()
+            .push(v.to_string());
     }
     serde_json::to_string(&map).map_err(|e| Failure::new(1, e.to_string()))
 }
@@ -101,7 +103,11 @@ pub fn go_time(unix: i64) -> String {
         Some(t) => {
             let offset = t.format("%z").to_string();
             // Go names the zone; chrono only knows the offset, and UTC is the common case.
-            let zone = if offset == "+0000" { "UTC".to_string() } else { offset.clone() };
+            let zone = if offset == "+0000" {
+                "UTC".to_string()
+            } else {
+                offset.clone()
+            };
             format!("{} {offset} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
         }
         None => unix.to_string(),
@@ -121,7 +127,11 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
         }
     }
     let command = c.command.clone().unwrap_or_default();
-    let command = go_quote(&if trunc { format::ellipsis(&command, 20) } else { command });
+    let command = go_quote(&if trunc {
+        format::ellipsis(&command, 20)
+    } else {
+        command
+    });
     let names: Vec<String> = c
         .names
         .clone()
@@ -131,9 +141,14 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
         // Legacy link names (`other/alias`) only show untruncated.
         .filter(|n| !trunc || !n.contains('/'))
         .collect();
-    let mut labels: Vec<(String, String)> = c.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut labels: Vec<(String, String)> =
+        c.labels.clone().unwrap_or_default().into_iter().collect();
     labels.sort();
-    let labels_text = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let labels_text = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let ports = c
         .ports
         .clone()
@@ -142,7 +157,11 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
         .map(|p| {
             let typ = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
             match p.public_port {
-                Some(public) => format!("{}:{public}->{}/{typ}", p.ip.clone().unwrap_or_default(), p.private_port),
+                Some(public) => format!(
+                    "{}:{public}->{}/{typ}",
+                    p.ip.clone().unwrap_or_default(),
+                    p.private_port
+                ),
                 None => format!("{}/{typ}", p.private_port),
             }
         })
@@ -158,9 +177,18 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
     let mounts = c.mounts.clone().unwrap_or_default();
     let mount_names: Vec<String> = mounts
         .iter()
-        .map(|m| m.name.clone().filter(|n| !n.is_empty()).or_else(|| m.source.clone()).unwrap_or_default())
+        .map(|m| {
+            m.name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .or_else(|| m.source.clone())
+                .unwrap_or_default()
+        })
         .collect();
-    let local_volumes = mounts.iter().filter(|m| m.driver.as_deref() == Some("local")).count();
+    let local_volumes = mounts
+        .iter()
+        .filter(|m| m.driver.as_deref() == Some("local"))
+        .count();
     let created = c.created.unwrap_or(0);
     let rw = format::human_size(c.size_rw.unwrap_or(0), 3);
     let size = match c.size_root_fs {
@@ -184,7 +212,10 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
         ("Ports".into(), s(ports)),
         ("RunningFor".into(), s(format::ago(created))),
         ("Size".into(), s(size)),
-        ("State".into(), s(c.state.map(|st| st.to_string()).unwrap_or_default())),
+        (
+            "State".into(),
+            s(c.state.map(|st| st.to_string()).unwrap_or_default()),
+        ),
         ("Status".into(), s(c.status.clone().unwrap_or_default())),
     ])
 }
@@ -204,10 +235,16 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         q.push(("filters", filters_json(&args.filter)?));
     }
     // Sizes cost the daemon a walk of each container's files: ask only when shown.
-    if args.format.as_deref().is_some_and(|f| f.contains(".Size") || f.contains("json .")) {
+    if args
+        .format
+        .as_deref()
+        .is_some_and(|f| f.contains(".Size") || f.contains("json ."))
+    {
         q.push(("size", "1".to_string()));
     }
-    let list: Vec<ContainerSummary> = client.get(&format!("/containers/json{}", client::query(&q))).await?;
+    let list: Vec<ContainerSummary> = client
+        .get(&format!("/containers/json{}", client::query(&q)))
+        .await?;
     let trunc = !args.no_trunc;
 
     if args.quiet && args.format.is_none() {
@@ -236,7 +273,9 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         let labels = c.labels.clone().unwrap_or_default();
         let method = |name: &str, args: &[Value]| -> Option<Value> {
             match (name, args) {
-                ("Label", [Value::String(k)]) => Some(Value::String(labels.get(k).cloned().unwrap_or_default())),
+                ("Label", [Value::String(k)]) => {
+                    Some(Value::String(labels.get(k).cloned().unwrap_or_default()))
+                }
                 _ => None,
             }
         };
@@ -263,8 +302,15 @@ mod tests {
     #[test]
     fn quoting_and_filters() {
         assert_eq!(go_quote("echo \"hi\""), "\"echo \\\"hi\\\"\"");
-        assert_eq!(filters_json(&["status=exited".into(), "name=a".into(), "status=created".into()]).unwrap(),
-            r#"{"name":["a"],"status":["exited","created"]}"#);
+        assert_eq!(
+            filters_json(&[
+                "status=exited".into(),
+                "name=a".into(),
+                "status=created".into()
+            ])
+            .unwrap(),
+            r#"{"name":["a"],"status":["exited","created"]}"#
+        );
         assert!(filters_json(&["bad".into()]).is_err());
     }
 
@@ -275,7 +321,8 @@ mod tests {
         )
         .unwrap();
         let ctx = context(&c, true);
-        let tpl = Template::parse(r#"{{.ID}}|{{.Command}}|{{.Names}}|{{.Labels}}|{{.State}}"#).unwrap();
+        let tpl =
+            Template::parse(r#"{{.ID}}|{{.Command}}|{{.Names}}|{{.Labels}}|{{.State}}"#).unwrap();
         let none = |_: &str, _: &[Value]| None;
         assert_eq!(
             tpl.render(&ctx, &none).unwrap(),

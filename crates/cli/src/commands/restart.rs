@@ -9,7 +9,12 @@ use crate::commands::{for_each_name, CmdResult};
 #[derive(Debug, Clone, Args)]
 pub struct RestartArgs {
     /// Seconds to wait for stop before killing the container
-    #[arg(short = 't', long = "time", value_name = "int", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// The containers to restart
     #[arg(required = true, value_name = "CONTAINER")]

@@ -32,7 +32,12 @@ pub async fn run(client: &Client, args: RmArgs) -> CmdResult {
     let q = client::query(&q);
     for_each_name(&args.containers, |name| {
         let path = format!("/containers/{}{q}", client::enc(&name));
-        async move { client.bytes(Method::DELETE, &path, client::empty()).await.map(|_| ()) }
+        async move {
+            client
+                .bytes(Method::DELETE, &path, client::empty())
+                .await
+                .map(|_| ())
+        }
     })
     .await
 }

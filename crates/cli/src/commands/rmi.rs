@@ -34,7 +34,10 @@ pub async fn run(client: &Client, args: RmiArgs) -> CmdResult {
     let mut failed = false;
     for image in &args.images {
         let path = format!("/images/{}{q}", client::enc_path(image));
-        match client.json::<Vec<ImageDeleteResponseItem>>(Method::DELETE, &path, client::empty()).await {
+        match client
+            .json::<Vec<ImageDeleteResponseItem>>(Method::DELETE, &path, client::empty())
+            .await
+        {
             Ok(items) => {
                 for item in items {
                     if let Some(u) = item.untagged {

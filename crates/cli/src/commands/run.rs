@@ -42,7 +42,10 @@ pub fn start_error_code(message: &str) -> i32 {
 fn run_failure(code: i32, e: &ClientError) -> Failure {
     match e {
         ClientError::Connect { .. } => Failure::new(1, e.to_string()),
-        _ => Failure::new(code, format!("berth: {e}\nSee 'berth run --help'.")),
+        _ => Failure::new(
+            code,
+            format!("berth: {e}\n\nRun 'berth run --help' for more information"),
+        ),
     }
 }
 
@@ -60,7 +63,11 @@ pub struct Session {
 /// output has drained. `start_code` maps a start failure to an exit code.
 pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) -> i32) -> CmdResult {
     // Raw mode only when we forward a terminal: keys must reach the container unprocessed.
-    let _raw = if s.streams.tty && s.streams.stdin { term::RawMode::enable(0) } else { None };
+    let _raw = if s.streams.tty && s.streams.stdin {
+        term::RawMode::enable(0)
+    } else {
+        None
+    };
 
     let output = if s.streams.stdin || s.streams.stdout || s.streams.stderr {
         Some(stream::attach(client, &s.id, s.streams).await?)
@@ -70,15 +77,28 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
 
     // The wait must be registered before the start, or a fast container's exit is missed;
     // the daemon sends the answer's headers once it is registered.
-    let condition = if s.auto_remove { "removed" } else { "next-exit" };
-    let wait_path = format!("/containers/{}/wait?condition={condition}", client::enc(&s.id));
-    let wait_resp = client.send(Method::POST, &wait_path, client::empty()).await?;
+    let condition = if s.auto_remove {
+        "removed"
+    } else {
+        "next-exit"
+    };
+    let wait_path = format!(
+        "/containers/{}/wait?condition={condition}",
+        client::enc(&s.id)
+    );
+    let wait_resp = client
+        .send(Method::POST, &wait_path, client::empty())
+        .await?;
     let wait: JoinHandle<Result<ContainerWaitResponse, ClientError>> = tokio::spawn(async move {
         let data = client::collect(wait_resp.into_body()).await?;
-        serde_json::from_slice(&data).map_err(|e| ClientError::Io(format!("cannot decode wait answer: {e}")))
+        serde_json::from_slice(&data)
+            .map_err(|e| ClientError::Io(format!("cannot decode wait answer: {e}")))
     });
 
-    if let Err(e) = client.post(&format!("/containers/{}/start", client::enc(&s.id))).await {
+    if let Err(e) = client
+        .post(&format!("/containers/{}/start", client::enc(&s.id)))
+        .await
+    {
         let code = start_code(&e.message());
         return Err(run_failure(code, &e));
     }
@@ -104,7 +124,10 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
         Err(e) => return Err(Failure::new(125, e.to_string())),
     };
     if let Some(msg) = resp.error.and_then(|e| e.message).filter(|m| !m.is_empty()) {
-        return Err(Failure::new(125, format!("berth: Error response from daemon: {msg}")));
+        return Err(Failure::new(
+            125,
+            format!("berth: Error response from daemon: {msg}"),
+        ));
     }
     Ok(i32::try_from(resp.status_code).unwrap_or(125))
 }
@@ -120,7 +143,9 @@ async fn resize(client: &Client, id: &str) {
 fn spawn_resize_watch(client: Client, id: String) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
         while winch.recv().await.is_some() {
             resize(&client, &id).await;
         }
@@ -130,7 +155,10 @@ fn spawn_resize_watch(client: Client, id: String) {
 fn spawn_sig_proxy(client: Client, id: String) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         loop {
@@ -153,10 +181,25 @@ pub async fn run(client: &Client, args: RunArgs) -> CmdResult {
     let body = opts.body("run", args.detach)?;
     let id = create::create(client, opts.name.as_deref(), &body)
         .await
-        .map_err(|f| if f.code == 125 { Failure::new(125, format!("berth: {}\nSee 'berth run --help'.", f.message)) } else { f })?;
+        .map_err(|f| {
+            if f.code == 125 {
+                Failure::new(
+                    125,
+                    format!(
+                        "berth: {}\n\nRun 'berth run --help' for more information",
+                        f.message
+                    ),
+                )
+            } else {
+                f
+            }
+        })?;
 
     if args.detach {
-        if let Err(e) = client.post(&format!("/containers/{}/start", client::enc(&id))).await {
+        if let Err(e) = client
+            .post(&format!("/containers/{}/start", client::enc(&id)))
+            .await
+        {
             return Err(run_failure(start_error_code(&e.message()), &e));
         }
         println!("{id}");
@@ -169,7 +212,12 @@ pub async fn run(client: &Client, args: RunArgs) -> CmdResult {
         stderr: body.attach_stderr.unwrap_or(false),
         tty: opts.tty,
     };
-    let session = Session { id, streams, auto_remove: opts.rm, sig_proxy: true };
+    let session = Session {
+        id,
+        streams,
+        auto_remove: opts.rm,
+        sig_proxy: true,
+    };
     attached_start(client, session, start_error_code).await
 }
 
@@ -179,9 +227,18 @@ mod tests {
 
     #[test]
     fn start_errors_map_to_docker_codes() {
-        assert_eq!(start_error_code("exec: \"nope\": executable file not found in $PATH: unknown"), 127);
-        assert_eq!(start_error_code("stat /etc/x: no such file or directory"), 127);
-        assert_eq!(start_error_code("exec: \"/etc\": permission denied: unknown"), 126);
+        assert_eq!(
+            start_error_code("exec: \"nope\": executable file not found in $PATH: unknown"),
+            127
+        );
+        assert_eq!(
+            start_error_code("stat /etc/x: no such file or directory"),
+            127
+        );
+        assert_eq!(
+            start_error_code("exec: \"/etc\": permission denied: unknown"),
+            126
+        );
         assert_eq!(start_error_code("cgroup trouble"), 125);
     }
 }

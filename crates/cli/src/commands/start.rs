@@ -26,30 +26,47 @@ pub struct StartArgs {
 pub async fn run(client: &Client, args: StartArgs) -> CmdResult {
     if args.attach || args.interactive {
         let [name] = args.containers.as_slice() else {
-            return Err(Failure::new(1, "you cannot start and attach multiple containers at once"));
+            return Err(Failure::new(
+                1,
+                "you cannot start and attach multiple containers at once",
+            ));
         };
-        let info: ContainerInspectResponse = client.get(&format!("/containers/{}/json", client::enc(name))).await?;
+        let info: ContainerInspectResponse = client
+            .get(&format!("/containers/{}/json", client::enc(name)))
+            .await?;
         let id = info.id.clone().unwrap_or_else(|| name.clone());
         let config = info.config.unwrap_or_default();
         let tty = config.tty.unwrap_or(false);
         let stdin = args.interactive && config.open_stdin.unwrap_or(false);
-        let auto_remove = info.host_config.and_then(|h| h.auto_remove).unwrap_or(false);
+        let auto_remove = info
+            .host_config
+            .and_then(|h| h.auto_remove)
+            .unwrap_or(false);
         let session = Session {
             id,
-            streams: AttachStreams { stdin, stdout: true, stderr: true, tty },
+            streams: AttachStreams {
+                stdin,
+                stdout: true,
+                stderr: true,
+                tty,
+            },
             auto_remove,
             sig_proxy: true,
         };
         // `docker start -a` reports a refused start as a plain daemon error, exit 1.
-        return run::attached_start(client, session, |_| 1).await.map_err(|mut f| {
-            if let Some(rest) = f.message.strip_prefix("berth: ") {
-                f.message = rest.split("\nSee '").next().unwrap_or(rest).to_string();
-            }
-            f
-        });
+        return run::attached_start(client, session, |_| 1)
+            .await
+            .map_err(|mut f| {
+                if let Some(rest) = f.message.strip_prefix("berth: ") {
+                    f.message = rest.split("\n\nRun '").next().unwrap_or(rest).to_string();
+                }
+                f
+            });
     }
     for_each_name(&args.containers, |name| async move {
-        client.post(&format!("/containers/{}/start", client::enc(&name))).await
+        client
+            .post(&format!("/containers/{}/start", client::enc(&name)))
+            .await
     })
     .await
 }

@@ -9,7 +9,12 @@ use crate::commands::{for_each_name, CmdResult};
 #[derive(Debug, Clone, Args)]
 pub struct StopArgs {
     /// Seconds to wait for stop before killing it
-    #[arg(short = 't', long = "time", value_name = "int", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// The containers to stop
     #[arg(required = true, value_name = "CONTAINER")]

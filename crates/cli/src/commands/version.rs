@@ -73,7 +73,11 @@ pub async fn run(client: &Client, _args: VersionArgs) -> CmdResult {
 fn print_engine(v: &SystemVersion) {
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     println!("  Version:          {}", s(&v.version));
-    println!("  API version:      {} (minimum version {})", s(&v.api_version), s(&v.min_api_version));
+    println!(
+        "  API version:      {} (minimum version {})",
+        s(&v.api_version),
+        s(&v.min_api_version)
+    );
     println!("  Go version:       {}", s(&v.go_version));
     println!("  Git commit:       {}", s(&v.git_commit));
     println!("  Built:            {}", reformat_date(&s(&v.build_time)));

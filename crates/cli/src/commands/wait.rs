@@ -20,7 +20,10 @@ pub async fn run(client: &Client, args: WaitArgs) -> CmdResult {
     let mut failed = false;
     for name in &args.containers {
         let path = format!("/containers/{}/wait", client::enc(name));
-        match client.json::<ContainerWaitResponse>(Method::POST, &path, client::empty()).await {
+        match client
+            .json::<ContainerWaitResponse>(Method::POST, &path, client::empty())
+            .await
+        {
             Ok(r) => println!("{}", r.status_code),
             Err(e @ ClientError::Connect { .. }) => return Err(Failure::from(e)),
             Err(e) => {

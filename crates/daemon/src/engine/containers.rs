@@ -43,9 +43,12 @@ impl Engine {
             Status::Created | Status::Exited => {}
         }
         let id = rec.id.clone();
+        // A previous run's shim may still be letting go of the rootfs and cgroup.
+        let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
         let started = self.launch(&c, &rec).await;
         match started {
             Ok(pid) => {
+                c.events.send_modify(|l| l.shim_active = true);
                 self.attach_waiting(&c).await;
                 let started_at = now_rfc3339();
                 if let Err(e) = shim::call(&self.paths.run_dir(&id), &Request::Start).await {
@@ -87,6 +90,7 @@ impl Engine {
     /// the init pid. The process does not run until the shim is told to start.
     async fn launch(&self, c: &Container, rec: &Record) -> Result<i32> {
         let id = rec.id.clone();
+        let t0 = std::time::Instant::now();
         let run_dir = self.paths.run_dir(&id);
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(run_dir.join("bundle"))?;
@@ -96,12 +100,14 @@ impl Engine {
             store.prepare_rootfs(&key, &image).map_err(Error::from)
         })
         .await?;
+        tracing::debug!("{id}: rootfs ready after {:?}", t0.elapsed());
         let user = user::resolve(rec.config.user.as_deref().unwrap_or(""), &user::layer_dirs(&mounts))
             .map_err(|message| Error::StartFailed { message, not_found: false })?;
         self.write_etc_files(rec)?;
         let netns = self.paths.netns(&id);
         let ns_path = netns.clone();
         blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
+        tracing::debug!("{id}: netns ready after {:?}", t0.elapsed());
         let rootfs = run_dir.join("rootfs");
         let spec = spec::build(&SpecInput {
             id: &id,
@@ -117,6 +123,7 @@ impl Engine {
         .map_err(|e| Error::InvalidParameter(e.0))?;
         let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
+        tracing::debug!("{id}: bundle written after {:?}", t0.elapsed());
         let config = ShimConfig {
             id: id.clone(),
             bundle: run_dir.join("bundle"),
@@ -139,6 +146,7 @@ impl Engine {
         })
         .await?;
         let _ = c;
+        tracing::debug!("{id}: shim reported after {:?}", t0.elapsed());
         match report {
             StartReport::Created { pid, .. } => Ok(pid),
             StartReport::Failed { kind, message } => {
@@ -185,15 +193,23 @@ impl Engine {
         tokio::spawn(async move {
             let id = c.id();
             let dir = self.paths.run_dir(&id);
-            let status = match shim::wait(&dir).await {
-                Ok(status) => status,
+            let (status, conn) = match shim::wait(&dir).await {
+                Ok((status, conn)) => (status, Some(conn)),
                 // The shim is gone; it leaves its verdict on disk when it can.
-                Err(e) => berth_runtime::read_exit(&dir).unwrap_or_else(|| {
-                    tracing::warn!("container {id}: shim lost ({e}); marking exited");
-                    ExitStatus { exit_code: 255, oom_killed: false, started_at: String::new(), finished_at: now_rfc3339() }
-                }),
+                Err(e) => (
+                    berth_runtime::read_exit(&dir).unwrap_or_else(|| {
+                        tracing::warn!("container {id}: shim lost ({e}); marking exited");
+                        ExitStatus { exit_code: 255, oom_killed: false, started_at: String::new(), finished_at: now_rfc3339() }
+                    }),
+                    None,
+                ),
             };
             self.exited(&c, status).await;
+            if let Some(mut conn) = conn {
+                // EOF: the shim has unmounted the rootfs and removed the cgroup.
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut Vec::new()).await;
+            }
+            c.events.send_modify(|l| l.shim_active = false);
         });
     }
 
@@ -214,10 +230,28 @@ impl Engine {
         c.events.send_modify(|l| l.exits += 1);
         tracing::info!("container {id} exited with {}", status.exit_code);
         if rec.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove(&id, true).await {
+            self.auto_remove(c);
+        }
+    }
+
+    /// `--rm`: the container disappears at once; its files go once the shim lets go of them.
+    /// The record goes first, so a crash in between leaves only orphaned files, which
+    /// start-up removes.
+    fn auto_remove(self: &Arc<Self>, c: &Arc<Container>) {
+        let id = c.id();
+        if let Err(e) = self.records.delete(&id) {
+            tracing::warn!("auto-remove {id}: {e}");
+            return;
+        }
+        self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        c.events.send_modify(|l| l.removed = true);
+        let (engine, c) = (self.clone(), c.clone());
+        tokio::spawn(async move {
+            let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
+            if let Err(e) = engine.purge_files(&id).await {
                 tracing::warn!("auto-remove {id}: {e}");
             }
-        }
+        });
     }
 
     /// Sends a signal; `None` means SIGKILL.
@@ -291,6 +325,7 @@ impl Engine {
         let mut rec = c.snapshot();
         rec.state.status = Status::Removing;
         self.commit(&c, rec)?;
+        let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
         self.purge(&id).await?;
         self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         c.events.send_modify(|l| l.removed = true);
@@ -301,6 +336,13 @@ impl Engine {
     /// Deletes everything a container owns; the record goes last so a crash mid-way is
     /// finished at the next start-up.
     pub(super) async fn purge(&self, id: &str) -> Result<()> {
+        self.purge_files(id).await?;
+        self.records.delete(id)?;
+        Ok(())
+    }
+
+    /// Deletes a container's files, network namespace and rootfs.
+    async fn purge_files(&self, id: &str) -> Result<()> {
         self.teardown_network(id);
         let (store, key) = (self.store.clone(), id.to_string());
         blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;
@@ -310,7 +352,6 @@ impl Engine {
                 _ => {}
             }
         }
-        self.records.delete(id)?;
         Ok(())
     }
 

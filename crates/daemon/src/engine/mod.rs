@@ -137,6 +137,9 @@ pub struct Lifecycle {
     pub exits: u64,
     pub exit_code: i64,
     pub removed: bool,
+    /// A shim still holds this container's rootfs mount and cgroup (running, or cleaning up
+    /// after an exit); the files may not be removed nor a new run started until it lets go.
+    pub shim_active: bool,
 }
 
 impl Container {

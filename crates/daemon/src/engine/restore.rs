@@ -16,6 +16,7 @@ impl Engine {
                 Status::Running if shim::alive(&dir).await => {
                     tracing::info!("restored running container {}", rec.id);
                     *lock(&c.attach) = super::attach::AttachQueue::live();
+                    c.events.send_modify(|l| l.shim_active = true);
                     self.clone().monitor(c.clone());
                 }
                 Status::Running => {

@@ -46,10 +46,12 @@ pub async fn call(state_dir: &Path, req: &Request) -> Result<()> {
     }
 }
 
-/// Waits for the container to exit.
-pub async fn wait(state_dir: &Path) -> Result<ExitStatus> {
-    let (_, reply) = request(state_dir, &Request::Wait).await?;
-    serde_json::from_str(&reply).map_err(|e| Error::Internal(format!("shim exit reply: {e}")))
+/// Waits for the container to exit. The returned connection closes when the shim has
+/// finished cleaning up (rootfs unmounted, cgroup removed).
+pub async fn wait(state_dir: &Path) -> Result<(ExitStatus, BufReader<UnixStream>)> {
+    let (conn, reply) = request(state_dir, &Request::Wait).await?;
+    let status = serde_json::from_str(&reply).map_err(|e| Error::Internal(format!("shim exit reply: {e}")))?;
+    Ok((status, conn))
 }
 
 /// Whether a shim is alive and answering in `state_dir`.

@@ -169,12 +169,18 @@ impl Conn {
 
     /// Blocking final flush (bounded by a timeout) and close, used when the shim exits.
     pub fn finish(mut self) {
+        self.flush_blocking();
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Writes everything queued, waiting (at most 5 s) for a slow reader.
+    pub fn flush_blocking(&mut self) {
         let _ = self.stream.set_nonblocking(false);
         let _ = self
             .stream
             .set_write_timeout(Some(std::time::Duration::from_secs(5)));
         let _ = self.stream.write_all(&self.out);
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.out.clear();
     }
 }
 

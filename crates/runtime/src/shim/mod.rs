@@ -4,6 +4,7 @@ mod conn;
 mod create;
 mod exit;
 mod logger;
+mod memory;
 mod resolve;
 mod rootfs;
 mod supervise;
@@ -105,6 +106,7 @@ fn shim_child(state_dir: &Path, mut report: File) -> i32 {
             // If the launcher is gone the daemon learns the state from the socket instead.
             let _ = send(&mut report, &created);
             drop(report);
+            memory::release_unused_code();
             shim.run();
             0
         }

@@ -61,6 +61,8 @@ struct LoopState {
     started_at: Option<String>,
     exited: Option<(i32, String)>,
     drain_deadline: Option<Instant>,
+    /// The start path just ran: drop its code pages once the reply is out.
+    release_memory: bool,
     created_deadline: Option<Instant>,
     killed_for_timeout: bool,
     stdin_buf: Vec<u8>,
@@ -148,6 +150,9 @@ impl Shim {
                 }
             }
             self.after_events();
+            if std::mem::take(&mut self.state.release_memory) {
+                super::memory::release_unused_code();
+            }
         }
         self.finalize();
     }
@@ -527,6 +532,7 @@ impl Shim {
             Ok(()) => {
                 self.state.status = Some(Status::Running);
                 self.state.started_at = Some(now_rfc3339());
+                self.state.release_memory = true;
                 OkReply::ok()
             }
             Err(e) => {
@@ -575,14 +581,11 @@ impl Shim {
         }
     }
 
-    /// After init exited: record, clean up, tell everyone, exit.
+    /// Records the exit, tells waiters, then cleans up. Waiters' connections stay open until
+    /// the cleanup is done, so their EOF tells the daemon the rootfs and cgroup are gone.
     fn finalize(mut self) {
         let (exit_code, finished_at) = self.state.exited.clone().unwrap_or((255, now_rfc3339()));
         let oom = self.cgroups_path.as_deref().is_some_and(oom_killed);
-        if let Err(e) = self.container.delete(true) {
-            eprintln!("berth-shim: delete container: {e}");
-        }
-        rootfs::unmount_n(&self.rootfs, self.cfg.rootfs_mounts.len());
         let status = ExitStatus {
             exit_code,
             oom_killed: oom,
@@ -601,13 +604,29 @@ impl Shim {
             }
             Err(e) => eprintln!("berth-shim: serialize exit: {e}"),
         }
-        // New clients now find no socket and fall back to exit.json.
-        let _ = std::fs::remove_file(self.state_dir.join(files::SOCKET));
         self.stdio = Stdio::default();
+        let mut waiters = Vec::new();
         for mut c in std::mem::take(&mut self.state.conns) {
-            if c.role == Role::Wait {
-                c.reply(&status);
+            match c.role {
+                Role::Wait => {
+                    c.reply(&status);
+                    c.flush_blocking();
+                    waiters.push(c);
+                }
+                // A request not read yet may be a Wait: holding the connection until the
+                // cleanup is done makes its fallback to exit.json safe.
+                Role::Request => waiters.push(c),
+                _ => c.finish(),
             }
+        }
+        if let Err(e) = self.container.delete(true) {
+            eprintln!("berth-shim: delete container: {e}");
+        }
+        rootfs::unmount_n(&self.rootfs, self.cfg.rootfs_mounts.len());
+        // Clients that connected during the cleanup see the connection close when the shim
+        // exits, and later ones find no socket: both fall back to exit.json, by then final.
+        let _ = std::fs::remove_file(self.state_dir.join(files::SOCKET));
+        for c in waiters {
             c.finish();
         }
     }
