@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(docker.io)
+  packages+=(docker.io tmux)
 fi
 missing=()
 for p in "${packages[@]}"; do
