@@ -95,6 +95,19 @@ fn mem_total() -> i64 {
         .unwrap_or(0)
 }
 
+/// The data root's filesystem, named as Docker names it.
+fn backing_filesystem(path: &std::path::Path) -> String {
+    use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC};
+    match statfs(path).map(|s| s.filesystem_type()) {
+        Ok(t) if t == EXT4_SUPER_MAGIC => "extfs".into(),
+        Ok(t) if t == XFS_SUPER_MAGIC => "xfs".into(),
+        Ok(t) if t == BTRFS_SUPER_MAGIC => "btrfs".into(),
+        Ok(t) if t == TMPFS_MAGIC => "tmpfs".into(),
+        Ok(t) => format!("{:#x}", t.0),
+        Err(_) => "unknown".into(),
+    }
+}
+
 pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
     let counts = engine.container_counts();
     let images = engine.images().await.map(|i| i.len() as i64).unwrap_or(0);
@@ -108,7 +121,7 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
         containers_stopped: Some(counts.stopped as i64),
         images: Some(images),
         driver: Some("overlay2".into()),
-        driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+        driver_status: Some(vec![vec!["Backing Filesystem".into(), backing_filesystem(&engine.paths.data_root)]]),
         docker_root_dir: Some(engine.paths.data_root.display().to_string()),
         memory_limit: Some(true),
         swap_limit: Some(true),

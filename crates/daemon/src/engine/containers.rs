@@ -205,9 +205,8 @@ impl Engine {
                 ),
             };
             self.exited(&c, status).await;
-            if let Some(mut conn) = conn {
-                // EOF: the shim has unmounted the rootfs and removed the cgroup.
-                let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut Vec::new()).await;
+            if let Some(conn) = conn {
+                shim::cleaned_up(conn).await;
             }
             c.events.send_modify(|l| l.shim_active = false);
         });

@@ -92,9 +92,33 @@ fn display_ref(name: &str) -> String {
     }
 }
 
-/// Rejects host settings Docker rejects at create time.
+/// Rejects host settings Docker rejects at create time, and those berth cannot honour yet:
+/// silently running a container without a volume or privilege it asked for would be worse
+/// than saying so.
 fn validate_host_config(hc: &HostConfig) -> Result<()> {
     crate::spec::validate_resources(hc).map_err(|e| Error::InvalidParameter(e.0))?;
+    let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
+    let unsupported = [
+        ("volumes (-v)", set(&hc.binds) || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())),
+        ("--volumes-from", set(&hc.volumes_from)),
+        ("--tmpfs", hc.tmpfs.as_ref().is_some_and(|t| !t.is_empty())),
+        ("published ports (-p)", hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true)),
+        ("--privileged", hc.privileged == Some(true)),
+        ("--cap-add/--cap-drop", set(&hc.cap_add) || set(&hc.cap_drop)),
+        ("--device", hc.devices.as_ref().is_some_and(|d| !d.is_empty())),
+        ("--security-opt", set(&hc.security_opt)),
+        ("--sysctl", hc.sysctls.as_ref().is_some_and(|s| !s.is_empty())),
+        ("--dns/--add-host", set(&hc.dns) || set(&hc.extra_hosts)),
+        ("--ipc/--pid/--uts/--userns modes", named(&hc.ipc_mode) && hc.ipc_mode.as_deref() != Some("private")
+            || named(&hc.pid_mode) || named(&hc.uts_mode) || named(&hc.userns_mode)),
+        ("--restart policies", hc.restart_policy.as_ref().and_then(|p| p.name).is_some_and(|n| {
+            !matches!(serde_json::to_value(n).ok().as_ref().and_then(|v| v.as_str()), Some("" | "no"))
+        })),
+    ];
+    if let Some((what, _)) = unsupported.iter().find(|(_, used)| *used) {
+        return Err(Error::InvalidParameter(format!("berth does not support {what} yet")));
+    }
     if let Some(mode) = hc.network_mode.as_deref() {
         if !matches!(mode, "" | "default" | "none" | "bridge") {
             return Err(Error::InvalidParameter(format!(

@@ -31,6 +31,23 @@ impl Engine {
                     });
                     self.exited(&c, status).await;
                 }
+                // A crash between creating the runtime container and starting it leaves a
+                // shim waiting for a start that will never come.
+                Status::Created if shim::alive(&dir).await => {
+                    let kill = berth_runtime::protocol::Request::Kill { signal: libc::SIGKILL };
+                    if let Err(e) = shim::call(&dir, &kill).await {
+                        tracing::warn!("ending the unstarted shim of {}: {e}", rec.id);
+                    }
+                    // The container stays "created"; a start waits until the shim is gone.
+                    c.events.send_modify(|l| l.shim_active = true);
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        if let Ok((_, conn)) = shim::wait(&dir).await {
+                            shim::cleaned_up(conn).await;
+                        }
+                        c.events.send_modify(|l| l.shim_active = false);
+                    });
+                }
                 Status::Removing => {
                     if let Err(e) = self.purge(&rec.id).await {
                         tracing::warn!("finishing removal of {}: {e}", rec.id);

@@ -58,3 +58,9 @@ pub async fn wait(state_dir: &Path) -> Result<(ExitStatus, BufReader<UnixStream>
 pub async fn alive(state_dir: &Path) -> bool {
     request(state_dir, &Request::State).await.is_ok()
 }
+
+/// Returns when the shim behind a `wait` connection has finished cleaning up: it closes the
+/// connection once the rootfs is unmounted and the cgroup removed.
+pub async fn cleaned_up(mut conn: BufReader<UnixStream>) {
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut Vec::new()).await;
+}
