@@ -25,6 +25,8 @@ const CREATED_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to keep reading output after init exits (something outside the container may
 /// still hold the pipe).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after the start the shim trims its memory (see `memory::release_unused_code`).
+const RELEASE_MEMORY_AFTER: Duration = Duration::from_millis(500);
 /// Stop reading attacher input while this much is waiting for the container.
 const STDIN_HIGH_WATER: usize = 1 << 20;
 /// ASCII EOT: what a terminal turns into end-of-file for the reader.
@@ -61,8 +63,9 @@ struct LoopState {
     started_at: Option<String>,
     exited: Option<(i32, String)>,
     drain_deadline: Option<Instant>,
-    /// The start path just ran: drop its code pages once the reply is out.
-    release_memory: bool,
+    /// When to drop the code pages the create and start paths touched: a moment after the
+    /// start, so a short-lived container does not pay for it while it runs.
+    release_memory_at: Option<Instant>,
     created_deadline: Option<Instant>,
     killed_for_timeout: bool,
     stdin_buf: Vec<u8>,
@@ -150,7 +153,8 @@ impl Shim {
                 }
             }
             self.after_events();
-            if std::mem::take(&mut self.state.release_memory) {
+            if self.state.release_memory_at.is_some_and(|at| Instant::now() >= at) {
+                self.state.release_memory_at = None;
                 super::memory::release_unused_code();
             }
         }
@@ -216,7 +220,7 @@ impl Shim {
         let deadline = match self.status() {
             Status::Created => self.state.created_deadline,
             Status::Exited => self.state.drain_deadline,
-            Status::Running => None,
+            Status::Running => self.state.release_memory_at,
         };
         match deadline {
             Some(d) => {
@@ -532,7 +536,7 @@ impl Shim {
             Ok(()) => {
                 self.state.status = Some(Status::Running);
                 self.state.started_at = Some(now_rfc3339());
-                self.state.release_memory = true;
+                self.state.release_memory_at = Some(Instant::now() + RELEASE_MEMORY_AFTER);
                 OkReply::ok()
             }
             Err(e) => {
