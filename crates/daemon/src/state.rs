@@ -78,6 +78,9 @@ pub struct Record {
     pub args: Vec<String>,
     pub state: RunState,
     pub restart_count: i64,
+    /// Volumes, binds and tmpfs mounts, resolved at create time (absent in older records).
+    #[serde(default)]
+    pub mounts: Vec<crate::engine::MountRecord>,
 }
 
 /// Error from the records table.

@@ -67,6 +67,18 @@ pub struct ContainerOpts {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume", value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
     /// Give extended privileges to this container
     #[arg(long = "privileged")]
     pub privileged: bool,
@@ -241,6 +253,14 @@ impl ContainerOpts {
             }
         }
 
+        let mut mounts = Vec::new();
+        for m in &self.mount {
+            mounts.push(
+                crate::commands::mount_opts::parse_mount(m)
+                    .map_err(|why| flag_error(cmd, m, "--mount", &why))?,
+            );
+        }
+        let (binds, volumes) = crate::commands::mount_opts::split_volumes(&self.volume);
         let host_config = HostConfig {
             auto_remove: self.rm.then_some(true),
             memory,
@@ -248,7 +268,12 @@ impl ContainerOpts {
             cpu_shares,
             pids_limit,
             network_mode: self.network.clone(),
-            binds: (!self.volume.is_empty()).then(|| self.volume.clone()),
+            binds: (!binds.is_empty()).then_some(binds),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            tmpfs: (!self.tmpfs.is_empty())
+                .then(|| crate::commands::mount_opts::tmpfs_map(&self.tmpfs)),
+            volumes_from: (!self.volumes_from.is_empty()).then(|| self.volumes_from.clone()),
+            readonly_rootfs: self.read_only.then_some(true),
             privileged: self.privileged.then_some(true),
             ..Default::default()
         };
@@ -275,6 +300,7 @@ impl ContainerOpts {
             attach_stdin: Some(a_in),
             attach_stdout: Some(a_out),
             attach_stderr: Some(a_err),
+            volumes: (!volumes.is_empty()).then_some(volumes),
             host_config: Some(host_config),
             ..Default::default()
         })

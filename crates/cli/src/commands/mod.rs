@@ -12,6 +12,7 @@ pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod logs;
+pub mod mount_opts;
 pub mod ps;
 pub mod restart;
 pub mod rm;
@@ -22,6 +23,7 @@ pub mod start;
 pub mod stop;
 pub mod tag;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 /// A command's failure: what to print on stderr and the exit code.
@@ -87,6 +89,8 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
 }
 
 /// Runs `cmd` against the daemon behind `client`.
@@ -109,6 +113,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Import(a) => import::run(client, a).await,
         Command::Version(a) => version::run(client, a).await,
         Command::Info(a) => info::run(client, a).await,
+        Command::Volume(a) => volume::run(client, a).await,
     }
 }
 

@@ -182,6 +182,7 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
                 .clone()
                 .filter(|n| !n.is_empty())
                 .or_else(|| m.source.clone())
+                .map(|n| if trunc { format::ellipsis(&n, 15) } else { n })
                 .unwrap_or_default()
         })
         .collect();

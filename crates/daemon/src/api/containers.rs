@@ -52,7 +52,11 @@ pub async fn kill(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
 
 pub async fn remove(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Query::parse(q.as_deref());
+    let mounts = engine.container(&id)?.snapshot().mounts;
     engine.remove(&id, q.flag("force")).await?;
+    if q.flag("v") {
+        engine.remove_anonymous_volumes(&mounts);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,7 +100,7 @@ pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Js
         limit: q.int("limit").filter(|l| *l > 0).map(|l| l as usize),
         filters: q.filters().map_err(bad_request)?,
     };
-    Ok(Json(engine.list(&opts)?.iter().map(summary_view).collect()))
+    Ok(Json(engine.list(&opts)?.iter().map(|r| summary_view(&engine, r)).collect()))
 }
 
 pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
@@ -152,7 +156,7 @@ fn command_line(rec: &Record) -> String {
     std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
-fn summary_view(rec: &Record) -> ContainerSummary {
+fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
     let created = chrono::DateTime::parse_from_rfc3339(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
     ContainerSummary {
         id: Some(rec.id.clone()),
@@ -175,7 +179,7 @@ fn summary_view(rec: &Record) -> ContainerSummary {
             network_mode: Some(rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())),
             annotations: None,
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(engine.mount_points(&rec.mounts)),
         ..Default::default()
     }
 }
@@ -222,7 +226,7 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         app_armor_profile: Some(String::new()),
         host_config: Some(rec.host_config.clone()),
         graph_driver: Some(DriverData { name: "overlay2".into(), data: Default::default() }),
-        mounts: Some(Vec::new()),
+        mounts: Some(engine.mount_points(&rec.mounts)),
         config: Some(rec.config.clone()),
         ..Default::default()
     }

@@ -7,6 +7,7 @@ pub mod error;
 mod images;
 mod query;
 mod system;
+mod volumes;
 
 use crate::engine::Engine;
 use axum::routing::{get, post};
@@ -38,6 +39,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         // Image names contain slashes, so the action is the last path segment.
         .route("/images/{*rest}", get(images::get_action).post(images::post_action).delete(images::remove))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
         .fallback(error::not_found)
         .with_state(engine)
 }

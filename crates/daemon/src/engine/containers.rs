@@ -121,6 +121,7 @@ impl Engine {
             host: host_features(),
         })
         .map_err(|e| Error::InvalidParameter(e.0))?;
+        let spec = self.with_user_mounts(spec, &rec.mounts)?;
         let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
         tracing::debug!("{id}: bundle written after {:?}", t0.elapsed());
@@ -244,6 +245,8 @@ impl Engine {
         }
         self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         c.events.send_modify(|l| l.removed = true);
+        // `--rm` takes the container's anonymous volumes with it, as Docker does.
+        self.remove_anonymous_volumes(&c.snapshot().mounts);
         let (engine, c) = (self.clone(), c.clone());
         tokio::spawn(async move {
             let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;

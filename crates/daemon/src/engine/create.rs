@@ -41,6 +41,7 @@ impl Engine {
             args: rest.to_vec(),
             state: RunState::default(),
             restart_count: 0,
+            mounts: Vec::new(),
         });
         // The name is claimed under the table's write lock so two creates cannot both take it.
         let name = {
@@ -62,8 +63,21 @@ impl Engine {
             all.insert(id.clone(), container.clone());
             name
         };
+        // Mounts are resolved once the name is ours, so a name conflict creates no volume.
+        let (hc, config_volumes) = {
+            let rec = super::lock(&container.rec);
+            (rec.host_config.clone(), rec.config.volumes.clone().unwrap_or_default())
+        };
+        match self.resolve_mounts(&hc, &config_volumes) {
+            Ok(mounts) => super::lock(&container.rec).mounts = mounts,
+            Err(e) => {
+                self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                return Err(e);
+            }
+        }
         if let Err(e) = self.materialize(&container, &image).await {
             self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.remove_anonymous_volumes(&container.snapshot().mounts);
             let _ = self.store.remove_rootfs(&id);
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
             return Err(e);
@@ -78,7 +92,8 @@ impl Engine {
         let rec = c.snapshot();
         std::fs::create_dir_all(self.paths.container_dir(&rec.id))?;
         let (store, id, image) = (self.store.clone(), rec.id.clone(), image.clone());
-        blocking(move || store.prepare_rootfs(&id, &image).map(drop).map_err(Error::from)).await?;
+        let rootfs = blocking(move || store.prepare_rootfs(&id, &image).map_err(Error::from)).await?;
+        self.copy_up(&rec.mounts, &super::user::layer_dirs(&rootfs))?;
         self.records.save(&rec)?;
         Ok(())
     }
@@ -100,9 +115,6 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
     let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
     let unsupported = [
-        ("volumes (-v)", set(&hc.binds) || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())),
-        ("--volumes-from", set(&hc.volumes_from)),
-        ("--tmpfs", hc.tmpfs.as_ref().is_some_and(|t| !t.is_empty())),
         ("published ports (-p)", hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true)),
         ("--privileged", hc.privileged == Some(true)),
         ("--cap-add/--cap-drop", set(&hc.cap_add) || set(&hc.cap_drop)),
@@ -166,7 +178,14 @@ fn merge_config(body: ContainerCreateBody, image: &Image) -> ContainerConfig {
         env: Some(env),
         cmd,
         image: body.image.clone(),
-        volumes: body.volumes.clone().or_else(|| defaults.volumes().clone()),
+        // The image's VOLUMEs and the request's (`-v /path`) together.
+        volumes: {
+            let mut v: Vec<String> = defaults.volumes().clone().unwrap_or_default();
+            v.extend(body.volumes.clone().unwrap_or_default());
+            v.sort();
+            v.dedup();
+            (!v.is_empty()).then_some(v)
+        },
         working_dir: pick(&body.working_dir, defaults.working_dir()).or(Some(String::new())),
         entrypoint,
         labels: Some(labels),

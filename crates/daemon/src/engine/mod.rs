@@ -8,16 +8,19 @@ mod create;
 mod images;
 mod list;
 mod logs;
+mod mounts;
 mod names;
 mod restore;
 mod shim;
 mod system;
 mod user;
+mod volumes;
 
 pub use attach::AttachStreams;
 pub use containers::{ListOptions, WaitCondition};
 pub use create::now_rfc3339;
 pub use images::ImportRequest;
+pub use mounts::MountRecord;
 pub use system::cgroup_version;
 
 use crate::state::{Record, Records};
@@ -176,6 +179,8 @@ pub struct Engine {
     pub store: Arc<Store>,
     records: Records,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Named and anonymous volumes.
+    volumes: volumes::Volumes,
     /// Daemon-wide identity reported by `/info`.
     pub daemon_id: String,
 }
@@ -189,6 +194,7 @@ impl Engine {
         std::fs::set_permissions(&paths.data_root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         let db = Arc::new(redb::Database::create(paths.data_root.join("berth.db"))?);
         let store = Arc::new(Store::open(&paths.data_root, db.clone())?);
+        let volumes = volumes::Volumes::open(db.clone(), &paths.data_root)?;
         let records = Records::new(db)?;
         let daemon_id = system::daemon_id(&paths.data_root)?;
         let containers = records
@@ -196,7 +202,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), daemon_id })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, daemon_id })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
