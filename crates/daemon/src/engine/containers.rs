@@ -45,7 +45,7 @@ impl Engine {
         let id = rec.id.clone();
         // A previous run's shim may still be letting go of the rootfs and cgroup.
         let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
-        let started = self.launch(&c, &rec).await;
+        let started = self.launch(&rec).await;
         match started {
             Ok(pid) => {
                 c.events.send_modify(|l| l.shim_active = true);
@@ -88,7 +88,7 @@ impl Engine {
 
     /// Prepares the bundle and network, and has a new shim create the container; returns
     /// the init pid. The process does not run until the shim is told to start.
-    async fn launch(&self, c: &Container, rec: &Record) -> Result<i32> {
+    async fn launch(&self, rec: &Record) -> Result<i32> {
         let id = rec.id.clone();
         let t0 = std::time::Instant::now();
         let run_dir = self.paths.run_dir(&id);
@@ -146,7 +146,6 @@ impl Engine {
             berth_runtime::spawn(&shim_binary, &run_dir).map_err(|e| Error::Internal(e.to_string()))
         })
         .await?;
-        let _ = c;
         tracing::debug!("{id}: shim reported after {:?}", t0.elapsed());
         match report {
             StartReport::Created { pid, .. } => Ok(pid),
