@@ -60,7 +60,14 @@ async fn dispatch(router: axum::Router, req: Request<Incoming>) -> Response<Body
     let (version, rest) = split_version(parts.uri.path());
     let mut response = match version {
         Some(Err(message)) => api::error::response(hyper::StatusCode::BAD_REQUEST, message),
-        _ => {
+        version => {
+            // Handlers whose behaviour changed between API versions read the request's
+            // version from here; no prefix means the version we advertise, as in Docker.
+            let version = match version {
+                Some(Ok(v)) => v,
+                _ => API_VERSION,
+            };
+            parts.extensions.insert(version);
             if let Some(rest) = rest {
                 let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
                 if let Ok(uri) = format!("{rest}{query}").parse() {

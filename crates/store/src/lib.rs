@@ -114,6 +114,15 @@ impl Store {
     pub fn rootfs_dir(&self, key: &str) -> Result<PathBuf, Error> {
         self.snapshots.rootfs_path(key)
     }
+
+    /// The unpacked directory of each of `image`'s layers, bottom first, keyed by chain ID
+    /// (two images share a layer exactly when they share its chain ID).
+    pub fn layer_dirs(&self, image: &Image) -> Result<Vec<(String, PathBuf)>, Error> {
+        digest::chain_ids(image.config.rootfs().diff_ids())
+            .into_iter()
+            .map(|c| self.snapshots.path(&c).map(|p| (c, p)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

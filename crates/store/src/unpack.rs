@@ -44,7 +44,8 @@ const RESERVED_XATTR_PREFIX: &str = "trusted.overlay.";
 /// What an unpack found.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Unpacked {
-    /// Sum of regular file sizes: the layer's size as Docker reports it.
+    /// Sum of regular file sizes and symlink target lengths: the layer's size as Docker
+    /// reports it (the apparent size of the unpacked diff, hard links once).
     pub(crate) size: u64,
 }
 
@@ -398,6 +399,9 @@ pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, E
                 // (or by us with RESOLVE_IN_ROOT), never by the host.
                 symlinkat(OsStr::from_bytes(&target), Some(dir.as_raw_fd()), name)
                     .map_err(|e| ctx(e, lossy(&raw)))?;
+                // Docker's layer size is the diff's apparent size, where a symlink counts
+                // its target's length; `images` and `system df` agree only if we count it too.
+                out.size += target.len() as u64;
                 chown_at(&dir, name, &meta)?;
                 set_time_at(&dir, name, meta.mtime)?;
             }
@@ -568,7 +572,8 @@ mod tests {
 
         let (_s, target) = sandbox();
         let got = run(&bytes, &target).unwrap();
-        assert_eq!(got.size, 5 + 3);
+        // conf, the `conf` symlink's target, bin/tool; the hard link adds nothing.
+        assert_eq!(got.size, 5 + 4 + 3);
 
         let conf = std::fs::symlink_metadata(target.join("etc/conf")).unwrap();
         assert_eq!(conf.uid(), 1234);

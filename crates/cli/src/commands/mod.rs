@@ -21,6 +21,7 @@ pub mod rmi;
 pub mod run;
 pub mod start;
 pub mod stop;
+pub mod system;
 pub mod tag;
 pub mod version;
 pub mod volume;
@@ -91,6 +92,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Manage Docker
+    System(system::SystemArgs),
 }
 
 /// Runs `cmd` against the daemon behind `client`.
@@ -114,6 +117,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Version(a) => version::run(client, a).await,
         Command::Info(a) => info::run(client, a).await,
         Command::Volume(a) => volume::run(client, a).await,
+        Command::System(a) => system::run(client, a).await,
     }
 }
 

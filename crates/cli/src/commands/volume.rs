@@ -297,6 +297,10 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
     let mut filters = a.filter.clone();
     if a.all {
         filters.push("all=true".into());
+    } else if !filters.iter().any(|f| f.starts_with("all=")) {
+        // berthd speaks API 1.41, where a prune without `all` takes named volumes too;
+        // berth keeps today's docker default (anonymous only) by saying so.
+        filters.push("all=false".into());
     }
     if !a.force {
         let what = if a.all { "all local volumes" } else { "anonymous local volumes" };

@@ -156,7 +156,7 @@ fn command_line(rec: &Record) -> String {
     std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
-fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
+pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
     let created = chrono::DateTime::parse_from_rfc3339(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
     ContainerSummary {
         id: Some(rec.id.clone()),

@@ -91,7 +91,7 @@ fn split_action(rest: &str) -> ApiResult<(&str, &str)> {
     rest.rsplit_once('/').ok_or_else(|| Error::NotFound(format!("page not found: /images/{rest}")).into())
 }
 
-fn summary_view(image: &Image) -> ImageSummary {
+pub(super) fn summary_view(image: &Image) -> ImageSummary {
     let labels = image.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
     ImageSummary {
         id: image.id.clone(),

@@ -5,7 +5,9 @@ use crate::engine::Engine;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use super::error::ApiResult;
 use berth_api::models::{
+    BuildCache, ContainerSummary, ImageSummary, Volume,
     SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents,
     SystemVersionPlatform,
 };
@@ -151,4 +153,62 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
         system_time: Some(crate::engine::now_rfc3339()),
         ..Default::default()
     })
+}
+
+/// One image in `/system/df`: the list's summary plus `VirtualSize`, which API 1.41 still sends.
+#[derive(serde::Serialize)]
+pub struct DiskUsageImage {
+    #[serde(flatten)]
+    summary: ImageSummary,
+    #[serde(rename = "VirtualSize")]
+    virtual_size: i64,
+}
+
+/// `/system/df`'s answer in API 1.41's shape (bollard-stubs only has the 1.52 one).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DiskUsageResponse {
+    layers_size: i64,
+    images: Vec<DiskUsageImage>,
+    containers: Vec<ContainerSummary>,
+    volumes: Vec<Volume>,
+    build_cache: Vec<BuildCache>,
+    /// Deprecated in the API, still sent by Docker 20.10; berth has no build cache.
+    builder_size: i64,
+}
+
+/// `GET /system/df`: measured on disk, so the walk runs off the async workers.
+pub async fn df(State(engine): State<Arc<Engine>>) -> ApiResult<Json<DiskUsageResponse>> {
+    let e = engine.clone();
+    let usage = tokio::task::spawn_blocking(move || e.disk_usage())
+        .await
+        .map_err(crate::engine::Error::from)??;
+    let images = usage
+        .images
+        .iter()
+        .map(|u| {
+            let mut summary = super::images::summary_view(&u.image);
+            summary.shared_size = u.shared_size as i64;
+            summary.containers = u.containers as i64;
+            DiskUsageImage { virtual_size: summary.size, summary }
+        })
+        .collect();
+    let containers = usage
+        .containers
+        .iter()
+        .map(|u| {
+            let mut c = super::containers::summary_view(&engine, &u.rec);
+            c.size_rw = Some(u.size_rw as i64);
+            c.size_root_fs = Some(u.size_root_fs as i64);
+            c
+        })
+        .collect();
+    Ok(Json(DiskUsageResponse {
+        layers_size: usage.layers_size as i64,
+        images,
+        containers,
+        volumes: usage.volumes,
+        build_cache: Vec::new(),
+        builder_size: 0,
+    }))
 }

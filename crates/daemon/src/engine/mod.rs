@@ -5,6 +5,7 @@ mod attach;
 mod changes;
 mod containers;
 mod create;
+mod disk_usage;
 mod images;
 mod list;
 mod logs;

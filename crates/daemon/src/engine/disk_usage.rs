@@ -1,0 +1,186 @@
+//! `GET /system/df`: what images, containers and volumes take on disk, measured on the disk
+//! itself the way Docker measures it (apparent sizes, hard links once, symlinks not
+//! followed, mounts not entered).
+
+use super::{lock, Engine, Result};
+use crate::state::Record;
+use berth_api::models::{Volume, VolumeUsageData};
+use berth_store::Image;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// One image's line of `system df`.
+#[derive(Debug, Clone)]
+pub struct ImageUsage {
+    pub image: Image,
+    /// Bytes of this image's layers that another image uses too.
+    pub shared_size: u64,
+    /// Containers created from this image.
+    pub containers: u64,
+}
+
+/// One container's line of `system df`.
+#[derive(Debug, Clone)]
+pub struct ContainerUsage {
+    pub rec: Record,
+    /// Bytes in the container's writable layer.
+    pub size_rw: u64,
+    /// The image's size plus `size_rw`.
+    pub size_root_fs: u64,
+}
+
+/// Everything `system df` reports.
+#[derive(Debug, Clone)]
+pub struct DiskUsage {
+    /// Bytes of all image layers on disk, each shared layer counted once.
+    pub layers_size: u64,
+    pub images: Vec<ImageUsage>,
+    pub containers: Vec<ContainerUsage>,
+    /// Volumes with `UsageData` filled in.
+    pub volumes: Vec<Volume>,
+}
+
+/// Apparent size of the files under `root` as Docker's `directory.Size` counts it: every
+/// non-directory's `st_size` (a symlink's is its target's length), each inode once, without
+/// following symlinks or entering other filesystems mounted below `root`. Unreadable parts
+/// count as empty: a file vanishing mid-walk is normal for a running container.
+pub fn du(root: &Path) -> u64 {
+    let Ok(top) = std::fs::symlink_metadata(root) else { return 0 };
+    if !top.is_dir() {
+        return top.len();
+    }
+    let dev = top.dev();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            // DirEntry::metadata is lstat: symlinks are measured, never followed.
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.dev() != dev {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.len() > 0 && seen.insert(meta.ino()) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    /// Measures images, containers and volumes. Walks the disk: call it off the async workers.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let images = self.store.list()?;
+        let records: Vec<Record> = self.all_containers().iter().map(|c| lock(&c.rec).clone()).collect();
+
+        // Each layer measured once; how many images use it decides whether it is shared.
+        let mut layer_size: HashMap<String, u64> = HashMap::new();
+        let mut layer_users: HashMap<String, u64> = HashMap::new();
+        let mut image_layers: Vec<Vec<String>> = Vec::with_capacity(images.len());
+        for image in &images {
+            let mut chains = Vec::new();
+            for (chain, dir) in self.store.layer_dirs(image)? {
+                layer_size.entry(chain.clone()).or_insert_with(|| du(&dir));
+                if !chains.contains(&chain) {
+                    *layer_users.entry(chain.clone()).or_default() += 1;
+                    chains.push(chain);
+                }
+            }
+            image_layers.push(chains);
+        }
+        let layers_size = layer_size.values().sum();
+
+        let mut per_image: HashMap<&str, u64> = HashMap::new();
+        for r in &records {
+            *per_image.entry(r.image_id.as_str()).or_default() += 1;
+        }
+        let image_usage = images
+            .iter()
+            .zip(&image_layers)
+            .map(|(image, chains)| {
+                let shared: u64 = chains
+                    .iter()
+                    .filter(|c| layer_users.get(*c).copied().unwrap_or(0) > 1)
+                    .map(|c| layer_size.get(c).copied().unwrap_or(0))
+                    .sum();
+                ImageUsage {
+                    image: image.clone(),
+                    // The image's size is the store's record of its content (what `images`
+                    // shows); the disk may hold a few bytes more (symlinks), and a shared
+                    // part can never exceed the whole.
+                    shared_size: shared.min(image.size),
+                    containers: per_image.get(image.id.as_str()).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+
+        let image_size: HashMap<&str, u64> = images.iter().map(|i| (i.id.as_str(), i.size)).collect();
+        let mut containers: Vec<ContainerUsage> = records
+            .iter()
+            .map(|rec| {
+                let size_rw = match self.store.rootfs_dir(&rec.id) {
+                    Ok(dir) => du(&dir.join("upper")),
+                    Err(_) => 0,
+                };
+                let base = image_size.get(rec.image_id.as_str()).copied().unwrap_or(0);
+                ContainerUsage { rec: rec.clone(), size_rw, size_root_fs: base + size_rw }
+            })
+            .collect();
+        containers.sort_by(|a, b| b.rec.created.cmp(&a.rec.created));
+
+        let mut refs: HashMap<String, i64> = HashMap::new();
+        for r in &records {
+            let mut names: Vec<&str> = r
+                .mounts
+                .iter()
+                .filter(|m| m.kind == super::mounts::MountKind::Volume)
+                .map(|m| m.name.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                *refs.entry(n.to_string()).or_default() += 1;
+            }
+        }
+        let mut volumes: Vec<Volume> = Vec::new();
+        for meta in self.volumes.all()? {
+            let mut v = super::volumes::view(&self.volumes, &meta);
+            v.usage_data = Some(VolumeUsageData {
+                size: du(&self.volumes.data_dir(&meta.name)) as i64,
+                ref_count: refs.get(&meta.name).copied().unwrap_or(0),
+            });
+            volumes.push(v);
+        }
+        volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(DiskUsage { layers_size, images: image_usage, containers, volumes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn du_counts_apparent_sizes_once_and_skips_symlink_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/file"), vec![0u8; 3000]).unwrap();
+        std::fs::write(root.join("top"), b"12345").unwrap();
+        std::fs::hard_link(root.join("top"), root.join("a/hard")).unwrap();
+        // A symlink counts its own length (4 bytes), not the 3000-byte file it names.
+        std::os::unix::fs::symlink("a/b/file", root.join("ln")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("abs")).unwrap();
+        // A sparse file counts its apparent size.
+        let f = std::fs::File::create(root.join("sparse")).unwrap();
+        f.set_len(1 << 20).unwrap();
+        assert_eq!(du(root), 3000 + 5 + 8 + 1 + (1 << 20));
+        assert_eq!(du(&root.join("a/b/file")), 3000);
+        assert_eq!(du(&root.join("missing")), 0);
+    }
+}
