@@ -123,7 +123,17 @@ pub async fn attach(
         flag(s.stdout),
         flag(s.stderr)
     );
-    match client.upgrade(&path).await? {
+    hijack(client, &path, s).await
+}
+
+/// Opens the hijacked stream at `path` (attach, exec start) and wires it to our stdio as
+/// `attach` describes.
+pub async fn hijack(
+    client: &Client,
+    path: &str,
+    s: AttachStreams,
+) -> Result<JoinHandle<Result<(), String>>, ClientError> {
+    match client.upgrade(path).await? {
         Hijacked::Upgraded(io) => {
             let (mut rd, mut wr) = tokio::io::split(io);
             if s.stdin {

@@ -17,5 +17,5 @@ pub use client::{
     write_config, Error,
 };
 pub use protocol::{
-    ExitStatus, Mount, Request, ShimConfig, StartErrorKind, StartReport, StateReply, Status,
+    ExecExit, ExecReply, ExitStatus, Mount, Request, ShimConfig, StartErrorKind, StartReport, StateReply, Status,
 };

@@ -104,6 +104,59 @@ pub enum Request {
     Wait,
     /// Reply with [`StateReply`].
     State,
+    /// Run a process in the running container (`docker exec`), described by the OCI process
+    /// in `<state_dir>/execs/<exec_id>.json`. Replied with [`ExecReply`]; on success the
+    /// connection then carries the process's stdio like `Attach` (framed unless `tty`) and
+    /// closes once the process has exited and its output is drained.
+    ExecStart {
+        /// The daemon's exec id (64 hex); names the process file.
+        exec_id: String,
+        /// Give the process a pty.
+        tty: bool,
+        /// Connect the process's stdin to this connection (else `/dev/null`).
+        stdin: bool,
+        /// Send stdout on this connection.
+        stdout: bool,
+        /// Send stderr on this connection.
+        stderr: bool,
+    },
+    /// Reply with [`ExecExit`] once the exec process has exited (at once if it has).
+    ExecWait {
+        /// The exec id given to `ExecStart`.
+        exec_id: String,
+    },
+    /// Set an exec's pty window size; answered by [`OkReply`].
+    ExecResize {
+        /// The exec id given to `ExecStart`.
+        exec_id: String,
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
+}
+
+/// Reply to `ExecStart`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecReply {
+    /// Whether the process runs.
+    pub ok: bool,
+    /// Its pid (host pid namespace).
+    #[serde(default)]
+    pub pid: i32,
+    /// Why it does not run: lets the daemon pick Docker's exit code (127/126).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<StartErrorKind>,
+    /// Docker/runc-style message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reply to `ExecWait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecExit {
+    /// Exit code, or 128+signal.
+    pub exit_code: i32,
 }
 
 /// Reply to `Start`, `Attach`, `Kill`, `Resize` (and to malformed requests).
@@ -179,6 +232,8 @@ pub mod files {
     pub const EXIT: &str = "exit.json";
     /// The shim's own diagnostics (its stderr).
     pub const LOG: &str = "shim.log";
+    /// Directory of exec process files (`<exec_id>.json`, an OCI `process`).
+    pub const EXECS: &str = "execs";
 }
 
 #[cfg(test)]

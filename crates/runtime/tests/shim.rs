@@ -557,3 +557,76 @@ fn exit_recorded_without_clients() {
     assert_eq!(berth_runtime::wait(&f.state_dir).unwrap().exit_code, 5);
     assert_clean(&f);
 }
+
+/// Writes the process file the daemon would write for an exec.
+fn write_exec_process(f: &Fixture, exec_id: &str, args: &[&str]) {
+    let caps = serde_json::json!(["CAP_KILL"]);
+    let process = serde_json::json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "WHO=exec"],
+        "cwd": "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": true
+    });
+    let dir = f.state_dir.join("execs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{exec_id}.json")), serde_json::to_vec(&process).unwrap()).unwrap();
+}
+
+fn exec_start(f: &Fixture, exec_id: &str) -> (UnixStream, berth_runtime::ExecReply) {
+    let req = berth_runtime::Request::ExecStart {
+        exec_id: exec_id.into(),
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    let (stream, line) = berth_runtime::connect(&f.state_dir, &req).unwrap();
+    (stream, serde_json::from_str(&line).unwrap())
+}
+
+fn exec_wait(f: &Fixture, exec_id: &str) -> i32 {
+    let req = berth_runtime::Request::ExecWait { exec_id: exec_id.into() };
+    let (_, line) = berth_runtime::connect(&f.state_dir, &req).unwrap();
+    let exit: berth_runtime::ExecExit = serde_json::from_str(&line).unwrap();
+    exit.exit_code
+}
+
+#[test]
+fn exec_joins_the_running_container() {
+    if !privileged() {
+        return;
+    }
+    let f = fixture(&["sleep", "1000"], &PLAIN);
+    spawn(&f);
+    berth_runtime::start(&f.state_dir).unwrap();
+
+    write_exec_process(&f, "aa01", &["sh", "-c", "hostname; echo $WHO; ps -o pid,args | grep -c '^ *1 sleep'; echo e >&2; exit 3"]);
+    let (stream, reply) = exec_start(&f, "aa01");
+    assert!(reply.ok && reply.pid > 0, "{reply:?}");
+    let (out, err) = demux(&read_all(stream));
+    assert_eq!(out, "shimtest\nexec\n1\n");
+    assert_eq!(err, "e\n");
+    // The stream ends after the exit is recorded, so a later wait answers at once.
+    assert_eq!(exec_wait(&f, "aa01"), 3);
+    assert!(!f.state_dir.join("execs/aa01.json").exists(), "process file left behind");
+
+    write_exec_process(&f, "aa02", &["nosuchcmd"]);
+    let (_, reply) = exec_start(&f, "aa02");
+    assert!(!reply.ok);
+    assert_eq!(reply.kind, Some(StartErrorKind::NotFound));
+
+    // Exec output is not the container's: nothing reaches its log.
+    assert!(log_entries(&f).is_empty());
+
+    // A running exec ends with the container, and its waiter hears of it.
+    write_exec_process(&f, "aa03", &["sleep", "1000"]);
+    let (stream, reply) = exec_start(&f, "aa03");
+    assert!(reply.ok);
+    berth_runtime::kill(&f.state_dir, libc::SIGKILL).unwrap();
+    read_all(stream);
+    assert_eq!(berth_runtime::wait(&f.state_dir).unwrap().exit_code, 137);
+    assert_clean(&f);
+}

@@ -149,7 +149,7 @@ pub fn parse_env_file(
 }
 
 /// `-e NAME=value` as given; `-e NAME` takes our value, dropped when we have none.
-fn env_flag(e: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+pub fn env_flag(e: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     if e.contains('=') {
         Some(e.to_string())
     } else {
@@ -157,7 +157,7 @@ fn env_flag(e: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> 
     }
 }
 
-fn host_env(name: &str) -> Option<String> {
+pub fn host_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

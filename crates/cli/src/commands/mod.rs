@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::client::{Client, ClientError};
 
 pub mod create;
+pub mod exec;
 pub mod images;
 pub mod import;
 pub mod info;
@@ -60,6 +61,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Create a new container
     Create(create::CreateArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// Start one or more stopped containers
     Start(start::StartArgs),
     /// Stop one or more running containers
@@ -101,6 +104,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
     match cmd {
         Command::Run(a) => run::run(client, a).await,
         Command::Create(a) => create::run(client, a).await,
+        Command::Exec(a) => exec::run(client, a).await,
         Command::Start(a) => start::run(client, a).await,
         Command::Stop(a) => stop::run(client, a).await,
         Command::Restart(a) => restart::run(client, a).await,

@@ -53,7 +53,7 @@ pub async fn attach(
 }
 
 /// Turns an async reader into a body stream of chunks.
-fn tokio_util_stream(
+pub(super) fn tokio_util_stream(
     mut read: impl tokio::io::AsyncRead + Unpin + Send + 'static,
 ) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| {

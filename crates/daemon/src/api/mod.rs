@@ -4,6 +4,7 @@
 mod attach;
 mod containers;
 pub mod error;
+mod exec;
 mod images;
 mod query;
 mod system;
@@ -33,6 +34,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(attach::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}", axum::routing::delete(containers::remove))

@@ -6,6 +6,7 @@ mod changes;
 mod containers;
 mod create;
 mod disk_usage;
+mod exec;
 mod images;
 mod list;
 mod logs;
@@ -182,6 +183,8 @@ pub struct Engine {
     containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Named and anonymous volumes.
     volumes: volumes::Volumes,
+    /// `docker exec` instances (in memory, as in Docker).
+    execs: exec::Execs,
     /// Daemon-wide identity reported by `/info`.
     pub daemon_id: String,
 }
@@ -203,7 +206,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, daemon_id })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), daemon_id })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

@@ -25,6 +25,22 @@ pub enum Role {
     },
     /// Waiting for the exit record.
     Wait,
+    /// Carrying one exec process's stdio (see `Request::ExecStart`).
+    ExecStream {
+        /// `Exec::key` of the process.
+        key: u32,
+        /// Client bytes go to the process's stdin.
+        stdin: bool,
+        /// Receives stdout.
+        stdout: bool,
+        /// Receives stderr.
+        stderr: bool,
+    },
+    /// Waiting for an exec process's exit code.
+    ExecWait {
+        /// `Exec::key` of the process.
+        key: u32,
+    },
     /// Reply queued; close once it is written.
     Closing,
 }

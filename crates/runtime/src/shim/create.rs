@@ -51,7 +51,7 @@ pub fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
     .map(drop)
 }
 
-fn pipe() -> Result<(File, File), String> {
+pub fn pipe() -> Result<(File, File), String> {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     Ok((File::from(r), File::from(w)))
 }
@@ -138,7 +138,7 @@ fn finish(
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master it sends.
 /// The init sends it during `build()`, so it is already queued; the timeout only guards bugs.
-fn receive_pty(listener: &UnixListener) -> Result<File, String> {
+pub fn receive_pty(listener: &UnixListener) -> Result<File, String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
@@ -184,7 +184,7 @@ fn receive_pty(listener: &UnixListener) -> Result<File, String> {
 }
 
 /// libcontainer nests its errors; Docker users want the innermost cause too.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {

@@ -2,6 +2,7 @@
 
 mod conn;
 mod create;
+mod exec;
 mod exit;
 mod logger;
 mod memory;

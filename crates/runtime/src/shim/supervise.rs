@@ -14,6 +14,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::conn::{frame, Conn, Input, Role, MAX_PENDING};
 use super::create::Stdio;
+use super::exec::{Exec, ExecFd};
 use super::exit::{exit_code, now_rfc3339, oom_killed, ZERO_TIME};
 use super::logger::JsonLog;
 use super::rootfs;
@@ -24,13 +25,13 @@ use crate::protocol::{files, ExitStatus, OkReply, Request, ShimConfig, StateRepl
 const CREATED_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to keep reading output after init exits (something outside the container may
 /// still hold the pipe).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long after the start the shim trims its memory (see `memory::release_unused_code`).
 const RELEASE_MEMORY_AFTER: Duration = Duration::from_millis(500);
 /// Stop reading attacher input while this much is waiting for the container.
 const STDIN_HIGH_WATER: usize = 1 << 20;
 /// ASCII EOT: what a terminal turns into end-of-file for the reader.
-const EOT: u8 = 4;
+pub(super) const EOT: u8 = 4;
 
 /// Everything the running shim owns.
 pub struct Shim {
@@ -54,14 +55,14 @@ pub struct Shim {
     pub listener: UnixListener,
     /// SIGCHLD and termination signals.
     pub sigfd: SignalFd,
-    state: LoopState,
+    pub(super) state: LoopState,
 }
 
 #[derive(Default)]
-struct LoopState {
-    status: Option<Status>,
+pub(super) struct LoopState {
+    pub(super) status: Option<Status>,
     started_at: Option<String>,
-    exited: Option<(i32, String)>,
+    pub(super) exited: Option<(i32, String)>,
     drain_deadline: Option<Instant>,
     /// When to drop the code pages the create and start paths touched: a moment after the
     /// start, so a short-lived container does not pay for it while it runs.
@@ -74,7 +75,12 @@ struct LoopState {
     /// Every slave fd of the pty is closed (the container may still run, e.g. daemonized);
     /// the master keeps reporting HUP, so it must leave the poll set to avoid a busy loop.
     pty_eof: bool,
-    conns: Vec<Conn>,
+    pub(super) conns: Vec<Conn>,
+    /// Exec processes still running or draining.
+    pub(super) execs: Vec<Exec>,
+    /// Exit codes of finished execs, for late `ExecWait`s (bounded by the container's life).
+    pub(super) exec_exits: std::collections::HashMap<String, i32>,
+    pub(super) next_exec_key: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -86,6 +92,7 @@ enum Slot {
     Pty,
     StdinW,
     Conn(usize),
+    Exec(usize, ExecFd),
 }
 
 impl Shim {
@@ -197,11 +204,18 @@ impl Shim {
                 add(f.as_raw_fd(), libc::POLLOUT, Slot::StdinW);
             }
         }
+        for (i, e) in self.state.execs.iter().enumerate() {
+            for (fd, events, which) in e.poll_fds() {
+                add(fd, events, Slot::Exec(i, which));
+            }
+        }
         let stdin_full = self.state.stdin_buf.len() >= STDIN_HIGH_WATER;
         for (i, c) in self.state.conns.iter().enumerate() {
             let mut ev = 0;
             let wants_input = match c.role {
-                Role::Request | Role::Wait => true,
+                Role::Request | Role::Wait | Role::ExecWait { .. } => true,
+                // An exec's stdin is small and interactive; its buffer is not bounded here.
+                Role::ExecStream { .. } => true,
                 Role::Attach { .. } => !stdin_full,
                 Role::Closing => false,
             };
@@ -221,6 +235,10 @@ impl Shim {
             Status::Created => self.state.created_deadline,
             Status::Exited => self.state.drain_deadline,
             Status::Running => self.state.release_memory_at,
+        };
+        let deadline = match (deadline, self.exec_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         match deadline {
             Some(d) => {
@@ -256,10 +274,12 @@ impl Shim {
             }
             Slot::StdinW => self.flush_stdin(),
             Slot::Conn(i) => self.handle_conn(i, revents),
+            Slot::Exec(i, which) => self.exec_fd(i, which, revents),
         }
     }
 
     fn after_events(&mut self) {
+        self.exec_after_events();
         for c in &mut self.state.conns {
             c.flush();
         }
@@ -299,13 +319,18 @@ impl Shim {
                 .is_some_and(|d| Instant::now() >= d)
     }
 
-    fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return,
                 Ok(status) => {
-                    let is_init = status.pid().is_some_and(|p| p.as_raw() == self.pid);
-                    if let (true, Some(code)) = (is_init, exit_code(status)) {
+                    let pid = status.pid().map(|p| p.as_raw()).unwrap_or(0);
+                    let code = exit_code(status);
+                    if let (false, Some(code)) = (pid == self.pid, code) {
+                        self.exec_reaped(pid, code);
+                        continue;
+                    }
+                    if let Some(code) = code {
                         self.state.exited = Some((code, now_rfc3339()));
                         self.state.status = Some(Status::Exited);
                         self.state.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
@@ -454,6 +479,9 @@ impl Shim {
                 c.reply(&OkReply::err(format!("bad request: {e}")));
                 c.role = Role::Closing;
             }
+            Input::Data(data) if matches!(self.state.conns[i].role, Role::ExecStream { .. }) => {
+                self.exec_stdin_from(i, data)
+            }
             Input::Data(data) => self.stdin_from(i, data),
             Input::None => {}
         }
@@ -461,7 +489,8 @@ impl Shim {
         if c.read_eof {
             match c.role {
                 Role::Attach { stdin: true, .. } if self.cfg.stdin_once => self.close_stdin(),
-                Role::Wait => self.state.conns[i].dead = true,
+                Role::Wait | Role::ExecWait { .. } => self.state.conns[i].dead = true,
+                Role::ExecStream { .. } => self.exec_input_ended(i),
                 _ => {}
             }
         }
@@ -509,6 +538,10 @@ impl Shim {
             Request::Resize { width, height } => self.resize(width, height),
             Request::Wait => {
                 self.state.conns[i].role = Role::Wait;
+                return;
+            }
+            req @ (Request::ExecStart { .. } | Request::ExecWait { .. } | Request::ExecResize { .. }) => {
+                self.exec_request(i, req);
                 return;
             }
             Request::State => {
@@ -609,6 +642,7 @@ impl Shim {
             Err(e) => eprintln!("berth-shim: serialize exit: {e}"),
         }
         self.stdio = Stdio::default();
+        self.exec_finalize();
         let mut waiters = Vec::new();
         for mut c in std::mem::take(&mut self.state.conns) {
             match c.role {

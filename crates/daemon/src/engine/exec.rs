@@ -1,0 +1,401 @@
+//! `docker exec`: exec instances are configured here and run by the container's shim, which
+//! joins them to the container's namespaces and cgroup (see `berth_runtime`'s `ExecStart`).
+//! Instances live in memory only, as in Docker: they do not survive a daemon restart.
+
+use super::attach::ClientConn;
+use super::{lock, shim, user, Engine, Error, Result};
+use crate::state::Status;
+use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
+use berth_runtime::protocol::{files, ExecExit, ExecReply, Request, StartErrorKind};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
+use rand::RngCore;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How long a resize waits for the exec to start, as Docker does.
+const RESIZE_WAIT: Duration = Duration::from_secs(10);
+
+/// Every exec instance of this daemon.
+#[derive(Default)]
+pub struct Execs {
+    map: Mutex<HashMap<String, Arc<ExecInstance>>>,
+}
+
+/// One exec instance.
+pub struct ExecInstance {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    state: Mutex<ExecState>,
+    /// Flips to true once the process runs (or failed to start).
+    started: tokio::sync::watch::Sender<bool>,
+    /// Flips to true once the exit code is recorded.
+    finished: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Default, Clone)]
+struct ExecState {
+    /// `start` was called (an instance runs at most once).
+    claimed: bool,
+    running: bool,
+    pid: i64,
+    exit_code: Option<i64>,
+}
+
+impl ExecInstance {
+    fn tty(&self) -> bool {
+        self.config.tty == Some(true)
+    }
+
+    fn record_exit(&self, code: i64) {
+        {
+            let mut s = lock(&self.state);
+            s.running = false;
+            s.exit_code = Some(code);
+        }
+        self.started.send_replace(true);
+        self.finished.send_replace(true);
+    }
+}
+
+/// What the client gets when the exec cannot start: Docker's message and its exit code.
+fn start_failure(kind: Option<StartErrorKind>, message: &str) -> (i64, String) {
+    let code = match kind {
+        Some(StartErrorKind::NotFound) => 127,
+        _ => 126,
+    };
+    (code, format!("OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"))
+}
+
+impl Engine {
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, name: &str, config: ExecConfig) -> Result<String> {
+        let c = self.container(name)?;
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running {
+            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::InvalidParameter("No exec command specified".into()));
+        }
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let id = hex::encode(bytes);
+        let instance = Arc::new(ExecInstance {
+            id: id.clone(),
+            container_id: rec.id,
+            config,
+            state: Mutex::new(ExecState::default()),
+            started: tokio::sync::watch::channel(false).0,
+            finished: tokio::sync::watch::channel(false).0,
+        });
+        let mut map = lock(&self.execs.map);
+        // Instances of removed containers are of no use to anyone.
+        map.retain(|_, e| self.container(&e.container_id).is_ok());
+        map.insert(id.clone(), instance);
+        Ok(id)
+    }
+
+    fn exec_instance(&self, id: &str) -> Result<Arc<ExecInstance>> {
+        lock(&self.execs.map)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
+        let e = self.exec_instance(id)?;
+        let s = lock(&e.state).clone();
+        let cmd = e.config.cmd.clone().unwrap_or_default();
+        let user = e.config.user.clone().filter(|u| !u.is_empty());
+        Ok(ExecInspectResponse {
+            can_remove: Some(false),
+            detach_keys: Some(e.config.detach_keys.clone().unwrap_or_default()),
+            id: Some(e.id.clone()),
+            running: Some(s.running),
+            exit_code: s.exit_code,
+            process_config: Some(ProcessConfig {
+                privileged: Some(e.config.privileged == Some(true)),
+                user,
+                tty: Some(e.tty()),
+                entrypoint: cmd.first().cloned(),
+                arguments: Some(cmd.iter().skip(1).cloned().collect()),
+            }),
+            open_stdin: Some(e.config.attach_stdin == Some(true)),
+            open_stderr: Some(e.config.attach_stderr == Some(true)),
+            open_stdout: Some(e.config.attach_stdout == Some(true)),
+            container_id: Some(e.container_id.clone()),
+            pid: Some(s.pid),
+        })
+    }
+
+    /// Checks that exec `id` can start, before the connection is hijacked; claims it.
+    pub fn exec_claim(&self, id: &str) -> Result<Arc<ExecInstance>> {
+        let e = self.exec_instance(id)?;
+        let c = self.container(&e.container_id)?;
+        if c.snapshot().state.status != Status::Running {
+            return Err(Error::Conflict(format!("Container {} is not running", e.container_id)));
+        }
+        let mut s = lock(&e.state);
+        if s.exit_code.is_some() {
+            return Err(Error::Conflict(format!("Error: Exec command {id} has already run")));
+        }
+        if s.claimed {
+            return Err(Error::Conflict(format!("Error: Exec command {id} is already running")));
+        }
+        s.claimed = true;
+        drop(s);
+        Ok(e)
+    }
+
+    /// Whether the instance's output is raw (it has a terminal).
+    pub fn exec_tty(e: &ExecInstance) -> bool {
+        e.tty()
+    }
+
+    /// Starts a claimed instance. With `conn` (attached) the connection carries its stdio
+    /// and is closed once the process has exited, its output is drained and its exit code
+    /// recorded; without, it runs in the background. Errors are returned only when
+    /// detached: an attached client reads them on its stream, as Docker sends them.
+    pub async fn exec_start(&self, e: Arc<ExecInstance>, conn: Option<ClientConn>) -> Result<()> {
+        let dir = self.paths.run_dir(&e.container_id);
+        let attached = conn.is_some();
+        let req = Request::ExecStart {
+            exec_id: e.id.clone(),
+            tty: e.tty(),
+            stdin: attached && e.config.attach_stdin == Some(true),
+            stdout: attached && e.config.attach_stdout == Some(true),
+            stderr: attached && e.config.attach_stderr == Some(true),
+        };
+        let started = match self.write_exec_process(&e) {
+            Ok(()) => shim::request(&dir, &req).await,
+            Err(err) => Err(err),
+        };
+        let failure = match &started {
+            Ok((_, line)) => match serde_json::from_str::<ExecReply>(line) {
+                Ok(r) if r.ok => {
+                    let mut s = lock(&e.state);
+                    s.running = true;
+                    s.pid = r.pid as i64;
+                    None
+                }
+                Ok(r) => Some(start_failure(r.kind, r.error.as_deref().unwrap_or("unknown error"))),
+                Err(err) => Some((126, format!("bad reply from shim: {err}"))),
+            },
+            Err(Error::StartFailed { message, not_found }) => {
+                Some((if *not_found { 127 } else { 126 }, message.clone()))
+            }
+            Err(err) => Some((126, err.to_string())),
+        };
+        let _ = std::fs::remove_file(dir.join(files::EXECS).join(format!("{}.json", e.id)));
+        if let Some((code, message)) = failure {
+            e.record_exit(code);
+            let Some(mut conn) = conn else {
+                return Err(Error::StartFailed { message, not_found: code == 127 });
+            };
+            let mut out = Vec::new();
+            let text = format!("{message}\r\n");
+            if e.tty() {
+                out.extend_from_slice(text.as_bytes());
+            } else {
+                berth_api::frame::encode(berth_api::frame::Stream::Stdout, text.as_bytes(), &mut out);
+            }
+            let _ = conn.write_all(&out).await;
+            let _ = conn.shutdown().await;
+            return Ok(());
+        }
+        e.started.send_replace(true);
+        let Ok((stream, _)) = started else { return Ok(()) };
+        self.watch_exec(e.clone(), &dir);
+        let Some(mut conn) = conn else {
+            // Detached: nobody reads the stream; closing it leaves the process running.
+            return Ok(());
+        };
+        tokio::spawn(async move {
+            let early = stream.buffer().to_vec();
+            let mut shim_conn = stream.into_inner();
+            if early.is_empty() || conn.write_all(&early).await.is_ok() {
+                if let Err(err) = tokio::io::copy_bidirectional(&mut conn, &mut shim_conn).await {
+                    tracing::debug!("exec stream ended: {err}");
+                }
+            }
+            // The client reads the exit code next: have it recorded before the stream ends.
+            let _ = e.finished.subscribe().wait_for(|f| *f).await;
+            let _ = conn.shutdown().await;
+        });
+        Ok(())
+    }
+
+    /// Records the exec's exit code when the shim reports it.
+    fn watch_exec(&self, e: Arc<ExecInstance>, dir: &std::path::Path) {
+        let dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            let req = Request::ExecWait { exec_id: e.id.clone() };
+            let code = match shim::request(&dir, &req).await {
+                Ok((_, line)) => match serde_json::from_str::<ExecExit>(&line) {
+                    Ok(x) => x.exit_code as i64,
+                    Err(err) => {
+                        tracing::warn!("exec {}: {err}: {line}", e.id);
+                        137
+                    }
+                },
+                // The shim is gone with the container, and the exec with them.
+                Err(_) => 137,
+            };
+            e.record_exit(code);
+        });
+    }
+
+    /// `POST /exec/{id}/resize`: waits (a while) for the process to start, as Docker does.
+    pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let e = self.exec_instance(id)?;
+        let mut started = e.started.subscribe();
+        if tokio::time::timeout(RESIZE_WAIT, started.wait_for(|s| *s)).await.is_err() {
+            return Err(Error::Internal("timeout waiting for exec session ready".into()));
+        }
+        if !lock(&e.state).running {
+            return Ok(());
+        }
+        let dir = self.paths.run_dir(&e.container_id);
+        shim::call(&dir, &Request::ExecResize { exec_id: e.id.clone(), width, height }).await
+    }
+
+    /// Writes the process the shim runs: the container's own process (capabilities,
+    /// rlimits, no_new_privs, AppArmor) with the exec's command, env, user and cwd.
+    fn write_exec_process(&self, e: &ExecInstance) -> Result<()> {
+        let c = self.container(&e.container_id)?;
+        let rec = c.snapshot();
+        let dir = self.paths.run_dir(&rec.id);
+        let spec = Spec::load(dir.join("bundle/config.json"))
+            .map_err(|err| Error::Internal(format!("load container spec: {err}")))?;
+        let mut process = spec.process().clone().ok_or_else(|| Error::Internal("container spec has no process".into()))?;
+        process.set_args(e.config.cmd.clone());
+        let base_env = process.env().clone().unwrap_or_default();
+        let mut extra = e.config.env.clone().unwrap_or_default();
+        if e.tty() && !base_env.iter().chain(&extra).any(|v| v.starts_with("TERM=")) {
+            extra.insert(0, "TERM=xterm".into());
+        }
+        process.set_env(Some(merge_env(base_env, &extra)));
+        if let Some(wd) = e.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
+            if !wd.starts_with('/') {
+                return Err(Error::InvalidParameter(format!(
+                    "the working directory '{wd}' is invalid, it needs to be an absolute path"
+                )));
+            }
+            process.set_cwd(wd.into());
+        }
+        let user_spec = e.config.user.clone().filter(|u| !u.is_empty()).or(rec.config.user.clone()).unwrap_or_default();
+        // The running container's own files: users added at run time count, as in Docker.
+        let user = user::resolve(&user_spec, &[dir.join("rootfs")])
+            .map_err(|message| Error::StartFailed { message, not_found: false })?;
+        let mut proc_user = process.user().clone();
+        proc_user.set_uid(user.uid);
+        proc_user.set_gid(user.gid);
+        proc_user.set_additional_gids((!user.additional_gids.is_empty()).then_some(user.additional_gids));
+        process.set_user(proc_user);
+        process.set_terminal(Some(e.tty()));
+        process.set_console_size(None);
+        if e.config.privileged == Some(true) {
+            process.set_capabilities(Some(all_capabilities()));
+            process.set_apparmor_profile(None);
+        }
+        write_process(&dir, &e.id, &process)
+    }
+}
+
+fn write_process(run_dir: &std::path::Path, id: &str, process: &Process) -> Result<()> {
+    let execs = run_dir.join(files::EXECS);
+    std::fs::create_dir_all(&execs)?;
+    let data = serde_json::to_vec(process).map_err(|err| Error::Internal(err.to_string()))?;
+    std::fs::write(execs.join(format!("{id}.json")), data)?;
+    Ok(())
+}
+
+/// Container env with the exec's `-e` values replacing same-named ones (Docker's order:
+/// the container's first, new names appended). `NAME` alone, unset on the host side of
+/// the client, removes the variable.
+fn merge_env(base: Vec<String>, extra: &[String]) -> Vec<String> {
+    let key = |v: &str| v.split('=').next().unwrap_or("").to_string();
+    let mut env = base;
+    for v in extra {
+        let k = key(v);
+        let pos = env.iter().position(|e| key(e) == k);
+        match (pos, v.contains('=')) {
+            (Some(p), true) => env[p] = v.clone(),
+            (Some(p), false) => {
+                env.remove(p);
+            }
+            (None, true) => env.push(v.clone()),
+            (None, false) => {}
+        }
+    }
+    env
+}
+
+/// Every capability the kernel knows, for `exec --privileged`.
+fn all_capabilities() -> LinuxCapabilities {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+    // Only what berthd itself may hold: naming a capability outside our bounding set (a
+    // kernel without it, or a berthd confined by its own parent) would fail the exec.
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+        .unwrap_or(0);
+    let set: HashSet<Capability> = NAMES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, n)| n)
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String((*n).into())).ok())
+        .collect();
+    let mut caps = LinuxCapabilities::default();
+    // No inheritable set, as Docker since CVE-2022-24769: capabilities must not pass to
+    // programs the process executes beyond what execve grants.
+    caps.set_bounding(Some(set.clone()))
+        .set_effective(Some(set.clone()))
+        .set_permitted(Some(set))
+        .set_inheritable(None)
+        .set_ambient(None);
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merges_like_docker() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".into(), "B=2".into()];
+        let extra = vec!["A=9".to_string(), "C=3".into(), "B".into(), "NOPE".into()];
+        assert_eq!(merge_env(base, &extra), vec!["PATH=/bin", "A=9", "C=3"]);
+    }
+
+    #[test]
+    fn privileged_has_every_capability() {
+        let caps = all_capabilities();
+        let bounding = caps.bounding().clone().unwrap_or_default();
+        assert!(bounding.contains(&Capability::SysAdmin));
+        assert!(bounding.contains(&Capability::Chown));
+    }
+
+    #[test]
+    fn start_failures_use_docker_codes() {
+        let (code, msg) = start_failure(Some(StartErrorKind::NotFound), "exec: \"x\": executable file not found in $PATH");
+        assert_eq!(code, 127);
+        assert!(msg.starts_with("OCI runtime exec failed: exec failed: unable to start container process: exec: \"x\""));
+        assert_eq!(start_failure(Some(StartErrorKind::PermissionDenied), "p").0, 126);
+    }
+}
