@@ -216,15 +216,23 @@ impl Engine {
         };
         tokio::spawn(async move {
             let early = stream.buffer().to_vec();
-            let mut shim_conn = stream.into_inner();
-            if early.is_empty() || conn.write_all(&early).await.is_ok() {
-                if let Err(err) = tokio::io::copy_bidirectional(&mut conn, &mut shim_conn).await {
-                    tracing::debug!("exec stream ended: {err}");
-                }
+            let (mut shim_out, mut shim_in) = stream.into_inner().into_split();
+            if !early.is_empty() {
+                let _ = conn.write_all(&early).await;
             }
-            // The client reads the exit code next: have it recorded before the stream ends.
+            let (mut client_in, mut client_out) = tokio::io::split(conn);
+            let stdin = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_in, &mut shim_in).await;
+                let _ = shim_in.shutdown().await;
+            });
+            // Not copy_bidirectional: it would pass the shim's EOF on at once, and the client
+            // reads the exit code as soon as its stream ends, so that must be recorded first.
+            if let Err(err) = tokio::io::copy(&mut shim_out, &mut client_out).await {
+                tracing::debug!("exec stream ended: {err}");
+            }
             let _ = e.finished.subscribe().wait_for(|f| *f).await;
-            let _ = conn.shutdown().await;
+            let _ = client_out.shutdown().await;
+            stdin.abort();
         });
         Ok(())
     }
