@@ -199,6 +199,44 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// A tmux session running one command, for terminal tests typed as a person would; torn
+/// down on drop.
+pub struct Tmux(String);
+
+impl Tmux {
+    pub fn start(name: &str, command: &str) -> Tmux {
+        let _ = Command::new("tmux").args(["kill-session", "-t", name]).output();
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "100", "-y", "30", command])
+            .status()
+            .expect("tmux is installed by scripts/deps.sh --test");
+        assert!(ok.success());
+        Tmux(name.to_string())
+    }
+
+    pub fn send(&self, keys: &str) {
+        Command::new("tmux").args(["send-keys", "-t", &self.0, keys, "Enter"]).status().unwrap();
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        Command::new("tmux")
+            .args(["resize-window", "-t", &self.0, "-x", &cols.to_string(), "-y", &rows.to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+    }
+}
+
 /// A minimal temporary directory (the harness avoids extra dependencies).
 pub mod tempdir {
     use std::path::{Path, PathBuf};

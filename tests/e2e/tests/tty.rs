@@ -1,44 +1,6 @@
 //! `run -it` with a real pty, driven through tmux as a person would type.
 
-use berth_e2e::{eventually, Daemon};
-use std::process::Command;
-
-/// A tmux session running one command, torn down on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn start(name: &str, command: &str) -> Tmux {
-        let _ = Command::new("tmux").args(["kill-session", "-t", name]).output();
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "100", "-y", "30", command])
-            .status()
-            .expect("tmux is installed by scripts/deps.sh --test");
-        assert!(ok.success());
-        Tmux(name.to_string())
-    }
-
-    fn send(&self, keys: &str) {
-        Command::new("tmux").args(["send-keys", "-t", &self.0, keys, "Enter"]).status().unwrap();
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn resize(&self, cols: u16, rows: u16) {
-        Command::new("tmux")
-            .args(["resize-window", "-t", &self.0, "-x", &cols.to_string(), "-y", &rows.to_string()])
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
-    }
-}
+use berth_e2e::{eventually, Daemon, Tmux};
 
 fn interactive_shell(d: &Daemon, client: &str, session: &str) {
     let cmd = format!(
