@@ -166,7 +166,22 @@ impl Drop for Daemon {
                 }
             }
         }
-        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.root.path()).output();
+        unmount_below(self.root.path());
+    }
+}
+
+/// Lazily unmounts every mount at or below `root`, deepest first: a shim killed above
+/// cannot unmount its container's rootfs itself.
+fn unmount_below(root: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut targets: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|target| Path::new(target).starts_with(root))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for target in targets {
+        let _ = Command::new("umount").arg("-l").arg(target).output();
     }
 }
 
