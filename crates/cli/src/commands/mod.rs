@@ -15,6 +15,7 @@ pub mod kill;
 pub mod logs;
 pub mod mount_opts;
 pub mod ps;
+pub mod rename;
 pub mod restart;
 pub mod rm;
 pub mod rmi;
@@ -67,6 +68,8 @@ pub enum Command {
     Start(start::StartArgs),
     /// Stop one or more running containers
     Stop(stop::StopArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// Restart one or more containers
     Restart(restart::RestartArgs),
     /// Kill one or more running containers
@@ -107,6 +110,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Exec(a) => exec::run(client, a).await,
         Command::Start(a) => start::run(client, a).await,
         Command::Stop(a) => stop::run(client, a).await,
+        Command::Rename(a) => rename::run(client, a).await,
         Command::Restart(a) => restart::run(client, a).await,
         Command::Kill(a) => kill::run(client, a).await,
         Command::Rm(a) => rm::run(client, a).await,

@@ -44,6 +44,12 @@ pub async fn restart(State(engine): Engine_, Path(id): Path<String>, RawQuery(q)
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn rename(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    engine.rename(&id, q.get("name").unwrap_or_default())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn kill(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Query::parse(q.as_deref());
     engine.kill(&id, q.get("signal")).await?;

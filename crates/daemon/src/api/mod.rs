@@ -31,6 +31,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
         .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(attach::attach))

@@ -6,6 +6,8 @@ use crate::state::{Record, RunState};
 use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use berth_store::{Image, Reference};
 use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 impl Engine {
     /// Creates a container; returns its ID and warnings.
@@ -46,18 +48,12 @@ impl Engine {
         // The name is claimed under the table's write lock so two creates cannot both take it.
         let name = {
             let mut all = self.containers.write().unwrap_or_else(|p| p.into_inner());
-            let taken = |n: &str| all.values().find(|c| super::lock(&c.rec).name == n).map(|c| c.id());
             let name = match name.filter(|n| !n.is_empty()) {
-                Some(n) => {
-                    let n = names::validate(&n).map_err(Error::InvalidParameter)?;
-                    if let Some(other) = taken(&n) {
-                        return Err(Error::Conflict(format!(
-                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-                        )));
-                    }
-                    n
-                }
-                None => (0..).map(names::random).find(|n| taken(n).is_none()).unwrap_or_else(|| id.clone()),
+                Some(n) => free_name(&all, &n)?,
+                None => (0..)
+                    .map(names::random)
+                    .find(|n| name_owner(&all, n).is_none())
+                    .unwrap_or_else(|| id.clone()),
             };
             super::lock(&container.rec).name = name.clone();
             all.insert(id.clone(), container.clone());
@@ -96,6 +92,39 @@ impl Engine {
         self.copy_up(&rec.mounts, &super::user::layer_dirs(&rootfs))?;
         self.records.save(&rec)?;
         Ok(())
+    }
+}
+
+impl Engine {
+    /// `rename`: gives a container a new, unused name.
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        let c = self.container(name)?;
+        let all = self.containers.write().unwrap_or_else(|p| p.into_inner());
+        let mut rec = c.snapshot();
+        if new_name.trim_start_matches('/') == rec.name {
+            return Err(Error::InvalidParameter(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
+        rec.name = free_name(&all, new_name)?;
+        self.commit(&c, rec)
+    }
+}
+
+/// The ID of the container called `name`, if any.
+fn name_owner(all: &HashMap<String, Arc<Container>>, name: &str) -> Option<String> {
+    all.values().find(|c| super::lock(&c.rec).name == name).map(|c| c.id())
+}
+
+/// Checks a user-given name and that nobody has it; callers hold the table's write lock, so
+/// two requests cannot both take one name.
+fn free_name(all: &HashMap<String, Arc<Container>>, name: &str) -> Result<String> {
+    let name = names::validate(name).map_err(Error::InvalidParameter)?;
+    match name_owner(all, &name) {
+        Some(other) => Err(Error::Conflict(format!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+        ))),
+        None => Ok(name),
     }
 }
 
