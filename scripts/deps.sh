@@ -3,7 +3,7 @@
 #   scripts/deps.sh          build and run: libseccomp, busybox-static for the test image
 #   scripts/deps.sh --test   also the peers the tests compare against (docker.io's CLI)
 set -euo pipefail
-packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux)
+packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux procps)
 if [ "${1:-}" = "--test" ]; then
   packages+=(docker.io tmux)
 fi

@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct Table {
     rows: Vec<Vec<String>>,
+    /// Overrides the minimum column width (`docker top` uses 20).
+    min_width: Option<usize>,
 }
 
 const MIN_WIDTH: usize = 10;
@@ -19,6 +21,11 @@ impl Table {
     /// An empty table.
     pub fn new() -> Table {
         Table::default()
+    }
+
+    /// An empty table whose columns are at least `min_width` wide.
+    pub fn with_min_width(min_width: usize) -> Table {
+        Table { rows: Vec::new(), min_width: Some(min_width) }
     }
 
     /// Adds one row of cells.
@@ -37,7 +44,7 @@ impl Table {
         let mut out = String::new();
         // Go's tabwriter aligns a column over a block of consecutive lines that all have a
         // cell there; the last cell of a line is not part of any column.
-        let widths = column_widths(&self.rows);
+        let widths = column_widths(&self.rows, self.min_width.unwrap_or(MIN_WIDTH));
         for (i, row) in self.rows.iter().enumerate() {
             for (c, cell) in row.iter().enumerate() {
                 out.push_str(cell);
@@ -54,7 +61,7 @@ impl Table {
 }
 
 /// For each row, the width of each of its aligned cells, computed per column block.
-fn column_widths(rows: &[Vec<String>]) -> Vec<Vec<usize>> {
+fn column_widths(rows: &[Vec<String>], min_width: usize) -> Vec<Vec<usize>> {
     let mut widths: Vec<Vec<usize>> = rows
         .iter()
         .map(|r| vec![0; r.len().saturating_sub(1)])
@@ -68,7 +75,7 @@ fn column_widths(rows: &[Vec<String>]) -> Vec<Vec<usize>> {
                 continue;
             }
             let mut end = start;
-            let mut width = MIN_WIDTH;
+            let mut width = min_width;
             while end < rows.len() && rows[end].len() > col + 1 {
                 width = width.max(rows[end][col].chars().count() + PADDING);
                 end += 1;

@@ -25,6 +25,7 @@ pub mod start;
 pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod top;
 pub mod version;
 pub mod volume;
 pub mod wait;
@@ -70,6 +71,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Rename a container
     Rename(rename::RenameArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
     /// Restart one or more containers
     Restart(restart::RestartArgs),
     /// Kill one or more running containers
@@ -111,6 +114,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Start(a) => start::run(client, a).await,
         Command::Stop(a) => stop::run(client, a).await,
         Command::Rename(a) => rename::run(client, a).await,
+        Command::Top(a) => top::run(client, a).await,
         Command::Restart(a) => restart::run(client, a).await,
         Command::Kill(a) => kill::run(client, a).await,
         Command::Rm(a) => rm::run(client, a).await,

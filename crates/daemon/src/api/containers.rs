@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
-    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryStateEnum,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryStateEnum, ContainerTopResponse,
     ContainerWaitResponse, DriverData,
 };
 use hyper::StatusCode;
@@ -48,6 +48,12 @@ pub async fn rename(State(engine): Engine_, Path(id): Path<String>, RawQuery(q):
     let q = Query::parse(q.as_deref());
     engine.rename(&id, q.get("name").unwrap_or_default())?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn top(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<ContainerTopResponse>> {
+    let q = Query::parse(q.as_deref());
+    let top = engine.top(&id, q.get("ps_args").unwrap_or_default()).await?;
+    Ok(Json(ContainerTopResponse { titles: Some(top.titles), processes: Some(top.processes) }))
 }
 
 pub async fn kill(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {

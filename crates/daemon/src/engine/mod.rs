@@ -15,6 +15,7 @@ mod names;
 mod restore;
 mod shim;
 mod system;
+mod top;
 mod user;
 mod volumes;
 

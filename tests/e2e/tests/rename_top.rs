@@ -1,4 +1,4 @@
-//! `rename`, with the berth and docker CLIs.
+//! `rename` and `top`, with the berth and docker CLIs.
 
 use berth_e2e::Daemon;
 
@@ -28,4 +28,27 @@ fn rename_moves_the_name_and_refuses_taken_ones() {
     d.kill_daemon(libc::SIGKILL);
     d.spawn();
     assert_eq!(d.ok(&["stop", "-t", "1", "viadocker"]), "viadocker");
+}
+
+#[test]
+fn top_lists_the_containers_processes() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "busy", "busybox", "sh", "-c", "sleep 300 & sleep 301"]);
+    for client in ["berth", "docker"] {
+        let r = if client == "berth" { d.berth(&["top", "busy"]) } else { d.docker(&["top", "busy"]) };
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert!(lines[0].starts_with("UID "), "{}", r.stdout);
+        assert!(lines[0].contains("PID") && lines[0].ends_with("CMD"), "{}", r.stdout);
+        // sh execs its last command, so the two sleeps are all there is; nothing of the host.
+        assert_eq!(lines.len(), 3, "{}", r.stdout);
+        assert!(lines.iter().any(|l| l.ends_with("sleep 300")), "{}", r.stdout);
+        assert!(lines.iter().any(|l| l.ends_with("sleep 301")), "{}", r.stdout);
+    }
+    let custom = d.ok(&["top", "busy", "-o", "pid,comm"]);
+    assert!(custom.lines().next().is_some_and(|l| l.trim_end() == "PID                 COMMAND"), "{custom}");
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let r = d.berth(&["top", "idle"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not running"), "{}", r.stderr);
 }
