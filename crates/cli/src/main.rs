@@ -7,6 +7,7 @@ mod json;
 mod stream;
 mod template;
 mod term;
+mod timestamp;
 
 use std::io::Write;
 

@@ -127,3 +127,29 @@ fn piped_stdin_reaches_the_container() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\ndone\n");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn logs_since_and_until_select_by_time() {
+    let d = Daemon::start();
+    let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo early; sleep 2; echo late"]);
+    assert_eq!(d.ok(&["wait", &id]), "0");
+    let stamped = d.ok(&["logs", "-t", &id]);
+    let time_of = |n: usize| stamped.lines().nth(n).and_then(|l| l.split(' ').next()).unwrap().to_string();
+    let (early_time, late_time) = (time_of(0), time_of(1));
+    for client in ["berth", "docker"] {
+        let run = |args: &[&str]| if client == "berth" { d.berth(args) } else { d.docker(args) };
+        let r = run(&["logs", "--since", &late_time, &id]);
+        assert_eq!(r.stdout, "late\n", "{client}: {}", r.stderr);
+        let r = run(&["logs", "--until", &early_time, &id]);
+        assert_eq!(r.stdout, "early\n", "{client}: {}", r.stderr);
+        let r = run(&["logs", "--since", "1h", &id]);
+        assert_eq!(r.stdout, "early\nlate\n", "{client}: {}", r.stderr);
+        let r = run(&["logs", "--since", "xyz", &id]);
+        assert_eq!(r.code, 1, "{client}");
+        assert!(
+            r.stderr.contains("invalid value for \"since\": failed to parse value as time or duration: \"xyz\""),
+            "{client}: {}",
+            r.stderr
+        );
+    }
+}

@@ -55,11 +55,15 @@ pub async fn run(client: &Client, args: LogsArgs) -> CmdResult {
         ("tail", args.tail.clone()),
         ("timestamps", flag(args.timestamps)),
     ];
-    if let Some(s) = &args.since {
-        q.push(("since", s.clone()));
-    }
-    if let Some(u) = &args.until {
-        q.push(("until", u.clone()));
+    // docker's CLI turns relative and calendar times into Unix time before asking.
+    let now = chrono::Utc::now();
+    for (flag, value) in [("since", &args.since), ("until", &args.until)] {
+        if let Some(v) = value {
+            let t = crate::timestamp::api_timestamp(flag, v, now).map_err(|e| Failure::new(1, e))?;
+            if !t.is_empty() {
+                q.push((flag, t));
+            }
+        }
     }
     let path = format!("/containers/{}/logs{}", client::enc(&id), client::query(&q));
     let resp = client.send(Method::GET, &path, client::empty()).await?;

@@ -124,6 +124,8 @@ pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
         stderr: q.flag("stderr"),
         timestamps: q.flag("timestamps"),
         multiplexed: rec.config.tty != Some(true),
+        since: logs::parse_time(q.get("since")).map_err(bad_request)?,
+        until: logs::parse_time(q.get("until")).map_err(bad_request)?,
     };
     if !opts.stdout && !opts.stderr {
         return Err(bad_request("Bad parameters: you must choose at least one stream"));

@@ -42,7 +42,9 @@ impl Engine {
                 } else {
                     current = open_at(&path, 0);
                 }
-                if !send_all(fresh) || !running || tx.is_closed() {
+                // Following ends with the container, or once `until` has passed.
+                let past_until = opts.until.is_some_and(|u| chrono::Utc::now() > u);
+                if !send_all(fresh) || !running || past_until || tx.is_closed() {
                     return;
                 }
                 std::thread::sleep(FOLLOW_POLL);

@@ -21,11 +21,45 @@ pub struct Options {
     pub timestamps: bool,
     /// Frame entries in Docker's multiplexed format (no TTY) or send them raw (TTY).
     pub multiplexed: bool,
+    /// Only entries at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries at or before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The API's `since`/`until`: Unix `seconds[.nanoseconds]`, as Docker's clients send them;
+/// `0` or empty means unset. `None` inside `Ok` when unset.
+pub fn parse_time(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    let Some(v) = value.filter(|v| !v.is_empty() && *v != "0") else { return Ok(None) };
+    let bad = || format!("invalid timestamp: {v:?}");
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else if frac.len() <= 9 && frac.chars().all(|c| c.is_ascii_digit()) {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    } else {
+        return Err(bad());
+    };
+    chrono::DateTime::from_timestamp(secs, nanos).map(Some).ok_or_else(bad)
 }
 
 impl Options {
-    /// Encodes an entry for the wire, or `None` if its stream was not asked for.
+    /// Whether an entry falls inside `since`..`until`.
+    pub fn in_window(&self, entry: &Entry) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&entry.time) else { return true };
+        let t = t.with_timezone(&chrono::Utc);
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+    }
+
+    /// Encodes an entry for the wire, or `None` if its stream or time was not asked for.
     pub fn encode(&self, entry: &Entry) -> Option<Vec<u8>> {
+        if !self.in_window(entry) {
+            return None;
+        }
         let stream = match entry.stream.as_str() {
             "stderr" => Stream::Stderr,
             _ => Stream::Stdout,
@@ -121,8 +155,14 @@ mod tests {
         assert_eq!(offset as usize, line("three", "stdout").len());
         let (last, _) = read(&log, Some(2));
         assert_eq!(last.len(), 2);
-        let opts = Options { stdout: true, stderr: false, timestamps: false, multiplexed: true };
+        let opts = Options { stdout: true, stderr: false, timestamps: false, multiplexed: true, since: None, until: None };
         assert!(opts.encode(&last[0]).is_none(), "stderr not asked for");
         assert_eq!(opts.encode(&last[1]).unwrap(), [&[1u8, 0, 0, 0, 0, 0, 0, 6][..], b"three\n"].concat());
+        let later = Options { since: parse_time(Some("1767225600.5")).unwrap(), ..opts };
+        assert!(later.encode(&last[1]).is_none(), "2026-01-01T00:00:00Z is before since");
+        let earlier = Options { until: parse_time(Some("1767225599")).unwrap(), ..opts };
+        assert!(earlier.encode(&last[1]).is_none(), "after until");
+        assert!(parse_time(Some("yesterday")).is_err());
+        assert_eq!(parse_time(Some("0")).unwrap(), None);
     }
 }
