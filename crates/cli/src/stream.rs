@@ -197,3 +197,24 @@ mod tests {
         assert!(d.push(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }
+
+/// Tells the daemon our terminal's size at `target` (`/containers/{id}` or `/exec/{id}`);
+/// failures only cost layout, so they are ignored.
+pub async fn resize(client: &Client, target: &str) {
+    if let Some((h, w)) = crate::term::size(1).or_else(|| crate::term::size(0)) {
+        let _ = client.post(&format!("{target}/resize?h={h}&w={w}")).await;
+    }
+}
+
+/// Sends the terminal's size again on every SIGWINCH.
+pub fn spawn_resize_watch(client: Client, target: String) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            resize(&client, &target).await;
+        }
+    });
+}

@@ -103,8 +103,9 @@ pub async fn run(client: &Client, args: ExecArgs) -> CmdResult {
     let streams = AttachStreams { stdin: args.interactive, stdout: true, stderr: true, tty: args.tty };
     let output = stream::hijack(client, &start, streams).await?;
     if args.tty {
-        resize(client, &id).await;
-        spawn_resize_watch(client.clone(), id.clone());
+        let target = format!("/exec/{}", client::enc(&id));
+        stream::resize(client, &target).await;
+        stream::spawn_resize_watch(client.clone(), target);
     }
     match output.await {
         Ok(Ok(())) => {}
@@ -116,22 +117,3 @@ pub async fn run(client: &Client, args: ExecArgs) -> CmdResult {
     Ok(inspect.exit_code.and_then(|c| i32::try_from(c).ok()).unwrap_or(0))
 }
 
-/// Tells the daemon our terminal's size; failures only cost layout, so they are ignored.
-async fn resize(client: &Client, id: &str) {
-    if let Some((h, w)) = term::size(1).or_else(|| term::size(0)) {
-        let path = format!("/exec/{}/resize?h={h}&w={w}", client::enc(id));
-        let _ = client.post(&path).await;
-    }
-}
-
-fn spawn_resize_watch(client: Client, id: String) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut winch) = signal(SignalKind::window_change()) else {
-            return;
-        };
-        while winch.recv().await.is_some() {
-            resize(&client, &id).await;
-        }
-    });
-}

@@ -104,8 +104,9 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
     }
 
     if s.streams.tty {
-        resize(client, &s.id).await;
-        spawn_resize_watch(client.clone(), s.id.clone());
+        let target = format!("/containers/{}", client::enc(&s.id));
+        stream::resize(client, &target).await;
+        stream::spawn_resize_watch(client.clone(), target);
     }
     if s.sig_proxy && !s.streams.tty {
         spawn_sig_proxy(client.clone(), s.id.clone());
@@ -132,25 +133,6 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
     Ok(i32::try_from(resp.status_code).unwrap_or(125))
 }
 
-/// Tells the daemon our terminal's size; failures only cost layout, so they are ignored.
-async fn resize(client: &Client, id: &str) {
-    if let Some((h, w)) = term::size(1).or_else(|| term::size(0)) {
-        let path = format!("/containers/{}/resize?h={h}&w={w}", client::enc(id));
-        let _ = client.post(&path).await;
-    }
-}
-
-fn spawn_resize_watch(client: Client, id: String) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut winch) = signal(SignalKind::window_change()) else {
-            return;
-        };
-        while winch.recv().await.is_some() {
-            resize(&client, &id).await;
-        }
-    });
-}
 
 fn spawn_sig_proxy(client: Client, id: String) {
     tokio::spawn(async move {

@@ -43,13 +43,18 @@ pub async fn attach(
             Err(e) => tracing::debug!("attach upgrade failed: {e}"),
         }
     });
-    Ok(Response::builder()
+    Ok(switching_protocols(content_type))
+}
+
+/// The 101 answer that hands the connection over to a container's (or exec's) stdio.
+pub(super) fn switching_protocols(content_type: &'static str) -> Response {
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("Content-Type", content_type)
         .header(hyper::header::CONNECTION, "Upgrade")
         .header(hyper::header::UPGRADE, "tcp")
         .body(Body::empty())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// Turns an async reader into a body stream of chunks.

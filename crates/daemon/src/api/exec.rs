@@ -79,11 +79,5 @@ pub async fn start(State(engine): State<Arc<Engine>>, Path(id): Path<String>, re
             Err(e) => tracing::debug!("exec upgrade failed: {e}"),
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header("Content-Type", content_type)
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(super::attach::switching_protocols(content_type))
 }
