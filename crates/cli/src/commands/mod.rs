@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::client::{Client, ClientError};
 
 pub mod create;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod import;
@@ -73,6 +74,8 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Restart one or more containers
     Restart(restart::RestartArgs),
     /// Kill one or more running containers
@@ -115,6 +118,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Stop(a) => stop::run(client, a).await,
         Command::Rename(a) => rename::run(client, a).await,
         Command::Top(a) => top::run(client, a).await,
+        Command::Events(a) => events::run(client, a).await,
         Command::Restart(a) => restart::run(client, a).await,
         Command::Kill(a) => kill::run(client, a).await,
         Command::Rm(a) => rm::run(client, a).await,

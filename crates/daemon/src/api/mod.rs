@@ -4,6 +4,7 @@
 mod attach;
 mod containers;
 pub mod error;
+mod events;
 mod exec;
 mod images;
 mod query;
@@ -25,6 +26,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
+        .route("/events", get(events::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

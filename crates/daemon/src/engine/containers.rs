@@ -62,7 +62,8 @@ impl Engine {
                 rec.state.error.clear();
                 rec.state.oom_killed = false;
                 rec.state.exit_code = 0;
-                self.commit(&c, rec)?;
+                self.commit(&c, rec.clone())?;
+                self.container_event(&rec, "start", &[]);
                 self.clone().monitor(c.clone());
                 Ok(())
             }
@@ -227,6 +228,10 @@ impl Engine {
             tracing::error!("recording exit of {id}: {e}");
         }
         c.events.send_modify(|l| l.exits += 1);
+        if rec.state.oom_killed {
+            self.container_event(&rec, "oom", &[]);
+        }
+        self.container_event(&rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
         tracing::info!("container {id} exited with {}", status.exit_code);
         if rec.host_config.auto_remove == Some(true) {
             self.auto_remove(c);
@@ -244,6 +249,7 @@ impl Engine {
         }
         self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         c.events.send_modify(|l| l.removed = true);
+        self.container_event(&c.snapshot(), "destroy", &[]);
         // `--rm` takes the container's anonymous volumes with it, as Docker does.
         self.remove_anonymous_volumes(&c.snapshot().mounts);
         let (engine, c) = (self.clone(), c.clone());
@@ -266,7 +272,9 @@ impl Engine {
         if rec.state.status != Status::Running {
             return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
         }
-        shim::call(&self.paths.run_dir(&rec.id), &Request::Kill { signal }).await
+        shim::call(&self.paths.run_dir(&rec.id), &Request::Kill { signal }).await?;
+        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
+        Ok(())
     }
 
     /// Stops with the stop signal, then SIGKILL after `timeout` seconds.
@@ -286,12 +294,15 @@ impl Engine {
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0) as u64;
         let mut events = c.events.subscribe();
         let _ = shim::call(&dir, &Request::Kill { signal }).await;
+        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         let stopped =
             tokio::time::timeout(Duration::from_secs(grace), events.wait_for(|l| !l.running)).await.is_ok();
         if !stopped {
             let _ = shim::call(&dir, &Request::Kill { signal: libc::SIGKILL }).await;
+            self.container_event(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
             let _ = events.wait_for(|l| !l.running).await;
         }
+        self.container_event(&rec, "stop", &[]);
         Ok(())
     }
 
@@ -304,7 +315,9 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        self.start(&c.id()).await
+        self.start(&c.id()).await?;
+        self.container_event(&c.snapshot(), "restart", &[]);
+        Ok(())
     }
 
     /// Removes a container; a running one only with `force` (it is killed first).
@@ -330,6 +343,7 @@ impl Engine {
         self.purge(&id).await?;
         self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         c.events.send_modify(|l| l.removed = true);
+        self.container_event(&c.snapshot(), "destroy", &[]);
         tracing::info!("removed container {id}");
         Ok(())
     }

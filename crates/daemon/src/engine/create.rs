@@ -78,6 +78,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
             return Err(e);
         }
+        self.container_event(&container.snapshot(), "create", &[]);
         tracing::info!("created container {id} ({name})");
         Ok((id, Vec::new()))
     }
@@ -106,8 +107,10 @@ impl Engine {
                 "Renaming a container with the same name as its current name".into(),
             ));
         }
-        rec.name = free_name(&all, new_name)?;
-        self.commit(&c, rec)
+        let old_name = std::mem::replace(&mut rec.name, free_name(&all, new_name)?);
+        self.commit(&c, rec.clone())?;
+        self.container_event(&rec, "rename", &[("oldName", format!("/{old_name}"))]);
+        Ok(())
     }
 }
 

@@ -85,7 +85,7 @@ impl Engine {
         let id = hex::encode(bytes);
         let instance = Arc::new(ExecInstance {
             id: id.clone(),
-            container_id: rec.id,
+            container_id: rec.id.clone(),
             config,
             state: Mutex::new(ExecState::default()),
             started: tokio::sync::watch::channel(false).0,
@@ -94,7 +94,9 @@ impl Engine {
         let mut map = lock(&self.execs.map);
         // Instances of removed containers are of no use to anyone.
         map.retain(|_, e| self.container(&e.container_id).is_ok());
+        let command = instance.config.cmd.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
         map.insert(id.clone(), instance);
+        self.container_event(&rec, &format!("exec_create: {command}"), &[("execID", id.clone())]);
         Ok(id)
     }
 
@@ -209,7 +211,10 @@ impl Engine {
         }
         e.started.send_replace(true);
         let Ok((stream, _)) = started else { return Ok(()) };
-        self.watch_exec(e.clone(), &dir);
+        let rec = self.container(&e.container_id)?.snapshot();
+        let command = e.config.cmd.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
+        self.container_event(&rec, &format!("exec_start: {command}"), &[("execID", e.id.clone())]);
+        self.watch_exec(e.clone(), &dir, rec);
         let Some(mut conn) = conn else {
             // Detached: nobody reads the stream; closing it leaves the process running.
             return Ok(());
@@ -238,8 +243,9 @@ impl Engine {
     }
 
     /// Records the exec's exit code when the shim reports it.
-    fn watch_exec(&self, e: Arc<ExecInstance>, dir: &std::path::Path) {
+    fn watch_exec(&self, e: Arc<ExecInstance>, dir: &std::path::Path, rec: crate::state::Record) {
         let dir = dir.to_path_buf();
+        let events = self.events.clone();
         tokio::spawn(async move {
             let req = Request::ExecWait { exec_id: e.id.clone() };
             let code = match shim::request(&dir, &req).await {
@@ -254,6 +260,7 @@ impl Engine {
                 Err(_) => 137,
             };
             e.record_exit(code);
+            events.container(&rec, "exec_die", &[("execID", e.id.clone()), ("exitCode", code.to_string())]);
         });
     }
 

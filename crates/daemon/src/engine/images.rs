@@ -37,13 +37,19 @@ impl Engine {
         changes::apply(&req.changes, &mut config).map_err(Error::InvalidParameter)?;
         let config = serde_json::from_value(Value::Object(config))
             .map_err(|e| Error::InvalidParameter(format!("invalid change: {e}")))?;
+        let tag_name = tag.as_ref().map(|t| t.familiar());
         let opts = ImportOptions { config, message: req.message.filter(|m| !m.is_empty()), tag };
         let store = self.store.clone();
-        blocking(move || {
+        let image = blocking(move || {
             let mut tar = tar;
             store.import(&mut tar, opts).map_err(Error::from)
         })
-        .await
+        .await?;
+        self.image_event(&image.id, &image.id, "import");
+        if let Some(name) = tag_name {
+            self.image_event(&image.id, &name, "tag");
+        }
+        Ok(image)
     }
 
     pub async fn image(&self, name: &str) -> Result<Image> {
@@ -63,8 +69,11 @@ impl Engine {
             None => repo.to_string(),
         };
         let reference = Reference::parse(&target)?;
-        let store = self.store.clone();
-        blocking(move || store.tag(&image.id, &reference).map_err(Error::from)).await
+        let (store, name) = (self.store.clone(), reference.familiar());
+        let id = image.id.clone();
+        blocking(move || store.tag(&id, &reference).map_err(Error::from)).await?;
+        self.image_event(&image.id, &name, "tag");
+        Ok(())
     }
 
     /// `rmi`: untags a reference, and deletes the image once nothing names or uses it.
@@ -96,6 +105,7 @@ impl Engine {
             }
             let (untag, store) = (reference.clone(), store.clone());
             blocking(move || store.untag(&untag).map(drop).map_err(Error::from)).await?;
+            self.image_event(&image.id, &image.id, "untag");
             out.push(Deleted::Untagged(reference.to_string()));
             if !last_tag || !users.is_empty() {
                 return Ok(out);
@@ -122,6 +132,7 @@ impl Engine {
                 let reference = Reference::parse(tag)?;
                 let store = store.clone();
                 blocking(move || store.untag(&reference).map(drop).map_err(Error::from)).await?;
+                self.image_event(&image.id, &image.id, "untag");
                 out.push(Deleted::Untagged(tag.clone()));
             }
             if !users.is_empty() {
@@ -130,6 +141,7 @@ impl Engine {
         }
         let id = image.id.clone();
         blocking(move || store.delete(&id).map_err(Error::from)).await?;
+        self.image_event(&image.id, &image.id, "delete");
         out.push(Deleted::Deleted(image.id));
         Ok(out)
     }

@@ -6,6 +6,7 @@ mod changes;
 mod containers;
 mod create;
 mod disk_usage;
+mod events;
 mod exec;
 mod images;
 mod list;
@@ -21,6 +22,7 @@ mod volumes;
 
 pub use attach::AttachStreams;
 pub use containers::{ListOptions, WaitCondition};
+pub use events::EventFilter;
 pub use create::now_rfc3339;
 pub use images::ImportRequest;
 pub use mounts::MountRecord;
@@ -186,6 +188,8 @@ pub struct Engine {
     volumes: volumes::Volumes,
     /// `docker exec` instances (in memory, as in Docker).
     execs: exec::Execs,
+    /// What happened lately, for `GET /events`.
+    events: Arc<events::EventLog>,
     /// Daemon-wide identity reported by `/info`.
     pub daemon_id: String,
 }
@@ -199,7 +203,8 @@ impl Engine {
         std::fs::set_permissions(&paths.data_root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         let db = Arc::new(redb::Database::create(paths.data_root.join("berth.db"))?);
         let store = Arc::new(Store::open(&paths.data_root, db.clone())?);
-        let volumes = volumes::Volumes::open(db.clone(), &paths.data_root)?;
+        let events = Arc::new(events::EventLog::default());
+        let volumes = volumes::Volumes::open(db.clone(), &paths.data_root, events.clone())?;
         let records = Records::new(db)?;
         let daemon_id = system::daemon_id(&paths.data_root)?;
         let containers = records
@@ -207,7 +212,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), daemon_id })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), events, daemon_id })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

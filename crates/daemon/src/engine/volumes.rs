@@ -49,6 +49,8 @@ pub struct Volumes {
     dir: PathBuf,
     /// Serialises create/remove so two requests cannot race on one name.
     lock: Mutex<()>,
+    /// Volume create/destroy events go here.
+    events: Arc<super::events::EventLog>,
 }
 
 /// Checks a local volume name as Docker does; `Err` carries Docker's reason.
@@ -75,7 +77,7 @@ pub fn anonymous_name() -> String {
 }
 
 impl Volumes {
-    pub fn open(db: Arc<Database>, data_root: &Path) -> anyhow::Result<Volumes> {
+    pub fn open(db: Arc<Database>, data_root: &Path, events: Arc<super::events::EventLog>) -> anyhow::Result<Volumes> {
         let tx = db.begin_write()?;
         tx.open_table(VOLUMES)?;
         tx.commit()?;
@@ -83,7 +85,7 @@ impl Volumes {
         std::fs::create_dir_all(&dir)?;
         // Only root may walk into the volumes; containers reach them through their mounts.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o701))?;
-        Ok(Volumes { db, dir, lock: Mutex::new(()) })
+        Ok(Volumes { db, dir, lock: Mutex::new(()), events })
     }
 
     /// `<data-root>/volumes/<name>/_data`; `name` has been validated, so it cannot escape.
@@ -153,6 +155,7 @@ impl Volumes {
             return Err(e);
         }
         tracing::info!("created volume {name}");
+        self.events.publish("volume", "create", &name, [("driver".to_string(), meta.driver.clone())].into());
         Ok(meta)
     }
 
@@ -181,6 +184,7 @@ impl Volumes {
             table.remove(name).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
+        self.events.publish("volume", "destroy", name, [("driver".to_string(), "local".to_string())].into());
         match std::fs::remove_dir_all(self.dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -472,14 +476,14 @@ mod tests {
     fn volumes_persist_in_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
-        let vols = Volumes::open(db.clone(), dir.path()).unwrap();
+        let vols = Volumes::open(db.clone(), dir.path(), Default::default()).unwrap();
         let v = vols.create(Some("data".into()), None, HashMap::new(), HashMap::new()).unwrap();
         assert!(vols.data_dir("data").is_dir());
         assert_eq!(vols.create(Some("data".into()), None, HashMap::new(), HashMap::new()).unwrap(), v);
         assert!(vols.create(Some("x".into()), Some("nope".into()), HashMap::new(), HashMap::new()).is_err());
         assert!(vols.get("x").unwrap().is_none());
         drop(vols);
-        let vols = Volumes::open(db, dir.path()).unwrap();
+        let vols = Volumes::open(db, dir.path(), Default::default()).unwrap();
         assert_eq!(vols.all().unwrap(), vec![v]);
         vols.delete("data").unwrap();
         assert!(!dir.path().join("volumes/data").exists());
