@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages berth needs (idempotent: skips what is already there).
-#   scripts/deps.sh          build and run: libseccomp, busybox-static for the test image
+#   scripts/deps.sh          build and run: libseccomp, busybox-static for the test image,
+#                            tini (its static build is the init `--init` runs)
 #   scripts/deps.sh --test   also the peers the tests compare against (docker.io's CLI)
 set -euo pipefail
-packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux procps)
+packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux procps tini)
 if [ "${1:-}" = "--test" ]; then
   packages+=(docker.io tmux)
 fi

@@ -4,6 +4,7 @@
 //! Wire types come from `bollard-stubs` (generated from moby's swagger); nothing here
 //! re-declares a type that it already has.
 
+pub mod detach;
 pub mod frame;
 pub mod version;
 

@@ -1,12 +1,14 @@
 //! Container output streams: demultiplexing docker's framed stdout/stderr (8-byte headers,
-//! see `berth_api::frame`), copying raw TTY bytes, and the attach session that ties our
-//! stdin/stdout to a container.
+//! see `berth_api::frame`), copying raw TTY bytes, the attach session that ties our
+//! stdin/stdout to a container (and ends on the detach keys), and signal proxying.
 
 use std::io::Write;
 
+use berth_api::detach;
 use berth_api::frame::{self, Stream};
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::client::{self, Client, ClientError, Hijacked};
@@ -107,48 +109,140 @@ pub struct AttachStreams {
     pub tty: bool,
 }
 
-/// Attaches to a container: returns once the daemon accepted, with a task that ends when
-/// the container's output has been fully copied. With `stdin`, our stdin is copied in and
-/// the connection half-closed at its end, so the container sees EOF.
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's (or exec's) output ended.
+    Finished,
+    /// The user typed the detach keys; the container runs on.
+    Detached,
+}
+
+/// A running attach session.
+pub struct Attached {
+    output: JoinHandle<Result<(), String>>,
+    /// Fires when the user typed the detach keys (only with a TTY and stdin).
+    detached: Option<oneshot::Receiver<()>>,
+}
+
+impl Attached {
+    /// Waits until the output has been fully copied, or the user detached.
+    pub async fn finish(mut self) -> Result<Ended, String> {
+        if let Some(mut detached) = self.detached.take() {
+            tokio::select! {
+                out = &mut self.output => return flatten(out),
+                d = &mut detached => {
+                    // An error means input ended without detaching: the output decides.
+                    if d.is_ok() {
+                        return Ok(Ended::Detached);
+                    }
+                }
+            }
+        }
+        flatten(self.output.await)
+    }
+}
+
+fn flatten(r: Result<Result<(), String>, tokio::task::JoinError>) -> Result<Ended, String> {
+    match r {
+        Ok(Ok(())) => Ok(Ended::Finished),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The detach keys to use: `--detach-keys`, else `detachKeys` from the docker CLI's config
+/// file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), as docker does.
+pub fn detach_keys(flag: Option<&str>) -> Option<String> {
+    if let Some(keys) = flag.filter(|k| !k.is_empty()) {
+        return Some(keys.to_string());
+    }
+    let dir = match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
+    };
+    let data = std::fs::read(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    config
+        .get("detachKeys")
+        .and_then(|k| k.as_str())
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+}
+
+/// Attaches to a container: returns once the daemon accepted, with the session, which
+/// ends when the container's output has been fully copied or the user detached. With
+/// `stdin`, our stdin is copied in and the connection half-closed at its end, so the
+/// container sees EOF. `detach_keys` goes to the daemon, which also watches for them.
 pub async fn attach(
     client: &Client,
     id: &str,
     s: AttachStreams,
-) -> Result<JoinHandle<Result<(), String>>, ClientError> {
+    detach_keys: Option<&str>,
+) -> Result<Attached, ClientError> {
     let flag = |b: bool| if b { "1" } else { "0" };
-    let path = format!(
+    let mut path = format!(
         "/containers/{}/attach?stream=1&stdin={}&stdout={}&stderr={}",
         client::enc(id),
         flag(s.stdin),
         flag(s.stdout),
         flag(s.stderr)
     );
-    hijack(client, &path, s).await
+    if let Some(keys) = detach_keys {
+        path.push_str(&format!("&detachKeys={}", client::enc(keys)));
+    }
+    hijack(client, &path, s, detach_keys).await
 }
 
 /// Opens the hijacked stream at `path` (attach, exec start) and wires it to our stdio as
-/// `attach` describes.
+/// `attach` describes. With a TTY and stdin, the detach keys typed end the session (the
+/// daemon is not told: the connection just closes, as with docker).
 pub async fn hijack(
     client: &Client,
     path: &str,
     s: AttachStreams,
-) -> Result<JoinHandle<Result<(), String>>, ClientError> {
+    detach_keys: Option<&str>,
+) -> Result<Attached, ClientError> {
     match client.upgrade(path).await? {
         Hijacked::Upgraded(io) => {
             let (mut rd, mut wr) = tokio::io::split(io);
+            let mut detached = None;
             if s.stdin {
+                // Invalid keys were refused by the daemon already; the default then stands.
+                let keys = detach_keys
+                    .and_then(|k| detach::parse(k).ok())
+                    .unwrap_or_default();
+                let mut escape = s.tty.then(|| detach::Scanner::new(&keys));
+                let (detach_tx, detach_rx) = oneshot::channel();
+                detached = escape.is_some().then_some(detach_rx);
                 tokio::spawn(async move {
                     let mut stdin = tokio::io::stdin();
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
-                        match stdin.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if wr.write_all(&buf[..n]).await.is_err() {
-                                    return;
-                                }
-                                let _ = wr.flush().await;
+                        let n = stdin.read(&mut buf).await.unwrap_or(0);
+                        let scanned = match escape.as_mut() {
+                            Some(e) if n > 0 => e.feed(&buf[..n]),
+                            Some(e) => detach::Scanned {
+                                forward: e.finish(),
+                                detach: false,
+                            },
+                            None => detach::Scanned {
+                                forward: buf[..n].to_vec(),
+                                detach: false,
+                            },
+                        };
+                        if !scanned.forward.is_empty() {
+                            if wr.write_all(&scanned.forward).await.is_err() {
+                                return;
                             }
+                            let _ = wr.flush().await;
+                        }
+                        if scanned.detach {
+                            let _ = detach_tx.send(());
+                            return;
+                        }
+                        if n == 0 {
+                            break;
                         }
                     }
                     // Half-close: the container reads EOF, its output keeps flowing back.
@@ -157,7 +251,7 @@ pub async fn hijack(
             }
             // Without stdin the write half is simply dropped: that closes nothing, the
             // connection lives as long as the read half.
-            Ok(tokio::spawn(async move {
+            let output = tokio::spawn(async move {
                 let mut out = Output::new(s.tty);
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
@@ -168,10 +262,61 @@ pub async fn hijack(
                         Err(_) => return Ok(()),
                     }
                 }
-            }))
+            });
+            Ok(Attached { output, detached })
         }
-        Hijacked::Body(body) => Ok(tokio::spawn(copy_body(body, s.tty))),
+        Hijacked::Body(body) => Ok(Attached {
+            output: tokio::spawn(copy_body(body, s.tty)),
+            detached: None,
+        }),
     }
+}
+
+/// Signals `berth` passes on to the container with `--sig-proxy`: every signal a process
+/// can catch, except those that concern the CLI itself (as docker-cli: SIGCHLD, SIGPIPE,
+/// SIGURG; and SIGWINCH, which resizing handles).
+fn proxied_signals() -> Vec<i32> {
+    const NOT_PROXIED: [i32; 6] = [
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGKILL,
+        libc::SIGSTOP,
+    ];
+    // Faults cannot be handled asynchronously (tokio refuses them).
+    const FAULTS: [i32; 3] = [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV];
+    (1..32)
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .filter(|s| !NOT_PROXIED.contains(s) && !FAULTS.contains(s))
+        .collect()
+}
+
+/// Forwards the signals this process receives to container `id` through the kill API, for
+/// as long as the process runs (docker's `--sig-proxy`).
+pub fn forward_signals(client: Client, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    for sig in proxied_signals() {
+        let Ok(mut stream) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send(sig).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        while let Some(sig) = rx.recv().await {
+            let path = format!("/containers/{}/kill?signal={sig}", client::enc(&id));
+            // As docker: a container that is not running (yet, or any more) is no error.
+            let _ = client.post(&path).await;
+        }
+    });
 }
 
 #[cfg(test)]

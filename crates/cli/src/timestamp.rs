@@ -38,7 +38,7 @@ fn format_unix(t: DateTime<Utc>) -> String {
 }
 
 /// Go's `time.ParseDuration` for positive values: `1h30m`, `42m`, `1.5s`, `300ms`.
-fn go_duration(s: &str) -> Option<Duration> {
+pub fn go_duration(s: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = s;
     if rest.is_empty() {

@@ -2,6 +2,7 @@
 //! one `berth-shim` per container.
 
 mod api;
+mod config;
 mod engine;
 mod humanize;
 mod io;
@@ -34,10 +35,20 @@ struct Args {
     /// Log level: error, warn, info, debug.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Daemon configuration file (dockerd's daemon.json directives).
+    #[arg(long = "config-file", default_value = config::DEFAULT_PATH)]
+    config_file: PathBuf,
+    /// Default driver for container logs.
+    #[arg(long = "log-driver", default_value = "json-file")]
+    log_driver: String,
+    /// Default log driver options for containers.
+    #[arg(long = "log-opt", value_name = "map")]
+    log_opt: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = Args::parse_from(config::command_line::<Args>()?);
+    let log_defaults = config::log_defaults(&args.log_driver, &args.log_opt)?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berthd={}", args.log_level)))
         .with_writer(std::io::stderr)
@@ -53,7 +64,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let paths = engine::Paths::new(&args.data_root, &args.exec_root)?;
-        let engine = Arc::new(engine::Engine::open(paths).context("opening the data root")?);
+        let mut engine = engine::Engine::open(paths).context("opening the data root")?;
+        engine.log_defaults = log_defaults;
+        let engine = Arc::new(engine);
         engine.clone().restore().await;
         server::serve(&socket_path, &args.group, engine).await
     })

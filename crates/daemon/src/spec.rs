@@ -61,7 +61,12 @@ pub struct SpecInput<'a> {
     /// Files the daemon writes per container and binds at /etc/hostname, /etc/hosts, /etc/resolv.conf.
     pub etc_dir: &'a Path,
     pub host: HostFeatures,
+    /// `--init`: the host's init binary, run as PID 1 in front of the command.
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init`'s binary appears in the container, as in Docker.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Spec-building error: a value the user gave that cannot become a valid spec.
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +118,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         )));
     }
     let etc = |name: &str| input.etc_dir.join(name).display().to_string();
+    let args: Vec<&str> = match input.init {
+        Some(_) => [INIT_PATH, "--"].into_iter().chain(input.args.iter().map(String::as_str)).collect(),
+        None => input.args.iter().map(String::as_str).collect(),
+    };
     let mut process = json!({
         "terminal": tty,
         "user": {"uid": input.user.uid, "gid": input.user.gid},
-        "args": input.args,
+        "args": args,
         "env": environment(input.id, config),
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -133,7 +142,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             }
         }
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": input.host_config.readonly_rootfs == Some(true)},
@@ -162,6 +171,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             "seccomp": seccomp,
         },
     });
+    if let (Some(init), Some(mounts)) = (input.init, spec["mounts"].as_array_mut()) {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
     serde_json::from_value(spec).map_err(|e| SpecError(format!("invalid runtime spec: {e}")))
 }
 
@@ -229,6 +241,18 @@ fn resources(hc: &HostConfig, host: &HostFeatures) -> Result<Value, SpecError> {
     if let Some(pids) = hc.pids_limit.filter(|p| *p > 0) {
         r["pids"] = json!({"limit": pids});
     }
+    // Limits `update` can set too, so a stopped container gets them at its next start.
+    if let Some(reservation) = hc.memory_reservation.filter(|m| *m > 0) {
+        r["memory"]["reservation"] = json!(reservation);
+    }
+    for (key, list) in [("cpus", &hc.cpuset_cpus), ("mems", &hc.cpuset_mems)] {
+        if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+            r["cpu"][key] = json!(list);
+        }
+    }
+    if let Some(weight) = hc.blkio_weight.filter(|w| *w > 0) {
+        r["blockIO"] = json!({"weight": weight});
+    }
     Ok(r)
 }
 
@@ -247,7 +271,22 @@ mod tests {
             netns: Path::new("/run/berth/netns/c"),
             etc_dir: Path::new("/var/lib/berth/containers/c"),
             host: HostFeatures { swap_accounting: true },
+            init: None,
         }
+    }
+
+    #[test]
+    fn init_runs_in_front_of_the_command() {
+        let (config, hc) = (ContainerConfig::default(), HostConfig::default());
+        let args = vec!["sleep".to_string(), "1".to_string()];
+        let mut with_init = input(&config, &hc, &args);
+        with_init.init = Some(Path::new("/usr/bin/tini-static"));
+        let v = serde_json::to_value(build(&with_init).unwrap()).unwrap();
+        assert_eq!(v["process"]["args"], json!(["/sbin/docker-init", "--", "sleep", "1"]));
+        let mounts = v["mounts"].as_array().unwrap();
+        let init = mounts.iter().find(|m| m["destination"] == INIT_PATH).unwrap();
+        assert_eq!(init["source"], "/usr/bin/tini-static");
+        assert!(init["options"].as_array().unwrap().contains(&json!("ro")));
     }
 
     #[test]
@@ -291,6 +330,25 @@ mod tests {
         assert_eq!(r["cpu"]["period"], 100_000);
         assert_eq!(r["cpu"]["shares"], 512);
         assert_eq!(r["pids"]["limit"], 20);
+    }
+
+    #[test]
+    fn cpuset_reservation_and_blkio_weight_reach_the_spec() {
+        let config = ContainerConfig::default();
+        let hc = HostConfig {
+            memory_reservation: Some(32 << 20),
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            blkio_weight: Some(300),
+            ..Default::default()
+        };
+        let args = vec!["true".to_string()];
+        let v = serde_json::to_value(build(&input(&config, &hc, &args)).unwrap()).unwrap();
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"]["reservation"], 32 << 20);
+        assert!(r["memory"].get("limit").is_none());
+        assert_eq!((r["cpu"]["cpus"].as_str(), r["cpu"]["mems"].as_str()), (Some("0"), Some("0")));
+        assert_eq!(r["blockIO"]["weight"], 300);
     }
 
     #[test]

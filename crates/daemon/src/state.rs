@@ -39,24 +39,64 @@ impl Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {
     pub status: Status,
+    /// Frozen by `pause`; only while `status` is `Running`, which Docker keeps for a paused
+    /// container (it shows "paused" from the two together).
+    #[serde(default)]
+    pub paused: bool,
     pub pid: i64,
     pub exit_code: i64,
     pub error: String,
     pub oom_killed: bool,
     pub started_at: String,
     pub finished_at: String,
+    /// Exited and waiting for its restart policy to start it again (Docker's `restarting`).
+    #[serde(default)]
+    pub restarting: bool,
+    /// Stopped or killed by a user: `unless-stopped` then leaves it stopped.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The health check's state, for containers that have one.
+    #[serde(default)]
+    pub health: Option<berth_api::models::Health>,
+}
+
+impl RunState {
+    /// The status as Docker's API reports it, which has states berth keeps as flags.
+    pub fn docker_status(&self) -> &'static str {
+        if self.is_paused() {
+            "paused"
+        } else if self.restarting {
+            "restarting"
+        } else {
+            self.status.as_str()
+        }
+    }
+
+    /// Frozen by `pause` (the flag means nothing once the container no longer runs).
+    pub fn is_paused(&self) -> bool {
+        self.paused && self.status == Status::Running
+    }
+
+    /// Docker counts a restarting container as running (so `ps` lists it).
+    pub fn counts_as_running(&self) -> bool {
+        self.status == Status::Running || self.restarting
+    }
 }
 
 impl Default for RunState {
     fn default() -> Self {
         RunState {
             status: Status::Created,
+            paused: false,
             pid: 0,
             exit_code: 0,
             error: String::new(),
             oom_killed: false,
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            restarting: false,
+            manually_stopped: false,
+            health: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! The shim outlives the daemon; a new daemon reconnects with the same helpers or reads
 //! `exit.json` with [`read_exit`].
 
+pub mod cgroup_stats;
 pub mod client;
 mod fsutil;
 pub mod protocol;

@@ -22,6 +22,12 @@ pub struct ShimConfig {
     pub log_max_size: u64,
     /// Keep this many files in all (`log`, `log.1`, ...); at least 1.
     pub log_max_files: u32,
+    /// The `none` log driver: output reaches attachers only and no log file is written.
+    #[serde(default)]
+    pub log_disabled: bool,
+    /// json-file `attrs` added to every entry (from the labels, env and tag log options).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub log_attrs: std::collections::BTreeMap<String, String>,
     /// Give the container a pty instead of pipes.
     pub tty: bool,
     /// Container stdin is something attachers can write to; otherwise `/dev/null`.
@@ -134,6 +140,16 @@ pub enum Request {
         /// Rows.
         height: u16,
     },
+    /// Freeze every process of the container (`docker pause`); answered by [`OkReply`].
+    Pause,
+    /// Thaw a paused container; answered by [`OkReply`].
+    Resume,
+    /// Apply new cgroup limits to the running container (`docker update`); answered by
+    /// [`OkReply`]. Limits the request leaves out keep their current values.
+    Update {
+        /// OCI `linux.resources` holding only the values to change.
+        resources: oci_spec::runtime::LinuxResources,
+    },
 }
 
 /// Reply to `ExecStart`.
@@ -218,6 +234,9 @@ pub struct StateReply {
     pub status: Status,
     /// Container init pid.
     pub pid: i32,
+    /// The container's cgroup is frozen (read from the kernel, not remembered).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// Names of the files in the state dir; one place so both sides agree.
@@ -280,6 +299,7 @@ mod tests {
         let s = StateReply {
             status: Status::Running,
             pid: 9,
+            paused: false,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

@@ -154,6 +154,8 @@ fn fixture(args: &[&str], opts: &Opts) -> Fixture {
         log_path: base.join("container-json.log"),
         log_max_size: 0,
         log_max_files: 1,
+        log_disabled: false,
+        log_attrs: Default::default(),
         tty: opts.tty,
         open_stdin: opts.open_stdin,
         stdin_once: opts.stdin_once,

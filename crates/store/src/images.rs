@@ -487,6 +487,9 @@ impl Store {
     ) -> Result<Image, Error> {
         let bytes = self.content.read(&id)?;
         let config: ImageConfiguration = decode("image config", &bytes)?;
+        let docker_config = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|mut v| v.get_mut("config").map(serde_json::Value::take));
         let repo_digests = rec
             .repo_digests
             .iter()
@@ -502,6 +505,7 @@ impl Store {
             created: rec.created,
             size: rec.size,
             config,
+            docker_config,
         })
     }
 }

@@ -69,6 +69,9 @@ pub struct Image {
     pub size: u64,
     /// The image config.
     pub config: oci_spec::image::ImageConfiguration,
+    /// The config's `config` object as stored, with Docker's fields that the OCI type drops
+    /// (`Healthcheck`, `OnBuild`, `Shell`).
+    pub docker_config: Option<serde_json::Value>,
 }
 
 impl Store {

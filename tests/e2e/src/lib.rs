@@ -28,6 +28,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    /// More berthd arguments, given on every (re)start.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -51,12 +53,19 @@ impl From<Output> for Run {
 impl Daemon {
     /// Starts a daemon and imports busybox:latest into it.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts a daemon with more berthd arguments (e.g. `--config-file`), and imports
+    /// busybox:latest into it.
+    pub fn start_with(extra_args: &[&str]) -> Daemon {
         require_root();
         let root = tempdir::TempDir::new();
         let mut d = Daemon {
             socket: root.path().join("berth.sock"),
             data_root: root.path().join("data"),
             exec_root: root.path().join("run"),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             root,
             child: None,
         };
@@ -84,6 +93,7 @@ impl Daemon {
             .arg(&self.data_root)
             .arg("--exec-root")
             .arg(&self.exec_root)
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

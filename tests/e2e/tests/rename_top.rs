@@ -52,3 +52,17 @@ fn top_lists_the_containers_processes() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("is not running"), "{}", r.stderr);
 }
+
+#[test]
+fn port_reports_no_published_ports() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "noports", "busybox", "sleep", "300"]);
+    for client in ["berth", "docker"] {
+        let run = |args: &[&str]| if client == "berth" { d.berth(args) } else { d.docker(args) };
+        let r = run(&["port", "noports"]);
+        assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{client}: {}", r.stderr);
+        let r = run(&["port", "noports", "80"]);
+        assert_eq!(r.code, 1, "{client}");
+        assert!(r.stderr.contains("No public port '80/tcp' published for noports"), "{client}: {}", r.stderr);
+    }
+}

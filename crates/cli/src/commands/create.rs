@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use berth_api::models::{
-    ContainerCreateBody, ContainerCreateResponse, CreateImageInfo, HostConfig,
+    ContainerCreateBody, ContainerCreateResponse, CreateImageInfo, HostConfig, HostConfigLogConfig,
 };
 use clap::Args;
 use hyper::Method;
@@ -85,6 +85,12 @@ pub struct ContainerOpts {
     /// Automatically remove the container when it exits
     #[arg(long = "rm")]
     pub rm: bool,
+    /// Logging driver for the container
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
     /// Print usage
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -93,6 +99,8 @@ pub struct ContainerOpts {
     /// The command and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub lifecycle: crate::commands::lifecycle_opts::LifecycleOpts,
 }
 
 /// `berth create`
@@ -278,7 +286,7 @@ impl ContainerOpts {
             ..Default::default()
         };
 
-        Ok(ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: (!self.command.is_empty()).then(|| self.command.clone()),
             // Docker sends `--entrypoint ""` as an empty list: it resets the image's.
@@ -303,8 +311,33 @@ impl ContainerOpts {
             volumes: (!volumes.is_empty()).then_some(volumes),
             host_config: Some(host_config),
             ..Default::default()
-        })
+        };
+        self.lifecycle.apply(cmd, self.rm, &mut body)?;
+        if let Some(hc) = body.host_config.as_mut() {
+            hc.log_config = Some(log_config(cmd, self.log_driver.as_deref(), &self.log_opt)?);
+        }
+        Ok(body)
     }
+}
+
+/// `--log-driver` and `--log-opt` as docker sends them: always a LogConfig (an empty type
+/// means the daemon's default), options split at the first `=`.
+fn log_config(cmd: &str, driver: Option<&str>, opts: &[String]) -> Result<HostConfigLogConfig, Failure> {
+    let driver = driver.unwrap_or_default();
+    if driver == "none" && !opts.is_empty() {
+        return Err(Failure::new(
+            125,
+            format!("berth: invalid logging opts for driver none\n\nRun 'berth {cmd} --help' for more information"),
+        ));
+    }
+    let config = opts
+        .iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    Ok(HostConfigLogConfig { typ: Some(driver.to_string()), config: Some(config) })
 }
 
 /// An I/O error worded like Go's (`no such file or directory`).

@@ -67,7 +67,7 @@ impl ExecArgs {
             attach_stdin: Some(self.interactive && !self.detach),
             attach_stdout: Some(!self.detach),
             attach_stderr: Some(!self.detach),
-            detach_keys: self.detach_keys.clone(),
+            detach_keys: stream::detach_keys(self.detach_keys.as_deref()),
             tty: Some(self.tty),
             env: (!env.is_empty()).then_some(env),
             cmd: Some(self.command.clone()),
@@ -101,18 +101,20 @@ pub async fn run(client: &Client, args: ExecArgs) -> CmdResult {
     // Raw mode only when we forward a terminal: keys must reach the process unprocessed.
     let _raw = if args.tty && args.interactive { term::RawMode::enable(0) } else { None };
     let streams = AttachStreams { stdin: args.interactive, stdout: true, stderr: true, tty: args.tty };
-    let output = stream::hijack(client, &start, streams).await?;
+    let output = stream::hijack(client, &start, streams, config.detach_keys.as_deref()).await?;
     if args.tty {
         let target = format!("/exec/{}", client::enc(&id));
         stream::resize(client, &target).await;
         stream::spawn_resize_watch(client.clone(), target);
     }
-    match output.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("{e}"),
+    let ended = output.finish().await;
+    drop(_raw);
+    match ended {
+        Ok(stream::Ended::Finished) => {}
+        // As docker exec: the process runs on, and the CLI reports the detach as an error.
+        Ok(stream::Ended::Detached) => return Err(Failure::new(1, "read escape sequence")),
         Err(e) => eprintln!("{e}"),
     }
-    drop(_raw);
     let inspect: ExecInspectResponse = client.get(&format!("/exec/{}/json", client::enc(&id))).await?;
     Ok(inspect.exit_code.and_then(|c| i32::try_from(c).ok()).unwrap_or(0))
 }

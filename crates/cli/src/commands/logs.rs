@@ -11,6 +11,9 @@ use crate::stream;
 /// `berth logs`
 #[derive(Debug, Clone, Args)]
 pub struct LogsArgs {
+    /// Show extra details provided to logs
+    #[arg(long = "details")]
+    pub details: bool,
     /// Follow log output
     #[arg(short = 'f', long = "follow")]
     pub follow: bool,
@@ -55,6 +58,9 @@ pub async fn run(client: &Client, args: LogsArgs) -> CmdResult {
         ("tail", args.tail.clone()),
         ("timestamps", flag(args.timestamps)),
     ];
+    if args.details {
+        q.push(("details", "1".to_string()));
+    }
     // docker's CLI turns relative and calendar times into Unix time before asking.
     let now = chrono::Utc::now();
     for (flag, value) in [("since", &args.since), ("until", &args.until)] {

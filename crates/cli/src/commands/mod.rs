@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use crate::client::{Client, ClientError};
 
+pub mod attach;
 pub mod create;
 pub mod events;
 pub mod exec;
@@ -13,8 +14,11 @@ pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod kill;
+pub mod lifecycle_opts;
 pub mod logs;
 pub mod mount_opts;
+pub mod pause;
+pub mod port;
 pub mod ps;
 pub mod rename;
 pub mod restart;
@@ -23,10 +27,13 @@ pub mod rmi;
 #[allow(clippy::module_inception)]
 pub mod run;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod tag;
 pub mod top;
+pub mod unpause;
+pub mod update;
 pub mod version;
 pub mod volume;
 pub mod wait;
@@ -66,6 +73,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
     /// Start one or more stopped containers
     Start(start::StartArgs),
     /// Stop one or more running containers
@@ -74,12 +83,22 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(port::PortArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// Get real time events from the server
     Events(events::EventsArgs),
     /// Restart one or more containers
     Restart(restart::RestartArgs),
     /// Kill one or more running containers
     Kill(kill::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(unpause::UnpauseArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// Remove one or more containers
     Rm(rm::RmArgs),
     /// List containers
@@ -114,13 +133,19 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Run(a) => run::run(client, a).await,
         Command::Create(a) => create::run(client, a).await,
         Command::Exec(a) => exec::run(client, a).await,
+        Command::Attach(a) => attach::run(client, a).await,
         Command::Start(a) => start::run(client, a).await,
         Command::Stop(a) => stop::run(client, a).await,
         Command::Rename(a) => rename::run(client, a).await,
         Command::Top(a) => top::run(client, a).await,
+        Command::Port(a) => port::run(client, a).await,
+        Command::Stats(a) => stats::run(client, a).await,
         Command::Events(a) => events::run(client, a).await,
         Command::Restart(a) => restart::run(client, a).await,
         Command::Kill(a) => kill::run(client, a).await,
+        Command::Pause(a) => pause::run(client, a).await,
+        Command::Unpause(a) => unpause::run(client, a).await,
+        Command::Update(a) => update::run(client, a).await,
         Command::Rm(a) => rm::run(client, a).await,
         Command::Ps(a) => ps::run(client, a).await,
         Command::Logs(a) => logs::run(client, a).await,

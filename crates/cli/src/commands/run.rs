@@ -19,8 +19,33 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long = "detach")]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(
+        long = "sig-proxy",
+        value_name = "bool",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = parse_go_bool
+    )]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub opts: ContainerOpts,
+}
+
+/// A boolean flag's value as Go's `strconv.ParseBool` reads it (docker's `--flag=false`).
+pub fn parse_go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing \"{s}\": invalid syntax"
+        )),
+    }
 }
 
 /// The exit code docker gives a failed start: 127 when the command does not exist, 126
@@ -55,13 +80,19 @@ pub struct Session {
     pub streams: AttachStreams,
     /// Wait for removal (the daemon auto-removes) instead of the next exit.
     pub auto_remove: bool,
-    /// Forward SIGINT/SIGTERM to the container (docker's `--sig-proxy`, on without a TTY).
+    /// Forward the signals we receive to the container (docker's `--sig-proxy`).
     pub sig_proxy: bool,
+    /// `--detach-keys` or the config file's `detachKeys`.
+    pub detach_keys: Option<String>,
 }
 
 /// Attaches, registers the wait, starts, and returns the container's exit code once its
-/// output has drained. `start_code` maps a start failure to an exit code.
+/// output has drained, or 0 at once if the user detached (the container runs on).
+/// `start_code` maps a start failure to an exit code.
 pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) -> i32) -> CmdResult {
+    if s.sig_proxy {
+        stream::forward_signals(client.clone(), s.id.clone());
+    }
     // Raw mode only when we forward a terminal: keys must reach the container unprocessed.
     let _raw = if s.streams.tty && s.streams.stdin {
         term::RawMode::enable(0)
@@ -70,7 +101,7 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
     };
 
     let output = if s.streams.stdin || s.streams.stdout || s.streams.stderr {
-        Some(stream::attach(client, &s.id, s.streams).await?)
+        Some(stream::attach(client, &s.id, s.streams, s.detach_keys.as_deref()).await?)
     } else {
         None
     };
@@ -108,14 +139,12 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
         stream::resize(client, &target).await;
         stream::spawn_resize_watch(client.clone(), target);
     }
-    if s.sig_proxy && !s.streams.tty {
-        spawn_sig_proxy(client.clone(), s.id.clone());
-    }
 
     if let Some(out) = output {
-        match out.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("{e}"),
+        match out.finish().await {
+            Ok(stream::Ended::Finished) => {}
+            // As docker: detaching is no error, and the container's end is not awaited.
+            Ok(stream::Ended::Detached) => return Ok(0),
             Err(e) => eprintln!("{e}"),
         }
     }
@@ -133,32 +162,23 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
     Ok(i32::try_from(resp.status_code).unwrap_or(125))
 }
 
-
-fn spawn_sig_proxy(client: Client, id: String) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            };
-            let path = format!("/containers/{}/kill?signal={sig}", client::enc(&id));
-            let _ = client.post(&path).await;
-        }
-    });
-}
-
 /// `berth run`
 pub async fn run(client: &Client, args: RunArgs) -> CmdResult {
     let opts = &args.opts;
-    if opts.tty && opts.interactive && !term::is_tty(0) {
+    // As docker: a detached container does not read our stdin.
+    if opts.tty && opts.interactive && !args.detach && !term::is_tty(0) {
         return Err(Failure::new(1, "the input device is not a TTY"));
+    }
+    let detach_keys = stream::detach_keys(args.detach_keys.as_deref());
+    // Checked before anything is created: the daemon would refuse the attach, leaving the
+    // container behind.
+    if let Some(keys) = detach_keys.as_deref().filter(|_| !args.detach) {
+        if berth_api::detach::parse(keys).is_err() {
+            return Err(Failure::new(
+                125,
+                format!("berth: Error response from daemon: Invalid detach keys ({keys}) provided\n\nRun 'berth run --help' for more information"),
+            ));
+        }
     }
     let body = opts.body("run", args.detach)?;
     let id = create::create(client, opts.name.as_deref(), &body)
@@ -198,7 +218,9 @@ pub async fn run(client: &Client, args: RunArgs) -> CmdResult {
         id,
         streams,
         auto_remove: opts.rm,
-        sig_proxy: true,
+        // docker run proxies signals with a TTY too (start and attach do not).
+        sig_proxy: args.sig_proxy,
+        detach_keys,
     };
     attached_start(client, session, start_error_code).await
 }

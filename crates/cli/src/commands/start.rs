@@ -6,7 +6,7 @@ use clap::Args;
 use crate::client::{self, Client};
 use crate::commands::run::{self, Session};
 use crate::commands::{for_each_name, CmdResult, Failure};
-use crate::stream::AttachStreams;
+use crate::stream::{self, AttachStreams};
 
 /// `berth start`
 #[derive(Debug, Clone, Args)]
@@ -17,6 +17,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
     /// The containers to start
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -51,7 +54,9 @@ pub async fn run(client: &Client, args: StartArgs) -> CmdResult {
                 tty,
             },
             auto_remove,
-            sig_proxy: true,
+            // As docker start: signals are passed on only without a TTY.
+            sig_proxy: !tty,
+            detach_keys: stream::detach_keys(args.detach_keys.as_deref()),
         };
         // `docker start -a` reports a refused start as a plain daemon error, exit 1.
         return run::attached_start(client, session, |_| 1)

@@ -1,9 +1,10 @@
 //! `POST /containers/{id}/attach`: the connection is hijacked (HTTP upgrade) and becomes
-//! the container's stdio, framed as Docker frames it.
+//! the container's stdio, framed as Docker frames it. `detachKeys` sets the sequence that
+//! ends the session of a container with a TTY.
 
 use super::error::ApiResult;
 use super::query::Query;
-use crate::engine::{AttachStreams, Engine};
+use crate::engine::{AttachRequest, AttachStreams, Engine};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::Response;
@@ -18,7 +19,7 @@ pub async fn attach(
     req: Request,
 ) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
-    let container = engine.attach_target(&id)?;
+    let (container, detach_keys) = engine.attach_target(&id, q.get("detachKeys").unwrap_or_default())?;
     let tty = container.snapshot().config.tty == Some(true);
     let streams = AttachStreams { stdin: q.flag("stdin"), stdout: q.flag("stdout"), stderr: q.flag("stderr") };
     let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
@@ -27,7 +28,7 @@ pub async fn attach(
         // Clients that do not upgrade get output only, as the response body.
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let streams = AttachStreams { stdin: false, ..streams };
-        engine.attach(container, streams, Box::new(theirs)).await;
+        engine.attach(container, AttachRequest { streams, detach_keys }, Box::new(theirs)).await;
         let (read, _write) = tokio::io::split(ours);
         let body = Body::from_stream(tokio_util_stream(read));
         return Ok(Response::builder()
@@ -39,7 +40,10 @@ pub async fn attach(
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => engine.attach(container, streams, Box::new(TokioIo::new(upgraded))).await,
+            Ok(upgraded) => {
+                let req = AttachRequest { streams, detach_keys };
+                engine.attach(container, req, Box::new(TokioIo::new(upgraded))).await
+            }
             Err(e) => tracing::debug!("attach upgrade failed: {e}"),
         }
     });

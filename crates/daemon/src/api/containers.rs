@@ -22,6 +22,7 @@ type Engine_ = State<Arc<Engine>>;
 
 pub async fn create(State(engine): Engine_, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
+    crate::engine::check_restart_policy_name(&body)?;
     let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
     let (id, warnings) = engine.create(q.get("name").map(String::from), body).await?;
     Ok((StatusCode::CREATED, Json(ContainerCreateResponse { id, warnings })).into_response())
@@ -54,6 +55,16 @@ pub async fn top(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): Ra
     let q = Query::parse(q.as_deref());
     let top = engine.top(&id, q.get("ps_args").unwrap_or_default()).await?;
     Ok(Json(ContainerTopResponse { titles: Some(top.titles), processes: Some(top.processes) }))
+}
+
+pub async fn pause(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unpause(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn kill(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
@@ -123,6 +134,7 @@ pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
         timestamps: q.flag("timestamps"),
+        details: q.flag("details"),
         multiplexed: rec.config.tty != Some(true),
         since: logs::parse_time(q.get("since")).map_err(bad_request)?,
         until: logs::parse_time(q.get("until")).map_err(bad_request)?,
@@ -132,7 +144,7 @@ pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
     }
     let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
     let follow = q.flag("follow");
-    let rx = engine.follow_logs(&c, opts, tail, follow);
+    let rx = engine.follow_logs(&c, opts, tail, follow)?;
     let content_type = if opts.multiplexed {
         "application/vnd.docker.multiplexed-stream"
     } else {
@@ -154,8 +166,20 @@ fn status_text(rec: &Record) -> String {
             .unwrap_or_default()
     };
     match rec.state.status {
+        Status::Exited if rec.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            humanize::duration(since(&rec.state.finished_at))
+        ),
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", humanize::duration(since(&rec.state.started_at))),
+        Status::Running if rec.state.paused => {
+            format!("Up {} (Paused)", humanize::duration(since(&rec.state.started_at)))
+        }
+        Status::Running => format!(
+            "Up {}{}",
+            humanize::duration(since(&rec.state.started_at)),
+            crate::engine::health_status_suffix(rec.state.health.as_ref())
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             rec.state.exit_code,
@@ -182,6 +206,8 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
         ports: Some(Vec::new()),
         labels: rec.config.labels.clone().or_else(|| Some(Default::default())),
         state: Some(match rec.state.status {
+            Status::Exited if rec.state.restarting => ContainerSummaryStateEnum::RESTARTING,
+            Status::Running if rec.state.paused => ContainerSummaryStateEnum::PAUSED,
             Status::Created => ContainerSummaryStateEnum::CREATED,
             Status::Running => ContainerSummaryStateEnum::RUNNING,
             Status::Exited => ContainerSummaryStateEnum::EXITED,
@@ -208,15 +234,17 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         args: Some(rec.args.clone()),
         state: Some(ContainerState {
             status: Some(match s.status {
+                Status::Exited if s.restarting => ContainerStateStatusEnum::RESTARTING,
+                Status::Running if s.paused => ContainerStateStatusEnum::PAUSED,
                 Status::Created => ContainerStateStatusEnum::CREATED,
                 Status::Running => ContainerStateStatusEnum::RUNNING,
                 Status::Exited => ContainerStateStatusEnum::EXITED,
                 Status::Removing => ContainerStateStatusEnum::REMOVING,
                 Status::Dead => ContainerStateStatusEnum::DEAD,
             }),
-            running: Some(s.status == Status::Running),
-            paused: Some(false),
-            restarting: Some(false),
+            running: Some(s.counts_as_running()),
+            paused: Some(s.is_paused()),
+            restarting: Some(s.restarting),
             oom_killed: Some(s.oom_killed),
             dead: Some(s.status == Status::Dead),
             pid: Some(s.pid),
@@ -224,13 +252,14 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
             error: Some(s.error.clone()),
             started_at: Some(s.started_at.clone()),
             finished_at: Some(s.finished_at.clone()),
-            health: None,
+            health: s.health.clone(),
         }),
         image: Some(rec.image_id.clone()),
         resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
         hostname_path: Some(dir.join("hostname").display().to_string()),
         hosts_path: Some(dir.join("hosts").display().to_string()),
-        log_path: Some(engine.paths.log_path(&rec.id).display().to_string()),
+        // Empty for the `none` driver, as Docker shows it.
+        log_path: Some(if logs::driver::readable(rec) { engine.paths.log_path(&rec.id).display().to_string() } else { String::new() }),
         name: Some(format!("/{}", rec.name)),
         restart_count: Some(rec.restart_count),
         driver: Some("overlay2".into()),
@@ -242,6 +271,12 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         graph_driver: Some(DriverData { name: "overlay2".into(), data: Default::default() }),
         mounts: Some(engine.mount_points(&rec.mounts)),
         config: Some(rec.config.clone()),
+        // No published ports yet: containers have only their loopback.
+        network_settings: Some(berth_api::models::NetworkSettings {
+            sandbox_key: Some(engine.paths.netns(&rec.id).display().to_string()),
+            ports: Some(Default::default()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

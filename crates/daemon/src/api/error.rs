@@ -30,6 +30,7 @@ impl IntoResponse for ApiError {
             // Docker answers 400 when the process cannot be executed, 500 otherwise.
             Error::StartFailed { .. } => StatusCode::BAD_REQUEST,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         };
         if status.is_server_error() {
             tracing::error!("{}", self.0);

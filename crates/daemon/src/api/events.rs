@@ -12,6 +12,10 @@ use std::sync::Arc;
 pub async fn events(State(engine): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
     let nanos = |key: &str| -> ApiResult<Option<i64>> {
+        // `since=0` is the start of time here, not "unset" as for logs.
+        if q.get(key) == Some("0") {
+            return Ok(Some(0));
+        }
         let t = parse_time(q.get(key)).map_err(bad_request)?;
         Ok(t.and_then(|t| t.timestamp_nanos_opt()))
     };

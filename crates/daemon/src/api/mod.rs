@@ -8,7 +8,9 @@ mod events;
 mod exec;
 mod images;
 mod query;
+mod stats;
 mod system;
+mod update;
 mod volumes;
 
 use crate::engine::Engine;
@@ -35,7 +37,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/restart", post(containers::restart))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/update", post(update::update))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(attach::attach))
         .route("/containers/{id}/exec", post(exec::create))

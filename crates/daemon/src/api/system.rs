@@ -119,7 +119,7 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
         id: Some(engine.daemon_id.clone()),
         containers: Some(counts.total as i64),
         containers_running: Some(counts.running as i64),
-        containers_paused: Some(0),
+        containers_paused: Some(counts.paused as i64),
         containers_stopped: Some(counts.stopped as i64),
         images: Some(images),
         driver: Some("overlay2".into()),

@@ -7,8 +7,8 @@ use berth_runtime::protocol::{ExitStatus, Mount as ShimMount, Request, ShimConfi
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Default log rotation: Docker's json-file never rotates by default; berth does, so a
-/// chatty container cannot fill the disk.
+/// Default log rotation, for the json-file options a container leaves unset: Docker's
+/// json-file never rotates by default; berth does, so a chatty container cannot fill the disk.
 const LOG_MAX_SIZE: u64 = 20 << 20;
 const LOG_MAX_FILES: u32 = 2;
 
@@ -33,9 +33,24 @@ impl Engine {
     /// Starts a created or exited container.
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.container(name)?;
+        self.start_container(&c, None).await
+    }
+
+    /// Starts `c` for a user (`by_policy` None) or for its restart policy (the generation the
+    /// restart was scheduled under: a user action since then cancels it).
+    pub(super) async fn start_container(self: &Arc<Self>, c: &Arc<Container>, by_policy: Option<u64>) -> Result<()> {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
+        match by_policy {
+            None if rec.state.restarting => return Err(Error::NotModified),
+            None => lock(&c.restart).reset(),
+            Some(generation) if lock(&c.restart).generation != generation => return Ok(()),
+            Some(_) => {}
+        }
         match rec.state.status {
+            Status::Running if rec.state.paused => {
+                return Err(Error::Conflict("cannot start a paused container, try unpause instead".into()))
+            }
             Status::Running => return Err(Error::NotModified),
             Status::Removing | Status::Dead => {
                 return Err(Error::Conflict(format!("container {} is marked for removal and cannot be started", rec.id)))
@@ -57,14 +72,21 @@ impl Engine {
                 }
                 let mut rec = c.snapshot();
                 rec.state.status = Status::Running;
+                rec.state.paused = false;
                 rec.state.pid = pid as i64;
                 rec.state.started_at = started_at;
                 rec.state.error.clear();
                 rec.state.oom_killed = false;
                 rec.state.exit_code = 0;
+                rec.state.restarting = false;
+                rec.state.manually_stopped = false;
+                if by_policy.is_none() {
+                    rec.restart_count = 0;
+                }
                 self.commit(&c, rec.clone())?;
                 self.container_event(&rec, "start", &[]);
                 self.clone().monitor(c.clone());
+                self.monitor_health(c, true);
                 Ok(())
             }
             Err(e) => {
@@ -77,6 +99,7 @@ impl Engine {
                     rec.state.exit_code = 128;
                     rec.state.error = e.to_string();
                 }
+                rec.state.restarting = false;
                 self.commit(&c, rec.clone())?;
                 if rec.host_config.auto_remove == Some(true) {
                     drop(_op);
@@ -91,6 +114,8 @@ impl Engine {
     /// the init pid. The process does not run until the shim is told to start.
     async fn launch(&self, rec: &Record) -> Result<i32> {
         let id = rec.id.clone();
+        // Before anything is prepared: a log the driver cannot open fails the start cleanly.
+        let log = crate::io::logs::driver::shim_log(rec, LOG_MAX_SIZE, LOG_MAX_FILES).map_err(Error::InvalidParameter)?;
         let t0 = std::time::Instant::now();
         let run_dir = self.paths.run_dir(&id);
         let _ = std::fs::remove_dir_all(&run_dir);
@@ -110,6 +135,16 @@ impl Engine {
         blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
         tracing::debug!("{id}: netns ready after {:?}", t0.elapsed());
         let rootfs = run_dir.join("rootfs");
+        let init = match (rec.host_config.init, &self.paths.init_binary) {
+            (Some(true), None) => {
+                return Err(Error::StartFailed {
+                    message: "--init: no init binary found on PATH (tini-static or docker-init; Debian's tini package)".into(),
+                    not_found: false,
+                })
+            }
+            (Some(true), Some(path)) => Some(path.clone()),
+            _ => None,
+        };
         let spec = spec::build(&SpecInput {
             id: &id,
             config: &rec.config,
@@ -120,6 +155,7 @@ impl Engine {
             netns: &netns,
             etc_dir: &self.paths.container_dir(&id),
             host: host_features(),
+            init: init.as_deref(),
         })
         .map_err(|e| Error::InvalidParameter(e.0))?;
         let spec = self.with_user_mounts(spec, &rec.mounts)?;
@@ -135,11 +171,15 @@ impl Engine {
                 .collect(),
             runtime_root: self.paths.runtime_root(),
             log_path: self.paths.log_path(&id),
-            log_max_size: LOG_MAX_SIZE,
-            log_max_files: LOG_MAX_FILES,
+            log_max_size: log.max_size,
+            log_max_files: log.max_files,
+            log_disabled: log.disabled,
+            log_attrs: log.attrs,
             tty: rec.config.tty == Some(true),
             open_stdin: rec.config.open_stdin == Some(true),
-            stdin_once: rec.config.stdin_once == Some(true),
+            // As Docker, a client leaving closes the stdin of a container without a TTY
+            // only: with one, it may detach and attach again.
+            stdin_once: rec.config.stdin_once == Some(true) && rec.config.tty != Some(true),
         };
         let shim_binary = self.paths.shim_binary.clone();
         let report = blocking(move || {
@@ -220,6 +260,7 @@ impl Engine {
         self.attach_closed(c);
         let mut rec = c.snapshot();
         rec.state.status = Status::Exited;
+        rec.state.paused = false;
         rec.state.pid = 0;
         rec.state.exit_code = status.exit_code as i64;
         rec.state.oom_killed = status.oom_killed;
@@ -233,6 +274,9 @@ impl Engine {
         }
         self.container_event(&rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
         tracing::info!("container {id} exited with {}", status.exit_code);
+        if self.schedule_restart(c) {
+            return;
+        }
         if rec.host_config.auto_remove == Some(true) {
             self.auto_remove(c);
         }
@@ -269,10 +313,18 @@ impl Engine {
             None => libc::SIGKILL,
         };
         let rec = c.snapshot();
+        if rec.state.restarting {
+            return Err(Error::Conflict(format!("Container {} is restarting, wait until the container is running", rec.id)));
+        }
         if rec.state.status != Status::Running {
             return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
         }
+        // Killing with SIGKILL or the stop signal is a user's stop: no restart follows.
+        if signal == libc::SIGKILL || Some(signal) == stop_signal(&rec) {
+            self.stopped_by_user(&c)?;
+        }
         shim::call(&self.paths.run_dir(&rec.id), &Request::Kill { signal }).await?;
+        self.thaw_after_signal(&c, signal).await;
         self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         Ok(())
     }
@@ -286,24 +338,45 @@ impl Engine {
 
     async fn stop_locked(&self, c: &Container, timeout: Option<i64>) -> Result<()> {
         let rec = c.snapshot();
+        if rec.state.restarting {
+            // Waiting for its restart: stopping cancels it.
+            self.stopped_by_user(c)?;
+            let mut rec = c.snapshot();
+            rec.state.restarting = false;
+            self.commit(c, rec.clone())?;
+            self.container_event(&rec, "stop", &[]);
+            return Ok(());
+        }
         if rec.state.status != Status::Running {
             return Err(Error::NotModified);
         }
+        self.stopped_by_user(c)?;
         let dir = self.paths.run_dir(&rec.id);
-        let signal = rec.config.stop_signal.as_deref().and_then(parse_signal).unwrap_or(libc::SIGTERM);
+        let signal = stop_signal(&rec).unwrap_or(libc::SIGTERM);
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0) as u64;
         let mut events = c.events.subscribe();
         let _ = shim::call(&dir, &Request::Kill { signal }).await;
+        self.thaw_after_signal(c, signal).await;
         self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         let stopped =
             tokio::time::timeout(Duration::from_secs(grace), events.wait_for(|l| !l.running)).await.is_ok();
         if !stopped {
             let _ = shim::call(&dir, &Request::Kill { signal: libc::SIGKILL }).await;
+            self.thaw_after_signal(c, libc::SIGKILL).await;
             self.container_event(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
             let _ = events.wait_for(|l| !l.running).await;
         }
         self.container_event(&rec, "stop", &[]);
         Ok(())
+    }
+
+    /// A user stopped the container: its restart policy lets it be (and `unless-stopped`
+    /// remembers it across daemon restarts).
+    fn stopped_by_user(&self, c: &Container) -> Result<()> {
+        lock(&c.restart).cancel();
+        let mut rec = c.snapshot();
+        rec.state.manually_stopped = true;
+        self.commit(c, rec)
     }
 
     pub async fn restart(self: &Arc<Self>, name: &str, timeout: Option<i64>) -> Result<()> {
@@ -326,16 +399,26 @@ impl Engine {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         let id = rec.id.clone();
+        if rec.state.restarting && !force {
+            return Err(Error::Conflict(format!(
+                "You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
         if rec.state.status == Status::Running {
             if !force {
+                let (state, unpause) = if rec.state.paused { ("paused", "Unpause and then stop") } else { ("running", "Stop") };
                 return Err(Error::Conflict(format!(
-                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                    "You cannot remove a {state} container {id}. {unpause} the container before attempting removal or force remove"
                 )));
             }
+            lock(&c.restart).cancel();
             let mut events = c.events.subscribe();
             shim::call(&self.paths.run_dir(&id), &Request::Kill { signal: libc::SIGKILL }).await?;
+            self.thaw_after_signal(&c, libc::SIGKILL).await;
             let _ = events.wait_for(|l| !l.running).await;
         }
+        // A restart scheduled by the policy must not start what is being removed.
+        lock(&c.restart).cancel();
         let mut rec = c.snapshot();
         rec.state.status = Status::Removing;
         self.commit(&c, rec)?;
@@ -389,6 +472,11 @@ impl Engine {
         };
         Ok(code)
     }
+}
+
+/// The container's own stop signal, if it names a valid one.
+fn stop_signal(rec: &Record) -> Option<i32> {
+    rec.config.stop_signal.as_deref().and_then(parse_signal)
 }
 
 /// What this host's cgroups offer.

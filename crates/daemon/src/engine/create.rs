@@ -23,6 +23,13 @@ impl Engine {
             Error::NotFound(_) => Error::NotFound(format!("No such image: {}", display_ref(&image_name))),
             other => other,
         })?;
+        // After the image, as dockerd checks the log driver.
+        let host_config = self.with_log_config(host_config)?;
+        super::health::validate(body.healthcheck.as_ref())?;
+        if let Some(signal) = body.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            super::containers::parse_signal(signal)
+                .ok_or_else(|| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
+        }
         let config = merge_config(body, &image);
         let args: Vec<String> =
             config.entrypoint.iter().flatten().chain(config.cmd.iter().flatten()).cloned().collect();
@@ -144,6 +151,7 @@ fn display_ref(name: &str) -> String {
 /// than saying so.
 fn validate_host_config(hc: &HostConfig) -> Result<()> {
     crate::spec::validate_resources(hc).map_err(|e| Error::InvalidParameter(e.0))?;
+    super::restart::validate(hc.restart_policy.as_ref(), hc.auto_remove == Some(true))?;
     let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
     let unsupported = [
@@ -156,9 +164,6 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
         ("--dns/--add-host", set(&hc.dns) || set(&hc.extra_hosts)),
         ("--ipc/--pid/--uts/--userns modes", named(&hc.ipc_mode) && hc.ipc_mode.as_deref() != Some("private")
             || named(&hc.pid_mode) || named(&hc.uts_mode) || named(&hc.userns_mode)),
-        ("--restart policies", hc.restart_policy.as_ref().and_then(|p| p.name).is_some_and(|n| {
-            !matches!(serde_json::to_value(n).ok().as_ref().and_then(|v| v.as_str()), Some("" | "no"))
-        })),
     ];
     if let Some((what, _)) = unsupported.iter().find(|(_, used)| *used) {
         return Err(Error::InvalidParameter(format!("berth does not support {what} yet")));
@@ -171,6 +176,11 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The image's `Healthcheck`, a Docker extension of the OCI config.
+fn image_healthcheck(image: &Image) -> Option<berth_api::models::HealthConfig> {
+    image.docker_config.as_ref()?.get("Healthcheck").and_then(|h| serde_json::from_value(h.clone()).ok())
 }
 
 /// The effective config: the request, with the image's values where the request has none.
@@ -223,6 +233,7 @@ fn merge_config(body: ContainerCreateBody, image: &Image) -> ContainerConfig {
         labels: Some(labels),
         stop_signal: pick(&body.stop_signal, defaults.stop_signal()),
         stop_timeout: body.stop_timeout,
+        healthcheck: super::health::merge(body.healthcheck.clone(), image_healthcheck(image)),
         ..Default::default()
     }
 }

@@ -12,7 +12,8 @@ use rand::RngCore;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// How long a resize waits for the exec to start, as Docker does.
 const RESIZE_WAIT: Duration = Duration::from_secs(10);
@@ -28,6 +29,8 @@ pub struct ExecInstance {
     pub id: String,
     pub container_id: String,
     pub config: ExecConfig,
+    /// The sequence that detaches a client from the exec's terminal (empty: Docker's default).
+    detach_keys: Vec<u8>,
     state: Mutex<ExecState>,
     /// Flips to true once the process runs (or failed to start).
     started: tokio::sync::watch::Sender<bool>,
@@ -47,6 +50,20 @@ struct ExecState {
 impl ExecInstance {
     fn tty(&self) -> bool {
         self.config.tty == Some(true)
+    }
+
+    pub fn exit_code(&self) -> Option<i64> {
+        lock(&self.state).exit_code
+    }
+
+    /// Ends the process if it still runs (a health probe past its timeout).
+    pub fn kill(&self) {
+        let s = lock(&self.state);
+        if s.running && s.pid > 0 {
+            // SAFETY: kill(2) with plain integers; the pid is the shim's unreaped child while
+            // `running` holds, so it cannot name another process.
+            unsafe { libc::kill(s.pid as i32, libc::SIGKILL) };
+        }
     }
 
     fn record_exit(&self, code: i64) {
@@ -77,9 +94,16 @@ impl Engine {
         if rec.state.status != Status::Running {
             return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
         }
+        if rec.state.paused {
+            return Err(Error::Conflict(format!("Container {name} is paused, unpause the container before exec")));
+        }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::InvalidParameter("No exec command specified".into()));
         }
+        let keys = config.detach_keys.as_deref().unwrap_or_default();
+        // Docker answers this one with a 500.
+        let detach_keys = super::attach::parse_detach_keys(keys)
+            .map_err(|_| Error::Internal(format!("Invalid escape keys ({keys}) provided")))?;
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
         let id = hex::encode(bytes);
@@ -87,6 +111,7 @@ impl Engine {
             id: id.clone(),
             container_id: rec.id.clone(),
             config,
+            detach_keys,
             state: Mutex::new(ExecState::default()),
             started: tokio::sync::watch::channel(false).0,
             finished: tokio::sync::watch::channel(false).0,
@@ -115,7 +140,8 @@ impl Engine {
         let user = e.config.user.clone().filter(|u| !u.is_empty());
         Ok(ExecInspectResponse {
             can_remove: Some(false),
-            detach_keys: Some(e.config.detach_keys.clone().unwrap_or_default()),
+            // Docker sends the parsed bytes, which JSON carries as base64.
+            detach_keys: Some(base64(&e.detach_keys)),
             id: Some(e.id.clone()),
             running: Some(s.running),
             exit_code: s.exit_code,
@@ -140,6 +166,12 @@ impl Engine {
         let c = self.container(&e.container_id)?;
         if c.snapshot().state.status != Status::Running {
             return Err(Error::Conflict(format!("Container {} is not running", e.container_id)));
+        }
+        if c.snapshot().state.paused {
+            return Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                e.container_id
+            )));
         }
         let mut s = lock(&e.state);
         if s.exit_code.is_some() {
@@ -221,23 +253,11 @@ impl Engine {
         };
         tokio::spawn(async move {
             let early = stream.buffer().to_vec();
-            let (mut shim_out, mut shim_in) = stream.into_inner().into_split();
+            let (shim_out, shim_in) = stream.into_inner().into_split();
             if !early.is_empty() {
                 let _ = conn.write_all(&early).await;
             }
-            let (mut client_in, mut client_out) = tokio::io::split(conn);
-            let stdin = tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_in, &mut shim_in).await;
-                let _ = shim_in.shutdown().await;
-            });
-            // Not copy_bidirectional: it would pass the shim's EOF on at once, and the client
-            // reads the exit code as soon as its stream ends, so that must be recorded first.
-            if let Err(err) = tokio::io::copy(&mut shim_out, &mut client_out).await {
-                tracing::debug!("exec stream ended: {err}");
-            }
-            let _ = e.finished.subscribe().wait_for(|f| *f).await;
-            let _ = client_out.shutdown().await;
-            stdin.abort();
+            stream_exec(e, conn, shim_out, shim_in).await;
         });
         Ok(())
     }
@@ -321,6 +341,114 @@ impl Engine {
     }
 }
 
+/// Carries an attached exec's stdio between the client and the shim until the process has
+/// exited, its output is drained and its exit code recorded (the client reads the code as
+/// soon as its stream ends).
+///
+/// With a terminal, as in Docker, the client's stdin is watched for the detach keys, and
+/// the end of it (detach keys, EOF, or the client gone) only ends the client's stream: the
+/// process keeps its terminal and runs on, its output drained to nowhere. Without one, the
+/// end of the client's stdin closes the process's stdin.
+async fn stream_exec(e: Arc<ExecInstance>, conn: ClientConn, mut shim_out: OwnedReadHalf, shim_in: OwnedWriteHalf) {
+    let (client_in, client_out) = tokio::io::split(conn);
+    let mut client_out = Some(client_out);
+    let (left_tx, mut left) = tokio::sync::oneshot::channel::<()>();
+    // Without stdin, the client's input is never read (as in Docker), and the process's
+    // input is not ours to close.
+    let stdin = match e.config.attach_stdin == Some(true) {
+        true => tokio::spawn(forward_exec_stdin(e.clone(), client_in, shim_in, left_tx)),
+        false => tokio::spawn(async move {
+            let _hold = shim_in;
+            std::future::pending::<()>().await
+        }),
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut watch_left = true;
+    loop {
+        tokio::select! {
+            read = shim_out.read(&mut buf) => match read {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(out) = client_out.as_mut() {
+                        if out.write_all(&buf[..n]).await.is_err() {
+                            client_out = None;
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!("exec stream ended: {err}");
+                    break;
+                }
+            },
+            left_now = &mut left, if watch_left => {
+                watch_left = false;
+                if left_now.is_ok() {
+                    if let Some(mut out) = client_out.take() {
+                        let _ = out.shutdown().await;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut out) = client_out {
+        let _ = e.finished.subscribe().wait_for(|f| *f).await;
+        let _ = out.shutdown().await;
+    }
+    stdin.abort();
+}
+
+/// Copies the client's input to the exec's stdin (see `stream_exec`); tells `left` when the
+/// client's stream should end while the process runs on.
+async fn forward_exec_stdin(
+    e: Arc<ExecInstance>,
+    mut client_in: impl tokio::io::AsyncRead + Unpin,
+    mut shim_in: OwnedWriteHalf,
+    left: tokio::sync::oneshot::Sender<()>,
+) {
+    let tty = e.tty();
+    let mut escape = tty.then(|| berth_api::detach::Scanner::new(&e.detach_keys));
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = client_in.read(&mut buf).await.unwrap_or(0);
+        let scanned = match escape.as_mut() {
+            Some(s) if n > 0 => s.feed(&buf[..n]),
+            Some(s) => berth_api::detach::Scanned { forward: s.finish(), detach: false },
+            None => berth_api::detach::Scanned { forward: buf[..n].to_vec(), detach: false },
+        };
+        if !scanned.forward.is_empty() && shim_in.write_all(&scanned.forward).await.is_err() {
+            return;
+        }
+        if n == 0 || scanned.detach {
+            break;
+        }
+    }
+    if !tty {
+        let _ = shim_in.shutdown().await;
+        return;
+    }
+    // Closing our side would end the process's input: hold it until the process ends.
+    let _ = left.send(());
+    std::future::pending::<()>().await
+}
+
+/// Standard base64 with padding, for the few bytes of detach keys.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn write_process(run_dir: &std::path::Path, id: &str, process: &Process) -> Result<()> {
     let execs = run_dir.join(files::EXECS);
     std::fs::create_dir_all(&execs)?;
@@ -396,6 +524,14 @@ mod tests {
         let base = vec!["PATH=/bin".to_string(), "A=1".into(), "B=2".into()];
         let extra = vec!["A=9".to_string(), "C=3".into(), "B".into(), "NOPE".into()];
         assert_eq!(merge_env(base, &extra), vec!["PATH=/bin", "A=9", "C=3"]);
+    }
+
+    #[test]
+    fn detach_keys_inspect_as_base64() {
+        assert_eq!(base64(&[16, 17]), "EBE=");
+        assert_eq!(base64(&[]), "");
+        assert_eq!(base64(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+        assert_eq!(base64(b"abc"), "YWJj");
     }
 
     #[test]

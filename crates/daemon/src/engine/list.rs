@@ -4,7 +4,7 @@ use super::{lock, Engine, Error, ListOptions, Result};
 use crate::state::{Record, Status};
 
 /// Filter keys berth understands; others are refused as Docker refuses them.
-const FILTERS: &[&str] = &["id", "name", "status", "label", "exited", "ancestor"];
+const FILTERS: &[&str] = &["id", "name", "status", "label", "exited", "ancestor", "health"];
 
 impl Engine {
     /// Containers matching `opts`, newest first.
@@ -14,7 +14,7 @@ impl Engine {
         }
         let mut records: Vec<Record> = self.all_containers().iter().map(|c| lock(&c.rec).clone()).collect();
         let status_filtered = opts.filters.contains_key("status") || opts.filters.contains_key("exited");
-        records.retain(|r| (opts.all || status_filtered || r.state.status == Status::Running) && matches(r, opts));
+        records.retain(|r| (opts.all || status_filtered || r.state.counts_as_running()) && matches(r, opts));
         records.sort_by(|a, b| b.created.cmp(&a.created));
         if let Some(limit) = opts.limit {
             records.truncate(limit);
@@ -30,7 +30,8 @@ fn matches(r: &Record, opts: &ListOptions) -> bool {
             || values.iter().any(|v| match key.as_str() {
                 "id" => r.id.starts_with(v.as_str()),
                 "name" => r.name.contains(v.trim_start_matches('/')),
-                "status" => r.state.status.as_str() == v,
+                "status" => r.state.docker_status() == v,
+                "health" => super::health_filter_value(r.state.health.as_ref()) == v,
                 "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
                 "ancestor" => r.image == *v || r.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")),
                 "label" => {

@@ -1,56 +1,80 @@
 //! Log streaming: what is in the json-file log, then (when following) what the shim
-//! appends, until the container stops.
+//! appends, until the container stops. And the log driver a new container gets.
 
-use super::{lock, Container, Engine};
-use crate::io::logs::{self, Entry, Options};
-use std::io::{BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use super::{lock, Container, Engine, Error, Result};
+use crate::io::logs::{self, driver, Entry, Follower, Options};
+use berth_api::models::HostConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// How often a follower looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(50);
+/// Encoded entries are sent in chunks of about this size: one chunk per line would cost a
+/// channel message and an HTTP chunk per line; the channel's bound times this caps memory.
+const CHUNK: usize = 32 << 10;
+/// Chunks in flight between the reading thread and the HTTP response.
+const CHANNEL_CHUNKS: usize = 16;
 
 impl Engine {
+    /// The log driver a new container gets: the request's, completed with the daemon's
+    /// defaults as dockerd does, and checked; kept in the HostConfig so inspect shows it.
+    pub(super) fn with_log_config(&self, mut hc: HostConfig) -> Result<HostConfig> {
+        let cfg = driver::merge(hc.log_config.as_ref(), &self.log_defaults);
+        driver::validate(&cfg).map_err(Error::InvalidParameter)?;
+        hc.log_config = Some(cfg);
+        Ok(hc)
+    }
+
     /// Streams encoded log chunks; the channel closes at the end of the log (or, when
     /// following, once the container has stopped and its last lines are sent).
-    pub fn follow_logs(&self, c: &Arc<Container>, opts: Options, tail: Option<usize>, follow: bool) -> mpsc::Receiver<Vec<u8>> {
-        let (tx, rx) = mpsc::channel(64);
+    pub fn follow_logs(
+        &self,
+        c: &Arc<Container>,
+        opts: Options,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<mpsc::Receiver<Vec<u8>>> {
+        if !driver::readable(&c.snapshot()) {
+            return Err(Error::NotImplemented("configured logging driver does not support reading".into()));
+        }
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let path = self.paths.log_path(&c.id());
         let events = c.events.subscribe();
         std::thread::spawn(move || {
-            let send_all = |entries: Vec<Entry>| {
-                entries.iter().filter_map(|e| opts.encode(e)).all(|chunk| tx.blocking_send(chunk).is_ok())
-            };
-            let (entries, offset) = logs::read(&path, tail);
-            if !send_all(entries) || !follow {
-                return;
+            let mut out = Chunks { tx, buf: Vec::with_capacity(CHUNK), opts };
+            let mut files = logs::open_tail(&path, tail);
+            let current = files.pop();
+            for mut f in files {
+                if !f.read_entries(&mut |e| out.push(&e)) {
+                    return;
+                }
             }
-            let mut current = open_at(&path, offset);
+            let mut follower = Follower::new(&path, current);
             loop {
                 // Read the running state before the file, so the last lines are never missed.
-                let running = events.borrow().running && !events.borrow().removed;
-                let mut fresh = Vec::new();
-                if let Some((reader, inode)) = current.as_mut() {
-                    logs::read_from(reader, &mut fresh);
-                    let rotated = std::fs::metadata(&path).map(|m| m.ino() != *inode).unwrap_or(false);
-                    if rotated {
-                        logs::read_from(reader, &mut fresh);
-                        current = open_at(&path, 0);
-                    }
-                } else {
-                    current = open_at(&path, 0);
+                let running = follow && events.borrow().running && !events.borrow().removed;
+                let mut read = 0usize;
+                let more = follower.poll(&mut |e| {
+                    read += 1;
+                    out.push(&e)
+                });
+                if !more || !out.flush() {
+                    return;
                 }
                 // Following ends with the container, or once `until` has passed.
                 let past_until = opts.until.is_some_and(|u| chrono::Utc::now() > u);
-                if !send_all(fresh) || !running || past_until || tx.is_closed() {
+                if !running || past_until || out.tx.is_closed() {
                     return;
                 }
-                std::thread::sleep(FOLLOW_POLL);
+                // Only an idle log is waited on: a busy one is read again at once, so the
+                // follower keeps up with rotation rather than lose the files it removes.
+                if read == 0 {
+                    std::thread::sleep(FOLLOW_POLL);
+                }
             }
         });
-        rx
+        Ok(rx)
     }
 
     /// Sets the container's terminal size.
@@ -63,9 +87,26 @@ impl Engine {
     }
 }
 
-fn open_at(path: &std::path::Path, offset: u64) -> Option<(BufReader<std::fs::File>, u64)> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let inode = f.metadata().ok()?.ino();
-    f.seek(SeekFrom::Start(offset)).ok()?;
-    Some((BufReader::new(f), inode))
+/// Encodes entries into chunks and sends each full one; sending blocks while the client
+/// is behind, which is what keeps a fast log from piling up in memory.
+struct Chunks {
+    tx: mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    opts: Options,
+}
+
+impl Chunks {
+    /// False once the client has gone.
+    fn push(&mut self, e: &Entry) -> bool {
+        self.opts.encode_into(e, &mut self.buf);
+        self.buf.len() < CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx.blocking_send(chunk).is_ok()
+    }
 }

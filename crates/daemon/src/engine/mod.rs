@@ -8,24 +8,32 @@ mod create;
 mod disk_usage;
 mod events;
 mod exec;
+mod health;
 mod images;
 mod list;
 mod logs;
 mod mounts;
 mod names;
+mod pause;
+mod restart;
 mod restore;
 mod shim;
+mod stats;
 mod system;
 mod top;
+mod update;
 mod user;
 mod volumes;
 
-pub use attach::AttachStreams;
+pub use attach::{AttachRequest, AttachStreams};
 pub use containers::{ListOptions, WaitCondition};
 pub use events::EventFilter;
+pub use health::{filter_value as health_filter_value, status_suffix as health_status_suffix};
+pub use restart::check_raw_name as check_restart_policy_name;
 pub use create::now_rfc3339;
 pub use images::ImportRequest;
 pub use mounts::MountRecord;
+pub use update::UpdateRequest;
 pub use system::cgroup_version;
 
 use crate::state::{Record, Records};
@@ -41,13 +49,15 @@ pub struct Paths {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary: beside berthd's own executable, else on PATH.
     pub shim_binary: PathBuf,
+    /// The init binary `--init` runs: a static tini, as Docker's `docker-init` is.
+    pub init_binary: Option<PathBuf>,
 }
 
 impl Paths {
     pub fn new(data_root: &Path, exec_root: &Path) -> anyhow::Result<Paths> {
         let beside_us = std::env::current_exe()?.with_file_name("berth-shim");
         let shim_binary = if beside_us.exists() { beside_us } else { PathBuf::from("berth-shim") };
-        Ok(Paths { data_root: data_root.into(), exec_root: exec_root.into(), shim_binary })
+        Ok(Paths { data_root: data_root.into(), exec_root: exec_root.into(), shim_binary, init_binary: find_init() })
     }
 
     /// Persistent per-container files: logs, /etc/hosts and friends.
@@ -73,6 +83,16 @@ impl Paths {
     }
 }
 
+/// A static init on PATH. It must be static: it runs inside the container's rootfs, which
+/// need not have a C library.
+fn find_init() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    ["tini-static", "docker-init"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
 /// Engine errors; `api/error.rs` maps each kind to its HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -90,6 +110,10 @@ pub enum Error {
     StartFailed { message: String, not_found: bool },
     #[error("{0}")]
     Internal(String),
+    /// The operation exists in Docker but not for this container (HTTP 501), e.g. reading
+    /// the logs of a container whose log driver keeps none.
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -135,6 +159,8 @@ pub struct Container {
     events: tokio::sync::watch::Sender<Lifecycle>,
     /// Attach connections made before start; handed to the shim when it starts.
     attach: Mutex<attach::AttachQueue>,
+    /// The restart policy's bookkeeping.
+    restart: Mutex<restart::RestartState>,
 }
 
 /// What waiters need to know about a container's lifecycle.
@@ -159,6 +185,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             events: tokio::sync::watch::channel(Lifecycle { running, exit_code, ..Default::default() }).0,
             attach: Mutex::new(attach::AttachQueue::default()),
+            restart: Mutex::new(Default::default()),
         })
     }
 
@@ -192,6 +219,8 @@ pub struct Engine {
     events: Arc<events::EventLog>,
     /// Daemon-wide identity reported by `/info`.
     pub daemon_id: String,
+    /// The log driver new containers get unless they name one (daemon.json `log-driver`/`log-opts`).
+    pub log_defaults: berth_api::models::HostConfigLogConfig,
 }
 
 impl Engine {
@@ -212,7 +241,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), events, daemon_id })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default() })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

@@ -17,7 +17,9 @@ impl Engine {
                     tracing::info!("restored running container {}", rec.id);
                     *lock(&c.attach) = super::attach::AttachQueue::live();
                     c.events.send_modify(|l| l.shim_active = true);
+                    self.restore_paused(&c).await;
                     self.clone().monitor(c.clone());
+                    self.monitor_health(&c, false);
                 }
                 Status::Running => {
                     let status = berth_runtime::read_exit(&dir).unwrap_or_else(|| {
@@ -54,6 +56,7 @@ impl Engine {
                     }
                     self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&rec.id);
                 }
+                Status::Exited => self.restart_at_boot(&c),
                 _ => {}
             }
         }

@@ -9,6 +9,7 @@ use std::path::Path;
 pub struct ContainerCounts {
     pub total: usize,
     pub running: usize,
+    pub paused: usize,
     pub stopped: usize,
 }
 
@@ -17,7 +18,9 @@ impl Engine {
         let mut counts = ContainerCounts::default();
         for c in self.all_containers() {
             counts.total += 1;
-            match lock(&c.rec).state.status {
+            let state = lock(&c.rec).state.clone();
+            match state.status {
+                Status::Running if state.paused => counts.paused += 1,
                 Status::Running => counts.running += 1,
                 _ => counts.stopped += 1,
             }

@@ -1,9 +1,21 @@
-//! Reads json-file logs (written by the shim), for `GET /containers/{id}/logs`: tail, and
-//! follow until the container stops.
+//! Reads json-file logs (written by the shim), for `GET /containers/{id}/logs`: the tail,
+//! then (when following) what is appended, across rotations. Entries are streamed as they
+//! are read, so memory stays flat whatever the size of the log.
+
+pub mod driver;
 
 use berth_api::frame::{self, Stream};
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// How much a reader buffers from the file.
+const READ_BUFFER: usize = 64 << 10;
+/// The most rotated files looked at (`log.1` .. `log.N`); dockerd has no limit on max-file,
+/// but a log of more files than this is not something berth writes by default.
+const MAX_ROTATED: u32 = 1000;
 
 /// One line of a json-file log.
 #[derive(Debug, serde::Deserialize)]
@@ -11,6 +23,9 @@ pub struct Entry {
     pub log: String,
     pub stream: String,
     pub time: String,
+    /// From the labels, env and tag log options; shown by `logs --details`.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// What the client asked for.
@@ -19,6 +34,8 @@ pub struct Options {
     pub stdout: bool,
     pub stderr: bool,
     pub timestamps: bool,
+    /// Prefix each line with its attrs, as `logs --details` shows them.
+    pub details: bool,
     /// Frame entries in Docker's multiplexed format (no TTY) or send them raw (TTY).
     pub multiplexed: bool,
     /// Only entries at or after this time.
@@ -55,10 +72,11 @@ impl Options {
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
     }
 
-    /// Encodes an entry for the wire, or `None` if its stream or time was not asked for.
-    pub fn encode(&self, entry: &Entry) -> Option<Vec<u8>> {
+    /// Appends the entry as sent on the wire to `out`, unless its stream or time was not
+    /// asked for; returns whether it did. dockerd's order: timestamp, details, line.
+    pub fn encode_into(&self, entry: &Entry, out: &mut Vec<u8>) -> bool {
         if !self.in_window(entry) {
-            return None;
+            return false;
         }
         let stream = match entry.stream.as_str() {
             "stderr" => Stream::Stderr,
@@ -69,93 +87,280 @@ impl Options {
             _ => self.stdout,
         };
         if !wanted {
-            return None;
+            return false;
         }
-        let payload = if self.timestamps {
-            format!("{} {}", entry.time, entry.log).into_bytes()
-        } else {
-            entry.log.clone().into_bytes()
-        };
+        let mut payload = String::new();
+        if self.timestamps {
+            payload.push_str(&entry.time);
+            payload.push(' ');
+        }
+        if self.details {
+            payload.push_str(&details_prefix(&entry.attrs));
+        }
+        payload.push_str(&entry.log);
         if self.multiplexed {
-            let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
-            frame::encode(stream, &payload, &mut out);
-            Some(out)
+            frame::encode(stream, payload.as_bytes(), out);
         } else {
-            Some(payload)
+            out.extend_from_slice(payload.as_bytes());
         }
+        true
+    }
+
+    /// The entry as sent on the wire, or `None` if its stream or time was not asked for.
+    #[cfg(test)]
+    pub fn encode(&self, entry: &Entry) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encode_into(entry, &mut out).then_some(out)
     }
 }
 
-/// The log's files, oldest first (`log.2`, `log.1`, `log`).
-fn files(path: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<PathBuf> = (1..10)
-        .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
-        .take_while(|p| p.exists())
-        .collect();
-    rotated.reverse();
-    rotated.push(path.to_path_buf());
-    rotated
+/// dockerd's `--details` prefix: the attrs sorted by key, query-escaped, as
+/// `k=v,k2=v2`, then a space (a lone space without attrs).
+pub fn details_prefix(attrs: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = attrs.iter().map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v))).collect();
+    format!("{} ", pairs.join(","))
 }
 
-/// Every entry in the log, oldest first, keeping only the last `tail` when given; and the
-/// offset in the current file where following should continue.
-pub fn read(path: &Path, tail: Option<usize>) -> (Vec<Entry>, u64) {
-    let mut entries = Vec::new();
-    let mut offset = 0;
-    for file in files(path) {
-        let Ok(f) = std::fs::File::open(&file) else { continue };
-        let mut reader = BufReader::new(f);
-        offset = read_from(&mut reader, &mut entries);
-        if let Some(n) = tail {
-            let excess = entries.len().saturating_sub(n);
-            entries.drain(..excess);
+/// Go's `url.QueryEscape`: unreserved bytes stay, space becomes `+`, the rest `%XX`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
         }
     }
-    (entries, offset)
+    out
 }
 
-/// Reads whole lines to the end; returns the offset after the last whole line.
-pub fn read_from(reader: &mut BufReader<std::fs::File>, out: &mut Vec<Entry>) -> u64 {
-    let mut line = String::new();
-    let mut offset = reader.stream_position().unwrap_or(0);
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(n) if !line.ends_with('\n') => {
-                // A line the shim is still writing: read it next time.
-                let _ = reader.seek(SeekFrom::Current(-(n as i64)));
-                break;
-            }
-            Ok(n) => {
-                offset += n as u64;
-                if let Ok(entry) = serde_json::from_str(&line) {
-                    out.push(entry);
+/// `log` for 0, `log.N` otherwise.
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return path.to_path_buf();
+    }
+    PathBuf::from(format!("{}.{n}", path.display()))
+}
+
+/// One file of the log, read line by line; knows its inode so rotation can be followed.
+pub struct LogFile {
+    reader: BufReader<File>,
+    inode: u64,
+    /// Offset just past what has been read (whole lines and `partial`).
+    pos: u64,
+    /// The start of a line the shim is still writing.
+    partial: Vec<u8>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> Option<LogFile> {
+        let f = File::open(path).ok()?;
+        let inode = f.metadata().ok()?.ino();
+        Some(LogFile { reader: BufReader::with_capacity(READ_BUFFER, f), inode, pos: 0, partial: Vec::new() })
+    }
+
+    fn seek(&mut self, pos: u64) {
+        if self.reader.seek(SeekFrom::Start(pos)).is_ok() {
+            self.pos = pos;
+        }
+        self.partial.clear();
+    }
+
+    /// Hands every whole line up to the end of the file to `f`, until `f` returns false
+    /// (then returns false too).
+    pub fn read_entries(&mut self, f: &mut dyn FnMut(Entry) -> bool) -> bool {
+        loop {
+            match self.reader.read_until(b'\n', &mut self.partial) {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => {
+                    self.pos += n as u64;
+                    if self.partial.last() != Some(&b'\n') {
+                        // A line the shim is still writing: the rest comes with the next read.
+                        return true;
+                    }
+                    let entry = serde_json::from_slice::<Entry>(&self.partial);
+                    self.partial.clear();
+                    if let Ok(entry) = entry {
+                        if !f(entry) {
+                            return false;
+                        }
+                    }
                 }
             }
         }
     }
-    offset
+}
+
+/// The log's files, oldest first, opened all at once (so a rotation meanwhile cannot make
+/// one be read twice) and positioned so that only the last `tail` entries remain.
+pub fn open_tail(path: &Path, tail: Option<usize>) -> Vec<LogFile> {
+    let mut files: Vec<LogFile> =
+        (0..MAX_ROTATED).map_while(|n| LogFile::open(&numbered(path, n))).collect();
+    files.reverse();
+    let Some(mut need) = tail else { return files };
+    // Newest first: count lines back from the end until `need` are found.
+    for i in (0..files.len()).rev() {
+        let (start, found) = tail_start(files[i].reader.get_mut(), need);
+        files[i].seek(start);
+        need -= found;
+        if need == 0 {
+            // Older files hold nothing more to send; `i` may be the current one, kept for following.
+            files.drain(..i);
+            break;
+        }
+    }
+    files
+}
+
+/// Where the last `need` whole lines of `f` start, and how many whole lines (up to `need`)
+/// that is; a trailing partial line is not counted.
+fn tail_start(f: &mut File, need: usize) -> (u64, usize) {
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return (0, 0) };
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut end = len;
+    // Newlines seen so far, going back; the first one ends the last whole line.
+    let mut newlines = 0usize;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        if f.seek(SeekFrom::Start(start)).is_err() || f.read_exact(chunk).is_err() {
+            return (0, 0);
+        }
+        for (i, b) in chunk.iter().enumerate().rev() {
+            if *b == b'\n' {
+                newlines += 1;
+                if newlines == need + 1 {
+                    return (start + i as u64 + 1, need);
+                }
+            }
+        }
+        end = start;
+    }
+    (0, newlines)
+}
+
+/// Follows a log as the shim appends to it, across rotations: renamed files are read to
+/// their end before going on with the next newer one; a file truncated in place
+/// (max-file=1) is read again from its start.
+pub struct Follower {
+    path: PathBuf,
+    current: Option<LogFile>,
+}
+
+impl Follower {
+    /// Follows `path`, continuing `current` (the newest file read so far) when given.
+    pub fn new(path: &Path, current: Option<LogFile>) -> Follower {
+        Follower { path: path.to_path_buf(), current }
+    }
+
+    /// Hands every entry appended since the last call to `f`; false once `f` has said stop.
+    pub fn poll(&mut self, f: &mut dyn FnMut(Entry) -> bool) -> bool {
+        loop {
+            if self.current.is_none() {
+                self.current = LogFile::open(&self.path);
+            }
+            let Some(cur) = self.current.as_mut() else { return true };
+            if !cur.read_entries(f) {
+                return false;
+            }
+            // Between the shim's rename and its new file, the path may be missing for a moment.
+            let Ok(meta) = std::fs::metadata(&self.path) else { return true };
+            if meta.ino() == cur.inode {
+                if meta.len() < cur.pos {
+                    cur.seek(0);
+                    continue;
+                }
+                return true;
+            }
+            // Rotated: what the old file got before the rename is all it will get.
+            if !cur.read_entries(f) {
+                return false;
+            }
+            match self.next_newer() {
+                Some(next) => self.current = Some(next),
+                // Nothing to go on with yet: keep the old file and look again next time.
+                None => return true,
+            }
+        }
+    }
+
+    /// The file written after the current one: the rotated file one number below it, or the
+    /// oldest left if it has been rotated away entirely. The shim may rotate while we look,
+    /// so the look is taken twice and must agree, and the file opened must be the one seen.
+    fn next_newer(&self) -> Option<LogFile> {
+        let inode = self.current.as_ref().map(|c| c.inode);
+        loop {
+            let seen = self.inodes();
+            if seen != self.inodes() {
+                continue;
+            }
+            // Mid-rotation a number may be missing; the files up to it are the newer ones,
+            // so the last of them is still the right successor.
+            let n = match seen.iter().position(|i| Some(*i) == inode) {
+                Some(0) => return None,
+                Some(n) => n - 1,
+                None => seen.len().checked_sub(1)?,
+            };
+            let file = LogFile::open(&numbered(&self.path, n as u32))?;
+            if file.inode == seen[n] {
+                return Some(file);
+            }
+        }
+    }
+
+    /// The inodes of `log`, `log.1`, ... up to the first missing number.
+    fn inodes(&self) -> Vec<u64> {
+        (0..MAX_ROTATED)
+            .map_while(|n| std::fs::metadata(numbered(&self.path, n)).ok().map(|m| m.ino()))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn line(s: &str, stream: &str) -> String {
+        format!("{{\"log\":\"{s}\\n\",\"stream\":\"{stream}\",\"time\":\"2026-01-01T00:00:00Z\"}}\n")
+    }
+
+    fn read_all(files: Vec<LogFile>) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for mut f in files {
+            f.read_entries(&mut |e| {
+                out.push(e);
+                true
+            });
+        }
+        out
+    }
+
+    fn logs(entries: &[Entry]) -> Vec<&str> {
+        entries.iter().map(|e| e.log.trim()).collect()
+    }
+
     #[test]
     fn tails_across_rotated_files_and_frames() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("c-json.log");
-        let line = |s: &str, stream: &str| format!("{{\"log\":\"{s}\\n\",\"stream\":\"{stream}\",\"time\":\"2026-01-01T00:00:00Z\"}}\n");
+        std::fs::write(format!("{}.2", log.display()), line("zero", "stdout")).unwrap();
         std::fs::write(format!("{}.1", log.display()), line("one", "stdout") + &line("two", "stderr")).unwrap();
-        std::fs::write(&log, line("three", "stdout") + "{\"log\":\"partial")
-            .unwrap();
-        let (all, offset) = read(&log, None);
-        assert_eq!(all.iter().map(|e| e.log.trim()).collect::<Vec<_>>(), ["one", "two", "three"]);
-        assert_eq!(offset as usize, line("three", "stdout").len());
-        let (last, _) = read(&log, Some(2));
-        assert_eq!(last.len(), 2);
-        let opts = Options { stdout: true, stderr: false, timestamps: false, multiplexed: true, since: None, until: None };
+        std::fs::write(&log, line("three", "stdout") + "{\"log\":\"partial").unwrap();
+        assert_eq!(logs(&read_all(open_tail(&log, None))), ["zero", "one", "two", "three"]);
+        assert_eq!(logs(&read_all(open_tail(&log, Some(2)))), ["two", "three"]);
+        assert_eq!(logs(&read_all(open_tail(&log, Some(3)))), ["one", "two", "three"]);
+        assert_eq!(logs(&read_all(open_tail(&log, Some(9)))), ["zero", "one", "two", "three"]);
+        assert!(read_all(open_tail(&log, Some(0))).is_empty());
+        let last = read_all(open_tail(&log, Some(2)));
+        let opts = Options {
+            stdout: true,
+            stderr: false,
+            timestamps: false,
+            details: false,
+            multiplexed: true,
+            since: None,
+            until: None,
+        };
         assert!(opts.encode(&last[0]).is_none(), "stderr not asked for");
         assert_eq!(opts.encode(&last[1]).unwrap(), [&[1u8, 0, 0, 0, 0, 0, 0, 6][..], b"three\n"].concat());
         let later = Options { since: parse_time(Some("1767225600.5")).unwrap(), ..opts };
@@ -164,5 +369,64 @@ mod tests {
         assert!(earlier.encode(&last[1]).is_none(), "after until");
         assert!(parse_time(Some("yesterday")).is_err());
         assert_eq!(parse_time(Some("0")).unwrap(), None);
+    }
+
+    #[test]
+    fn details_as_dockerd() {
+        let entry: Entry = serde_json::from_str(
+            r#"{"log":"hi\n","stream":"stdout","attrs":{"tag":"lg/ba3d","b":"y z","Q":"a&b"},"time":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let opts = Options {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            details: true,
+            multiplexed: false,
+            since: None,
+            until: None,
+        };
+        assert_eq!(
+            String::from_utf8(opts.encode(&entry).unwrap()).unwrap(),
+            "2026-01-01T00:00:00Z Q=a%26b,b=y+z,tag=lg%2Fba3d hi\n"
+        );
+        assert_eq!(details_prefix(&BTreeMap::new()), " ");
+    }
+
+    #[test]
+    fn follows_appends_rotations_and_truncation() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        std::fs::write(&log, line("a", "stdout")).unwrap();
+        let mut files = open_tail(&log, None);
+        let mut seen = Vec::new();
+        let mut collect = |e: Entry| {
+            seen.push(e.log.trim().to_string());
+            true
+        };
+        let current = files.pop();
+        let mut follower = Follower::new(&log, current);
+        follower.poll(&mut collect);
+        let append = |s: &str| std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(s.as_bytes()).unwrap();
+        // A line written in two pieces is read once whole.
+        let b = line("b", "stdout");
+        append(&b[..5]);
+        follower.poll(&mut collect);
+        append(&b[5..]);
+        follower.poll(&mut collect);
+        // Two rotations between polls: log → .1 → .2, each read in order.
+        append(&line("c", "stdout"));
+        std::fs::rename(&log, numbered(&log, 1)).unwrap();
+        std::fs::write(&log, line("d", "stdout")).unwrap();
+        std::fs::rename(numbered(&log, 1), numbered(&log, 2)).unwrap();
+        std::fs::rename(&log, numbered(&log, 1)).unwrap();
+        std::fs::write(&log, line("eeee", "stdout")).unwrap();
+        follower.poll(&mut collect);
+        // Truncated in place and rewritten shorter.
+        std::fs::write(&log, line("f", "stdout")).unwrap();
+        follower.poll(&mut collect);
+        drop(collect);
+        assert_eq!(seen, ["a", "b", "c", "d", "eeee", "f"]);
     }
 }

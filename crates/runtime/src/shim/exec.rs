@@ -425,6 +425,11 @@ impl Shim {
         if self.state.exited.is_some() || self.state.status != Some(Status::Running) {
             return refuse(StartErrorKind::Other, format!("container {} is not running", self.cfg.id));
         }
+        // A process joining a frozen cgroup freezes too, and the single-threaded shim would
+        // wait for it; the daemon refuses such an exec first, this closes the race.
+        if self.frozen() {
+            return refuse(StartErrorKind::Other, format!("container {} is paused", self.cfg.id));
+        }
         if self.state.exec_exits.contains_key(exec_id) || self.state.execs.iter().any(|e| e.id == exec_id) {
             return refuse(StartErrorKind::Other, format!("exec {exec_id} already started"));
         }

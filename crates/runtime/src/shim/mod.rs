@@ -1,5 +1,6 @@
 //! The `berth-shim` process: a launcher that forks the long-lived shim and relays its report.
 
+mod cgroup;
 mod conn;
 mod create;
 mod exec;
@@ -179,14 +180,12 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
         .as_ref()
         .ok_or_else(|| other("spec has no process"))?;
     let args = process.args().clone().unwrap_or_default();
-    let arg0 = args
-        .first()
-        .ok_or_else(|| other("spec has no process.args"))?;
+    let arg0 = command_to_check(&args, &spec).ok_or_else(|| other("spec has no process.args"))?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd().to_string_lossy().into_owned();
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
 
-    let log = logger::JsonLog::open(&cfg.log_path, cfg.log_max_size, cfg.log_max_files)
+    let log = logger::JsonLog::from_config(&cfg)
         .map_err(|e| other(format!("open log {}: {e}", cfg.log_path.display())))?;
     rootfs::mount_all(&cfg.rootfs_mounts, &rootfs).map_err(other)?;
     let unmount = || rootfs::unmount_n(&rootfs, cfg.rootfs_mounts.len());
@@ -260,4 +259,16 @@ fn listen_and_watch(state_dir: &Path) -> Result<(UnixListener, SignalFd), String
     )
     .map_err(|e| format!("write {}: {e}", files::PID))?;
     Ok((listener, sigfd))
+}
+
+/// The program whose absence should fail the start. An init bind-mounted from the host
+/// (`--init`) is not in the rootfs yet and runs the real command after `--`: that one is
+/// what the user asked for.
+fn command_to_check<'a>(args: &'a [String], spec: &Spec) -> Option<&'a String> {
+    let arg0 = args.first()?;
+    let mounted = spec.mounts().iter().flatten().any(|m| m.destination().as_os_str() == arg0.as_str());
+    match args.iter().position(|a| a == "--") {
+        Some(i) if mounted => args.get(i + 1),
+        _ => Some(arg0),
+    }
 }

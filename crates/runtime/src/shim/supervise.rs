@@ -536,6 +536,9 @@ impl Shim {
                 }
             }
             Request::Resize { width, height } => self.resize(width, height),
+            Request::Pause => self.pause(),
+            Request::Resume => self.resume(),
+            Request::Update { resources } => self.update(&resources),
             Request::Wait => {
                 self.state.conns[i].role = Role::Wait;
                 return;
@@ -545,10 +548,12 @@ impl Shim {
                 return;
             }
             Request::State => {
+                let paused = self.frozen();
                 let c = &mut self.state.conns[i];
                 c.reply(&StateReply {
                     status: self.state.status.unwrap_or(Status::Created),
                     pid: self.pid,
+                    paused,
                 });
                 c.role = Role::Closing;
                 return;
