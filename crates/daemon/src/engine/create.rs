@@ -15,8 +15,11 @@ impl Engine {
         let image_name = body.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
             Error::InvalidParameter("config cannot be empty in order to create a container".into())
         })?;
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        // Values this host cannot honour are dropped with a warning, as Docker does.
+        let host = super::update::HostResources::probe(std::path::Path::new("/sys/fs/cgroup"));
+        let warnings = super::update::verify(&mut host_config, 0, &host).map_err(Error::InvalidParameter)?;
         let store = self.store.clone();
         let lookup = image_name.clone();
         let image = blocking(move || store.resolve(&lookup).map_err(Error::from)).await.map_err(|e| match e {
@@ -87,7 +90,7 @@ impl Engine {
         }
         self.container_event(&container.snapshot(), "create", &[]);
         tracing::info!("created container {id} ({name})");
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     /// Makes the container's files and saves its record (the record last: a crash before it
@@ -150,7 +153,6 @@ fn display_ref(name: &str) -> String {
 /// silently running a container without a volume or privilege it asked for would be worse
 /// than saying so.
 fn validate_host_config(hc: &HostConfig) -> Result<()> {
-    crate::spec::validate_resources(hc).map_err(|e| Error::InvalidParameter(e.0))?;
     super::restart::validate(hc.restart_policy.as_ref(), hc.auto_remove == Some(true))?;
     let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
