@@ -100,6 +100,12 @@ fn stop_signal_is_used_and_checked() {
     assert_eq!(inspect(&d, "usr1", "{{.Config.StopSignal}}"), "USR1");
     d.ok(&["stop", "usr1"]);
     assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "42");
+    // `--stop-timeout`: how long `stop` waits before SIGKILL when not told.
+    d.ok(&["run", "-d", "--name", "quick", "--stop-timeout", "1", "busybox", "sleep", "300"]);
+    assert_eq!(inspect(&d, "quick", "{{.Config.StopTimeout}}"), "1");
+    d.ok(&["stop", "quick"]);
+    assert_eq!(inspect(&d, "quick", "{{.State.ExitCode}}"), "137");
+
     let r = d.berth(&["run", "--stop-signal", "NOPE", "busybox", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("Invalid signal: NOPE"), "{}", r.stderr);
