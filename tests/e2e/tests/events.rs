@@ -76,14 +76,14 @@ fn lifecycle_events_are_recorded_and_filtered() {
 #[test]
 fn events_stream_live() {
     let d = Daemon::start();
+    // `--since`: events from before the subscription is registered are replayed, not lost.
+    let since = unix_now();
     let mut follower = d
-        .berth_cmd(&["events", "--filter", "container=live", "--format", "{{.Action}}"])
+        .berth_cmd(&["events", "--since", &since, "--filter", "container=live", "--format", "{{.Action}}"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut out = follower.stdout.take().unwrap();
-    // Give the subscription a moment to register before the events happen.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(d.berth(&["run", "--name", "live", "busybox", "sh", "-c", "exit 3"]).code, 3);
     d.ok(&["run", "--name", "other", "busybox", "true"]);
     let reader = std::thread::spawn(move || {
