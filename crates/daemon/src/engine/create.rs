@@ -18,8 +18,8 @@ impl Engine {
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
         // Values this host cannot honour are dropped with a warning, as Docker does.
-        let host = super::update::HostResources::probe(std::path::Path::new("/sys/fs/cgroup"));
-        let warnings = super::update::verify(&mut host_config, 0, &host).map_err(Error::InvalidParameter)?;
+        let host = super::resources::HostResources::probe(std::path::Path::new("/sys/fs/cgroup"));
+        let warnings = super::resources::verify(&mut host_config, 0, &host).map_err(Error::InvalidParameter)?;
         let store = self.store.clone();
         let lookup = image_name.clone();
         let image = blocking(move || store.resolve(&lookup).map_err(Error::from)).await.map_err(|e| match e {

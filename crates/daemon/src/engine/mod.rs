@@ -15,6 +15,7 @@ mod logs;
 mod mounts;
 mod names;
 mod pause;
+mod resources;
 mod restart;
 mod restore;
 mod shim;
