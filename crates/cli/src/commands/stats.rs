@@ -208,10 +208,10 @@ fn lock(row: &Shared) -> std::sync::MutexGuard<'_, Row> {
 /// The template context of one row, with docker's field names and values.
 fn context(row: &Row, trunc: bool) -> Value {
     let f = &row.figures;
-    let name = if f.name.chars().count() > 1 {
-        f.name[1..].to_string()
-    } else {
-        "--".into()
+    // Docker's names start with `/`; without one to drop there is no name to show.
+    let name = match f.name.chars().count() {
+        0 | 1 => "--".to_string(),
+        _ => f.name.chars().skip(1).collect(),
     };
     let id = if trunc {
         format::short_id(&f.id)
@@ -507,13 +507,13 @@ pub async fn run(client: &Client, args: StatsArgs) -> CmdResult {
         return Ok(0);
     }
     let mut redraw = tokio::time::interval(REDRAW_INTERVAL);
-    let mut ticks: u64 = 0;
+    let mut list_due = false;
     loop {
         redraw.tick().await;
-        ticks += 1;
+        list_due = !list_due;
         // Every second, follow containers that started (or were created, with -a) and drop
         // those that are gone, as docker does from the daemon's events.
-        if show_all && ticks % 2 == 0 {
+        if show_all && list_due {
             if let Ok(ids) = list(client, args.all).await {
                 for id in &ids {
                     watched.add(id);
