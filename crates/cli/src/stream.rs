@@ -161,6 +161,11 @@ pub fn detach_keys(flag: Option<&str>) -> Option<String> {
         Some(dir) => std::path::PathBuf::from(dir),
         None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
     };
+    configured_detach_keys(&dir)
+}
+
+/// `detachKeys` from `config.json` in the docker CLI's config directory `dir`.
+fn configured_detach_keys(dir: &std::path::Path) -> Option<String> {
     let data = std::fs::read(dir.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_slice(&data).ok()?;
     config
@@ -319,6 +324,27 @@ pub fn forward_signals(client: Client, id: String) {
     });
 }
 
+/// Tells the daemon our terminal's size at `target` (`/containers/{id}` or `/exec/{id}`);
+/// failures only cost layout, so they are ignored.
+pub async fn resize(client: &Client, target: &str) {
+    if let Some((h, w)) = crate::term::size(1).or_else(|| crate::term::size(0)) {
+        let _ = client.post(&format!("{target}/resize?h={h}&w={w}")).await;
+    }
+}
+
+/// Sends the terminal's size again on every SIGWINCH.
+pub fn spawn_resize_watch(client: Client, target: String) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            resize(&client, &target).await;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,25 +367,43 @@ mod tests {
         );
         assert!(d.push(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
-}
 
-/// Tells the daemon our terminal's size at `target` (`/containers/{id}` or `/exec/{id}`);
-/// failures only cost layout, so they are ignored.
-pub async fn resize(client: &Client, target: &str) {
-    if let Some((h, w)) = crate::term::size(1).or_else(|| crate::term::size(0)) {
-        let _ = client.post(&format!("{target}/resize?h={h}&w={w}")).await;
-    }
-}
-
-/// Sends the terminal's size again on every SIGWINCH.
-pub fn spawn_resize_watch(client: Client, target: String) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut winch) = signal(SignalKind::window_change()) else {
-            return;
-        };
-        while winch.recv().await.is_some() {
-            resize(&client, &target).await;
+    #[test]
+    fn proxies_signals_like_docker() {
+        let sigs = proxied_signals();
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGQUIT,
+        ] {
+            assert!(sigs.contains(&s), "{s}");
         }
-    });
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGPIPE,
+            libc::SIGURG,
+            libc::SIGWINCH,
+            libc::SIGKILL,
+        ] {
+            assert!(!sigs.contains(&s), "{s}");
+        }
+        assert!(sigs.contains(&libc::SIGRTMIN()));
+    }
+
+    #[test]
+    fn reads_detach_keys_from_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("berth-cli-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(configured_detach_keys(&dir), None);
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"auths":{},"detachKeys":"ctrl-a,a"}"#,
+        )
+        .unwrap();
+        assert_eq!(configured_detach_keys(&dir).as_deref(), Some("ctrl-a,a"));
+        assert_eq!(detach_keys(Some("ctrl-x,y")).as_deref(), Some("ctrl-x,y"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -307,6 +307,12 @@ fn daemon_detaches_api_clients() {
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(inspect["Running"], true, "{inspect}");
     assert_eq!(inspect["DetachKeys"], "AXg=", "{inspect}");
+
+    // Attaching and detaching with the keys are events, as in Docker.
+    let until = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1);
+    let events = d.ok(&["events", "--since", "0", "--until", &until, "--filter", "container=raw", "--format", "{{.Action}}"]);
+    let actions: Vec<&str> = events.lines().filter(|a| a.contains("attach") || a.contains("detach")).collect();
+    assert_eq!(actions, ["attach", "detach", "attach", "exec_detach"], "{events}");
 }
 
 /// Bad keys and bad targets get Docker's errors, and leave nothing behind.
@@ -333,6 +339,11 @@ fn attach_errors() {
     for r in [d.berth(&["attach", "nope"]), d.docker(&["attach", "nope"])] {
         assert_eq!((r.code, r.stderr.trim()), (1, "Error: No such container: nope"));
     }
+    d.ok(&["pause", "up"]);
+    for r in [d.berth(&["attach", "up"]), d.docker(&["attach", "up"])] {
+        assert_eq!((r.code, r.stderr.trim()), (1, "You cannot attach to a paused container, unpause it first"));
+    }
+    d.ok(&["unpause", "up"]);
     // A TTY container needs a terminal to take our stdin.
     let r = d.berth(&["attach", "up"]);
     assert_eq!((r.code, r.stderr.trim()), (1, "the input device is not a TTY"));
@@ -431,4 +442,23 @@ fn reattach_after_daemon_restart() {
     t.shell("after");
     t.line("exit 5");
     t.expect("attach-code=5");
+}
+
+/// The exec path installs the container's seccomp filter compiled once by the shim: an
+/// exec'd process is refused what the profile refuses (a user namespace), as the
+/// container's own process is, where the host allows it.
+#[test]
+fn exec_processes_get_the_containers_seccomp_filter() {
+    let d = Daemon::start();
+    let host = Command::new("unshare").args(["-U", "true"]).status().unwrap();
+    assert!(host.success(), "this host refuses user namespaces: the test cannot tell");
+    d.ok(&["run", "-d", "--name", "filtered", "busybox", "sleep", "1000"]);
+    for _ in 0..2 {
+        let r = d.berth(&["exec", "filtered", "unshare", "-U", "true"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    }
+    let r = d.berth(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    assert_eq!(d.ok(&["exec", "filtered", "sh", "-c", "echo $((6*7))"]), "42");
 }

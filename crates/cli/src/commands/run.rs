@@ -230,6 +230,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_booleans_like_go() {
+        assert_eq!(parse_go_bool("false"), Ok(false));
+        assert_eq!(parse_go_bool("T"), Ok(true));
+        assert!(parse_go_bool("yes").is_err());
+    }
+
+    #[test]
     fn start_errors_map_to_docker_codes() {
         assert_eq!(
             start_error_code("exec: \"nope\": executable file not found in $PATH: unknown"),

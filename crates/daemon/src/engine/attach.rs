@@ -8,6 +8,7 @@
 //! stdin (the shim is started without `stdin_once` then); without a TTY, `StdinOnce` closes
 //! it when the client's stdin ends.
 
+use super::events::EventLog;
 use super::{lock, shim, Container, Engine, Error, Result};
 use crate::state::Status;
 use berth_api::detach;
@@ -91,6 +92,7 @@ impl Engine {
 
     /// Joins a hijacked connection to the container, now or when it starts.
     pub async fn attach(&self, c: Arc<Container>, req: AttachRequest, conn: ClientConn) {
+        self.container_event(&c.snapshot(), "attach", &[]);
         let pending = Pending { conn, req };
         let join_now = {
             let mut queue = lock(&c.attach);
@@ -102,13 +104,13 @@ impl Engine {
             }
         };
         if let Some(p) = join_now {
-            join(&self.paths.run_dir(&c.id()), &c, p).await;
+            join(&self.paths.run_dir(&c.id()), &c, p, self.events.clone()).await;
         }
     }
 
     /// Called once the shim has created the container and before it starts: joins every
     /// waiting client.
-    pub(super) async fn attach_waiting(&self, c: &Container) {
+    pub(super) async fn attach_waiting(&self, c: &Arc<Container>) {
         let waiting = {
             let mut queue = lock(&c.attach);
             queue.live = true;
@@ -117,7 +119,7 @@ impl Engine {
         let dir = self.paths.run_dir(&c.id());
         for p in waiting {
             // Each join is confirmed by the shim before we go on, so output cannot be missed.
-            join(&dir, c, p).await;
+            join(&dir, c, p, self.events.clone()).await;
         }
     }
 
@@ -141,7 +143,7 @@ enum InputEnd {
 
 /// Connects one client to the shim (confirmed on return) and runs its session in the
 /// background.
-async fn join(dir: &Path, c: &Container, p: Pending) {
+async fn join(dir: &Path, c: &Arc<Container>, p: Pending, events: Arc<EventLog>) {
     let Pending { mut conn, req } = p;
     let config = c.snapshot().config;
     let tty = config.tty == Some(true);
@@ -160,6 +162,7 @@ async fn join(dir: &Path, c: &Container, p: Pending) {
             return;
         }
     };
+    let c = c.clone();
     tokio::spawn(async move {
         let early = output.buffer().to_vec();
         let (mut shim_out, shim_in) = output.into_inner().into_split();
@@ -187,7 +190,8 @@ async fn join(dir: &Path, c: &Container, p: Pending) {
                 end = input => Some(end),
             };
             match ended {
-                None | Some(InputEnd::Detached) => {}
+                None => {}
+                Some(InputEnd::Detached) => events.container(&c.snapshot(), "detach", &[]),
                 Some(InputEnd::Eof) if !close_stdin_at_eof => {}
                 // The container's stdin is closed: its output goes on until it ends.
                 Some(InputEnd::Eof | InputEnd::StdinGone) => {

@@ -246,6 +246,7 @@ impl Engine {
         let rec = self.container(&e.container_id)?.snapshot();
         let command = e.config.cmd.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
         self.container_event(&rec, &format!("exec_start: {command}"), &[("execID", e.id.clone())]);
+        let (events, detach_rec, exec_id) = (self.events.clone(), rec.clone(), e.id.clone());
         self.watch_exec(e.clone(), &dir, rec);
         let Some(mut conn) = conn else {
             // Detached: nobody reads the stream; closing it leaves the process running.
@@ -257,7 +258,9 @@ impl Engine {
             if !early.is_empty() {
                 let _ = conn.write_all(&early).await;
             }
-            stream_exec(e, conn, shim_out, shim_in).await;
+            // Docker reports a detach with the keys as an event.
+            let on_detach = move || events.container(&detach_rec, "exec_detach", &[("execID", exec_id)]);
+            stream_exec(e, conn, shim_out, shim_in, on_detach).await;
         });
         Ok(())
     }
@@ -349,10 +352,18 @@ impl Engine {
 /// the end of it (detach keys, EOF, or the client gone) only ends the client's stream: the
 /// process keeps its terminal and runs on, its output drained to nowhere. Without one, the
 /// end of the client's stdin closes the process's stdin.
-async fn stream_exec(e: Arc<ExecInstance>, conn: ClientConn, mut shim_out: OwnedReadHalf, shim_in: OwnedWriteHalf) {
+async fn stream_exec(
+    e: Arc<ExecInstance>,
+    conn: ClientConn,
+    mut shim_out: OwnedReadHalf,
+    shim_in: OwnedWriteHalf,
+    on_detach: impl FnOnce(),
+) {
     let (client_in, client_out) = tokio::io::split(conn);
     let mut client_out = Some(client_out);
-    let (left_tx, mut left) = tokio::sync::oneshot::channel::<()>();
+    let mut on_detach = Some(on_detach);
+    // Carries whether the client left with the detach keys.
+    let (left_tx, mut left) = tokio::sync::oneshot::channel::<bool>();
     // Without stdin, the client's input is never read (as in Docker), and the process's
     // input is not ours to close.
     let stdin = match e.config.attach_stdin == Some(true) {
@@ -382,9 +393,12 @@ async fn stream_exec(e: Arc<ExecInstance>, conn: ClientConn, mut shim_out: Owned
             },
             left_now = &mut left, if watch_left => {
                 watch_left = false;
-                if left_now.is_ok() {
+                if let Ok(with_keys) = left_now {
                     if let Some(mut out) = client_out.take() {
                         let _ = out.shutdown().await;
+                    }
+                    if let Some(report) = on_detach.take().filter(|_| with_keys) {
+                        report();
                     }
                 }
             }
@@ -403,12 +417,12 @@ async fn forward_exec_stdin(
     e: Arc<ExecInstance>,
     mut client_in: impl tokio::io::AsyncRead + Unpin,
     mut shim_in: OwnedWriteHalf,
-    left: tokio::sync::oneshot::Sender<()>,
+    left: tokio::sync::oneshot::Sender<bool>,
 ) {
     let tty = e.tty();
     let mut escape = tty.then(|| berth_api::detach::Scanner::new(&e.detach_keys));
     let mut buf = vec![0u8; 32 * 1024];
-    loop {
+    let with_keys = loop {
         let n = client_in.read(&mut buf).await.unwrap_or(0);
         let scanned = match escape.as_mut() {
             Some(s) if n > 0 => s.feed(&buf[..n]),
@@ -419,15 +433,15 @@ async fn forward_exec_stdin(
             return;
         }
         if n == 0 || scanned.detach {
-            break;
+            break scanned.detach;
         }
-    }
+    };
     if !tty {
         let _ = shim_in.shutdown().await;
         return;
     }
     // Closing our side would end the process's input: hold it until the process ends.
-    let _ = left.send(());
+    let _ = left.send(with_keys);
     std::future::pending::<()>().await
 }
 

@@ -14,11 +14,12 @@ use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{SigSet, SigmaskHow};
-use oci_spec::runtime::{Capability, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{Capability, Process, Spec};
 
 use super::conn::{frame, Role, MAX_PENDING};
 use super::create::{error_chain, pipe, receive_pty, set_nonblocking, Stdio};
 use super::resolve;
+use super::seccomp_bpf::{self, ExecFilter};
 use super::supervise::{Shim, DRAIN_TIMEOUT, EOT};
 use crate::protocol::{files, ExecExit, ExecReply, OkReply, Request, ShimConfig, StartErrorKind, Status};
 
@@ -112,12 +113,14 @@ fn spawn_from(
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
     resolve::check_command(&root, &cwd, arg0, &env)?;
 
-    let spec = Spec::load(cfg.bundle.join("config.json"))
-        .map_err(|e| other(format!("load OCI spec: {e}")))?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let drop_sys_admin = match &seccomp {
-        Some(_) => lend_sys_admin(&mut process),
-        None => DropSysAdmin::default(),
+    let seccomp = seccomp_bpf::for_container(|| {
+        let spec = Spec::load(cfg.bundle.join("config.json")).map_err(|e| format!("load OCI spec: {e}"))?;
+        Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
+    })
+    .map_err(other)?;
+    let drop_sys_admin = match seccomp {
+        ExecFilter::None => DropSysAdmin::default(),
+        _ => lend_sys_admin(&mut process),
     };
     process.set_terminal(Some(tty));
     let run_path = path.with_extension("run.json");
@@ -249,7 +252,7 @@ fn lend_sys_admin(process: &mut Process) -> DropSysAdmin {
 /// switched user and dropped capabilities.
 #[derive(Clone)]
 struct ExecExecutor {
-    seccomp: Option<LinuxSeccomp>,
+    seccomp: &'static ExecFilter,
     drop_sys_admin: DropSysAdmin,
 }
 
@@ -259,13 +262,18 @@ impl Executor for ExecExecutor {
         // blocked mask survives execve: the command must start with none blocked.
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .map_err(|e| ExecutorError::Other(format!("sigprocmask: {e}")))?;
-        if let Some(seccomp) = &self.seccomp {
-            let notify = libcontainer::seccomp::initialize_seccomp(seccomp)
-                .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
-            if let Some(fd) = notify {
-                // SAFETY: the fd was just created for us and nothing else owns it; berth's
-                // profiles never ask for a notify listener, so it is closed.
-                unsafe { libc::close(fd) };
+        match self.seccomp {
+            ExecFilter::None => {}
+            ExecFilter::Program(program) => seccomp_bpf::install(program)
+                .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
+            ExecFilter::Profile(seccomp) => {
+                let notify = libcontainer::seccomp::initialize_seccomp(seccomp)
+                    .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+                if let Some(fd) = notify {
+                    // SAFETY: the fd was just created for us and nothing else owns it;
+                    // berth's profiles never ask for a notify listener, so it is closed.
+                    unsafe { libc::close(fd) };
+                }
             }
         }
         // Never exec with the lent capability: failing to drop it fails the exec.

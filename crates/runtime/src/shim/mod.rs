@@ -9,6 +9,7 @@ mod logger;
 mod memory;
 mod resolve;
 mod rootfs;
+mod seccomp_bpf;
 mod supervise;
 
 use std::fs::{File, OpenOptions};

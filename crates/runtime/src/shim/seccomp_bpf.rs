@@ -1,0 +1,207 @@
+//! The container's seccomp profile compiled to BPF once, for its exec processes. Compiling
+//! a Docker-sized profile with libseccomp costs more than the rest of an exec's start put
+//! together, and every exec of a container gets the same filter: the shim compiles it at
+//! the first exec and each exec process then only installs the program.
+//!
+//! The compilation follows libcontainer's `initialize_seccomp` (which the container's init
+//! uses); profiles with parts it does not cover here (filter flags, notify rules, rare
+//! architectures) fall back to libcontainer in every exec.
+
+use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::OnceLock;
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+
+/// How an exec process gets the container's seccomp filter.
+pub enum ExecFilter {
+    /// The container has none.
+    None,
+    /// The compiled program, to install as is.
+    Program(Vec<libc::sock_filter>),
+    /// Compiled by libcontainer in each exec process.
+    Profile(LinuxSeccomp),
+}
+
+static FILTER: OnceLock<ExecFilter> = OnceLock::new();
+
+/// The filter for this shim's container; `profile` is read (from the spec) only the first
+/// time.
+pub fn for_container(
+    profile: impl FnOnce() -> Result<Option<LinuxSeccomp>, String>,
+) -> Result<&'static ExecFilter, String> {
+    if let Some(f) = FILTER.get() {
+        return Ok(f);
+    }
+    let filter = match profile()? {
+        None => ExecFilter::None,
+        Some(p) => match compile(&p) {
+            Ok(program) => ExecFilter::Program(program),
+            Err(why) => {
+                eprintln!("berth-shim: seccomp filter compiled per exec: {why}");
+                ExecFilter::Profile(p)
+            }
+        },
+    };
+    Ok(FILTER.get_or_init(|| filter))
+}
+
+/// Installs `program` in the calling thread, as libseccomp's load does (no flags).
+pub fn install(program: &[libc::sock_filter]) -> std::io::Result<()> {
+    let len = u16::try_from(program.len()).map_err(|_| std::io::Error::other("seccomp program too long"))?;
+    let prog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: seccomp(2) reads `len` instructions from the program, which outlives the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn compile(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err("filter flags".into());
+    }
+    if libcontainer::seccomp::is_notify(p) {
+        return Err("notify rules".into());
+    }
+    let e = |err: libseccomp::error::SeccompError| err.to_string();
+    let default = action(p.default_action(), p.default_errno_ret())?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(e)?;
+    for arch in p.architectures().iter().flatten() {
+        ctx.add_arch(architecture(*arch)?).map_err(e)?;
+    }
+    // As libcontainer: no_new_privs is the process's own setting, not the filter's.
+    ctx.set_ctl_nnp(false).map_err(e)?;
+    for rule in p.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret())?;
+        if act == default {
+            continue;
+        }
+        let comparators: Vec<ScmpArgCompare> = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| ScmpArgCompare::new(a.index() as u32, operator(a.op(), a.value_two()), a.value()))
+            .collect();
+        let mut indexes: Vec<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
+        indexes.sort_unstable();
+        let repeated_index = indexes.windows(2).any(|w| w[0] == w[1]);
+        for name in rule.names() {
+            // A name this kernel's libseccomp does not know is skipped, as libcontainer does.
+            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            if comparators.is_empty() {
+                ctx.add_rule(act, sc).map_err(e)?;
+            } else if repeated_index {
+                // One argument compared twice: one rule per comparison (runc's way).
+                for c in &comparators {
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c)).map_err(e)?;
+                }
+            } else {
+                ctx.add_rule_conditional(act, sc, &comparators).map_err(e)?;
+            }
+        }
+    }
+    export(&ctx)
+}
+
+/// The program libseccomp would load, read back through a memfd.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, String> {
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just created and is owned by nothing else.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    ctx.export_bpf(&file).map_err(|err| err.to_string())?;
+    let mut bytes = Vec::new();
+    file.rewind().and_then(|_| file.read_to_end(&mut bytes)).map_err(|err| err.to_string())?;
+    let size = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || bytes.len() % size != 0 {
+        return Err(format!("exported program of {} bytes", bytes.len()));
+    }
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|b| libc::sock_filter {
+            code: u16::from_ne_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect())
+}
+
+fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {
+    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    Ok(match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActTrace => {
+            ScmpAction::Trace(u16::try_from(errno).map_err(|_| format!("trace errno {errno}"))?)
+        }
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActNotify => return Err("notify action".into()),
+    })
+}
+
+fn operator(op: LinuxSeccompOperator, value_two: Option<u64>) -> ScmpCompareOp {
+    match op {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(value_two.unwrap_or(0)),
+    }
+}
+
+/// The architectures Docker's profiles name on the hosts berth runs on; others fall back.
+fn architecture(arch: Arch) -> Result<ScmpArch, String> {
+    Ok(match arch {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        other => return Err(format!("architecture {other:?}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxSeccompBuilder, LinuxSyscallBuilder};
+
+    #[test]
+    fn compiles_a_profile_to_a_program() {
+        let profile = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActErrno)
+            .architectures(vec![Arch::ScmpArchX86_64])
+            .syscalls(vec![LinuxSyscallBuilder::default()
+                .names(vec!["read".to_string(), "no_such_syscall".to_string()])
+                .action(LinuxSeccompAction::ScmpActAllow)
+                .build()
+                .unwrap()])
+            .build()
+            .unwrap();
+        let program = compile(&profile).unwrap();
+        // The last instruction of a libseccomp program is a return.
+        assert_eq!(program.last().unwrap().code & 0x07, 0x06);
+        let flagged = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActErrno)
+            .flags(vec![oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog])
+            .build()
+            .unwrap();
+        assert!(compile(&flagged).is_err());
+    }
+}
