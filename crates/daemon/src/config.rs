@@ -41,19 +41,31 @@ pub fn command_line<C: CommandFactory>() -> anyhow::Result<Vec<OsString>> {
     };
     let file_id = id_of("config-file");
     let explicit = matches.value_source(&file_id) == Some(ValueSource::CommandLine);
-    let path = matches.get_one::<PathBuf>(&file_id).cloned().unwrap_or_else(|| DEFAULT_PATH.into());
+    let path = matches
+        .get_one::<PathBuf>(&file_id)
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_PATH.into());
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(argv),
         Err(e) => {
             // Go's wording: `open /etc/x.json: no such file or directory`.
-            let reason = e.to_string().split(" (os error").next().unwrap_or_default().to_lowercase();
-            return Err(file_error(&path, format!("open {}: {reason}", path.display())));
+            let reason = e
+                .to_string()
+                .split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_lowercase();
+            return Err(file_error(
+                &path,
+                format!("open {}: {reason}", path.display()),
+            ));
         }
     };
     let flags = directives_as_flags(&text, &|long| {
         let id = id_of(long);
-        (matches.value_source(&id) == Some(ValueSource::CommandLine)).then(|| flag_value(&matches, &id, long))
+        (matches.value_source(&id) == Some(ValueSource::CommandLine))
+            .then(|| flag_value(&matches, &id, long))
     })
     .map_err(|why| file_error(&path, why))?;
     let mut out = vec![argv.first().cloned().unwrap_or_else(|| "berthd".into())];
@@ -63,37 +75,66 @@ pub fn command_line<C: CommandFactory>() -> anyhow::Result<Vec<OsString>> {
 }
 
 fn file_error(path: &std::path::Path, why: String) -> anyhow::Error {
-    anyhow!("unable to configure the berth daemon with file {}: {why}", path.display())
+    anyhow!(
+        "unable to configure the berth daemon with file {}: {why}",
+        path.display()
+    )
 }
 
 /// The file's directives as `--flag=value` arguments. `given(long)` is the value of a flag
 /// given on the command line, printed as dockerd prints it, or `None`.
-fn directives_as_flags(text: &str, given: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+fn directives_as_flags(
+    text: &str,
+    given: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let Value::Object(file) = value else {
-        return Err(format!("json: cannot unmarshal {} into Go value of type map[string]interface {{}}", kind(&value)));
+        return Err(format!(
+            "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            kind(&value)
+        ));
     };
-    let mut unknown: Vec<&str> =
-        file.keys().map(String::as_str).filter(|k| !DIRECTIVES.iter().any(|(key, ..)| key == k)).collect();
+    let mut unknown: Vec<&str> = file
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !DIRECTIVES.iter().any(|(key, ..)| key == k))
+        .collect();
     if !unknown.is_empty() {
         unknown.sort();
-        return Err(format!("the following directives don't match any configuration option: {}", unknown.join(", ")));
+        return Err(format!(
+            "the following directives don't match any configuration option: {}",
+            unknown.join(", ")
+        ));
     }
     let mut conflicts = Vec::new();
     let mut flags = Vec::new();
     for (key, long, go_type) in DIRECTIVES {
         let Some(v) = file.get(*key) else { continue };
         if let Some(flag) = given(long) {
-            conflicts.push(format!("{key}: (from flag: {flag}, from file: {})", go_format(v)));
+            conflicts.push(format!(
+                "{key}: (from flag: {flag}, from file: {})",
+                go_format(v)
+            ));
             continue;
         }
-        let type_error = || format!("json: cannot unmarshal {} into Go struct field Config.{key} of type {go_type}", kind(v));
+        let type_error = || {
+            format!(
+                "json: cannot unmarshal {} into Go struct field Config.{key} of type {go_type}",
+                kind(v)
+            )
+        };
         match (*go_type, v) {
             ("string", Value::String(s)) => flags.push(format!("--{long}={s}")),
             ("[]string", Value::Array(items)) => {
-                let items: Vec<&str> = items.iter().map(|i| i.as_str().ok_or_else(type_error)).collect::<Result<_, _>>()?;
+                let items: Vec<&str> = items
+                    .iter()
+                    .map(|i| i.as_str().ok_or_else(type_error))
+                    .collect::<Result<_, _>>()?;
                 if items.len() != 1 {
-                    return Err(format!("{key}: berthd listens on exactly one socket, {} given", items.len()));
+                    return Err(format!(
+                        "{key}: berthd listens on exactly one socket, {} given",
+                        items.len()
+                    ));
                 }
                 flags.extend(items.iter().map(|i| format!("--{long}={i}")));
             }
@@ -121,12 +162,19 @@ fn directives_as_flags(text: &str, given: &dyn Fn(&str) -> Option<String>) -> Re
 
 /// A flag's value as dockerd prints it in a conflict: lists as `[a b]`, maps as `map[k:v]`.
 fn flag_value(matches: &ArgMatches, id: &str, long: &str) -> String {
-    let values: Vec<String> =
-        matches.get_raw(id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
+    let values: Vec<String> = matches
+        .get_raw(id)
+        .into_iter()
+        .flatten()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
     match long {
         "host" => format!("[{}]", values.join(" ")),
         "log-opt" => {
-            let map: BTreeMap<&str, &str> = values.iter().map(|v| v.split_once('=').unwrap_or((v, ""))).collect();
+            let map: BTreeMap<&str, &str> = values
+                .iter()
+                .map(|v| v.split_once('=').unwrap_or((v, "")))
+                .collect();
             let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{v}")).collect();
             format!("map[{}]", pairs.join(" "))
         }
@@ -138,9 +186,15 @@ fn flag_value(matches: &ArgMatches, id: &str, long: &str) -> String {
 fn go_format(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(go_format).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(go_format).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(map) => {
-            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{}", go_format(v))).collect();
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_format(v)))
+                .collect();
             pairs.sort();
             format!("map[{}]", pairs.join(" "))
         }
@@ -171,7 +225,10 @@ pub fn log_defaults(driver: &str, opts: &[String]) -> anyhow::Result<HostConfigL
             (k.to_string(), v.to_string())
         })
         .collect();
-    let cfg = HostConfigLogConfig { typ: Some(driver.to_string()), config: Some(config) };
+    let cfg = HostConfigLogConfig {
+        typ: Some(driver.to_string()),
+        config: Some(config),
+    };
     crate::io::logs::driver::validate(&cfg).map_err(|e| anyhow!("failed to set log opts: {e}"))?;
     Ok(cfg)
 }
@@ -188,7 +245,15 @@ mod tests {
     fn directives_become_flags() {
         let f = flags(r#"{"log-driver":"json-file","log-opts":{"max-size":"1k"},"hosts":["unix:///x.sock"],"data-root":"/d"}"#)
             .unwrap();
-        assert_eq!(f, ["--host=unix:///x.sock", "--data-root=/d", "--log-driver=json-file", "--log-opt=max-size=1k"]);
+        assert_eq!(
+            f,
+            [
+                "--host=unix:///x.sock",
+                "--data-root=/d",
+                "--log-driver=json-file",
+                "--log-opt=max-size=1k"
+            ]
+        );
         assert_eq!(flags("{}").unwrap(), Vec::<String>::new());
     }
 
@@ -228,6 +293,9 @@ mod tests {
     fn log_defaults_are_checked() {
         assert!(log_defaults("json-file", &["max-size=1m".into()]).is_ok());
         let e = log_defaults("json-file", &["bogus=1".into()]).unwrap_err();
-        assert_eq!(e.to_string(), "failed to set log opts: unknown log opt 'bogus' for json-file log driver");
+        assert_eq!(
+            e.to_string(),
+            "failed to set log opts: unknown log opt 'bogus' for json-file log driver"
+        );
     }
 }

@@ -46,6 +46,11 @@ fn container_is_isolated_with_docker_defaults() {
     for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"] {
         assert!(lines[6].split(' ').any(|e| e == dev), "/dev/{dev} missing: {}", lines[6]);
     }
+    // Every signal at its default, whatever berthd and the shim ignore or block: a pipeline
+    // such as `yes | head` must end.
+    let sigs = d.ok(&["run", "--rm", "busybox", "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]);
+    assert_eq!(sigs, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000");
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "sh", "-c", "yes | head -c 4"]), "y\ny");
 }
 
 #[test]

@@ -327,7 +327,7 @@ fn log_config(cmd: &str, driver: Option<&str>, opts: &[String]) -> Result<HostCo
     if driver == "none" && !opts.is_empty() {
         return Err(Failure::new(
             125,
-            format!("berth: invalid logging opts for driver none\n\nRun 'berth {cmd} --help' for more information"),
+            format!("berth: invalid logging opts for driver none.\nSee 'berth {cmd} --help'."),
         ));
     }
     let config = opts

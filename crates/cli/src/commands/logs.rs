@@ -65,7 +65,8 @@ pub async fn run(client: &Client, args: LogsArgs) -> CmdResult {
     let now = chrono::Utc::now();
     for (flag, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value {
-            let t = crate::timestamp::api_timestamp(flag, v, now).map_err(|e| Failure::new(1, e))?;
+            let t =
+                crate::timestamp::api_timestamp(flag, v, now).map_err(|e| Failure::new(1, e))?;
             if !t.is_empty() {
                 q.push((flag, t));
             }

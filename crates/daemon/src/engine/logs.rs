@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How often a follower looks for new lines.
+/// How long a follower waits for a change before it looks anyway (and checks whether the
+/// container still runs).
 const FOLLOW_POLL: Duration = Duration::from_millis(50);
 /// Encoded entries are sent in chunks of about this size: one chunk per line would cost a
 /// channel message and an HTTP chunk per line; the channel's bound times this caps memory.
@@ -36,13 +37,19 @@ impl Engine {
         follow: bool,
     ) -> Result<mpsc::Receiver<Vec<u8>>> {
         if !driver::readable(&c.snapshot()) {
-            return Err(Error::NotImplemented("configured logging driver does not support reading".into()));
+            return Err(Error::NotImplemented(
+                "configured logging driver does not support reading".into(),
+            ));
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let path = self.paths.log_path(&c.id());
         let events = c.events.subscribe();
         std::thread::spawn(move || {
-            let mut out = Chunks { tx, buf: Vec::with_capacity(CHUNK), opts };
+            let mut out = Chunks {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+                opts,
+            };
             let mut files = logs::open_tail(&path, tail);
             let current = files.pop();
             for mut f in files {
@@ -70,7 +77,7 @@ impl Engine {
                 // Only an idle log is waited on: a busy one is read again at once, so the
                 // follower keeps up with rotation rather than lose the files it removes.
                 if read == 0 {
-                    std::thread::sleep(FOLLOW_POLL);
+                    follower.wait(FOLLOW_POLL);
                 }
             }
         });
@@ -81,9 +88,16 @@ impl Engine {
     pub async fn resize(&self, name: &str, height: u16, width: u16) -> super::Result<()> {
         let c = self.container(name)?;
         if lock(&c.rec).state.status != crate::state::Status::Running {
-            return Err(super::Error::Conflict(format!("Container {} is not running", c.id())));
+            return Err(super::Error::Conflict(format!(
+                "Container {} is not running",
+                c.id()
+            )));
         }
-        super::shim::call(&self.paths.run_dir(&c.id()), &berth_runtime::protocol::Request::Resize { width, height }).await
+        super::shim::call(
+            &self.paths.run_dir(&c.id()),
+            &berth_runtime::protocol::Request::Resize { width, height },
+        )
+        .await
     }
 }
 

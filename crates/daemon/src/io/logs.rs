@@ -47,7 +47,9 @@ pub struct Options {
 /// The API's `since`/`until`: Unix `seconds[.nanoseconds]`, as Docker's clients send them;
 /// `0` or empty means unset. `None` inside `Ok` when unset.
 pub fn parse_time(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
-    let Some(v) = value.filter(|v| !v.is_empty() && *v != "0") else { return Ok(None) };
+    let Some(v) = value.filter(|v| !v.is_empty() && *v != "0") else {
+        return Ok(None);
+    };
     let bad = || format!("invalid timestamp: {v:?}");
     let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
@@ -58,7 +60,9 @@ pub fn parse_time(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono:
     } else {
         return Err(bad());
     };
-    chrono::DateTime::from_timestamp(secs, nanos).map(Some).ok_or_else(bad)
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .map(Some)
+        .ok_or_else(bad)
 }
 
 impl Options {
@@ -67,7 +71,9 @@ impl Options {
         if self.since.is_none() && self.until.is_none() {
             return true;
         }
-        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&entry.time) else { return true };
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&entry.time) else {
+            return true;
+        };
         let t = t.with_timezone(&chrono::Utc);
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
     }
@@ -117,7 +123,10 @@ impl Options {
 /// dockerd's `--details` prefix: the attrs sorted by key, query-escaped, as
 /// `k=v,k2=v2`, then a space (a lone space without attrs).
 pub fn details_prefix(attrs: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = attrs.iter().map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v))).collect();
+    let pairs: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect();
     format!("{} ", pairs.join(","))
 }
 
@@ -126,7 +135,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -156,7 +167,12 @@ impl LogFile {
     fn open(path: &Path) -> Option<LogFile> {
         let f = File::open(path).ok()?;
         let inode = f.metadata().ok()?.ino();
-        Some(LogFile { reader: BufReader::with_capacity(READ_BUFFER, f), inode, pos: 0, partial: Vec::new() })
+        Some(LogFile {
+            reader: BufReader::with_capacity(READ_BUFFER, f),
+            inode,
+            pos: 0,
+            partial: Vec::new(),
+        })
     }
 
     fn seek(&mut self, pos: u64) {
@@ -191,11 +207,26 @@ impl LogFile {
     }
 }
 
-/// The log's files, oldest first, opened all at once (so a rotation meanwhile cannot make
-/// one be read twice) and positioned so that only the last `tail` entries remain.
+/// The log's files, oldest first, opened before any is read and positioned so that only
+/// the last `tail` entries remain.
 pub fn open_tail(path: &Path, tail: Option<usize>) -> Vec<LogFile> {
-    let mut files: Vec<LogFile> =
-        (0..MAX_ROTATED).map_while(|n| LogFile::open(&numbered(path, n))).collect();
+    // Newest first: rotation only moves files to higher numbers, so going up meets every
+    // file at least once; one met twice (moved meanwhile) is kept once. A rotation under
+    // way leaves one number missing, so only a second gap ends the list.
+    let mut files: Vec<LogFile> = Vec::new();
+    let mut missing = 0;
+    for n in 0..MAX_ROTATED {
+        match LogFile::open(&numbered(path, n)) {
+            Some(f) => {
+                missing = 0;
+                if !files.iter().any(|seen| seen.inode == f.inode) {
+                    files.push(f);
+                }
+            }
+            None if missing == 0 && n > 0 => missing += 1,
+            None => break,
+        }
+    }
     files.reverse();
     let Some(mut need) = tail else { return files };
     // Newest first: count lines back from the end until `need` are found.
@@ -215,7 +246,9 @@ pub fn open_tail(path: &Path, tail: Option<usize>) -> Vec<LogFile> {
 /// Where the last `need` whole lines of `f` start, and how many whole lines (up to `need`)
 /// that is; a trailing partial line is not counted.
 fn tail_start(f: &mut File, need: usize) -> (u64, usize) {
-    let Ok(len) = f.metadata().map(|m| m.len()) else { return (0, 0) };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return (0, 0);
+    };
     let mut buf = vec![0u8; READ_BUFFER];
     let mut end = len;
     // Newlines seen so far, going back; the first one ends the last whole line.
@@ -245,12 +278,28 @@ fn tail_start(f: &mut File, need: usize) -> (u64, usize) {
 pub struct Follower {
     path: PathBuf,
     current: Option<LogFile>,
+    /// Wakes the follower when the log's directory changes; `None` where inotify fails.
+    watch: Option<DirWatch>,
 }
 
 impl Follower {
     /// Follows `path`, continuing `current` (the newest file read so far) when given.
     pub fn new(path: &Path, current: Option<LogFile>) -> Follower {
-        Follower { path: path.to_path_buf(), current }
+        let watch = path.parent().and_then(DirWatch::new);
+        Follower {
+            path: path.to_path_buf(),
+            current,
+            watch,
+        }
+    }
+
+    /// Waits until the log may have changed, or `timeout` has passed. Waking at once
+    /// matters: a fast writer rotates files away within milliseconds.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        match &self.watch {
+            Some(w) => w.wait(timeout),
+            None => std::thread::sleep(timeout),
+        }
     }
 
     /// Hands every entry appended since the last call to `f`; false once `f` has said stop.
@@ -259,12 +308,16 @@ impl Follower {
             if self.current.is_none() {
                 self.current = LogFile::open(&self.path);
             }
-            let Some(cur) = self.current.as_mut() else { return true };
+            let Some(cur) = self.current.as_mut() else {
+                return true;
+            };
             if !cur.read_entries(f) {
                 return false;
             }
             // Between the shim's rename and its new file, the path may be missing for a moment.
-            let Ok(meta) = std::fs::metadata(&self.path) else { return true };
+            let Ok(meta) = std::fs::metadata(&self.path) else {
+                return true;
+            };
             if meta.ino() == cur.inode {
                 if meta.len() < cur.pos {
                     cur.seek(0);
@@ -284,35 +337,93 @@ impl Follower {
         }
     }
 
-    /// The file written after the current one: the rotated file one number below it, or the
+    /// The file written after the current one: the nearest lower-numbered file, or the
     /// oldest left if it has been rotated away entirely. The shim may rotate while we look,
     /// so the look is taken twice and must agree, and the file opened must be the one seen.
     fn next_newer(&self) -> Option<LogFile> {
         let inode = self.current.as_ref().map(|c| c.inode);
         loop {
-            let seen = self.inodes();
-            if seen != self.inodes() {
+            let seen = rotated_files(&self.path);
+            if seen != rotated_files(&self.path) {
                 continue;
             }
-            // Mid-rotation a number may be missing; the files up to it are the newer ones,
-            // so the last of them is still the right successor.
-            let n = match seen.iter().position(|i| Some(*i) == inode) {
+            // Mid-rotation one number is missing, with the moved files above it: the nearest
+            // lower number is the successor on either side of the gap.
+            let (n, ino) = match seen.iter().position(|(_, i)| Some(*i) == inode) {
                 Some(0) => return None,
-                Some(n) => n - 1,
-                None => seen.len().checked_sub(1)?,
+                Some(at) => seen[at - 1],
+                None => *seen.last()?,
             };
-            let file = LogFile::open(&numbered(&self.path, n as u32))?;
-            if file.inode == seen[n] {
+            let file = LogFile::open(&numbered(&self.path, n))?;
+            if file.inode == ino {
                 return Some(file);
             }
         }
     }
+}
 
-    /// The inodes of `log`, `log.1`, ... up to the first missing number.
-    fn inodes(&self) -> Vec<u64> {
-        (0..MAX_ROTATED)
-            .map_while(|n| std::fs::metadata(numbered(&self.path, n)).ok().map(|m| m.ino()))
-            .collect()
+/// The numbers and inodes of the log's files, newest first. A rotation under way leaves
+/// one number missing, so only a second gap ends the list.
+fn rotated_files(path: &Path) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for n in 0..MAX_ROTATED {
+        match std::fs::metadata(numbered(path, n)) {
+            Ok(m) => out.push((n, m.ino())),
+            Err(_) if n > 0 && out.last().is_some_and(|(last, _)| *last == n - 1) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// An inotify watch on a directory: written, created, renamed or removed files.
+struct DirWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl DirWatch {
+    fn new(dir: &Path) -> Option<DirWatch> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: inotify_init1 takes flags only; a non-negative result is a new fd we own.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let mask = libc::IN_MODIFY
+            | libc::IN_CREATE
+            | libc::IN_MOVED_TO
+            | libc::IN_MOVED_FROM
+            | libc::IN_DELETE;
+        // SAFETY: `dir` is a valid C string for the call; the fd is ours.
+        let wd = unsafe {
+            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), dir.as_ptr(), mask)
+        };
+        (wd >= 0).then_some(DirWatch { fd })
+    }
+
+    fn wait(&self, timeout: std::time::Duration) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe {
+            libc::poll(
+                &mut pfd,
+                1,
+                timeout.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
+        // The events only say "look again"; drain them so the next wait blocks.
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a buffer we own, of the length given; the fd is non-blocking.
+        while unsafe { libc::read(pfd.fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
     }
 }
 
@@ -321,7 +432,9 @@ mod tests {
     use super::*;
 
     fn line(s: &str, stream: &str) -> String {
-        format!("{{\"log\":\"{s}\\n\",\"stream\":\"{stream}\",\"time\":\"2026-01-01T00:00:00Z\"}}\n")
+        format!(
+            "{{\"log\":\"{s}\\n\",\"stream\":\"{stream}\",\"time\":\"2026-01-01T00:00:00Z\"}}\n"
+        )
     }
 
     fn read_all(files: Vec<LogFile>) -> Vec<Entry> {
@@ -344,12 +457,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("c-json.log");
         std::fs::write(format!("{}.2", log.display()), line("zero", "stdout")).unwrap();
-        std::fs::write(format!("{}.1", log.display()), line("one", "stdout") + &line("two", "stderr")).unwrap();
+        std::fs::write(
+            format!("{}.1", log.display()),
+            line("one", "stdout") + &line("two", "stderr"),
+        )
+        .unwrap();
         std::fs::write(&log, line("three", "stdout") + "{\"log\":\"partial").unwrap();
-        assert_eq!(logs(&read_all(open_tail(&log, None))), ["zero", "one", "two", "three"]);
+        assert_eq!(
+            logs(&read_all(open_tail(&log, None))),
+            ["zero", "one", "two", "three"]
+        );
         assert_eq!(logs(&read_all(open_tail(&log, Some(2)))), ["two", "three"]);
-        assert_eq!(logs(&read_all(open_tail(&log, Some(3)))), ["one", "two", "three"]);
-        assert_eq!(logs(&read_all(open_tail(&log, Some(9)))), ["zero", "one", "two", "three"]);
+        assert_eq!(
+            logs(&read_all(open_tail(&log, Some(3)))),
+            ["one", "two", "three"]
+        );
+        assert_eq!(
+            logs(&read_all(open_tail(&log, Some(9)))),
+            ["zero", "one", "two", "three"]
+        );
         assert!(read_all(open_tail(&log, Some(0))).is_empty());
         let last = read_all(open_tail(&log, Some(2)));
         let opts = Options {
@@ -362,10 +488,22 @@ mod tests {
             until: None,
         };
         assert!(opts.encode(&last[0]).is_none(), "stderr not asked for");
-        assert_eq!(opts.encode(&last[1]).unwrap(), [&[1u8, 0, 0, 0, 0, 0, 0, 6][..], b"three\n"].concat());
-        let later = Options { since: parse_time(Some("1767225600.5")).unwrap(), ..opts };
-        assert!(later.encode(&last[1]).is_none(), "2026-01-01T00:00:00Z is before since");
-        let earlier = Options { until: parse_time(Some("1767225599")).unwrap(), ..opts };
+        assert_eq!(
+            opts.encode(&last[1]).unwrap(),
+            [&[1u8, 0, 0, 0, 0, 0, 0, 6][..], b"three\n"].concat()
+        );
+        let later = Options {
+            since: parse_time(Some("1767225600.5")).unwrap(),
+            ..opts
+        };
+        assert!(
+            later.encode(&last[1]).is_none(),
+            "2026-01-01T00:00:00Z is before since"
+        );
+        let earlier = Options {
+            until: parse_time(Some("1767225599")).unwrap(),
+            ..opts
+        };
         assert!(earlier.encode(&last[1]).is_none(), "after until");
         assert!(parse_time(Some("yesterday")).is_err());
         assert_eq!(parse_time(Some("0")).unwrap(), None);
@@ -394,6 +532,23 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_next_file_in_the_middle_of_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        // a (oldest) .. e (current); the shim has moved a and b up and left .3 empty.
+        for (n, name) in [(5, "a"), (4, "b"), (2, "c"), (1, "d"), (0, "e")] {
+            std::fs::write(numbered(&log, n), line(name, "stdout")).unwrap();
+        }
+        let mut follower = Follower::new(&log, LogFile::open(&numbered(&log, 5)));
+        let mut seen = Vec::new();
+        follower.poll(&mut |e| {
+            seen.push(e.log.trim().to_string());
+            true
+        });
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
     fn follows_appends_rotations_and_truncation() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
@@ -408,7 +563,14 @@ mod tests {
         let current = files.pop();
         let mut follower = Follower::new(&log, current);
         follower.poll(&mut collect);
-        let append = |s: &str| std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(s.as_bytes()).unwrap();
+        let append = |s: &str| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .unwrap()
+                .write_all(s.as_bytes())
+                .unwrap()
+        };
         // A line written in two pieces is read once whole.
         let b = line("b", "stdout");
         append(&b[..5]);
@@ -426,7 +588,6 @@ mod tests {
         // Truncated in place and rewritten shorter.
         std::fs::write(&log, line("f", "stdout")).unwrap();
         follower.poll(&mut collect);
-        drop(collect);
         assert_eq!(seen, ["a", "b", "c", "d", "eeee", "f"]);
     }
 }

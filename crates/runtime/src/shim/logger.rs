@@ -27,8 +27,14 @@ struct Rotating {
     max_files: u32,
 }
 
+/// Opens for appending, creating with Docker's mode for logs (0640).
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
 }
 
 /// `log` for 0, `log.N` otherwise.
@@ -94,7 +100,10 @@ impl JsonLog {
             encode_entry(&mut self.buf, line, stream, &self.attrs, &time)?;
             let len = (self.buf.len() - start) as u64;
             // Rotate before the entry that would overflow the file; never split an entry.
-            if out.max_size > 0 && out.size + start as u64 > 0 && out.size + start as u64 + len > out.max_size {
+            if out.max_size > 0
+                && out.size + start as u64 > 0
+                && out.size + start as u64 + len > out.max_size
+            {
                 out.append(&self.buf[..start])?;
                 self.buf.drain(..start);
                 out.rotate()?;
@@ -105,7 +114,13 @@ impl JsonLog {
 }
 
 /// One json-file line, with Docker's key order: log, stream, attrs, time.
-fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, attrs: &str, time: &str) -> io::Result<()> {
+fn encode_entry(
+    out: &mut Vec<u8>,
+    line: &[u8],
+    stream: &str,
+    attrs: &str,
+    time: &str,
+) -> io::Result<()> {
     out.extend_from_slice(b"{\"log\":");
     serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line)).map_err(io::Error::other)?;
     out.extend_from_slice(b",\"stream\":\"");
@@ -203,7 +218,8 @@ mod tests {
         let p = d.path().join("c-json.log");
         let mut log = JsonLog::open(&p, 150, 1).unwrap();
         for i in 0..10 {
-            log.write("stdout", format!("line {i}\n").as_bytes()).unwrap();
+            log.write("stdout", format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         assert!(!numbered(&p, 1).exists());
         assert!(fs::metadata(&p).unwrap().len() <= 150);
@@ -237,7 +253,9 @@ mod tests {
         log.write("stdout", b"hi\n").unwrap();
         let text = fs::read_to_string(&cfg.log_path).unwrap();
         assert!(
-            text.starts_with(r#"{"log":"hi\n","stream":"stdout","attrs":{"a b":"\"q\"","tag":"web/1"},"time":""#),
+            text.starts_with(
+                r#"{"log":"hi\n","stream":"stdout","attrs":{"a b":"\"q\"","tag":"web/1"},"time":""#
+            ),
             "{text}"
         );
     }

@@ -34,8 +34,37 @@ fn other(msg: impl Into<String>) -> Failure {
     (StartErrorKind::Other, msg.into())
 }
 
+/// Ignored signals stay ignored across exec, so whatever the shim ignores its containers and
+/// execs would too: Rust ignores SIGPIPE, and a shell's `cmd &` ignores SIGINT and SIGQUIT. A
+/// container starts with every signal at its default, as in Docker. The shim itself keeps
+/// surviving broken pipes through a handler that does nothing (handlers reset on exec).
+fn default_signal_dispositions() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    for signal in 1..=libc::SIGRTMAX() {
+        // SAFETY: reading and setting dispositions with a zeroed sigaction and plain handlers;
+        // nothing else runs yet (no threads), and SIGKILL/SIGSTOP simply fail.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
+                // glibc keeps the first real-time signals for itself and refuses them; the
+                // kernel takes them, and glibc installs its own handlers when it needs them.
+                let default = [0u64; 4]; // the kernel's sigaction: handler SIG_DFL, no flags, empty mask
+                libc::syscall(libc::SYS_rt_sigaction, signal, default.as_ptr(), std::ptr::null_mut::<u64>(), 8);
+                continue;
+            }
+            if current.sa_sigaction != libc::SIG_IGN {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = if signal == libc::SIGPIPE { ignore as extern "C" fn(libc::c_int) as usize } else { libc::SIG_DFL };
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Entry point of the binary; returns the launcher's exit code.
 pub fn main() -> i32 {
+    default_signal_dispositions();
     let Some(arg) = std::env::args_os().nth(1) else {
         eprintln!("usage: berth-shim <state_dir>");
         return 2;

@@ -12,20 +12,44 @@ pub const NONE: &str = "none";
 
 /// Drivers dockerd has and berth has not: refused by name rather than called unknown.
 const DOCKER_ONLY: &[&str] = &[
-    "local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries",
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
 ];
 
 /// The options json-file takes (dockerd's list), besides the generic `mode` and `max-buffer-size`.
-const JSON_FILE_OPTS: &[&str] = &["max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"];
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-file",
+    "max-size",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
 
 /// The driver when neither the request nor the daemon config names one.
 pub fn builtin_default() -> HostConfigLogConfig {
-    HostConfigLogConfig { typ: Some(JSON_FILE.into()), config: Some(HashMap::new()) }
+    HostConfigLogConfig {
+        typ: Some(JSON_FILE.into()),
+        config: Some(HashMap::new()),
+    }
 }
 
 /// dockerd's merge: a request without a type gets the daemon's; when the types agree, the
 /// daemon's options fill the keys the request leaves out. The result is what the container keeps.
-pub fn merge(requested: Option<&HostConfigLogConfig>, default: &HostConfigLogConfig) -> HostConfigLogConfig {
+pub fn merge(
+    requested: Option<&HostConfigLogConfig>,
+    default: &HostConfigLogConfig,
+) -> HostConfigLogConfig {
     let default_type = default.typ.clone().unwrap_or_else(|| JSON_FILE.into());
     let mut typ = requested.and_then(|r| r.typ.clone()).unwrap_or_default();
     if typ.is_empty() {
@@ -37,7 +61,10 @@ pub fn merge(requested: Option<&HostConfigLogConfig>, default: &HostConfigLogCon
             config.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    HostConfigLogConfig { typ: Some(typ), config: Some(config) }
+    HostConfigLogConfig {
+        typ: Some(typ),
+        config: Some(config),
+    }
 }
 
 /// dockerd's create-time checks (driver and option names), then the value checks dockerd
@@ -55,17 +82,26 @@ pub fn validate(cfg: &HostConfigLogConfig) -> Result<(), String> {
     }
     if let Some(size) = opts.get("max-buffer-size") {
         if mode != "non-blocking" {
-            return Err("logger: max-buffer-size option is only supported with 'mode=non-blocking'".into());
+            return Err(
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'".into(),
+            );
         }
         parse_size(size, 1024).map_err(|e| format!("error parsing option max-buffer-size: {e}"))?;
     }
     if DOCKER_ONLY.contains(&typ) {
-        return Err(format!("berth does not support the {typ} logging driver yet"));
+        return Err(format!(
+            "berth does not support the {typ} logging driver yet"
+        ));
     }
     if typ != JSON_FILE {
-        return Err(format!("error looking up logging plugin {typ}: plugin \"{typ}\" not found"));
+        return Err(format!(
+            "error looking up logging plugin {typ}: plugin \"{typ}\" not found"
+        ));
     }
-    let mut keys: Vec<&String> = opts.keys().filter(|k| !matches!(k.as_str(), "mode" | "max-buffer-size")).collect();
+    let mut keys: Vec<&String> = opts
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "mode" | "max-buffer-size"))
+        .collect();
     keys.sort();
     if let Some(k) = keys.iter().find(|k| !JSON_FILE_OPTS.contains(&k.as_str())) {
         return Err(format!("unknown log opt '{k}' for json-file log driver"));
@@ -74,7 +110,9 @@ pub fn validate(cfg: &HostConfigLogConfig) -> Result<(), String> {
         // The shim writes each line before reading more; dropping lines instead is not built.
         return Err("berth does not support --log-opt mode=non-blocking yet".into());
     }
-    json_file_values(opts).map(|_| ()).map_err(|e| format!("failed to initialize logging driver: {e}"))
+    json_file_values(opts)
+        .map(|_| ())
+        .map_err(|e| format!("failed to initialize logging driver: {e}"))
 }
 
 /// json-file's rotation as the user set it (`None` where unset).
@@ -108,7 +146,10 @@ fn json_file_values(opts: &HashMap<String, String>) -> Result<Rotation, String> 
     if let Some(s) = opts.get("compress") {
         let compress = go_parse_bool(s)?;
         if compress && (max_files.unwrap_or(1) == 1 || max_size.is_none()) {
-            return Err("compress cannot be true when max-file is less than 2 or max-size is not set".into());
+            return Err(
+                "compress cannot be true when max-file is less than 2 or max-size is not set"
+                    .into(),
+            );
         }
         if compress {
             return Err("berth does not support --log-opt compress=true yet".into());
@@ -116,13 +157,17 @@ fn json_file_values(opts: &HashMap<String, String>) -> Result<Rotation, String> 
     }
     for key in ["labels-regex", "env-regex"] {
         if let Some(re) = opts.get(key).filter(|r| !r.is_empty()) {
-            regex::Regex::new(re).map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
+            regex::Regex::new(re)
+                .map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
         }
     }
     if let Some(tag) = opts.get("tag") {
         parse_tag(tag)?;
     }
-    Ok(Rotation { max_size, max_files })
+    Ok(Rotation {
+        max_size,
+        max_files,
+    })
 }
 
 /// What the shim needs to write a container's log.
@@ -137,13 +182,32 @@ pub struct ShimLog {
 
 /// The container's log settings at start. Unset max-size/max-file take berth's defaults
 /// (Docker's json-file never rotates by default; berth always does).
-pub fn shim_log(rec: &Record, default_max_size: u64, default_max_files: u32) -> Result<ShimLog, String> {
-    let cfg = rec.host_config.log_config.clone().unwrap_or_else(builtin_default);
+pub fn shim_log(
+    rec: &Record,
+    default_max_size: u64,
+    default_max_files: u32,
+) -> Result<ShimLog, String> {
+    let cfg = rec
+        .host_config
+        .log_config
+        .clone()
+        .unwrap_or_else(builtin_default);
     let wrap = |e: String| format!("failed to initialize logging driver: {e}");
     if cfg.typ.as_deref() == Some(NONE) {
-        return Ok(ShimLog { disabled: true, max_size: 0, max_files: 1, attrs: BTreeMap::new() });
+        return Ok(ShimLog {
+            disabled: true,
+            max_size: 0,
+            max_files: 1,
+            attrs: BTreeMap::new(),
+        });
     }
-    validate(&cfg).map_err(|e| if e.starts_with("failed to initialize") { e } else { wrap(e) })?;
+    validate(&cfg).map_err(|e| {
+        if e.starts_with("failed to initialize") {
+            e
+        } else {
+            wrap(e)
+        }
+    })?;
     let opts = cfg.config.unwrap_or_default();
     let rotation = json_file_values(&opts).map_err(wrap)?;
     let mut attrs = extra_attributes(&opts, rec).map_err(wrap)?;
@@ -163,33 +227,65 @@ pub fn shim_log(rec: &Record, default_max_size: u64, default_max_files: u32) -> 
 
 /// Whether `logs` can read this container's log (the `none` driver keeps none).
 pub fn readable(rec: &Record) -> bool {
-    rec.host_config.log_config.as_ref().and_then(|c| c.typ.as_deref()) != Some(NONE)
+    rec.host_config
+        .log_config
+        .as_ref()
+        .and_then(|c| c.typ.as_deref())
+        != Some(NONE)
 }
 
 /// dockerd's `ExtraAttributes`: the labels and environment variables the options name or match.
-fn extra_attributes(opts: &HashMap<String, String>, rec: &Record) -> Result<BTreeMap<String, String>, String> {
+fn extra_attributes(
+    opts: &HashMap<String, String>,
+    rec: &Record,
+) -> Result<BTreeMap<String, String>, String> {
     let mut extra = BTreeMap::new();
     let empty = HashMap::new();
     let labels = rec.config.labels.as_ref().unwrap_or(&empty);
-    let env: HashMap<&str, &str> =
-        rec.config.env.iter().flatten().filter_map(|e| e.split_once('=')).collect();
-    let by_name = |key: &str, lookup: &dyn Fn(&str) -> Option<String>, extra: &mut BTreeMap<String, String>| {
-        for name in opts.get(key).filter(|v| !v.is_empty()).into_iter().flat_map(|v| v.split(',')) {
+    let env: HashMap<&str, &str> = rec
+        .config
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    let by_name = |key: &str,
+                   lookup: &dyn Fn(&str) -> Option<String>,
+                   extra: &mut BTreeMap<String, String>| {
+        for name in opts
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .into_iter()
+            .flat_map(|v| v.split(','))
+        {
             if let Some(v) = lookup(name) {
                 extra.insert(name.to_string(), v);
             }
         }
     };
-    let by_regex = |key: &str, all: &mut dyn Iterator<Item = (String, String)>, extra: &mut BTreeMap<String, String>| {
-        let Some(re) = opts.get(key).filter(|r| !r.is_empty()) else { return Ok(()) };
-        let re = regex::Regex::new(re).map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
+    let by_regex = |key: &str,
+                    all: &mut dyn Iterator<Item = (String, String)>,
+                    extra: &mut BTreeMap<String, String>| {
+        let Some(re) = opts.get(key).filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        let re = regex::Regex::new(re)
+            .map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
         extra.extend(all.filter(|(k, _)| re.is_match(k)));
         Ok::<_, String>(())
     };
     by_name("labels", &|n| labels.get(n).cloned(), &mut extra);
-    by_regex("labels-regex", &mut labels.iter().map(|(k, v)| (k.clone(), v.clone())), &mut extra)?;
+    by_regex(
+        "labels-regex",
+        &mut labels.iter().map(|(k, v)| (k.clone(), v.clone())),
+        &mut extra,
+    )?;
     by_name("env", &|n| env.get(n).map(|v| v.to_string()), &mut extra);
-    by_regex("env-regex", &mut env.iter().map(|(k, v)| (k.to_string(), v.to_string())), &mut extra)?;
+    by_regex(
+        "env-regex",
+        &mut env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        &mut extra,
+    )?;
     Ok(extra)
 }
 
@@ -227,7 +323,9 @@ fn parse_tag(template: &str) -> Result<Vec<Piece>, String> {
         pieces.push(Piece::Text(text));
         let is_ident = action.len() > 1
             && action.starts_with('.')
-            && action[1..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && action[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !is_ident {
             return Err(format!("berth does not support the log tag template {{{{{action}}}}} yet: only {{{{.Field}}}} actions"));
         }
@@ -235,7 +333,10 @@ fn parse_tag(template: &str) -> Result<Vec<Piece>, String> {
         if field_value_kind(field).is_none() {
             let before = &template[..inner_start];
             let line = 1 + before.matches('\n').count();
-            let col = before.rfind('\n').map(|i| inner_start - i - 1).unwrap_or(inner_start);
+            let col = before
+                .rfind('\n')
+                .map(|i| inner_start - i - 1)
+                .unwrap_or(inner_start);
             return Err(format!(
                 "template: log-tag:{line}:{col}: executing \"log-tag\" at <.{field}>: can't evaluate field {field} in type *logger.Info"
             ));
@@ -257,8 +358,21 @@ fn parse_tag(template: &str) -> Result<Vec<Piece>, String> {
 /// `Some` for the fields and methods of dockerd's `logger.Info` that print as plain strings.
 fn field_value_kind(field: &str) -> Option<()> {
     const STRINGS: &[&str] = &[
-        "ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "Command", "Hostname", "DaemonName",
-        "ContainerID", "ContainerName", "ContainerEntrypoint", "ContainerImageID", "ContainerImageName", "LogPath",
+        "ID",
+        "FullID",
+        "Name",
+        "ImageID",
+        "ImageFullID",
+        "ImageName",
+        "Command",
+        "Hostname",
+        "DaemonName",
+        "ContainerID",
+        "ContainerName",
+        "ContainerEntrypoint",
+        "ContainerImageID",
+        "ContainerImageName",
+        "LogPath",
     ];
     STRINGS.contains(&field).then_some(())
 }
@@ -300,13 +414,18 @@ fn render_tag(pieces: &[Piece], rec: &Record) -> Result<String, String> {
 /// max-size) or 1024 (`RAMInBytes`). Fractions are truncated as Go does.
 pub fn parse_size(s: &str, unit: i64) -> Result<i64, String> {
     let invalid = || format!("invalid size: '{s}'");
-    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(digits_end);
     // `\d+(\.\d+)*`: digits, and dots only between digits.
     if number.is_empty() || number.split('.').any(|part| part.is_empty()) {
         return Err(invalid());
     }
-    let suffix = suffix.strip_prefix(' ').unwrap_or(suffix).to_ascii_lowercase();
+    let suffix = suffix
+        .strip_prefix(' ')
+        .unwrap_or(suffix)
+        .to_ascii_lowercase();
     let mut chars = suffix.as_str();
     let mut mul: i64 = 1;
     if let Some(c) = chars.chars().next().filter(|c| "kmgtp".contains(*c)) {
@@ -318,7 +437,9 @@ pub fn parse_size(s: &str, unit: i64) -> Result<i64, String> {
     if !chars.is_empty() {
         return Err(invalid());
     }
-    let value: f64 = number.parse().map_err(|_| format!("strconv.ParseFloat: parsing \"{number}\": invalid syntax"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("strconv.ParseFloat: parsing \"{number}\": invalid syntax"))?;
     Ok((value * mul as f64) as i64)
 }
 
@@ -328,7 +449,8 @@ fn go_atoi(s: &str) -> Result<i64, String> {
     if body.is_empty() || !body.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("strconv.Atoi: parsing \"{s}\": invalid syntax"));
     }
-    s.parse().map_err(|_| format!("strconv.Atoi: parsing \"{s}\": value out of range"))
+    s.parse()
+        .map_err(|_| format!("strconv.Atoi: parsing \"{s}\": value out of range"))
 }
 
 /// Go's `strconv.ParseBool`, with its message.
@@ -336,12 +458,18 @@ fn go_parse_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing \"{s}\": invalid syntax")),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing \"{s}\": invalid syntax"
+        )),
     }
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -351,7 +479,11 @@ mod tests {
     fn cfg(typ: &str, opts: &[(&str, &str)]) -> HostConfigLogConfig {
         HostConfigLogConfig {
             typ: Some(typ.into()),
-            config: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            config: Some(
+                opts.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         }
     }
 
@@ -367,28 +499,55 @@ mod tests {
         assert_eq!(parse_size("-1", 1000), Err("invalid size: '-1'".into()));
         assert_eq!(parse_size("1.", 1000), Err("invalid size: '1.'".into()));
         assert_eq!(parse_size("1kx", 1000), Err("invalid size: '1kx'".into()));
-        assert!(parse_size("1.2.3", 1000).unwrap_err().starts_with("strconv.ParseFloat"));
+        assert!(parse_size("1.2.3", 1000)
+            .unwrap_err()
+            .starts_with("strconv.ParseFloat"));
     }
 
     #[test]
     fn dockerd_checks_and_messages() {
         let err = |c: HostConfigLogConfig| validate(&c).unwrap_err();
-        assert!(validate(&cfg("json-file", &[("max-size", "1k"), ("max-file", "3"), ("tag", "{{.Name}}")])).is_ok());
-        assert!(validate(&cfg("none", &[("max-size", "nonsense")])).is_ok(), "dockerd checks nothing for none");
-        assert_eq!(err(cfg("foo", &[])), "error looking up logging plugin foo: plugin \"foo\" not found");
-        assert_eq!(err(cfg("syslog", &[])), "berth does not support the syslog logging driver yet");
-        assert_eq!(err(cfg("json-file", &[("bogus", "1")])), "unknown log opt 'bogus' for json-file log driver");
-        assert_eq!(err(cfg("json-file", &[("mode", "x")])), "logger: logging mode not supported: x");
+        assert!(validate(&cfg(
+            "json-file",
+            &[("max-size", "1k"), ("max-file", "3"), ("tag", "{{.Name}}")]
+        ))
+        .is_ok());
+        assert!(
+            validate(&cfg("none", &[("max-size", "nonsense")])).is_ok(),
+            "dockerd checks nothing for none"
+        );
+        assert_eq!(
+            err(cfg("foo", &[])),
+            "error looking up logging plugin foo: plugin \"foo\" not found"
+        );
+        assert_eq!(
+            err(cfg("syslog", &[])),
+            "berth does not support the syslog logging driver yet"
+        );
+        assert_eq!(
+            err(cfg("json-file", &[("bogus", "1")])),
+            "unknown log opt 'bogus' for json-file log driver"
+        );
+        assert_eq!(
+            err(cfg("json-file", &[("mode", "x")])),
+            "logger: logging mode not supported: x"
+        );
         assert_eq!(
             err(cfg("json-file", &[("max-buffer-size", "4m")])),
             "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
         );
-        assert_eq!(err(cfg("json-file", &[("max-size", "abc")])), "failed to initialize logging driver: invalid size: 'abc'");
+        assert_eq!(
+            err(cfg("json-file", &[("max-size", "abc")])),
+            "failed to initialize logging driver: invalid size: 'abc'"
+        );
         assert_eq!(
             err(cfg("json-file", &[("max-size", "0")])),
             "failed to initialize logging driver: max-size must be a positive number"
         );
-        assert_eq!(err(cfg("json-file", &[("max-file", "0")])), "failed to initialize logging driver: max-file cannot be less than 1");
+        assert_eq!(
+            err(cfg("json-file", &[("max-file", "0")])),
+            "failed to initialize logging driver: max-file cannot be less than 1"
+        );
         assert_eq!(
             err(cfg("json-file", &[("max-file", "x")])),
             "failed to initialize logging driver: strconv.Atoi: parsing \"x\": invalid syntax"
@@ -402,12 +561,19 @@ mod tests {
             "failed to initialize logging driver: strconv.ParseBool: parsing \"maybe\": invalid syntax"
         );
         assert!(validate(&cfg("json-file", &[("compress", "false")])).is_ok());
-        assert!(err(cfg("json-file", &[("compress", "1"), ("max-size", "1m"), ("max-file", "2")])).contains("berth does not support"));
+        assert!(err(cfg(
+            "json-file",
+            &[("compress", "1"), ("max-size", "1m"), ("max-file", "2")]
+        ))
+        .contains("berth does not support"));
         assert_eq!(
             err(cfg("json-file", &[("tag", "{{.Nope}}")])),
             "failed to initialize logging driver: template: log-tag:1:2: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info"
         );
-        assert_eq!(err(cfg("json-file", &[("tag", "{{.ID")])), "failed to initialize logging driver: template: log-tag:1: unclosed action");
+        assert_eq!(
+            err(cfg("json-file", &[("tag", "{{.ID")])),
+            "failed to initialize logging driver: template: log-tag:1: unclosed action"
+        );
         assert!(err(cfg("json-file", &[("labels-regex", "(")])).contains("error parsing regexp"));
     }
 
@@ -417,7 +583,10 @@ mod tests {
         let m = merge(Some(&cfg("", &[("max-size", "2k")])), &default);
         assert_eq!(m.typ.as_deref(), Some("json-file"));
         let c = m.config.unwrap();
-        assert_eq!((c["max-size"].as_str(), c["max-file"].as_str()), ("2k", "3"));
+        assert_eq!(
+            (c["max-size"].as_str(), c["max-file"].as_str()),
+            ("2k", "3")
+        );
         let none = merge(Some(&cfg("none", &[])), &default);
         assert!(none.config.unwrap().is_empty());
         assert_eq!(merge(None, &builtin_default()), builtin_default());
@@ -430,7 +599,12 @@ mod tests {
             "args": ["hi"], "state": crate::state::RunState::default(), "restart_count": 0
         }))
         .unwrap();
-        rec.config.labels = Some([("com.a", "x"), ("b", "y z")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        rec.config.labels = Some(
+            [("com.a", "x"), ("b", "y z")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         rec.config.env = Some(vec!["FOO=bar".into(), "PATH=/bin".into(), "Q=a&b".into()]);
         rec.host_config.log_config = Some(cfg("json-file", opts));
         rec
@@ -438,21 +612,45 @@ mod tests {
 
     #[test]
     fn attrs_and_tags_as_dockerd() {
-        let rec = record(&[("labels", "com.a,b,nope"), ("env", "FOO,Q"), ("tag", "{{.Name}}/{{.ID}}")]);
+        let rec = record(&[
+            ("labels", "com.a,b,nope"),
+            ("env", "FOO,Q"),
+            ("tag", "{{.Name}}/{{.ID}}"),
+        ]);
         let log = shim_log(&rec, 20 << 20, 2).unwrap();
-        let want: BTreeMap<String, String> =
-            [("FOO", "bar"), ("Q", "a&b"), ("b", "y z"), ("com.a", "x"), ("tag", "web/0123456789ab")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+        let want: BTreeMap<String, String> = [
+            ("FOO", "bar"),
+            ("Q", "a&b"),
+            ("b", "y z"),
+            ("com.a", "x"),
+            ("tag", "web/0123456789ab"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         assert_eq!(log.attrs, want);
-        assert_eq!((log.max_size, log.max_files), (20 << 20, 2), "berth's rotation when unset");
-        let rec = record(&[("labels-regex", "^com"), ("env-regex", "^P"), ("max-size", "1k"), ("max-file", "5")]);
+        assert_eq!(
+            (log.max_size, log.max_files),
+            (20 << 20, 2),
+            "berth's rotation when unset"
+        );
+        let rec = record(&[
+            ("labels-regex", "^com"),
+            ("env-regex", "^P"),
+            ("max-size", "1k"),
+            ("max-file", "5"),
+        ]);
         let log = shim_log(&rec, 20 << 20, 2).unwrap();
         assert_eq!(log.attrs.keys().collect::<Vec<_>>(), ["PATH", "com.a"]);
         assert_eq!((log.max_size, log.max_files), (1000, 5));
-        let rec = record(&[("tag", "{{ .ImageID }}|{{.ImageName}}|{{.DaemonName}}|{{.Command}} {{- .ContainerName -}} x")]);
-        assert_eq!(shim_log(&rec, 1, 1).unwrap().attrs["tag"], "sha256:5d29b|busybox|docker|echo hi/webx");
+        let rec = record(&[(
+            "tag",
+            "{{ .ImageID }}|{{.ImageName}}|{{.DaemonName}}|{{.Command}} {{- .ContainerName -}} x",
+        )]);
+        assert_eq!(
+            shim_log(&rec, 1, 1).unwrap().attrs["tag"],
+            "sha256:5d29b|busybox|docker|echo hi/webx"
+        );
         let mut rec = record(&[]);
         rec.host_config.log_config = Some(cfg("none", &[]));
         assert!(shim_log(&rec, 1, 1).unwrap().disabled);
