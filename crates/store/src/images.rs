@@ -21,37 +21,37 @@ use crate::error::Error;
 use crate::unpack::{unpack, BUF_SIZE};
 use crate::{Image, ImportOptions, Reference, Store};
 
-const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images_v1");
-const TAGS: TableDefinition<&str, &str> = TableDefinition::new("images_tags_v1");
-const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers_v1");
+pub(crate) const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images_v1");
+pub(crate) const TAGS: TableDefinition<&str, &str> = TableDefinition::new("images_tags_v1");
+pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers_v1");
 
 /// What the database keeps about an image; the config itself is the blob named by the id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ImageRecord {
-    created: i64,
+pub(crate) struct ImageRecord {
+    pub(crate) created: i64,
     /// Layer chain ids, bottom first.
-    chain_ids: Vec<String>,
-    size: u64,
+    pub(crate) chain_ids: Vec<String>,
+    pub(crate) size: u64,
     #[serde(default)]
-    repo_digests: Vec<String>,
+    pub(crate) repo_digests: Vec<String>,
 }
 
 /// One unpacked layer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LayerRecord {
-    diff_id: String,
-    parent: Option<String>,
+pub(crate) struct LayerRecord {
+    pub(crate) diff_id: String,
+    pub(crate) parent: Option<String>,
     /// Unpacked content size.
-    size: u64,
+    pub(crate) size: u64,
     /// Size of the uncompressed tar blob.
-    tar_size: u64,
+    pub(crate) tar_size: u64,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(v).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
@@ -68,12 +68,12 @@ fn host_arch() -> Arch {
 }
 
 /// What the first bytes of an import stream say it is.
-enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
 }
 
-fn sniff(head: &[u8]) -> Result<Compression, Error> {
+pub(crate) fn sniff(head: &[u8]) -> Result<Compression, Error> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Compression::Gzip)
     } else if head.starts_with(b"BZh")
@@ -524,4 +524,29 @@ fn check_taggable(r: &Reference) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Read-only queries the daemon's inspect, history and prune need.
+impl Store {
+    /// The image's config blob exactly as stored (Docker-only fields like `container_config`
+    /// and `docker_version` included).
+    pub fn config_blob(&self, image: &Image) -> Result<Vec<u8>, Error> {
+        self.content.read(&image.id)
+    }
+
+    /// Each of `image`'s layers, bottom first: (chain id, unpacked content size).
+    pub fn layer_sizes(&self, image: &Image) -> Result<Vec<(String, u64)>, Error> {
+        let txn = self.db.begin_read()?;
+        let layers = txn.open_table(LAYERS)?;
+        crate::digest::chain_ids(image.config.rootfs().diff_ids())
+            .into_iter()
+            .map(|c| {
+                let size = match layers.get(c.as_str())? {
+                    Some(v) => decode::<LayerRecord>("layer record", v.value())?.size,
+                    None => 0,
+                };
+                Ok((c, size))
+            })
+            .collect()
+    }
 }

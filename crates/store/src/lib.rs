@@ -16,7 +16,9 @@ mod digest;
 mod error;
 mod fsutil;
 mod images;
+mod load;
 mod reference;
+mod save;
 mod snapshot;
 mod unpack;
 
@@ -25,6 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use error::Error;
 pub use reference::Reference;
+pub use load::LoadedImage;
+pub use save::SaveItem;
 pub use snapshot::Mount;
 
 /// Re-exported so callers name the exact types the store uses.
@@ -132,3 +136,11 @@ impl Store {
 mod tests;
 #[cfg(test)]
 mod testutil;
+
+/// Extracts the tar stream in `reader` into the existing directory `target` with the layer
+/// unpacker's protections (every path resolved with `target` as "/", `..` escapes refused,
+/// symlinks never written through, hard links kept inside). Used by `docker cp`; returns the
+/// bytes written. Entries keep the archive's ownership and modes.
+pub fn extract_tar(reader: &mut dyn std::io::Read, target: &Path) -> Result<u64, Error> {
+    unpack::unpack(reader, target).map(|u| u.size)
+}

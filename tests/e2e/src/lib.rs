@@ -289,3 +289,59 @@ pub mod tempdir {
         }
     }
 }
+
+/// A private Docker Engine (Debian's docker.io) on its own socket and directories, for
+/// interoperability tests; stopped and cleaned up on drop. Its containers get no network.
+pub struct Dockerd {
+    root: tempdir::TempDir,
+    child: Child,
+}
+
+impl Dockerd {
+    pub fn start() -> Dockerd {
+        require_root();
+        let root = tempdir::TempDir::new();
+        let log = std::fs::File::create(root.path().join("dockerd.log")).expect("dockerd log");
+        let child = Command::new("dockerd")
+            .arg("-H")
+            .arg(format!("unix://{}", root.path().join("docker.sock").display()))
+            .arg("--data-root")
+            .arg(root.path().join("data"))
+            .arg("--exec-root")
+            .arg(root.path().join("exec"))
+            .arg("--pidfile")
+            .arg(root.path().join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (scripts/deps.sh --test installs docker.io)");
+        let d = Dockerd { root, child };
+        assert!(eventually(60, || d.docker(&["version"]).code == 0), "dockerd did not start");
+        d
+    }
+
+    /// Runs the docker CLI against this dockerd.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        let out = Command::new(docker_cli())
+            .arg("-H")
+            .arg(format!("unix://{}", self.root.path().join("docker.sock").display()))
+            .args(args)
+            .output()
+            .expect("run docker");
+        Run::from(out)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        // SIGTERM lets dockerd stop its containerd; then whatever is left is unmounted.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        unmount_below(self.root.path());
+    }
+}

@@ -33,7 +33,7 @@ pub struct ImportArgs {
 }
 
 /// Copies `reader` into the request body in chunks; a read error aborts the request.
-fn stream_body(mut reader: impl AsyncRead + Unpin + Send + 'static) -> client::Body {
+pub fn stream_body(mut reader: impl AsyncRead + Unpin + Send + 'static) -> client::Body {
     let (mut tx, body) = Channel::<Bytes, std::io::Error>::new(4);
     tokio::spawn(async move {
         let mut buf = vec![0u8; 256 * 1024];

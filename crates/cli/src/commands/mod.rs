@@ -6,14 +6,20 @@ use clap::Subcommand;
 use crate::client::{Client, ClientError};
 
 pub mod attach;
+pub mod cp;
 pub mod create;
+pub mod diff;
 pub mod events;
 pub mod exec;
+pub mod export;
+pub mod history;
+pub mod image;
 pub mod images;
 pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod kill;
+pub mod load;
 pub mod lifecycle_opts;
 pub mod logs;
 pub mod mount_opts;
@@ -24,6 +30,7 @@ pub mod rename;
 pub mod restart;
 pub mod rm;
 pub mod rmi;
+pub mod save;
 #[allow(clippy::module_inception)]
 pub mod run;
 pub mod start;
@@ -71,6 +78,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Create a new container
     Create(create::CreateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -83,6 +92,14 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(load::LoadArgs),
     /// List port mappings or a specific mapping for the container
     Port(port::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -113,6 +130,10 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Remove one or more images
     Rmi(rmi::RmiArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Manage images
+    Image(image::ImageArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -132,12 +153,17 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
     match cmd {
         Command::Run(a) => run::run(client, a).await,
         Command::Create(a) => create::run(client, a).await,
+        Command::Cp(a) => cp::run(client, a).await,
         Command::Exec(a) => exec::run(client, a).await,
         Command::Attach(a) => attach::run(client, a).await,
         Command::Start(a) => start::run(client, a).await,
         Command::Stop(a) => stop::run(client, a).await,
         Command::Rename(a) => rename::run(client, a).await,
         Command::Top(a) => top::run(client, a).await,
+        Command::Diff(a) => diff::run(client, a).await,
+        Command::Export(a) => export::run(client, a).await,
+        Command::Save(a) => save::run(client, a).await,
+        Command::Load(a) => load::run(client, a).await,
         Command::Port(a) => port::run(client, a).await,
         Command::Stats(a) => stats::run(client, a).await,
         Command::Events(a) => events::run(client, a).await,
@@ -153,6 +179,8 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Wait(a) => wait::run(client, a).await,
         Command::Images(a) => images::run(client, a).await,
         Command::Rmi(a) => rmi::run(client, a).await,
+        Command::History(a) => history::run(client, a).await,
+        Command::Image(a) => image::run(client, a).await,
         Command::Tag(a) => tag::run(client, a).await,
         Command::Import(a) => import::run(client, a).await,
         Command::Version(a) => version::run(client, a).await,

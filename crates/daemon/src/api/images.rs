@@ -7,7 +7,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_api::models::{DriverData, ImageConfig, ImageInspect, ImageInspectRootFs, ImageSummary};
+use crate::engine::{Deleted, HistoryEntry};
+use berth_api::models::{ImageDeleteResponseItem, ImagePruneResponse, ImageSummary};
+use serde::Serialize;
 use berth_store::Image;
 use futures_util::StreamExt;
 use hyper::StatusCode;
@@ -15,16 +17,41 @@ use std::sync::Arc;
 
 type Engine_ = State<Arc<Engine>>;
 
-pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<ImageSummary>>> {
+pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<ListItem>>> {
     let q = Query::parse(q.as_deref());
     let filters = q.filters().map_err(bad_request)?;
-    let dangling_only = filters.get("dangling").is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-    let mut images = engine.images().await?;
-    if dangling_only {
-        images.retain(|i| i.repo_tags.is_empty());
+    let filter = engine.image_filter(&filters).await?;
+    let images = engine.images_filtered(&filter).await?;
+    Ok(Json(images.iter().map(|i| ListItem { virtual_size: i.size as i64, summary: summary_view(i) }).collect()))
+}
+
+/// API 1.41's list entry: the summary plus `VirtualSize`, which newer APIs dropped.
+#[derive(Serialize)]
+pub struct ListItem {
+    #[serde(flatten)]
+    summary: ImageSummary,
+    #[serde(rename = "VirtualSize")]
+    virtual_size: i64,
+}
+
+/// `POST /images/prune`
+pub async fn prune(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<ImagePruneResponse>> {
+    let q = Query::parse(q.as_deref());
+    let filters = q.filters().map_err(bad_request)?;
+    let report = engine.prune_images(&filters).await?;
+    let deleted: Vec<ImageDeleteResponseItem> = report.deleted.into_iter().map(delete_item).collect();
+    Ok(Json(ImagePruneResponse {
+        // Docker sends null, not [], when nothing went.
+        images_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: Some(report.reclaimed as i64),
+    }))
+}
+
+fn delete_item(d: Deleted) -> ImageDeleteResponseItem {
+    match d {
+        Deleted::Untagged(u) => ImageDeleteResponseItem { untagged: Some(u), deleted: None },
+        Deleted::Deleted(id) => ImageDeleteResponseItem { untagged: None, deleted: Some(id) },
     }
-    images.sort_by(|a, b| b.created.cmp(&a.created));
-    Ok(Json(images.iter().map(summary_view).collect()))
 }
 
 /// `POST /images/create`: import from the request body (`fromSrc=-`). Pulling from a
@@ -54,14 +81,19 @@ pub async fn create(State(engine): Engine_, RawQuery(q): RawQuery, req: Request)
     Ok(([("Content-Type", "application/json")], line).into_response())
 }
 
-/// Routes `/images/{name}/json`.
+/// Routes `/images/{name}/json` and `/images/{name}/history`.
 pub async fn get_action(State(engine): Engine_, Path(rest): Path<String>) -> ApiResult<Response> {
     let (name, action) = split_action(&rest)?;
     match action {
         "json" => {
-            let image = engine.image(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
-            Ok(Json(inspect_view(&image)).into_response())
+            let detail = engine.image_detail(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
+            Ok(Json(super::image_inspect::inspect_view(&detail)).into_response())
         }
+        "history" => {
+            let rows = engine.image_history(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
+            Ok(Json(rows.into_iter().map(history_item).collect::<Vec<_>>()).into_response())
+        }
+        "get" => super::save::archive(&engine, &[name.to_string()]).await,
         _ => Err(super::error::ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
     }
 }
@@ -93,11 +125,12 @@ fn split_action(rest: &str) -> ApiResult<(&str, &str)> {
 
 pub(super) fn summary_view(image: &Image) -> ImageSummary {
     let labels = image.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
+    let dangling = image.repo_tags.is_empty() && image.repo_digests.is_empty();
     ImageSummary {
         id: image.id.clone(),
         parent_id: String::new(),
-        repo_tags: image.repo_tags.clone(),
-        repo_digests: image.repo_digests.clone(),
+        repo_tags: if dangling { vec!["<none>:<none>".into()] } else { image.repo_tags.clone() },
+        repo_digests: if dangling { vec!["<none>@<none>".into()] } else { image.repo_digests.clone() },
         created: image.created,
         size: image.size as i64,
         shared_size: -1,
@@ -107,49 +140,43 @@ pub(super) fn summary_view(image: &Image) -> ImageSummary {
     }
 }
 
-fn inspect_view(image: &Image) -> ImageInspect {
-    let c = image.config.config().clone().unwrap_or_default();
-    let history_comment = image.config.history().as_ref().and_then(|h| h.last()).and_then(|h| h.comment().clone());
-    ImageInspect {
-        id: Some(image.id.clone()),
-        repo_tags: Some(image.repo_tags.clone()),
-        repo_digests: Some(image.repo_digests.clone()),
-        comment: history_comment,
-        created: image.config.created().clone(),
-        author: image.config.author().clone(),
-        config: Some(ImageConfig {
-            user: c.user().clone(),
-            exposed_ports: c.exposed_ports().clone(),
-            env: c.env().clone(),
-            cmd: c.cmd().clone(),
-            volumes: c.volumes().clone(),
-            working_dir: c.working_dir().clone(),
-            entrypoint: c.entrypoint().clone(),
-            labels: c.labels().clone(),
-            stop_signal: c.stop_signal().clone(),
-            ..Default::default()
-        }),
-        architecture: Some(image.config.architecture().to_string()),
-        os: Some(image.config.os().to_string()),
-        size: Some(image.size as i64),
-        graph_driver: Some(DriverData { name: "overlay2".into(), data: Default::default() }),
-        root_fs: Some(ImageInspectRootFs {
-            typ: "layers".into(),
-            layers: Some(image.config.rootfs().diff_ids().clone()),
-        }),
-        ..Default::default()
+/// One history row; Docker sends `Tags: null` on rows without tags.
+#[derive(Serialize)]
+pub struct HistoryItem {
+    #[serde(rename = "Comment")]
+    comment: String,
+    #[serde(rename = "Created")]
+    created: i64,
+    #[serde(rename = "CreatedBy")]
+    created_by: String,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Size")]
+    size: i64,
+    #[serde(rename = "Tags")]
+    tags: Option<Vec<String>>,
+}
+
+fn history_item(h: HistoryEntry) -> HistoryItem {
+    HistoryItem {
+        comment: h.comment,
+        created: h.created,
+        created_by: h.created_by,
+        id: h.id,
+        size: h.size,
+        tags: (!h.tags.is_empty()).then_some(h.tags),
     }
 }
 
 /// A blocking `Read` over an async request body, for the store's streaming import: chunks
 /// pass through a small bounded channel, so the body is never held in memory whole.
-struct BodyReader {
+pub(super) struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl BodyReader {
-    fn spawn(body: Body) -> BodyReader {
+    pub(super) fn spawn(body: Body) -> BodyReader {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let mut stream = body.into_data_stream();

@@ -1,13 +1,17 @@
 //! HTTP at the edge: routes parse requests into engine calls and engine results into
 //! Docker's responses. No container logic lives here.
 
+mod archive;
 mod attach;
+mod container_fs;
 mod containers;
 pub mod error;
 mod events;
 mod exec;
+mod image_inspect;
 mod images;
 mod query;
+mod save;
 mod stats;
 mod system;
 mod update;
@@ -42,6 +46,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/update", post(update::update))
+        .route("/containers/{id}/archive", get(archive::get).head(archive::head).put(archive::put))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(attach::attach))
         .route("/containers/{id}/exec", post(exec::create))
@@ -50,9 +55,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/changes", get(container_fs::changes))
+        .route("/containers/{id}/export", get(container_fs::export))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/prune", post(images::prune))
+        .route("/images/get", get(save::save_many))
+        .route("/images/load", post(save::load))
         // Image names contain slashes, so the action is the last path segment.
         .route("/images/{*rest}", get(images::get_action).post(images::post_action).delete(images::remove))
         .route("/volumes", get(volumes::list))

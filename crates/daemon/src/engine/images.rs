@@ -151,3 +151,418 @@ impl Engine {
 pub fn short_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
+
+/// One row of `GET /images/{name}/history`, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The image id on the top row, `<missing>` below it (Docker keeps no ids for those).
+    pub id: String,
+    pub created: i64,
+    pub created_by: String,
+    /// The image's tags on the top row only.
+    pub tags: Vec<String>,
+    pub size: i64,
+    pub comment: String,
+}
+
+/// What `GET /images/{name}/json` shows beyond the `Image` record.
+#[derive(Debug)]
+pub struct ImageDetail {
+    pub image: Image,
+    /// The config blob as stored, for Docker's fields the OCI type drops.
+    pub blob: Value,
+    /// Unpacked layer directories, bottom first.
+    pub layer_dirs: Vec<std::path::PathBuf>,
+}
+
+/// Removed by a prune: what the API reports, and the bytes freed.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub deleted: Vec<Deleted>,
+    pub reclaimed: u64,
+}
+
+/// `GET /images/json`'s filters, checked and resolved.
+#[derive(Debug, Default)]
+pub struct ImageFilter {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<String>,
+    /// Created strictly before / after these times, unix nanoseconds (`before=`/`since=`).
+    before: Option<i128>,
+    since: Option<i128>,
+}
+
+fn bool_filter(key: &str, values: &[String]) -> Result<Option<bool>> {
+    let mut out = None;
+    for v in values {
+        out = Some(match v.to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(Error::InvalidParameter(format!("Invalid filter '{key}=[{v}]'"))),
+        });
+    }
+    Ok(out)
+}
+
+/// Docker's `path.Match` over one name: `*` and `?` stop at `/`; `[...]` classes.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != '/').any(|i| go(&p[1..], &n[i..])),
+            Some('?') => n.first().is_some_and(|&c| c != '/') && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|&c| c == ']') else { return false };
+                let Some(&c) = n.first() else { return false };
+                let class = &p[1..end];
+                let (negate, class) = match class.first() {
+                    Some('^') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= c && c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&p[end + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// Whether a familiar `repo:tag` matches a `reference=` pattern: as Docker, against the whole
+/// reference and against the repository name alone.
+pub fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let repo = match tag.rfind(':') {
+        Some(i) if !tag[i..].contains('/') => &tag[..i],
+        _ => tag,
+    };
+    glob_match(pattern, tag) || glob_match(pattern, repo)
+}
+
+/// The config's creation time in unix nanoseconds (Docker compares images to the
+/// nanosecond), else the record's seconds.
+fn created_nanos(image: &Image) -> i128 {
+    image
+        .config
+        .created()
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .and_then(|t| t.timestamp_nanos_opt())
+        .map_or(i128::from(image.created) * 1_000_000_000, i128::from)
+}
+
+fn image_labels(image: &Image) -> std::collections::HashMap<String, String> {
+    image.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default()
+}
+
+/// `label=k`, `label=k=v` (and for prune `label!=…`): whether `image` matches all of `wants`.
+fn labels_match(image: &Image, wants: &[String], negate: bool) -> bool {
+    let labels = image_labels(image);
+    wants.iter().all(|w| {
+        let has = match w.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(w.as_str()),
+        };
+        has != negate
+    })
+}
+
+/// A prune's `until`: a Go duration before now ("24h", "90m"), unix seconds, or an RFC 3339
+/// time or date, as Docker's `GetTimestamp` reads it. Returns unix seconds.
+pub fn parse_until(v: &str, now: i64) -> Result<i64> {
+    let bad = || Error::InvalidParameter(format!("failed to parse value as time or duration: \"{v}\""));
+    if let Some(d) = parse_go_duration(v) {
+        return Ok(now - d);
+    }
+    if let Ok(secs) = v.split('.').next().unwrap_or(v).parse::<i64>() {
+        if v.split('.').nth(1).is_none_or(|f| f.chars().all(|c| c.is_ascii_digit())) {
+            return Ok(secs);
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, fmt) {
+            return Ok(t.and_utc().timestamp());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).ok_or_else(bad);
+    }
+    Err(bad())
+}
+
+/// Seconds in a Go duration string like "1h30m", "10s", "2.5h"; None if it is not one.
+fn parse_go_duration(v: &str) -> Option<i64> {
+    let (neg, mut rest) = match v.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(if neg { -total } else { total } as i64)
+}
+
+impl ImageFilter {
+    fn matches(&self, image: &Image) -> bool {
+        let dangling = image.repo_tags.is_empty() && image.repo_digests.is_empty();
+        self.dangling.is_none_or(|d| d == dangling)
+            && labels_match(image, &self.labels, false)
+            && self.before.is_none_or(|t| created_nanos(image) < t)
+            && self.since.is_none_or(|t| created_nanos(image) > t)
+            && (self.references.is_empty() || !self.visible_tags(image).is_empty())
+    }
+
+    /// The tags to show: with `reference=` filters, only the matching ones (as Docker).
+    pub fn visible_tags(&self, image: &Image) -> Vec<String> {
+        if self.references.is_empty() {
+            return image.repo_tags.clone();
+        }
+        image.repo_tags.iter().filter(|t| self.references.iter().any(|p| reference_matches(p, t))).cloned().collect()
+    }
+}
+
+impl Engine {
+    /// Checks `GET /images/json`'s filters, resolving `before`/`since` to their images.
+    pub async fn image_filter(&self, filters: &std::collections::HashMap<String, Vec<String>>) -> Result<ImageFilter> {
+        let mut f = ImageFilter::default();
+        for (key, values) in filters {
+            match key.as_str() {
+                "dangling" => f.dangling = bool_filter(key, values)?,
+                "reference" => f.references = values.clone(),
+                "label" => f.labels = values.clone(),
+                "before" | "since" => {
+                    for v in values {
+                        let image = self.image(v).await.map_err(|_| Error::NotFound(format!("No such image: {}", with_default_tag(v))))?;
+                        if key == "before" {
+                            f.before = Some(created_nanos(&image));
+                        } else {
+                            f.since = Some(created_nanos(&image));
+                        }
+                    }
+                }
+                _ => return Err(Error::InvalidParameter(format!("Invalid filter '{key}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Images matching `filter`, newest first.
+    pub async fn images_filtered(&self, filter: &ImageFilter) -> Result<Vec<Image>> {
+        let mut images = self.images().await?;
+        images.retain(|i| filter.matches(i));
+        // Newest first to the nanosecond, as Docker orders them; the record keeps seconds.
+        images.sort_by_key(|i| std::cmp::Reverse(created_nanos(i)));
+        for i in &mut images {
+            i.repo_tags = filter.visible_tags(i);
+        }
+        Ok(images)
+    }
+
+    /// `GET /images/{name}/history`: one row per history entry, newest first; the layer
+    /// sizes go to the entries that made a layer.
+    pub async fn image_history(&self, name: &str) -> Result<Vec<HistoryEntry>> {
+        let image = self.image(name).await?;
+        let store = self.store.clone();
+        let img = image.clone();
+        let sizes = blocking(move || store.layer_sizes(&img).map_err(Error::from)).await?;
+        Ok(history_rows(&image, &sizes))
+    }
+
+    /// Everything `GET /images/{name}/json` shows.
+    pub async fn image_detail(&self, name: &str) -> Result<ImageDetail> {
+        let image = self.image(name).await?;
+        let store = self.store.clone();
+        blocking(move || {
+            let bytes = store.config_blob(&image)?;
+            let blob = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let layer_dirs = store.layer_dirs(&image)?.into_iter().map(|(_, p)| p).collect();
+            Ok(ImageDetail { image, blob, layer_dirs })
+        })
+        .await
+    }
+
+    /// `POST /images/prune`: removes dangling images (or, with `dangling=false`, every image)
+    /// that no container uses, running or not. Frees their blobs and snapshots.
+    pub async fn prune_images(&self, filters: &std::collections::HashMap<String, Vec<String>>) -> Result<PruneReport> {
+        let mut dangling_only = true;
+        let mut until = None;
+        let (mut labels, mut not_labels) = (Vec::new(), Vec::new());
+        let now = chrono::Utc::now().timestamp();
+        for (key, values) in filters {
+            match key.as_str() {
+                "dangling" => dangling_only = bool_filter(key, values)?.unwrap_or(true),
+                "until" => {
+                    for v in values {
+                        until = Some(parse_until(v, now)?);
+                    }
+                }
+                "label" => labels = values.clone(),
+                "label!" => not_labels = values.clone(),
+                _ => return Err(Error::InvalidParameter(format!("Invalid filter '{key}'"))),
+            }
+        }
+        let used: std::collections::HashSet<String> =
+            self.all_containers().iter().map(|c| lock(&c.rec).image_id.clone()).collect();
+        let all = self.images().await?;
+        let doomed: Vec<Image> = all
+            .iter()
+            .filter(|i| !used.contains(&i.id))
+            .filter(|i| !dangling_only || (i.repo_tags.is_empty() && i.repo_digests.is_empty()))
+            .filter(|i| until.is_none_or(|u| created_nanos(i) < i128::from(u) * 1_000_000_000))
+            .filter(|i| labels_match(i, &labels, false) && labels_match(i, &not_labels, true))
+            .cloned()
+            .collect();
+        let mut report = PruneReport::default();
+        for image in doomed {
+            // Layers that another image still uses are not freed, so don't count them.
+            let store = self.store.clone();
+            let (img, ids) = (image.clone(), image.id.clone());
+            let sizes = blocking(move || store.layer_sizes(&img).map_err(Error::from)).await?;
+            for tag in &image.repo_tags {
+                let reference = Reference::parse(tag)?;
+                let store = self.store.clone();
+                blocking(move || store.untag(&reference).map(drop).map_err(Error::from)).await?;
+                self.image_event(&image.id, &image.id, "untag");
+                report.deleted.push(Deleted::Untagged(tag.clone()));
+            }
+            let store = self.store.clone();
+            blocking(move || store.delete(&ids).map_err(Error::from)).await?;
+            self.image_event(&image.id, &image.id, "delete");
+            report.deleted.push(Deleted::Deleted(image.id.clone()));
+            let others = self.images().await?;
+            let store = self.store.clone();
+            let live: std::collections::HashSet<String> = blocking(move || {
+                let mut live = std::collections::HashSet::new();
+                for o in &others {
+                    live.extend(store.layer_sizes(o)?.into_iter().map(|(c, _)| c));
+                }
+                Ok(live)
+            })
+            .await?;
+            for (chain, size) in sizes.into_iter().rev() {
+                if !live.contains(&chain) {
+                    report.deleted.push(Deleted::Deleted(chain));
+                    report.reclaimed += size;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// `busybox` → `busybox:latest`, as Docker names a missing image in errors.
+fn with_default_tag(name: &str) -> String {
+    match Reference::parse(name) {
+        Ok(r) if r.digest().is_none() && !name.rsplit('/').next().unwrap_or(name).contains(':') => format!("{name}:latest"),
+        _ => name.to_string(),
+    }
+}
+
+/// Pairs history entries with layer sizes (entries marked `empty_layer` made none).
+fn history_rows(image: &Image, sizes: &[(String, u64)]) -> Vec<HistoryEntry> {
+    let history = image.config.history().clone().unwrap_or_default();
+    let mut layers = sizes.iter();
+    let mut rows: Vec<HistoryEntry> = history
+        .iter()
+        .map(|h| {
+            let size = if h.empty_layer().unwrap_or(false) { 0 } else { layers.next().map_or(0, |(_, s)| *s as i64) };
+            let created = h
+                .created()
+                .as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map_or(0, |t| t.timestamp());
+            HistoryEntry {
+                id: "<missing>".into(),
+                created,
+                created_by: h.created_by().clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size,
+                comment: h.comment().clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = image.id.clone();
+        top.tags = image.repo_tags.clone();
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_patterns_match_like_docker() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busybox:latest", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:v1"));
+        assert!(!reference_matches("busybox:v2", "busybox:v1"));
+        assert!(!reference_matches("*", "a/b:latest"));
+        assert!(reference_matches("*/*", "a/b:latest"));
+        assert!(reference_matches("localhost:5000/x", "localhost:5000/x:1"));
+        assert!(glob_match("b[a-u]sy?ox", "busybox"));
+        assert!(!glob_match("b[^u]sybox", "busybox"));
+    }
+
+    #[test]
+    fn until_takes_durations_timestamps_and_dates() {
+        assert_eq!(parse_until("24h", 100_000).unwrap(), 100_000 - 86_400);
+        assert_eq!(parse_until("1h30m", 10_000).unwrap(), 10_000 - 5_400);
+        assert_eq!(parse_until("1500000000", 0).unwrap(), 1_500_000_000);
+        assert_eq!(parse_until("1500000000.5", 0).unwrap(), 1_500_000_000);
+        assert_eq!(parse_until("2020-01-02", 0).unwrap(), 1_577_923_200);
+        assert_eq!(parse_until("2020-01-02T00:00:00Z", 0).unwrap(), 1_577_923_200);
+        let e = parse_until("xyz", 0).unwrap_err().to_string();
+        assert!(e.contains("failed to parse value as time or duration: \"xyz\""), "{e}");
+    }
+
+    #[test]
+    fn bad_dangling_value_is_refused_as_docker_does() {
+        let e = bool_filter("dangling", &["xyz".into()]).unwrap_err().to_string();
+        assert!(e.contains("Invalid filter 'dangling=[xyz]'"), "{e}");
+        assert_eq!(bool_filter("dangling", &["true".into()]).unwrap(), Some(true));
+    }
+
+    #[test]
+    fn missing_images_are_named_with_their_default_tag() {
+        assert_eq!(with_default_tag("nonexist"), "nonexist:latest");
+        assert_eq!(with_default_tag("a:b"), "a:b");
+        assert_eq!(with_default_tag("localhost:5000/a"), "localhost:5000/a:latest");
+    }
+}

@@ -1,13 +1,16 @@
 //! The engine: the one entry point for everything berthd does. The API layer turns HTTP
 //! into calls here and results back into HTTP; nothing here knows about HTTP.
 
+pub mod archive;
 mod attach;
 mod changes;
 mod containers;
 mod create;
+mod diff;
 mod disk_usage;
 mod events;
 mod exec;
+mod export;
 mod health;
 mod images;
 mod list;
@@ -18,6 +21,7 @@ mod pause;
 mod resources;
 mod restart;
 mod restore;
+mod save;
 mod shim;
 mod stats;
 mod system;
@@ -33,6 +37,7 @@ pub use health::{filter_value as health_filter_value, status_suffix as health_st
 pub use restart::check_raw_name as check_restart_policy_name;
 pub use create::now_rfc3339;
 pub use images::ImportRequest;
+pub use images::{Deleted, HistoryEntry, ImageDetail};
 pub use mounts::MountRecord;
 pub use update::UpdateRequest;
 pub use system::cgroup_version;

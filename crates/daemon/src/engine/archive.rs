@@ -1,0 +1,574 @@
+//! `docker cp` on the engine side: stat a path in a container, tar it up, or extract a tar
+//! into a directory of it (`/containers/{id}/archive`).
+//!
+//! berthd runs as root, so every path is resolved with `openat2(RESOLVE_IN_ROOT)` from a
+//! descriptor of the container's root: a symlink in the container (`etc -> /etc`) is followed
+//! as the container would follow it and can never lead to the host. Extraction goes through
+//! the store's layer unpacker, which applies the same rule to every tar entry.
+//!
+//! A running container is reached through `/proc/<pid>/root`, so its volumes, binds and tmpfs
+//! are seen exactly as inside it. A stopped one has its overlay mounted for the duration of
+//! the call (always unmounted, on error too) and paths under a volume or bind destination are
+//! sent to that volume's directory, as Docker does.
+
+use super::mounts::MountKind;
+use super::{Engine, Error, Result};
+use crate::state::Status;
+use chrono::{DateTime, Utc};
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fstatat, FileStat, Mode};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// What `X-Docker-Container-Path-Stat` carries (moby's `types.ContainerPathStat`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits, which the docker CLI decodes.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// The container's filesystem for one call; unmounts a temporary overlay when dropped.
+pub struct ContainerFs {
+    root: OwnedFd,
+    /// (destination, host directory) of volumes and binds, only for a stopped container.
+    mounts: Vec<(Vec<String>, PathBuf)>,
+    temp_mount: Option<PathBuf>,
+    /// The name the client used, for Docker's messages.
+    name: String,
+}
+
+impl Drop for ContainerFs {
+    fn drop(&mut self) {
+        if let Some(dir) = self.temp_mount.take() {
+            if let Err(e) = umount2(&dir, MntFlags::MNT_DETACH) {
+                tracing::warn!("cp: unmount {}: {e}", dir.display());
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+/// A path resolved to a directory descriptor plus the name of the entry in it.
+pub struct Resolved {
+    pub parent: OwnedFd,
+    /// The final component; "." for a root (of the container or of a volume).
+    pub name: String,
+    /// The container path, cleaned, for messages and link targets.
+    pub path: String,
+}
+
+/// Splits a container path into components, letting ".." stop at "/" as the kernel does.
+fn clean(path: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    out
+}
+
+fn open_in_root(root: &OwnedFd, comps: &[String], flags: OFlag) -> nix::Result<OwnedFd> {
+    let rel = if comps.is_empty() {
+        ".".to_string()
+    } else {
+        comps.join("/")
+    };
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root.as_raw_fd(), rel.as_str(), how).map(own)
+}
+
+fn open_dir_path(p: &std::path::Path) -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_dir()
+        .open(p)?;
+    Ok(OwnedFd::from(f))
+}
+
+trait DirOpen {
+    fn custom_flags_dir(&mut self) -> &mut Self;
+}
+impl DirOpen for std::fs::OpenOptions {
+    fn custom_flags_dir(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+    }
+}
+
+impl ContainerFs {
+    /// The descriptor to resolve `comps` from and the components left to resolve there.
+    fn base_for<'a>(&'a self, comps: &'a [String]) -> io::Result<(OwnedFd, &'a [String])> {
+        let best = self
+            .mounts
+            .iter()
+            .filter(|(dest, _)| comps.starts_with(dest))
+            .max_by_key(|(dest, _)| dest.len());
+        match best {
+            Some((dest, host)) => Ok((open_dir_path(host)?, &comps[dest.len()..])),
+            None => Ok((self.root.try_clone()?, comps)),
+        }
+    }
+
+    /// Resolves every component but the last (symlinks followed inside the container).
+    pub fn resolve_parent(&self, path: &str) -> Result<Resolved> {
+        let comps = clean(path);
+        let shown = format!("/{}", comps.join("/"));
+        let (base, rest) = self.base_for(&comps)?;
+        let Some((name, dir)) = rest.split_last() else {
+            return Ok(Resolved {
+                parent: base,
+                name: ".".into(),
+                path: shown,
+            });
+        };
+        let parent = open_in_root(&base, dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
+            .map_err(|e| not_found_or(e, path, &self.name))?;
+        Ok(Resolved {
+            parent,
+            name: name.clone(),
+            path: shown,
+        })
+    }
+
+    /// Opens `path` as a directory, following every symlink inside the container.
+    pub fn open_dir(&self, path: &str) -> Result<OwnedFd> {
+        let comps = clean(path);
+        let (base, rest) = self.base_for(&comps)?;
+        open_in_root(&base, rest, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|e| match e {
+            Errno::ENOTDIR => Error::InvalidParameter("extraction point is not a directory".into()),
+            e => not_found_or(e, path, &self.name),
+        })
+    }
+}
+
+fn not_found_or(e: Errno, path: &str, container: &str) -> Error {
+    match e {
+        Errno::ENOENT | Errno::ENOTDIR => Error::NotFound(format!(
+            "Could not find the file {path} in container {container}"
+        )),
+        e => Error::Internal(format!("{path}: {e}")),
+    }
+}
+
+/// Go's `os.FileMode` for a `st_mode`.
+fn go_mode(st_mode: u32) -> u32 {
+    let mut m = st_mode & 0o777;
+    match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => m |= 1 << 31,
+        libc::S_IFLNK => m |= 1 << 27,
+        libc::S_IFBLK => m |= 1 << 26,
+        libc::S_IFCHR => m |= (1 << 26) | (1 << 21),
+        libc::S_IFIFO => m |= 1 << 25,
+        libc::S_IFSOCK => m |= 1 << 24,
+        _ => {}
+    }
+    if st_mode & libc::S_ISUID != 0 {
+        m |= 1 << 23;
+    }
+    if st_mode & libc::S_ISGID != 0 {
+        m |= 1 << 22;
+    }
+    if st_mode & libc::S_ISVTX != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
+fn stat_entry(r: &Resolved, container: &str) -> Result<FileStat> {
+    fstatat(
+        Some(r.parent.as_raw_fd()),
+        r.name.as_str(),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| not_found_or(e, &r.path, container))
+}
+
+/// The stat Docker reports: the entry itself (a symlink is not followed), with a symlink's
+/// target made absolute in the container.
+pub fn path_stat(r: &Resolved, container: &str) -> Result<PathStat> {
+    let st = stat_entry(r, container)?;
+    let mut link_target = String::new();
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        let t = readlinkat(Some(r.parent.as_raw_fd()), r.name.as_str())
+            .map_err(|e| not_found_or(e, &r.path, container))?;
+        let t = t.to_string_lossy().into_owned();
+        link_target = if t.starts_with('/') {
+            format!("/{}", clean(&t).join("/"))
+        } else {
+            let mut c = clean(&r.path);
+            c.pop();
+            format!("/{}", clean(&format!("{}/{t}", c.join("/"))).join("/"))
+        };
+    }
+    let name = match r.path.rsplit('/').next() {
+        Some("") | None => "/".to_string(),
+        Some(n) => n.to_string(),
+    };
+    let mtime =
+        DateTime::<Utc>::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32).unwrap_or_default();
+    Ok(PathStat {
+        name,
+        size: st.st_size,
+        mode: go_mode(st.st_mode),
+        mtime: mtime.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        link_target,
+    })
+}
+
+/// Writes `r` (recursively) as a tar whose top entry is called `top` ("." for contents).
+pub fn write_tar(r: &Resolved, top: &str, out: impl Write) -> io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    append(&mut b, &r.parent, &r.name, top)?;
+    b.into_inner()?.flush()
+}
+
+fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn append<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &OwnedFd,
+    name: &str,
+    path: &str,
+) -> io::Result<()> {
+    let st = fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            let mut h = header_for(&st, tar::EntryType::Directory);
+            b.append_data(&mut h, format!("{path}/"), io::empty())?;
+            let fd = openat(
+                Some(dir.as_raw_fd()),
+                name,
+                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let fd = own(fd);
+            let mut names: Vec<String> = Vec::new();
+            // read_dir through /proc/self/fd keeps to the directory we opened without following anything.
+            for e in std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))? {
+                names.push(e?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            for n in names {
+                append(b, &fd, &n, &format!("{path}/{n}"))?;
+            }
+        }
+        libc::S_IFREG => {
+            let fd = openat(
+                Some(dir.as_raw_fd()),
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let f = File::from(own(fd));
+            let mut h = header_for(&st, tar::EntryType::Regular);
+            h.set_size(st.st_size as u64);
+            b.append_data(&mut h, path, f.take(st.st_size as u64))?;
+        }
+        libc::S_IFLNK => {
+            let t = readlinkat(Some(dir.as_raw_fd()), name)?;
+            let mut h = header_for(&st, tar::EntryType::Symlink);
+            b.append_link(&mut h, path, t)?;
+        }
+        fmt @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
+            let kind = match fmt {
+                libc::S_IFCHR => tar::EntryType::Char,
+                libc::S_IFBLK => tar::EntryType::Block,
+                _ => tar::EntryType::Fifo,
+            };
+            let mut h = header_for(&st, kind);
+            if kind != tar::EntryType::Fifo {
+                h.set_device_major(libc::major(st.st_rdev))?;
+                h.set_device_minor(libc::minor(st.st_rdev))?;
+            }
+            b.append_data(&mut h, path, io::empty())?;
+        }
+        // Sockets cannot be archived; Docker skips them too.
+        _ => {}
+    }
+    Ok(())
+}
+
+fn own(fd: std::os::fd::RawFd) -> OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` was just returned by a successful openat and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+impl Engine {
+    /// Runs `f` on the container's filesystem in a blocking thread, holding the container's
+    /// lifecycle lock so it cannot start (and mount the same overlay) meanwhile.
+    pub async fn with_container_fs<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        f: impl FnOnce(&ContainerFs) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        let (engine, name) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || {
+            let fs = engine.container_fs(&name)?;
+            f(&fs)
+        })
+        .await?
+    }
+
+    /// The container's filesystem: its live root when running, else its overlay mounted
+    /// for this call. Blocking.
+    fn container_fs(&self, name: &str) -> Result<ContainerFs> {
+        let c = self.container(name)?;
+        let rec = c.snapshot();
+        if rec.state.status == Status::Running && rec.state.pid > 0 {
+            let root = open_dir_path(std::path::Path::new(&format!(
+                "/proc/{}/root",
+                rec.state.pid
+            )))?;
+            return Ok(ContainerFs {
+                root,
+                mounts: Vec::new(),
+                temp_mount: None,
+                name: name.to_string(),
+            });
+        }
+        let image = self.store.resolve(&rec.image_id)?;
+        let layers = self.store.prepare_rootfs(&rec.id, &image)?;
+        let dir = self.paths.exec_root.join("cp").join(format!(
+            "{}-{:016x}",
+            rec.id,
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut fs = ContainerFs {
+            root: open_dir_path(&dir)?,
+            mounts: Vec::new(),
+            temp_mount: None,
+            name: name.to_string(),
+        };
+        for m in &layers {
+            let data = m.options.join(",");
+            if let Err(e) = mount(
+                Some(m.source.as_str()),
+                &dir,
+                Some(m.kind.as_str()),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            ) {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(Error::Internal(format!("mount rootfs: {e}")));
+            }
+            fs.temp_mount = Some(dir.clone());
+        }
+        fs.root = open_dir_path(&dir)?;
+        for m in &rec.mounts {
+            let host = match m.kind {
+                MountKind::Volume => self.volumes.data_dir(&m.name),
+                MountKind::Bind => PathBuf::from(&m.source),
+                MountKind::Tmpfs => continue,
+            };
+            fs.mounts.push((clean(&m.destination), host));
+        }
+        Ok(fs)
+    }
+}
+
+/// Reads a request body handed over chunk by chunk from the async side.
+pub struct ChannelReader {
+    pub rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+    pub cur: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.cur = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Sends a response body chunk by chunk to the async side.
+pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Extracts `tar` into the directory `path` of the container. Blocking.
+///
+/// The upload is spooled to an unnamed file under `spool_dir` first so Docker's refusals
+/// (entries outside the destination, a directory overwritten by a file when
+/// `no_overwrite_dir_non_dir`) are found before anything is written.
+pub fn extract(
+    fs: &ContainerFs,
+    path: &str,
+    tar: &mut dyn Read,
+    spool_dir: &std::path::Path,
+    no_overwrite_dir_non_dir: bool,
+) -> Result<()> {
+    let dir = fs.open_dir(path)?;
+    let fd = nix::fcntl::open(
+        spool_dir,
+        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| Error::Internal(format!("spool upload: {e}")))?;
+    let mut spool = File::from(own(fd));
+    io::copy(tar, &mut spool)
+        .map_err(|e| Error::InvalidParameter(format!("Error processing tar file: {e}")))?;
+    let dest = format!("/{}", clean(path).join("/"));
+    use std::io::Seek;
+    spool.rewind()?;
+    check_entries(&mut spool, &dir, &dest, no_overwrite_dir_non_dir)?;
+    spool.rewind()?;
+    let target = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    berth_store::extract_tar(&mut spool, &target)
+        .map_err(|e| Error::InvalidParameter(format!("Error processing tar file: {e}")))?;
+    Ok(())
+}
+
+/// Docker's checks on an upload, against what exists in `dir` (resolved inside it).
+fn check_entries(
+    spool: &mut File,
+    dir: &OwnedFd,
+    dest: &str,
+    no_overwrite_dir_non_dir: bool,
+) -> Result<()> {
+    let fail = |m: String| {
+        Error::InvalidParameter(format!("Error processing tar file(exit status 1): {m}"))
+    };
+    let mut archive = tar::Archive::new(spool);
+    for entry in archive.entries().map_err(|e| fail(e.to_string()))? {
+        let entry = entry.map_err(|e| fail(e.to_string()))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut depth = 0i32;
+        for c in raw.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return Err(fail(format!("{raw:?} is outside of {dest:?}")));
+            }
+        }
+        let comps = clean(&raw);
+        let Some((name, parent)) = comps.split_last() else {
+            continue;
+        };
+        // The layer unpacker would turn these into overlay whiteouts (deletions); refuse
+        // rather than let an upload hide files.
+        if name.starts_with(".wh.") {
+            return Err(fail(format!(
+                "{raw:?}: names starting with .wh. are reserved"
+            )));
+        }
+        if !no_overwrite_dir_non_dir {
+            continue;
+        }
+        let Ok(pfd) = open_in_root(dir, parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY) else {
+            continue;
+        };
+        let Ok(st) = fstatat(
+            Some(pfd.as_raw_fd()),
+            name.as_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        let existing_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let full = format!("{}/{}", dest.trim_end_matches('/'), comps.join("/"));
+        match (
+            existing_dir,
+            entry.header().entry_type() == tar::EntryType::Directory,
+        ) {
+            (true, false) => {
+                return Err(fail(format!(
+                    "cannot overwrite directory {full:?} with non-directory {dest:?}"
+                )))
+            }
+            (false, true) => {
+                return Err(fail(format!(
+                    "cannot overwrite non-directory {full:?} with directory {dest:?}"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_stops_at_root() {
+        assert_eq!(clean("/../../etc/./x/"), vec!["etc", "x"]);
+        assert!(clean("/").is_empty());
+    }
+
+    #[test]
+    fn go_modes() {
+        assert_eq!(go_mode(libc::S_IFDIR | 0o755), (1 << 31) | 0o755);
+        assert_eq!(go_mode(libc::S_IFLNK | 0o777), (1 << 27) | 0o777);
+        assert_eq!(go_mode(libc::S_IFREG | 0o4644), (1 << 23) | 0o644);
+    }
+
+    #[test]
+    fn symlink_to_host_path_stays_inside() {
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("evil")).unwrap();
+        let fs = ContainerFs {
+            root: open_dir_path(root.path()).unwrap(),
+            mounts: Vec::new(),
+            temp_mount: None,
+            name: "c".into(),
+        };
+        // /etc does not exist inside this root, so the walk must fail rather than reach the host.
+        assert!(matches!(
+            fs.resolve_parent("/evil/passwd"),
+            Err(Error::NotFound(_))
+        ));
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        let r = fs.resolve_parent("/evil/passwd").unwrap();
+        assert!(matches!(stat_entry(&r, "c"), Err(Error::NotFound(_))));
+    }
+}

@@ -1,0 +1,255 @@
+//! `docker diff`: what a container changed in its writable layer, as Docker 20.10 reports it.
+//!
+//! Docker compares the image's tree with the container's tree (its "naive" diff): a path is
+//! added (A) when the image lacks it, changed (C) when its stat differs, deleted (D) when the
+//! container removed it; a directory holding any change is reported changed too, before its
+//! contents. We only walk the overlay upper directory (everything else is unchanged) and look
+//! each path up in the image's layers. Whiteouts (0/0 character devices) are deletions; an
+//! opaque directory (`trusted.overlay.opaque=y`) hides every image entry the upper lacks.
+
+use super::{blocking, Engine, Result};
+use berth_api::models::{ChangeType, FilesystemChange};
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsString};
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Paths Docker keeps in a container's init layer, below the writable layer: mount points and
+/// bind targets the runtime creates. Docker never reports them; we skip them (and their
+/// contents) wherever the runtime created them in the upper directory.
+const INIT_PATHS: &[&str] = &[
+    "/.dockerenv",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/etc/mtab",
+];
+
+/// Directories the init layer holds because an init path lives in them: they count as
+/// present in the image even when the image lacks them.
+const INIT_PARENTS: &[&str] = &["/etc"];
+
+impl Engine {
+    /// The changes in a container's writable layer against its image.
+    pub async fn container_changes(&self, name: &str) -> Result<Vec<FilesystemChange>> {
+        let c = self.container(name)?;
+        let rec = c.snapshot();
+        let store = self.store.clone();
+        blocking(move || {
+            let image = store.resolve(&rec.image_id)?;
+            let mut lowers: Vec<PathBuf> = store
+                .layer_dirs(&image)?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            lowers.reverse();
+            let upper = store.rootfs_dir(&rec.id)?.join("upper");
+            layer_changes(&upper, &lowers).map_err(Into::into)
+        })
+        .await
+    }
+}
+
+/// The changes `upper` makes over `lowers` (top layer first), parents before their contents,
+/// names in byte order within a directory. A missing `upper` (never started) changes nothing.
+pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<FilesystemChange>> {
+    let mut walker = Walker {
+        upper,
+        lowers,
+        out: Vec::new(),
+    };
+    match walker.walk_dir(Path::new("/")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !upper.exists() => Ok(Vec::new()),
+        Err(e) => Err(e),
+        Ok(()) => Ok(walker.out),
+    }
+}
+
+struct Walker<'a> {
+    upper: &'a Path,
+    lowers: &'a [PathBuf],
+    out: Vec<FilesystemChange>,
+}
+
+impl Walker<'_> {
+    fn push(&mut self, path: &Path, kind: ChangeType) {
+        self.out.push(FilesystemChange {
+            path: path.to_string_lossy().into_owned(),
+            kind,
+        });
+    }
+
+    /// Reports the entries of upper directory `rel` (an absolute path inside the container).
+    fn walk_dir(&mut self, rel: &Path) -> io::Result<()> {
+        let in_upper = sorted_names(&under(self.upper, rel))?;
+        for name in &in_upper {
+            let path = rel.join(name);
+            let path_str = path.to_string_lossy();
+            if INIT_PATHS.contains(&path_str.as_ref()) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(under(self.upper, &path))?;
+            if is_whiteout(&meta) {
+                self.push(&path, ChangeType::_2);
+                continue;
+            }
+            let start = self.out.len();
+            let old = lower_entry(self.lowers, &path);
+            let mut reported = false;
+            match &old {
+                None if meta.is_dir() && INIT_PARENTS.contains(&path_str.as_ref()) => {}
+                None => {
+                    self.push(&path, ChangeType::_1);
+                    reported = true;
+                }
+                Some(old) => {
+                    if stat_differs(old, &meta) || self.capability_differs(&path) {
+                        self.push(&path, ChangeType::_0);
+                        reported = true;
+                    }
+                }
+            }
+            if meta.is_dir() {
+                self.walk_dir(&path)?;
+            }
+            // Image entries the new tree no longer shows: the contents of a directory that
+            // became opaque or replaced a file... or a file that replaced a directory.
+            let old_is_dir = old.as_ref().is_some_and(|m| m.is_dir());
+            if old_is_dir && (!meta.is_dir() || is_opaque(&under(self.upper, &path))) {
+                let kept: BTreeSet<OsString> = if meta.is_dir() {
+                    sorted_names(&under(self.upper, &path))?
+                        .into_iter()
+                        .collect()
+                } else {
+                    BTreeSet::new()
+                };
+                for gone in lower_children(self.lowers, &path).difference(&kept) {
+                    self.push(&path.join(gone), ChangeType::_2);
+                }
+            }
+            if !reported && meta.is_dir() && self.out.len() > start {
+                let change = FilesystemChange {
+                    path: path_str.into_owned(),
+                    kind: ChangeType::_0,
+                };
+                self.out.insert(start, change);
+            }
+        }
+        Ok(())
+    }
+
+    /// Docker compares the file capability xattr as well as the stat.
+    fn capability_differs(&self, path: &Path) -> bool {
+        let new = xattr(&under(self.upper, path), "security.capability");
+        let old = self
+            .lowers
+            .iter()
+            .map(|l| under(l, path))
+            .find(|p| p.symlink_metadata().is_ok());
+        new != old.and_then(|p| xattr(&p, "security.capability"))
+    }
+}
+
+/// `root` joined with an absolute path inside the container.
+fn under(root: &Path, rel: &Path) -> PathBuf {
+    root.join(rel.strip_prefix("/").unwrap_or(rel))
+}
+
+fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}
+
+/// An overlay whiteout: a character device with device number 0/0.
+fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    xattr(dir, "trusted.overlay.opaque").as_deref() == Some(b"y")
+}
+
+/// The image's entry at `path`: the topmost layer holding it, unless that layer whites it out.
+fn lower_entry(lowers: &[PathBuf], path: &Path) -> Option<Metadata> {
+    for layer in lowers {
+        if let Ok(meta) = std::fs::symlink_metadata(under(layer, path)) {
+            return (!is_whiteout(&meta)).then_some(meta);
+        }
+    }
+    None
+}
+
+/// The names the image shows in directory `path`, merged across layers as overlayfs does.
+fn lower_children(lowers: &[PathBuf], path: &Path) -> BTreeSet<OsString> {
+    let (mut shown, mut hidden) = (BTreeSet::new(), BTreeSet::new());
+    for layer in lowers {
+        let dir = under(layer, path);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => break,
+            Err(_) => continue,
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if hidden.contains(&name) {
+                continue;
+            }
+            if !entry.metadata().is_ok_and(|m| is_whiteout(&m)) {
+                shown.insert(name.clone());
+            }
+            hidden.insert(name);
+        }
+        if is_opaque(&dir) {
+            break;
+        }
+    }
+    shown
+}
+
+/// Docker's `statDifferent`: mode, owner and device always; size and mtime for non-directories
+/// only (a directory's are no measure of change).
+fn stat_differs(old: &Metadata, new: &Metadata) -> bool {
+    old.mode() != new.mode()
+        || old.uid() != new.uid()
+        || old.gid() != new.gid()
+        || old.rdev() != new.rdev()
+        || (!new.is_dir()
+            && (old.size() != new.size()
+                || old.mtime() != new.mtime()
+                || old.mtime_nsec() != new.mtime_nsec()))
+}
+
+/// An extended attribute of `path` itself (not a symlink's target); `None` when absent.
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let cpath = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for
+    // buf.len() bytes, which is the size we pass.
+    let n = unsafe {
+        libc::lgetxattr(
+            cpath.as_ptr(),
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;

@@ -1,0 +1,219 @@
+//! `cp` both ways: directories, contents (`dir/.`), files, a stopped container, a volume,
+//! tar streams, hostile symlinks and archives, and the real docker CLI. Nothing stays mounted.
+
+use berth_e2e::tempdir::TempDir;
+use berth_e2e::Daemon;
+use std::io::Write;
+use std::process::Stdio;
+
+fn mounts_below(root: &std::path::Path) -> usize {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.contains("/cp/"))
+        .filter(|t| std::path::Path::new(t).starts_with(root))
+        .count()
+}
+
+#[test]
+fn cp_both_ways_running_and_stopped() {
+    let d = Daemon::start();
+    let tmp = TempDir::new();
+    let local = tmp.path();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpc",
+        "-v",
+        "vol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub && echo hi > /d/sub/f && echo top > /d/t && sleep 1000",
+    ]);
+    assert!(berth_e2e::eventually(10, || d
+        .berth(&["exec", "cpc", "cat", "/d/t"])
+        .stdout
+        .trim()
+        == "top"));
+
+    // A directory, then its contents.
+    d.ok(&["cp", "cpc:/d", local.join("copy").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("copy/sub/f")).unwrap(),
+        "hi\n"
+    );
+    std::fs::create_dir(local.join("contents")).unwrap();
+    d.ok(&["cp", "cpc:/d/.", local.join("contents").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("contents/t")).unwrap(),
+        "top\n"
+    );
+
+    // A file into a directory (trailing /), into a volume, and under a new name.
+    std::fs::write(local.join("up"), "up\n").unwrap();
+    d.ok(&["cp", local.join("up").to_str().unwrap(), "cpc:/d/"]);
+    d.ok(&[
+        "cp",
+        local.join("up").to_str().unwrap(),
+        "cpc:/data/renamed",
+    ]);
+    assert_eq!(
+        d.ok(&["exec", "cpc", "cat", "/d/up", "/data/renamed"]),
+        "up\nup"
+    );
+
+    // Docker's errors.
+    let r = d.berth(&["cp", "cpc:/nope", local.to_str().unwrap()]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "Error: No such container:path: cpc:/nope")
+    );
+    let r = d.berth(&["cp", local.join("up").to_str().unwrap(), "cpc:/missing/"]);
+    assert_eq!((r.code, r.stderr.trim()), (1, "no such directory"));
+
+    // A symlink in the container pointing at the host's /etc: the copy lands in the container.
+    d.ok(&[
+        "exec",
+        "cpc",
+        "sh",
+        "-c",
+        "mkdir -p /trap && ln -s /etc /trap/etc",
+    ]);
+    let marker = format!("berth-cp-{}", std::process::id());
+    std::fs::write(local.join(&marker), "x").unwrap();
+    d.ok(&[
+        "cp",
+        local.join(&marker).to_str().unwrap(),
+        "cpc:/trap/etc/",
+    ]);
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "wrote to the host's /etc"
+    );
+    d.ok(&["exec", "cpc", "test", "-f", &format!("/etc/{marker}")]);
+
+    // A tar with a ../ entry from stdin is refused and writes nothing outside.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    let name = format!("../../../../../../tmp/{marker}-escape");
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    let evil = b.into_inner().unwrap();
+    let mut child = d
+        .berth_cmd(&["cp", "-", "cpc:/d"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&evil).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!std::path::Path::new(&format!("/tmp/{marker}-escape")).exists());
+
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("is outside of \"/d\""), "{err}");
+
+    // Ownership travels with the file, with and without -a (the container has no User).
+    std::fs::write(local.join("owned"), "o").unwrap();
+    std::os::unix::fs::chown(local.join("owned"), Some(1234), Some(5678)).unwrap();
+    d.ok(&["cp", local.join("owned").to_str().unwrap(), "cpc:/o1"]);
+    d.ok(&["cp", "-a", local.join("owned").to_str().unwrap(), "cpc:/o2"]);
+    assert_eq!(
+        d.ok(&["exec", "cpc", "stat", "-c", "%u:%g", "/o1", "/o2"]),
+        "1234:5678\n1234:5678"
+    );
+
+    // A directory is not replaced by a file, as docker's noOverwriteDirNonDir.
+    d.ok(&["exec", "cpc", "mkdir", "-p", "/over/sub"]);
+    std::fs::write(local.join("sub"), "f").unwrap();
+    let r = d.berth(&["cp", local.join("sub").to_str().unwrap(), "cpc:/over/"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("cannot overwrite directory \"/over/sub\" with non-directory \"/over\""),
+        "{}",
+        r.stderr
+    );
+    d.ok(&["exec", "cpc", "test", "-d", "/over/sub"]);
+
+    // Local destination errors.
+    let r = d.berth(&["cp", "cpc:/d/t", local.join("nodir/x").to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "invalid output path: directory \"{}\" does not exist",
+            local.join("nodir").display()
+        )
+    );
+    let r = d.berth(&["cp", "cpc:/d", local.join("up").to_str().unwrap()]);
+    assert_eq!((r.code, r.stderr.trim()), (1, "cannot copy directory"));
+    let r = d.berth(&["cp", local.join("up").to_str().unwrap(), "nocontainer:/x"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "Error: No such container:path: nocontainer:/")
+    );
+
+    // A tar to stdout.
+    let out = d
+        .berth_cmd(&["cp", "cpc:/d/t", "-"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let mut a = tar::Archive::new(out.stdout.as_slice());
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, vec!["t"]);
+
+    // Stopped: both ways through a temporary mount that is gone afterwards.
+    d.ok(&["stop", "-t", "0", "cpc"]);
+    d.ok(&["cp", local.join("up").to_str().unwrap(), "cpc:/stopped"]);
+    d.ok(&["cp", "cpc:/stopped", local.join("back").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(local.join("back")).unwrap(), "up\n");
+    d.ok(&[
+        "cp",
+        "cpc:/data/renamed",
+        local.join("fromvol").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("fromvol")).unwrap(),
+        "up\n"
+    );
+    assert_eq!(mounts_below(d.root.path()), 0);
+
+    // The real docker CLI.
+    let r = d.docker(&[
+        "cp",
+        "cpc:/stopped",
+        local.join("bydocker").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(local.join("bydocker")).unwrap(),
+        "up\n"
+    );
+    let r = d.docker(&[
+        "cp",
+        local.join("up").to_str().unwrap(),
+        "cpc:/d/fromdocker",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = d.docker(&["cp", "cpc:/nope", local.to_str().unwrap()]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "Error: No such container:path: cpc:/nope")
+    );
+    d.ok(&["start", "cpc"]);
+    assert_eq!(
+        d.ok(&["exec", "cpc", "cat", "/d/fromdocker", "/stopped"]),
+        "up\nup"
+    );
+}
