@@ -11,21 +11,33 @@ fn make_tar(d: &Daemon, name: &str, bytes: usize) -> String {
     let content: Vec<u8> = (0..bytes).map(|i| (i * 31 + name.len()) as u8).collect();
     std::fs::write(dir.join(name), content).unwrap();
     let tar = d.root.path().join(format!("{name}.tar"));
-    let st = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&dir).arg(".").status().unwrap();
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(st.success());
     tar.display().to_string()
 }
 
 /// Unix seconds now.
 fn chrono_free_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Bytes of every file under `dir`.
 fn disk_usage(dir: &Path) -> u64 {
     let mut total = 0;
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Ok(m) = e.path().symlink_metadata() else { continue };
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
         if m.is_dir() {
             total += disk_usage(&e.path());
         } else {
@@ -45,19 +57,40 @@ fn history_and_inspect_show_dockers_fields() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     assert!(lines[0].starts_with("IMAGE          CREATED"), "{table}");
-    assert!(lines[0].contains("   CREATED BY   SIZE      COMMENT"), "{table}");
+    assert!(
+        lines[0].contains("   CREATED BY   SIZE      COMMENT"),
+        "{table}"
+    );
     assert!(lines[1].starts_with(&format!("{short}   ")), "{table}");
-    assert!(lines[1].ends_with("busybox from Debian busybox-static"), "{table}");
-    assert_eq!(d.ok(&["image", "history", "-q", "--no-trunc", "busybox"]), id);
-    let raw = d.ok(&["history", "-H=false", "--format", "{{.Size}}|{{.CreatedBy}}|{{.Comment}}", "busybox"]);
+    assert!(
+        lines[1].ends_with("busybox from Debian busybox-static"),
+        "{table}"
+    );
+    assert_eq!(
+        d.ok(&["image", "history", "-q", "--no-trunc", "busybox"]),
+        id
+    );
+    let raw = d.ok(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.Size}}|{{.CreatedBy}}|{{.Comment}}",
+        "busybox",
+    ]);
     let size = d.ok(&["image", "inspect", "-f", "{{.Size}}", "busybox"]);
     assert_eq!(raw, format!("{size}||busybox from Debian busybox-static"));
     let docker = d.docker(&["history", "--format", "{{.ID}} {{.Comment}}", "busybox"]);
     assert_eq!(docker.code, 0, "{}", docker.stderr);
-    assert_eq!(docker.stdout.trim(), format!("{short} busybox from Debian busybox-static"));
+    assert_eq!(
+        docker.stdout.trim(),
+        format!("{short} busybox from Debian busybox-static")
+    );
     let missing = d.berth(&["history", "nosuch"]);
     assert_eq!(missing.code, 1);
-    assert_eq!(missing.stderr.trim(), "Error response from daemon: No such image: nosuch");
+    assert_eq!(
+        missing.stderr.trim(),
+        "Error response from daemon: No such image: nosuch"
+    );
 
     // Inspect: the fields Docker fills for an imported image, with its empty values.
     let tpl = "{{.Parent}}|{{.Container}}|{{.Comment}}|{{.Config.Cmd}}|{{.Config.Env}}|{{.Config.OnBuild}}|\
@@ -67,10 +100,18 @@ fn history_and_inspect_show_dockers_fields() {
     let docker = d.docker(&["image", "inspect", "-f", tpl, "busybox"]);
     assert_eq!(docker.stdout.trim(), want, "{}", docker.stderr);
     // berth's templates run on the JSON, where Docker's typed nil slices are nulls.
-    assert_eq!(d.ok(&["image", "inspect", "-f", tpl, "busybox"]), want.replace("[]", "<nil>"));
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", tpl, "busybox"]),
+        want.replace("[]", "<nil>")
+    );
     assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", "busybox"]), id);
     let json = d.ok(&["image", "inspect", "busybox"]);
-    for key in ["\"ContainerConfig\": {", "\"DockerVersion\": \"\"", "\"Author\": \"\"", "\"Metadata\": {"] {
+    for key in [
+        "\"ContainerConfig\": {",
+        "\"DockerVersion\": \"\"",
+        "\"Author\": \"\"",
+        "\"Metadata\": {",
+    ] {
         assert!(json.contains(key), "{key} missing in {json}");
     }
 }
@@ -89,39 +130,114 @@ fn list_filters_and_formats() {
     let ids: Vec<&str> = quiet.lines().collect();
     assert_eq!(ids.len(), 4, "{quiet}");
     assert_eq!(d.ok(&["images", "-q", "-f", "dangling=true"]), short(&b));
-    assert_eq!(d.ok(&["image", "ls", "--no-trunc", "-q", "-f", "dangling=true"]), b);
+    assert_eq!(
+        d.ok(&["image", "ls", "--no-trunc", "-q", "-f", "dangling=true"]),
+        b
+    );
     let table = d.ok(&["images", "-f", "dangling=true"]);
-    assert!(table.lines().nth(1).unwrap().starts_with(&format!("<none>       <none>    {}   ", short(&b))), "{table}");
-    assert_eq!(d.ok(&["images", "-f", "label=team=x", "--format", "{{.Repository}}:{{.Tag}}"]), "alpha:v1\nlocalhost:5000/alpha:v2");
-    assert_eq!(d.ok(&["images", "-f", "reference=alpha", "--format", "{{.Repository}}:{{.Tag}}"]), "alpha:v1");
-    assert_eq!(d.ok(&["images", "--format", "{{.Tag}}", "localhost:5000/*"]), "v2");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("<none>       <none>    {}   ", short(&b))),
+        "{table}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "images",
+            "-f",
+            "label=team=x",
+            "--format",
+            "{{.Repository}}:{{.Tag}}"
+        ]),
+        "alpha:v1\nlocalhost:5000/alpha:v2"
+    );
+    assert_eq!(
+        d.ok(&[
+            "images",
+            "-f",
+            "reference=alpha",
+            "--format",
+            "{{.Repository}}:{{.Tag}}"
+        ]),
+        "alpha:v1"
+    );
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Tag}}", "localhost:5000/*"]),
+        "v2"
+    );
     assert_eq!(d.ok(&["images", "-f", "since=alpha:v1", "-q"]), short(&b));
-    let before = d.ok(&["images", "-f", "before=alpha:v1", "--format", "{{.Repository}}"]);
+    let before = d.ok(&[
+        "images",
+        "-f",
+        "before=alpha:v1",
+        "--format",
+        "{{.Repository}}",
+    ]);
     assert_eq!(before, "busybox");
     let digests = d.ok(&["images", "--digests", "alpha"]);
-    assert!(digests.starts_with("REPOSITORY   TAG       DIGEST    IMAGE ID       CREATED"), "{digests}");
-    assert!(digests.contains(&format!("alpha        v1        <none>    {}   ", short(&a))), "{digests}");
+    assert!(
+        digests.starts_with("REPOSITORY   TAG       DIGEST    IMAGE ID       CREATED"),
+        "{digests}"
+    );
+    assert!(
+        digests.contains(&format!(
+            "alpha        v1        <none>    {}   ",
+            short(&a)
+        )),
+        "{digests}"
+    );
     let table = d.ok(&["images", "--format", "table {{.ID}}\t{{.Size}}", "alpha"]);
     assert_eq!(table, format!("IMAGE ID       SIZE\n{}   1kB", short(&a)));
 
     // The docker CLI reads the same list.
-    let docker = d.docker(&["images", "--format", "{{.Repository}} {{.Tag}} {{.VirtualSize}}", "-f", "dangling=true"]);
-    assert_eq!(docker.stdout.trim(), "<none> <none> 2kB", "{}", docker.stderr);
+    let docker = d.docker(&[
+        "images",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.VirtualSize}}",
+        "-f",
+        "dangling=true",
+    ]);
+    assert_eq!(
+        docker.stdout.trim(),
+        "<none> <none> 2kB",
+        "{}",
+        docker.stderr
+    );
 
     // Untagging the last tag of an image a container uses leaves it dangling.
     d.ok(&["create", "alpha:v1", "true"]);
     d.ok(&["rmi", "alpha:v1"]);
-    d.ok(&["image", "rm", "localhost:5000/alpha:v2"]);
+    d.ok(&["image", "rm", "-f", "localhost:5000/alpha:v2"]);
     let dangling = d.ok(&["images", "-q", "-f", "dangling=true"]);
-    assert!(dangling.contains(&short(&a)) && dangling.contains(&short(&b)), "{dangling}");
+    assert!(
+        dangling.contains(&short(&a)) && dangling.contains(&short(&b)),
+        "{dangling}"
+    );
 
     // Bad filters: Docker's messages and exit codes.
     let r = d.berth(&["images", "-f", "foo=bar"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "Error response from daemon: Invalid filter 'foo'"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "Error response from daemon: Invalid filter 'foo'")
+    );
     let r = d.berth(&["images", "-f", "dangling=maybe"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "Error response from daemon: Invalid filter 'dangling=[maybe]'"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: Invalid filter 'dangling=[maybe]'"
+        )
+    );
     let r = d.docker(&["images", "-f", "before=nosuch"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "Error response from daemon: No such image: nosuch:latest"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: No such image: nosuch:latest"
+        )
+    );
 }
 
 #[test]
@@ -152,16 +268,31 @@ fn prune_removes_unused_images_and_frees_disk() {
     assert!(out.contains("untagged: big:1\n"), "{out}");
     assert!(out.contains(&format!("deleted: {big_id}\n")), "{out}");
     assert!(out.contains("untagged: busybox:latest\n"), "{out}");
-    assert!(out.contains("\n\nTotal reclaimed space: ") && !out.ends_with(" 0B"), "{out}");
+    assert!(
+        out.contains("\n\nTotal reclaimed space: ") && !out.ends_with(" 0B"),
+        "{out}"
+    );
     assert!(!out.contains("used:1"), "{out}");
     assert_eq!(d.ok(&["images", "--format", "{{.Repository}}"]), "used");
     let after = disk_usage(&d.data_root);
-    assert!(before - after >= 3_000_000 * 2, "blobs and snapshots freed: {before} -> {after}");
+    assert!(
+        before - after >= 3_000_000 * 2,
+        "blobs and snapshots freed: {before} -> {after}"
+    );
 
     let r = d.docker(&["image", "prune", "-f", "--filter", "until=xyz"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "Error response from daemon: failed to parse value as time or duration: \"xyz\""));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: failed to parse value as time or duration: \"xyz\""
+        )
+    );
     let r = d.berth(&["image", "prune", "-f", "--filter", "foo=bar"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "Error response from daemon: Invalid filter 'foo'"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "Error response from daemon: Invalid filter 'foo'")
+    );
     d.ok(&["rm", "holder"]);
     let out = d.docker(&["image", "prune", "-a", "-f"]);
     assert!(out.stdout.contains("untagged: used:1\n"), "{}", out.stdout);

@@ -44,7 +44,8 @@ pub struct Entry {
     pub comment: String,
 }
 
-const DEFAULT_FORMAT: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const DEFAULT_FORMAT: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
 
 /// Column titles; docker titles CreatedSince "CREATED AT" when it shows dates (`-H=false`).
 fn title(field: &str, human: bool) -> String {
@@ -72,11 +73,27 @@ fn rfc3339(unix: i64) -> String {
 /// The template context of one row, as docker's history formatter fills it.
 pub fn context(e: &Entry, human: bool, trunc: bool) -> Value {
     let s = Value::String;
-    let id = if trunc && e.id != "<missing>" { format::short_id(&e.id) } else { e.id.clone() };
+    let id = if trunc && e.id != "<missing>" {
+        format::short_id(&e.id)
+    } else {
+        e.id.clone()
+    };
     let created_by = e.created_by.replace('\t', " ");
-    let created_by = if trunc { format::ellipsis(&created_by, 45) } else { created_by };
-    let created_since = if human { format::ago(e.created) } else { rfc3339(e.created) };
-    let size = if human { format::human_size(e.size, 3) } else { e.size.to_string() };
+    let created_by = if trunc {
+        format::ellipsis(&created_by, 45)
+    } else {
+        created_by
+    };
+    let created_since = if human {
+        format::ago(e.created)
+    } else {
+        rfc3339(e.created)
+    };
+    let size = if human {
+        format::human_size(e.size, 3)
+    } else {
+        e.size.to_string()
+    };
     Value::Object(vec![
         ("Comment".into(), s(e.comment.clone())),
         ("CreatedAt".into(), s(rfc3339(e.created))),
@@ -99,7 +116,9 @@ pub fn render(entries: &[Entry], fmt: &str, human: bool, trunc: bool) -> Result<
     let mut plain = String::new();
     for e in entries {
         let none = |_: &str, _: &[Value]| None;
-        let line = tpl.render(&context(e, human, trunc), &none).map_err(|e| Failure::new(1, e))?;
+        let line = tpl
+            .render(&context(e, human, trunc), &none)
+            .map_err(|e| Failure::new(1, e))?;
         if is_table {
             table.line(&line);
         } else {
@@ -130,13 +149,21 @@ mod tests {
     fn entries() -> Vec<Entry> {
         vec![
             Entry {
-                id: "sha256:5d29bc371fc299d3349b34c8eb08e5661425b71fd39af5c58a38848f24dd7f61".into(),
+                id: "sha256:5d29bc371fc299d3349b34c8eb08e5661425b71fd39af5c58a38848f24dd7f61"
+                    .into(),
                 created: 1_795_323_721,
-                created_by: "/bin/sh -c #(nop)\tCMD [\"sh\"] and a long tail that docker cuts off".into(),
+                created_by: "/bin/sh -c #(nop)\tCMD [\"sh\"] and a long tail that docker cuts off"
+                    .into(),
                 size: 0,
                 comment: String::new(),
             },
-            Entry { id: "<missing>".into(), created: 1_795_323_721, created_by: String::new(), size: 1_984_132, comment: "Imported from -".into() },
+            Entry {
+                id: "<missing>".into(),
+                created: 1_795_323_721,
+                created_by: String::new(),
+                size: 1_984_132,
+                comment: "Imported from -".into(),
+            },
         ]
     }
 
@@ -147,7 +174,10 @@ mod tests {
         assert!(lines[0].starts_with("IMAGE          CREATED"), "{out}");
         assert!(lines[0].contains("CREATED BY"), "{out}");
         assert!(lines[1].starts_with("5d29bc371fc2   "), "{out}");
-        assert!(lines[1].contains("/bin/sh -c #(nop) CMD [\"sh\"] and a long tail…   0B"), "{out}");
+        assert!(
+            lines[1].contains("/bin/sh -c #(nop) CMD [\"sh\"] and a long tail…   0B"),
+            "{out}"
+        );
         assert!(lines[2].starts_with("<missing>      "), "{out}");
         assert!(lines[2].ends_with("   1.98MB    Imported from -"), "{out}");
         assert!(lines[1].ends_with("…   0B        "), "{out}");

@@ -70,7 +70,12 @@ pub async fn run(client: &Client, args: ImageArgs) -> CmdResult {
         ImageCommand::Ls(a) => images::run(client, a).await,
         ImageCommand::Rm(a) => rmi::run(client, a).await,
         ImageCommand::Inspect(a) => {
-            let a = inspect::InspectArgs { format: a.format, kind: Some("image".into()), size: false, names: a.names };
+            let a = inspect::InspectArgs {
+                format: a.format,
+                kind: Some("image".into()),
+                size: false,
+                names: a.names,
+            };
             inspect::run(client, a).await
         }
         ImageCommand::History(a) => history::run(client, a).await,
@@ -96,7 +101,10 @@ pub fn prune_report(resp: &ImagePruneResponse) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!("Total reclaimed space: {}\n", format::human_size(resp.space_reclaimed.unwrap_or(0), 4)));
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        format::human_size(resp.space_reclaimed.unwrap_or(0), 4)
+    ));
     out
 }
 
@@ -119,8 +127,14 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
             return Ok(0);
         }
     }
-    let q = if filters.is_empty() { String::new() } else { client::query(&[("filters", filters_json(&filters)?)]) };
-    let resp: ImagePruneResponse = client.json(Method::POST, &format!("/images/prune{q}"), client::empty()).await?;
+    let q = if filters.is_empty() {
+        String::new()
+    } else {
+        client::query(&[("filters", filters_json(&filters)?)])
+    };
+    let resp: ImagePruneResponse = client
+        .json(Method::POST, &format!("/images/prune{q}"), client::empty())
+        .await?;
     print!("{}", prune_report(&resp));
     Ok(0)
 }
@@ -132,12 +146,21 @@ mod tests {
 
     #[test]
     fn prune_report_like_docker() {
-        let empty = ImagePruneResponse { images_deleted: None, space_reclaimed: Some(0) };
+        let empty = ImagePruneResponse {
+            images_deleted: None,
+            space_reclaimed: Some(0),
+        };
         assert_eq!(prune_report(&empty), "Total reclaimed space: 0B\n");
         let some = ImagePruneResponse {
             images_deleted: Some(vec![
-                ImageDeleteResponseItem { untagged: Some("bb:x".into()), deleted: None },
-                ImageDeleteResponseItem { untagged: None, deleted: Some("sha256:abc".into()) },
+                ImageDeleteResponseItem {
+                    untagged: Some("bb:x".into()),
+                    deleted: None,
+                },
+                ImageDeleteResponseItem {
+                    untagged: None,
+                    deleted: Some("sha256:abc".into()),
+                },
             ]),
             space_reclaimed: Some(1_984_132),
         };

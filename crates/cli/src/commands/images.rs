@@ -39,7 +39,8 @@ pub struct ImagesArgs {
     pub reference: Option<String>,
 }
 
-const DEFAULT_FORMAT: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const DEFAULT_FORMAT: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 const DIGEST_FORMAT: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
@@ -87,28 +88,54 @@ fn is_dangling(img: &ImageSummary) -> bool {
 /// rows for repositories known only by digest; `<none>` everything for a dangling image.
 pub fn rows(img: &ImageSummary, show_digests: bool) -> Vec<Row> {
     if is_dangling(img) {
-        return vec![Row { repo: "<none>".into(), tag: "<none>".into(), digest: "<none>".into() }];
+        return vec![Row {
+            repo: "<none>".into(),
+            tag: "<none>".into(),
+            digest: "<none>".into(),
+        }];
     }
     let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in img.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>") {
+    for t in img
+        .repo_tags
+        .iter()
+        .filter(|t| t.as_str() != "<none>:<none>")
+    {
         let (repo, tag) = split_tag(t);
         tags.entry(repo).or_default().push(tag);
     }
     let mut digests: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for d in img.repo_digests.iter().filter(|d| d.as_str() != "<none>@<none>") {
+    for d in img
+        .repo_digests
+        .iter()
+        .filter(|d| d.as_str() != "<none>@<none>")
+    {
         if let Some((repo, dgst)) = d.split_once('@') {
-            digests.entry(repo.to_string()).or_default().push(dgst.to_string());
+            digests
+                .entry(repo.to_string())
+                .or_default()
+                .push(dgst.to_string());
         }
     }
     let mut out = Vec::new();
     for (repo, repo_tags) in tags {
-        let ds = digests.remove(&repo).filter(|_| show_digests).unwrap_or_default();
+        let ds = digests
+            .remove(&repo)
+            .filter(|_| show_digests)
+            .unwrap_or_default();
         for tag in repo_tags {
             if ds.is_empty() {
-                out.push(Row { repo: repo.clone(), tag, digest: "<none>".into() });
+                out.push(Row {
+                    repo: repo.clone(),
+                    tag,
+                    digest: "<none>".into(),
+                });
             } else {
                 for d in &ds {
-                    out.push(Row { repo: repo.clone(), tag: tag.clone(), digest: d.clone() });
+                    out.push(Row {
+                        repo: repo.clone(),
+                        tag: tag.clone(),
+                        digest: d.clone(),
+                    });
                 }
             }
         }
@@ -116,10 +143,18 @@ pub fn rows(img: &ImageSummary, show_digests: bool) -> Vec<Row> {
     for (repo, ds) in digests {
         if show_digests {
             for d in ds {
-                out.push(Row { repo: repo.clone(), tag: "<none>".into(), digest: d });
+                out.push(Row {
+                    repo: repo.clone(),
+                    tag: "<none>".into(),
+                    digest: d,
+                });
             }
         } else {
-            out.push(Row { repo, tag: "<none>".into(), digest: String::new() });
+            out.push(Row {
+                repo,
+                tag: "<none>".into(),
+                digest: String::new(),
+            });
         }
     }
     out
@@ -129,21 +164,35 @@ pub fn rows(img: &ImageSummary, show_digests: bool) -> Vec<Row> {
 /// marshals docker's map).
 pub fn context(img: &ImageSummary, virtual_size: i64, row: &Row, trunc: bool) -> Value {
     let s = |v: String| Value::String(v);
-    let id = if trunc { format::short_id(&img.id) } else { img.id.clone() };
+    let id = if trunc {
+        format::short_id(&img.id)
+    } else {
+        img.id.clone()
+    };
     let na_or = |v: i64, f: &dyn Fn(i64) -> String| if v == -1 { "N/A".to_string() } else { f(v) };
     Value::Object(vec![
-        ("Containers".into(), s(na_or(img.containers, &|v| v.to_string()))),
+        (
+            "Containers".into(),
+            s(na_or(img.containers, &|v| v.to_string())),
+        ),
         ("CreatedAt".into(), s(go_time(img.created))),
         ("CreatedSince".into(), s(format::ago(img.created))),
         ("Digest".into(), s(row.digest.clone())),
         ("ID".into(), s(id)),
         ("Repository".into(), s(row.repo.clone())),
-        ("SharedSize".into(), s(na_or(img.shared_size, &|v| format::human_size(v, 4)))),
+        (
+            "SharedSize".into(),
+            s(na_or(img.shared_size, &|v| format::human_size(v, 4))),
+        ),
         ("Size".into(), s(format::human_size(img.size, 3))),
         ("Tag".into(), s(row.tag.clone())),
         (
             "UniqueSize".into(),
-            s(if img.shared_size == -1 { "N/A".into() } else { format::human_size(virtual_size - img.shared_size, 4) }),
+            s(if img.shared_size == -1 {
+                "N/A".into()
+            } else {
+                format::human_size(virtual_size - img.shared_size, 4)
+            }),
         ),
         ("VirtualSize".into(), s(format::human_size(virtual_size, 4))),
     ])
@@ -171,14 +220,24 @@ pub async fn run(client: &Client, args: ImagesArgs) -> CmdResult {
     if !filters.is_empty() {
         q.push(("filters", filters_json(&filters)?));
     }
-    let list: Vec<Listed> = client.get(&format!("/images/json{}", client::query(&q))).await?;
+    let list: Vec<Listed> = client
+        .get(&format!("/images/json{}", client::query(&q)))
+        .await?;
     let fmt = match args.format.as_deref() {
         _ if args.quiet => "{{.ID}}",
         Some(f) if !f.is_empty() && f != "table" => f,
         _ if args.digests => DIGEST_FORMAT,
         _ => DEFAULT_FORMAT,
     };
-    print!("{}", render(&list, fmt, args.digests || fmt.contains(".Digest"), !args.no_trunc)?);
+    print!(
+        "{}",
+        render(
+            &list,
+            fmt,
+            args.digests || fmt.contains(".Digest"),
+            !args.no_trunc
+        )?
+    );
     Ok(0)
 }
 
@@ -217,7 +276,8 @@ mod tests {
     fn img(tags: &[&str], digests: &[&str]) -> Listed {
         Listed {
             summary: ImageSummary {
-                id: "sha256:5d29bc371fc299d3349b34c8eb08e5661425b71fd39af5c58a38848f24dd7f61".into(),
+                id: "sha256:5d29bc371fc299d3349b34c8eb08e5661425b71fd39af5c58a38848f24dd7f61"
+                    .into(),
                 repo_tags: tags.iter().map(|s| s.to_string()).collect(),
                 repo_digests: digests.iter().map(|s| s.to_string()).collect(),
                 created: 0,
@@ -232,32 +292,65 @@ mod tests {
 
     #[test]
     fn table_rows_like_docker() {
-        let list = [img(&["busybox:latest", "localhost:5000/bb:v1"], &[]), img(&["<none>:<none>"], &["<none>@<none>"])];
+        let list = [
+            img(&["busybox:latest", "localhost:5000/bb:v1"], &[]),
+            img(&["<none>:<none>"], &["<none>@<none>"]),
+        ];
         let out = render(&list, DEFAULT_FORMAT, false, true).unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].starts_with("REPOSITORY          TAG       IMAGE ID       CREATED"), "{out}");
-        assert!(lines[1].starts_with("busybox             latest    5d29bc371fc2   "), "{out}");
+        assert!(
+            lines[0].starts_with("REPOSITORY          TAG       IMAGE ID       CREATED"),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("busybox             latest    5d29bc371fc2   "),
+            "{out}"
+        );
         assert!(lines[1].ends_with("1.98MB"), "{out}");
-        assert!(lines[2].starts_with("localhost:5000/bb   v1        5d29bc371fc2"), "{out}");
-        assert!(lines[3].starts_with("<none>              <none>    5d29bc371fc2"), "{out}");
+        assert!(
+            lines[2].starts_with("localhost:5000/bb   v1        5d29bc371fc2"),
+            "{out}"
+        );
+        assert!(
+            lines[3].starts_with("<none>              <none>    5d29bc371fc2"),
+            "{out}"
+        );
     }
 
     #[test]
     fn digests_column_and_plain_templates() {
         let list = [img(&["busybox:latest"], &["busybox@sha256:abc"])];
         let out = render(&list, DIGEST_FORMAT, true, true).unwrap();
-        assert!(out.lines().next().unwrap().starts_with("REPOSITORY   TAG       DIGEST       IMAGE ID"), "{out}");
+        assert!(
+            out.lines()
+                .next()
+                .unwrap()
+                .starts_with("REPOSITORY   TAG       DIGEST       IMAGE ID"),
+            "{out}"
+        );
         assert!(out.contains("latest    sha256:abc   "), "{out}");
-        let out = render(&list, "{{.Repository}}:{{.Tag}} {{.ID}} {{.VirtualSize}}", false, false).unwrap();
+        let out = render(
+            &list,
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.VirtualSize}}",
+            false,
+            false,
+        )
+        .unwrap();
         assert_eq!(out, "busybox:latest sha256:5d29bc371fc299d3349b34c8eb08e5661425b71fd39af5c58a38848f24dd7f61 1.984MB\n");
         let out = render(&list, "{{json .}}", false, true).unwrap();
-        assert!(out.starts_with(r#"{"Containers":"N/A","CreatedAt":"#), "{out}");
+        assert!(
+            out.starts_with(r#"{"Containers":"N/A","CreatedAt":"#),
+            "{out}"
+        );
         assert!(out.contains(r#""Digest":"\u003cnone\u003e","ID":"5d29bc371fc2","Repository":"busybox","SharedSize":"N/A","Size":"1.98MB","Tag":"latest","UniqueSize":"N/A","VirtualSize":"1.984MB"}"#), "{out}");
     }
 
     #[test]
     fn quiet_keeps_one_line_per_row() {
         let list = [img(&["a:1", "b:2"], &[])];
-        assert_eq!(render(&list, "{{.ID}}", false, true).unwrap(), "5d29bc371fc2\n5d29bc371fc2\n");
+        assert_eq!(
+            render(&list, "{{.ID}}", false, true).unwrap(),
+            "5d29bc371fc2\n5d29bc371fc2\n"
+        );
     }
 }

@@ -142,12 +142,21 @@ pub fn inspect_view(d: &ImageDetail) -> ImageInspect {
     let text = |k: &str| d.blob.get(k).and_then(Value::as_str).map(String::from);
     // Docker's import writes the message as the image comment; older berth configs only have
     // it in the history, so fall back to that.
-    let history_comment = image.config.history().as_ref().and_then(|h| h.last()).and_then(|h| h.comment().clone());
+    let history_comment = image
+        .config
+        .history()
+        .as_ref()
+        .and_then(|h| h.last())
+        .and_then(|h| h.comment().clone());
     let mut data = BTreeMap::new();
     if let Some((top, lower)) = d.layer_dirs.split_last() {
         data.insert("UpperDir".to_string(), top.display().to_string());
         if !lower.is_empty() {
-            let lower: Vec<String> = lower.iter().rev().map(|p| p.display().to_string()).collect();
+            let lower: Vec<String> = lower
+                .iter()
+                .rev()
+                .map(|p| p.display().to_string())
+                .collect();
             data.insert("LowerDir".to_string(), lower.join(":"));
         }
     }
@@ -169,8 +178,14 @@ pub fn inspect_view(d: &ImageDetail) -> ImageInspect {
         os_version: text("os.version"),
         size: image.size as i64,
         virtual_size: image.size as i64,
-        graph_driver: GraphDriver { data, name: "overlay2".into() },
-        root_fs: RootFs { typ: "layers".into(), layers: image.config.rootfs().diff_ids().clone() },
+        graph_driver: GraphDriver {
+            data,
+            name: "overlay2".into(),
+        },
+        root_fs: RootFs {
+            typ: "layers".into(),
+            layers: image.config.rootfs().diff_ids().clone(),
+        },
         metadata: BTreeMap::new(),
     }
 }
