@@ -118,6 +118,55 @@ fn cp_both_ways_running_and_stopped() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("is outside of \"/d\""), "{err}");
 
+    // An uploaded entry below the container's /trap/etc -> /etc symlink is resolved by the
+    // daemon inside the container (the CLI does not look at entry names).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, format!("trap/etc/{marker}-via-tar"), &b"in"[..])
+        .unwrap();
+    let via_tar = b.into_inner().unwrap();
+    let mut child = d
+        .berth_cmd(&["cp", "-", "cpc:/"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&via_tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&format!("/etc/{marker}-via-tar")).exists(),
+        "wrote to the host's /etc"
+    );
+    assert_eq!(
+        d.ok(&["exec", "cpc", "cat", &format!("/etc/{marker}-via-tar")]),
+        "in"
+    );
+
+    // Copying out a symlink to a host path makes a symlink; nothing is written through it.
+    d.ok(&[
+        "exec",
+        "cpc",
+        "sh",
+        "-c",
+        &format!("mkdir /out && ln -s /tmp /out/tmp && echo x > /out/f"),
+    ]);
+    d.ok(&["cp", "cpc:/out", local.join("out").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_link(local.join("out/tmp")).unwrap(),
+        std::path::Path::new("/tmp")
+    );
+
     // Ownership travels with the file, with and without -a (the container has no User).
     std::fs::write(local.join("owned"), "o").unwrap();
     std::os::unix::fs::chown(local.join("owned"), Some(1234), Some(5678)).unwrap();
@@ -126,6 +175,34 @@ fn cp_both_ways_running_and_stopped() {
     assert_eq!(
         d.ok(&["exec", "cpc", "stat", "-c", "%u:%g", "/o1", "/o2"]),
         "1234:5678\n1234:5678"
+    );
+
+    // With a User, -a gives what it extracts to that user (docker's copyUIDGID).
+    d.ok(&[
+        "create",
+        "--name",
+        "cpuser",
+        "--user",
+        "1000:1001",
+        "busybox",
+        "true",
+    ]);
+    d.ok(&[
+        "cp",
+        "-a",
+        local.join("owned").to_str().unwrap(),
+        "cpuser:/o",
+    ]);
+    let out = d
+        .berth_cmd(&["cp", "cpuser:/o", "-"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let mut a = tar::Archive::new(out.stdout.as_slice());
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        (1000, 1001)
     );
 
     // A directory is not replaced by a file, as docker's noOverwriteDirNonDir.
@@ -157,6 +234,21 @@ fn cp_both_ways_running_and_stopped() {
     assert_eq!(
         (r.code, r.stderr.trim()),
         (1, "Error: No such container:path: nocontainer:/")
+    );
+
+    // Names longer than a tar header holds survive both ways.
+    let long = "n".repeat(150);
+    std::fs::create_dir(local.join("longdir")).unwrap();
+    std::fs::write(local.join("longdir").join(&long), "long").unwrap();
+    d.ok(&["cp", local.join("longdir").to_str().unwrap(), "cpc:/"]);
+    d.ok(&[
+        "cp",
+        "cpc:/longdir",
+        local.join("longback").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("longback").join(&long)).unwrap(),
+        "long"
     );
 
     // A tar to stdout.
@@ -211,9 +303,76 @@ fn cp_both_ways_running_and_stopped() {
         (r.code, r.stderr.trim()),
         (1, "Error: No such container:path: cpc:/nope")
     );
+    // `dir/.` into a new directory: docker's CLI rebases the archive's "./" entries.
+    let r = d.docker(&["cp", "cpc:/d/.", local.join("dcontents").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(local.join("dcontents/t")).unwrap(),
+        "top\n"
+    );
+    assert!(
+        !local.join("t").exists(),
+        "contents landed beside the destination"
+    );
     d.ok(&["start", "cpc"]);
     assert_eq!(
         d.ok(&["exec", "cpc", "cat", "/d/fromdocker", "/stopped"]),
         "up\nup"
+    );
+}
+
+#[test]
+fn cp_refuses_read_only_rootfs_and_volumes() {
+    let d = Daemon::start();
+    let tmp = TempDir::new();
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "f").unwrap();
+    let file = file.to_str().unwrap();
+    d.ok(&[
+        "create",
+        "--name",
+        "cpro",
+        "--read-only",
+        "-v",
+        "cpro-ro:/ro:ro",
+        "-v",
+        "cpro-rw:/rw",
+        "busybox",
+        "true",
+    ]);
+    let r = d.berth(&["cp", file, "cpro:/"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: container rootfs is marked read-only"
+        )
+    );
+    let r = d.berth(&["cp", file, "cpro:/ro/"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: mounted volume is marked read-only"
+        )
+    );
+    d.ok(&["cp", file, "cpro:/rw/"]);
+    // The volume's root itself, as a directory named after the mount point.
+    d.ok(&[
+        "cp",
+        "cpro:/rw",
+        tmp.path().join("rwback").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("rwback/f")).unwrap(),
+        "f"
+    );
+    let r = d.docker(&["cp", file, "cpro:/"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "Error response from daemon: container rootfs is marked read-only"
+        )
     );
 }

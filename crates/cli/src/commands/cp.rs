@@ -268,22 +268,19 @@ async fn from_container(
         .await
         .map_err(|e| api_err(e, container, &src))?;
     let st = parse_stat(resp.headers());
-    let data: Bytes = client::collect(resp.into_body()).await?;
+    let mut body = resp.into_body();
     if dst == "-" {
         use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        out.write_all(&data)
-            .and_then(|_| out.flush())
-            .map_err(|e| Failure::new(1, e.to_string()))?;
+        while let Some(chunk) = client::next_chunk(&mut body).await? {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&chunk)
+                .and_then(|_| out.flush())
+                .map_err(|e| Failure::new(1, e.to_string()))?;
+        }
         return Ok(0);
     }
     let src_is_dir = st.mode & MODE_DIR != 0;
-    let (_, mut src_base) = split_dir_entry(&src);
-    let mut data = data.to_vec();
-    if let Some(r) = &rebase_name {
-        data = rebase(&data, &src_base, r)?;
-        src_base = r.clone();
-    }
+    let (_, src_base) = split_dir_entry(&src);
     let dst_path = absolute(dst);
     let dst_path = if asserts_directory(dst)
         && !dst_path.ends_with('/')
@@ -311,21 +308,105 @@ async fn from_container(
             ))
         }
     };
-    let (dst_dir, dst_base) = split_dir_entry(&dst_path);
-    let (dir, archive) = if exists && is_dir {
-        (clean(&dst_path), data)
+    let target = if exists && is_dir {
+        // -L names the top entry after the link (docker rebases before extracting).
+        let rename = rebase_name.clone().map(|r| (src_base.clone(), r));
+        Target::Into(PathBuf::from(clean(&dst_path)), rename)
     } else if exists && src_is_dir {
         return Err(Failure::new(1, "cannot copy directory"));
     } else if !exists && !src_is_dir && asserts_directory(&dst_path) {
         return Err(Failure::new(1, "no such directory"));
     } else {
-        (dst_dir, rebase(&data, &src_base, &dst_base)?)
+        Target::Replace {
+            dst: PathBuf::from(clean(&dst_path)),
+            contents: src_base == "." && rebase_name.is_none(),
+        }
     };
-    let mut a = tar::Archive::new(archive.as_slice());
-    a.set_preserve_permissions(true);
-    a.set_overwrite(true);
-    a.unpack(&dir).map_err(|e| Failure::new(1, e.to_string()))?;
+    let handle = tokio::runtime::Handle::current();
+    let reader = BodyReader {
+        body,
+        handle,
+        cur: Bytes::new(),
+    };
+    tokio::task::spawn_blocking(move || unpack_local(reader, target))
+        .await
+        .map_err(|e| Failure::new(1, e.to_string()))??;
     Ok(0)
+}
+
+/// Where a downloaded archive goes (docker's PrepareArchiveCopy, without rewriting names).
+enum Target {
+    /// Extract into this existing directory, renaming the top entry (old, new) for -L.
+    Into(PathBuf, Option<(String, String)>),
+    /// Extract beside it, then rename the archive's one top entry (or, for `dir/.`, the
+    /// whole extraction) to `dst`: the same result as docker's rebasing of entry names.
+    Replace { dst: PathBuf, contents: bool },
+}
+
+/// The response body as a blocking reader, for unpacking on a blocking thread.
+struct BodyReader {
+    body: hyper::body::Incoming,
+    handle: tokio::runtime::Handle,
+    cur: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.handle.block_on(client::next_chunk(&mut self.body)) {
+                Ok(Some(chunk)) => self.cur = chunk,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Unpacks with the tar crate's `unpack`, which keeps every entry (and anything reached
+/// through a symlink the archive made) inside the directory: the archive comes from the
+/// container and is not trusted.
+fn unpack_local(mut reader: impl Read, target: Target) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::new(1, e.to_string());
+    let unpack = |reader: &mut dyn Read, dir: &Path| -> std::io::Result<()> {
+        let mut a = tar::Archive::new(reader);
+        a.set_preserve_permissions(true);
+        a.set_overwrite(true);
+        a.unpack(dir)
+    };
+    match target {
+        Target::Into(dir, None) => unpack(&mut reader, &dir).map_err(fail),
+        // Rare enough (-L into an existing directory) to rewrite the names in memory.
+        Target::Into(dir, Some((old, new))) => {
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).map_err(fail)?;
+            let renamed = rebase(&data, &old, &new)?;
+            unpack(&mut renamed.as_slice(), &dir).map_err(fail)
+        }
+        Target::Replace { dst, contents } => {
+            let parent = dst.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let tmp = parent.join(format!(".berth-cp-{}", std::process::id()));
+            std::fs::create_dir(&tmp).map_err(fail)?;
+            let result = unpack(&mut reader, &tmp).and_then(|()| {
+                let top = if contents {
+                    tmp.clone()
+                } else {
+                    let mut entries =
+                        std::fs::read_dir(&tmp)?.collect::<std::io::Result<Vec<_>>>()?;
+                    match (entries.pop(), entries.is_empty()) {
+                        (Some(e), true) => e.path(),
+                        _ => return Err(std::io::Error::other("archive has no single top entry")),
+                    }
+                };
+                std::fs::rename(&top, &dst)
+            });
+            let _ = std::fs::remove_dir_all(&tmp);
+            result.map_err(fail)
+        }
+    }
 }
 
 /// A local path made absolute against the working directory, as docker's resolveLocalPath.
@@ -375,22 +456,16 @@ async fn to_container(
                 format!("destination \"{container}:{dst}\" must be a directory"),
             ));
         }
-        let mut data = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| Failure::new(1, e.to_string()))?;
-        (dst_path.clone(), data)
+        (
+            dst_path.clone(),
+            crate::commands::import::stream_body(tokio::io::stdin()),
+        )
     } else {
         let abs = absolute(src);
-        let (src_dir, src_base) = split_dir_entry(&abs);
+        let (_, src_base) = split_dir_entry(&abs);
         let mut resolved = PathBuf::from(&abs);
-        let mut rebase_name = None;
         if follow {
             if let Ok(r) = std::fs::canonicalize(&abs) {
-                if r.file_name().map(|n| n.to_string_lossy().into_owned()) != Some(src_base.clone())
-                {
-                    rebase_name = Some(src_base.clone());
-                }
                 resolved = r;
             }
         }
@@ -400,29 +475,26 @@ async fn to_container(
                 format!("lstat {}: {}", resolved.display(), io_reason(&e)),
             )
         })?;
-        let (_, real_base) = split_dir_entry(&resolved.display().to_string());
-        let tarred = tar_local(&resolved, &src_dir, &real_base, meta.is_dir())?;
-        let (tarred, base) = match rebase_name {
-            Some(r) => (rebase(&tarred, &real_base, &r)?, r),
-            None => (tarred, real_base),
-        };
+        // The top entry is named as docker's rebasing would leave it: the source's own name
+        // (as typed, even through -L), or the destination's when it is created or replaced.
         let (dst_dir, dst_base) = split_dir_entry(&dst_path);
-        if exists && is_dir {
-            (dst_path.clone(), tarred)
+        let (put_dir, top) = if exists && is_dir {
+            (dst_path.clone(), src_base)
         } else if exists && meta.is_dir() {
             return Err(Failure::new(1, "cannot copy directory"));
         } else if !exists && !meta.is_dir() && asserts_directory(&dst_path) {
             return Err(Failure::new(1, "no such directory"));
         } else {
-            (dst_dir, rebase(&tarred, &base, &dst_base)?)
-        }
+            (dst_dir, dst_base)
+        };
+        (put_dir, tar_body(resolved, top, meta.is_dir()))
     };
     let mut q = archive_path(container, &put_dir);
     q.push_str("&noOverwriteDirNonDir=true");
     if archive {
         q.push_str("&copyUIDGID=true");
     }
-    let resp = client.send_raw(Method::PUT, &q, client::full(body)).await?;
+    let resp = client.send_raw(Method::PUT, &q, body).await?;
     if resp.status() == StatusCode::NOT_FOUND {
         return Err(not_found(container, &put_dir));
     }
@@ -432,17 +504,56 @@ async fn to_container(
     Ok(0)
 }
 
-/// A tar of `path` whose top entry is `base` ("." for a directory's contents).
-fn tar_local(path: &Path, _dir: &str, base: &str, is_dir: bool) -> Result<Vec<u8>, Failure> {
-    let io = |e: std::io::Error| Failure::new(1, e.to_string());
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    if is_dir {
-        b.append_dir_all(base, path).map_err(io)?;
-    } else {
-        b.append_path_with_name(path, base).map_err(io)?;
+/// A tar of `path` whose top entry is `top` ("." for a directory's contents), built on a
+/// blocking thread while it is sent.
+fn tar_body(path: PathBuf, top: String, is_dir: bool) -> client::Body {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let writer = ChunkWriter {
+            tx: &mut tx,
+            handle: &handle,
+        };
+        let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, writer));
+        b.follow_symlinks(false);
+        let built = if is_dir {
+            b.append_dir_all(&top, &path)
+        } else {
+            b.append_path_with_name(&path, &top)
+        };
+        let done = built
+            .and_then(|()| b.into_inner())
+            .and_then(|mut w| std::io::Write::flush(&mut w));
+        if let Err(e) = done {
+            // Reported by the request failing; the message says why.
+            eprintln!("{e}");
+            tx.abort(e);
+        }
+    });
+    http_body_util::BodyExt::boxed(body)
+}
+
+/// Hands what the tar builder writes to the request body.
+struct ChunkWriter<'a> {
+    tx: &'a mut http_body_util::channel::Sender<Bytes, std::io::Error>,
+    handle: &'a tokio::runtime::Handle,
+}
+
+impl std::io::Write for ChunkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.handle
+            .block_on(self.tx.send_data(Bytes::copy_from_slice(buf)))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the daemon closed the upload",
+                )
+            })?;
+        Ok(buf.len())
     }
-    b.into_inner().map_err(io)
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

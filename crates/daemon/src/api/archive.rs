@@ -55,7 +55,7 @@ pub async fn head(
     let path = path_param(&Query::parse(q.as_deref()))?;
     let name = id.clone();
     let stat = engine
-        .with_container_fs(&id, move |fs| {
+        .with_container_fs(&id, move |_, fs| {
             archive::path_stat(&fs.resolve_parent(&path)?, &name)
         })
         .await?;
@@ -78,7 +78,7 @@ pub async fn get(
     let task = tokio::spawn(async move {
         let name = id.clone();
         engine
-            .with_container_fs(&id, move |fs| {
+            .with_container_fs(&id, move |_, fs| {
                 let r = fs.resolve_parent(&path)?;
                 let stat = archive::path_stat(&r, &name)?;
                 // The top entry is named after the path's last component; `dir/.` means its contents.
@@ -126,6 +126,7 @@ pub async fn put(
     let q = Query::parse(q.as_deref());
     let path = path_param(&q)?;
     let no_overwrite = q.flag("noOverwriteDirNonDir");
+    let copy_uid_gid = q.flag("copyUIDGID");
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let forward = tokio::spawn(async move {
         let mut data = body.into_data_stream();
@@ -137,13 +138,19 @@ pub async fn put(
         }
     });
     let spool = engine.paths.data_root.clone();
+    let id2 = id.clone();
     let result = engine
-        .with_container_fs(&id, move |fs| {
+        .with_container_fs(&id, move |engine, fs| {
+            let owner = if copy_uid_gid {
+                engine.copy_owner(&id2)?
+            } else {
+                None
+            };
             let mut reader = ChannelReader {
                 rx,
                 cur: bytes::Bytes::new(),
             };
-            archive::extract(fs, &path, &mut reader, &spool, no_overwrite)
+            archive::extract(fs, &path, &mut reader, &spool, no_overwrite, owner)
         })
         .await;
     forward.abort();

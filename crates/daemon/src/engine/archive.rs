@@ -19,9 +19,11 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstatat, FileStat, Mode};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// What `X-Docker-Container-Path-Stat` carries (moby's `types.ContainerPathStat`).
@@ -44,6 +46,9 @@ pub struct ContainerFs {
     temp_mount: Option<PathBuf>,
     /// The name the client used, for Docker's messages.
     name: String,
+    /// `--read-only`, and every mount's destination with whether it is writable.
+    readonly_rootfs: bool,
+    writable_mounts: Vec<(Vec<String>, bool)>,
 }
 
 impl Drop for ContainerFs {
@@ -93,22 +98,14 @@ fn open_in_root(root: &OwnedFd, comps: &[String], flags: OFlag) -> nix::Result<O
     openat2(root.as_raw_fd(), rel.as_str(), how).map(own)
 }
 
+/// Opens a directory the daemon trusts (a volume, `/proc/<pid>/root`, our mount point).
 fn open_dir_path(p: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags_dir()
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(p)?;
     Ok(OwnedFd::from(f))
-}
-
-trait DirOpen {
-    fn custom_flags_dir(&mut self) -> &mut Self;
-}
-impl DirOpen for std::fs::OpenOptions {
-    fn custom_flags_dir(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-    }
 }
 
 impl ContainerFs {
@@ -144,6 +141,26 @@ impl ContainerFs {
             name: name.clone(),
             path: shown,
         })
+    }
+
+    /// Docker's refusal to extract into a read-only rootfs or volume, decided on the
+    /// requested path as given (the mount whose destination is its longest prefix).
+    pub fn check_writable(&self, path: &str) -> Result<()> {
+        let comps = clean(path);
+        let mount = self
+            .writable_mounts
+            .iter()
+            .filter(|(dest, _)| comps.starts_with(dest))
+            .max_by_key(|(dest, _)| dest.len());
+        match mount {
+            Some((_, false)) => Err(Error::InvalidParameter(
+                "mounted volume is marked read-only".into(),
+            )),
+            None if self.readonly_rootfs => Err(Error::InvalidParameter(
+                "container rootfs is marked read-only".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Opens `path` as a directory, following every symlink inside the container.
@@ -234,8 +251,56 @@ pub fn path_stat(r: &Resolved, container: &str) -> Result<PathStat> {
 /// Writes `r` (recursively) as a tar whose top entry is called `top` ("." for contents).
 pub fn write_tar(r: &Resolved, top: &str, out: impl Write) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
-    append(&mut b, &r.parent, &r.name, top)?;
+    append(&mut b, &r.parent, OsStr::new(&r.name), top.as_bytes())?;
     b.into_inner()?.flush()
+}
+
+/// Appends an entry with `name` exactly as given: the tar crate's path setters drop a leading
+/// "./", which docker's CLI needs to see in a `dir/.` archive to rebase the entries. Names
+/// and link targets longer than the header's 100 bytes go in GNU long-name entries.
+fn append_raw<W: Write>(
+    b: &mut tar::Builder<W>,
+    mut h: tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    for (kind, value) in [
+        (tar::EntryType::GNULongName, Some(name)),
+        (tar::EntryType::GNULongLink, link),
+    ] {
+        let Some(value) = value.filter(|v| v.len() > 100) else {
+            continue;
+        };
+        let mut long = tar::Header::new_gnu();
+        if let Some(g) = long.as_gnu_mut() {
+            g.name[..13].copy_from_slice(b"././@LongLink");
+        }
+        long.set_entry_type(kind);
+        long.set_mode(0o644);
+        long.set_size(value.len() as u64 + 1);
+        long.set_cksum();
+        b.append(
+            &long,
+            value
+                .iter()
+                .copied()
+                .chain([0u8])
+                .collect::<Vec<u8>>()
+                .as_slice(),
+        )?;
+    }
+    let old = h.as_old_mut();
+    old.name = [0; 100];
+    let n = name.len().min(100);
+    old.name[..n].copy_from_slice(&name[..n]);
+    if let Some(link) = link {
+        old.linkname = [0; 100];
+        let n = link.len().min(100);
+        old.linkname[..n].copy_from_slice(&link[..n]);
+    }
+    h.set_cksum();
+    b.append(&h, data)
 }
 
 fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
@@ -252,14 +317,14 @@ fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
 fn append<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &OwnedFd,
-    name: &str,
-    path: &str,
+    name: &OsStr,
+    path: &[u8],
 ) -> io::Result<()> {
     let st = fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => {
-            let mut h = header_for(&st, tar::EntryType::Directory);
-            b.append_data(&mut h, format!("{path}/"), io::empty())?;
+            let h = header_for(&st, tar::EntryType::Directory);
+            append_raw(b, h, &[path, b"/"].concat(), None, io::empty())?;
             let fd = openat(
                 Some(dir.as_raw_fd()),
                 name,
@@ -267,14 +332,14 @@ fn append<W: Write>(
                 Mode::empty(),
             )?;
             let fd = own(fd);
-            let mut names: Vec<String> = Vec::new();
+            let mut names: Vec<std::ffi::OsString> = Vec::new();
             // read_dir through /proc/self/fd keeps to the directory we opened without following anything.
             for e in std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))? {
-                names.push(e?.file_name().to_string_lossy().into_owned());
+                names.push(e?.file_name());
             }
             names.sort();
             for n in names {
-                append(b, &fd, &n, &format!("{path}/{n}"))?;
+                append(b, &fd, &n, &[path, b"/", n.as_bytes()].concat())?;
             }
         }
         libc::S_IFREG => {
@@ -287,12 +352,12 @@ fn append<W: Write>(
             let f = File::from(own(fd));
             let mut h = header_for(&st, tar::EntryType::Regular);
             h.set_size(st.st_size as u64);
-            b.append_data(&mut h, path, f.take(st.st_size as u64))?;
+            append_raw(b, h, path, None, f.take(st.st_size as u64))?;
         }
         libc::S_IFLNK => {
             let t = readlinkat(Some(dir.as_raw_fd()), name)?;
-            let mut h = header_for(&st, tar::EntryType::Symlink);
-            b.append_link(&mut h, path, t)?;
+            let h = header_for(&st, tar::EntryType::Symlink);
+            append_raw(b, h, path, Some(t.as_bytes()), io::empty())?;
         }
         fmt @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
             let kind = match fmt {
@@ -305,7 +370,7 @@ fn append<W: Write>(
                 h.set_device_major(libc::major(st.st_rdev))?;
                 h.set_device_minor(libc::minor(st.st_rdev))?;
             }
-            b.append_data(&mut h, path, io::empty())?;
+            append_raw(b, h, path, None, io::empty())?;
         }
         // Sockets cannot be archived; Docker skips them too.
         _ => {}
@@ -320,21 +385,42 @@ fn own(fd: std::os::fd::RawFd) -> OwnedFd {
 }
 
 impl Engine {
-    /// Runs `f` on the container's filesystem in a blocking thread, holding the container's
-    /// lifecycle lock so it cannot start (and mount the same overlay) meanwhile.
+    /// Runs `f` on the container's filesystem in a blocking thread; a stopped container's
+    /// lifecycle lock is held so it cannot start (and mount the same overlay) meanwhile.
     pub async fn with_container_fs<T: Send + 'static>(
         self: &std::sync::Arc<Self>,
         name: &str,
-        f: impl FnOnce(&ContainerFs) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Engine, &ContainerFs) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let c = self.container(name)?;
-        let _op = c.op.lock().await;
+        // Only a stopped container needs it: a running one is read through its own mounts,
+        // and a slow `cp` reader must not hold up `stop`.
+        let _op = if c.snapshot().state.status == Status::Running {
+            None
+        } else {
+            Some(c.op.lock().await)
+        };
         let (engine, name) = (self.clone(), name.to_string());
         tokio::task::spawn_blocking(move || {
             let fs = engine.container_fs(&name)?;
-            f(&fs)
+            f(&engine, &fs)
         })
         .await?
+    }
+
+    /// Who owns what `cp -a` extracts: the container's `User` (as Docker's copyUIDGID),
+    /// or None to keep the archive's owners. Blocking.
+    pub fn copy_owner(&self, name: &str) -> Result<Option<(u32, u32)>> {
+        let rec = self.container(name)?.snapshot();
+        let spec = rec.config.user.clone().unwrap_or_default();
+        if spec.is_empty() {
+            return Ok(None);
+        }
+        let image = self.store.resolve(&rec.image_id)?;
+        let mounts = self.store.prepare_rootfs(&rec.id, &image)?;
+        let user = super::user::resolve(&spec, &super::user::layer_dirs(&mounts))
+            .map_err(Error::InvalidParameter)?;
+        Ok(Some((user.uid, user.gid)))
     }
 
     /// The container's filesystem: its live root when running, else its overlay mounted
@@ -342,6 +428,12 @@ impl Engine {
     fn container_fs(&self, name: &str) -> Result<ContainerFs> {
         let c = self.container(name)?;
         let rec = c.snapshot();
+        let readonly_rootfs = rec.host_config.readonly_rootfs == Some(true);
+        let writable_mounts = rec
+            .mounts
+            .iter()
+            .map(|m| (clean(&m.destination), m.rw))
+            .collect();
         if rec.state.status == Status::Running && rec.state.pid > 0 {
             let root = open_dir_path(std::path::Path::new(&format!(
                 "/proc/{}/root",
@@ -352,6 +444,8 @@ impl Engine {
                 mounts: Vec::new(),
                 temp_mount: None,
                 name: name.to_string(),
+                readonly_rootfs,
+                writable_mounts,
             });
         }
         let image = self.store.resolve(&rec.image_id)?;
@@ -367,6 +461,8 @@ impl Engine {
             mounts: Vec::new(),
             temp_mount: None,
             name: name.to_string(),
+            readonly_rootfs,
+            writable_mounts,
         };
         for m in &layers {
             let data = m.options.join(",");
@@ -442,8 +538,10 @@ pub fn extract(
     tar: &mut dyn Read,
     spool_dir: &std::path::Path,
     no_overwrite_dir_non_dir: bool,
+    owner: Option<(u32, u32)>,
 ) -> Result<()> {
     let dir = fs.open_dir(path)?;
+    fs.check_writable(path)?;
     let fd = nix::fcntl::open(
         spool_dir,
         OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -456,11 +554,32 @@ pub fn extract(
     let dest = format!("/{}", clean(path).join("/"));
     use std::io::Seek;
     spool.rewind()?;
-    check_entries(&mut spool, &dir, &dest, no_overwrite_dir_non_dir)?;
+    let entries = check_entries(&mut spool, &dir, &dest, no_overwrite_dir_non_dir)?;
     spool.rewind()?;
     let target = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     berth_store::extract_tar(&mut spool, &target)
         .map_err(|e| Error::InvalidParameter(format!("Error processing tar file: {e}")))?;
+    if let Some((uid, gid)) = owner {
+        for comps in &entries {
+            let Some((name, parent)) = comps.split_last() else {
+                continue;
+            };
+            // Resolved inside the destination again: an entry may have become a symlink.
+            let Ok(pfd) = open_in_root(&dir, parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY) else {
+                continue;
+            };
+            match nix::unistd::fchownat(
+                Some(pfd.as_raw_fd()),
+                name.as_str(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(Error::Internal(format!("chown {}: {e}", comps.join("/")))),
+            }
+        }
+    }
     Ok(())
 }
 
@@ -470,7 +589,8 @@ fn check_entries(
     dir: &OwnedFd,
     dest: &str,
     no_overwrite_dir_non_dir: bool,
-) -> Result<()> {
+) -> Result<Vec<Vec<String>>> {
+    let mut seen = Vec::new();
     let fail = |m: String| {
         Error::InvalidParameter(format!("Error processing tar file(exit status 1): {m}"))
     };
@@ -490,6 +610,7 @@ fn check_entries(
             }
         }
         let comps = clean(&raw);
+        seen.push(comps.clone());
         let Some((name, parent)) = comps.split_last() else {
             continue;
         };
@@ -532,7 +653,7 @@ fn check_entries(
             _ => {}
         }
     }
-    Ok(())
+    Ok(seen)
 }
 
 #[cfg(test)]
@@ -561,6 +682,8 @@ mod tests {
             mounts: Vec::new(),
             temp_mount: None,
             name: "c".into(),
+            readonly_rootfs: false,
+            writable_mounts: Vec::new(),
         };
         // /etc does not exist inside this root, so the walk must fail rather than reach the host.
         assert!(matches!(
