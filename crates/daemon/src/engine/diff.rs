@@ -118,8 +118,8 @@ impl Walker<'_> {
             if meta.is_dir() {
                 self.walk_dir(&path)?;
             }
-            // Image entries the new tree no longer shows: the contents of a directory that
-            // became opaque or replaced a file... or a file that replaced a directory.
+            // Image entries the new tree no longer shows: the old contents of a directory
+            // made opaque (removed and made again), or of one a file replaced.
             let old_is_dir = old.as_ref().is_some_and(|m| m.is_dir());
             if old_is_dir && (!meta.is_dir() || is_opaque(&under(self.upper, &path))) {
                 let kept: BTreeSet<OsString> = if meta.is_dir() {
