@@ -5,6 +5,7 @@
 //! re-declares a type that it already has.
 
 pub mod detach;
+pub mod duration;
 pub mod frame;
 pub mod version;
 

@@ -2,16 +2,15 @@
 //! 3339 time or date, or Unix seconds), turned into the `seconds.nanoseconds` the API takes.
 
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use std::time::Duration;
 
 /// Converts `value` relative to `now`; the error is docker's message.
 pub fn api_timestamp(flag: &str, value: &str, now: DateTime<Utc>) -> Result<String, String> {
     if value.is_empty() {
         return Ok(String::new());
     }
-    if let Some(d) = go_duration(value) {
-        let t = now - chrono::Duration::from_std(d).unwrap_or_default();
-        return Ok(format_unix(t));
+    // Unsigned durations only; a bare `0` is Unix time 0, as docker reads it.
+    if let Some(nanos) = go_duration(value) {
+        return Ok(format_unix(now - chrono::Duration::nanoseconds(nanos)));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(format_unix(t.with_timezone(&Utc)));
@@ -33,38 +32,13 @@ pub fn api_timestamp(flag: &str, value: &str, now: DateTime<Utc>) -> Result<Stri
     Err(format!("invalid value for \"{flag}\": failed to parse value as time or duration: \"{value}\""))
 }
 
-fn format_unix(t: DateTime<Utc>) -> String {
-    format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
+fn go_duration(value: &str) -> Option<i64> {
+    let unsigned = !value.starts_with(['-', '+']) && value != "0";
+    berth_api::duration::parse_go(value).filter(|_| unsigned)
 }
 
-/// Go's `time.ParseDuration` for positive values: `1h30m`, `42m`, `1.5s`, `300ms`.
-pub fn go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * unit;
-    }
-    Some(Duration::from_secs_f64(total))
+fn format_unix(t: DateTime<Utc>) -> String {
+    format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
 }
 
 #[cfg(test)]

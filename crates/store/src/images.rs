@@ -68,12 +68,12 @@ fn host_arch() -> Arch {
 }
 
 /// What the first bytes of an import stream say it is.
-pub(crate) enum Compression {
+enum Compression {
     None,
     Gzip,
 }
 
-pub(crate) fn sniff(head: &[u8]) -> Result<Compression, Error> {
+fn sniff(head: &[u8]) -> Result<Compression, Error> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Compression::Gzip)
     } else if head.starts_with(b"BZh")
@@ -86,6 +86,30 @@ pub(crate) fn sniff(head: &[u8]) -> Result<Compression, Error> {
     } else {
         Ok(Compression::None)
     }
+}
+
+/// A reader of `input` with gzip undone, judged by its first bytes (an import, a save
+/// archive, or one of its layers).
+pub(crate) fn decompress<'a>(input: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, Error> {
+    // Peek the magic without a BufReader, which can't guarantee two bytes from a pipe.
+    let mut head = [0u8; 6];
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    if n == 0 {
+        return Err(Error::InvalidArchive("empty archive".into()));
+    }
+    let raw = BufReader::with_capacity(BUF_SIZE, Cursor::new(head[..n].to_vec()).chain(input));
+    Ok(match sniff(&head[..n])? {
+        Compression::Gzip => Box::new(MultiGzDecoder::new(raw)),
+        Compression::None => Box::new(raw),
+    })
 }
 
 impl Store {
@@ -151,25 +175,7 @@ impl Store {
         if let Some(t) = &opts.tag {
             check_taggable(t)?;
         }
-        // Peek the magic without a BufReader, which can't guarantee two bytes from a pipe.
-        let mut head = [0u8; 6];
-        let mut n = 0;
-        while n < head.len() {
-            match tar.read(&mut head[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Io(e)),
-            }
-        }
-        if n == 0 {
-            return Err(Error::InvalidArchive("empty archive".into()));
-        }
-        let raw = BufReader::with_capacity(BUF_SIZE, Cursor::new(&head[..n]).chain(tar));
-        let decoded: Box<dyn Read + '_> = match sniff(&head[..n])? {
-            Compression::Gzip => Box::new(MultiGzDecoder::new(raw)),
-            Compression::None => Box::new(raw),
-        };
+        let decoded = decompress(tar)?;
 
         // One pass: the tee stores the uncompressed tar while unpack consumes it.
         let blob = self.content.writer()?;

@@ -8,10 +8,9 @@
 //! and what a crash leaves is removed by the next open's garbage collection.
 
 use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::bufread::MultiGzDecoder;
 use oci_spec::image::ImageConfiguration;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Deserialize;
@@ -19,7 +18,7 @@ use serde::Deserialize;
 use crate::content::TeeReader;
 use crate::digest::{chain_id, sha256_of};
 use crate::error::{ctx, Error};
-use crate::images::{decode, encode, sniff, Compression, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::images::{decode, decompress, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
 use crate::unpack::{unpack, BUF_SIZE};
 use crate::{Reference, Store};
 
@@ -161,28 +160,6 @@ impl Store {
         let layer = LayerRecord { diff_id: diff_id.to_string(), parent, size: unpacked.size, tar_size: pending.size };
         Ok((layer, pending, snapshot))
     }
-}
-
-/// Undoes gzip (the archive itself and each layer may be compressed).
-fn decompress<'a>(input: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, Error> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match input.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::Io(e)),
-        }
-    }
-    if n == 0 {
-        return Err(Error::InvalidArchive("empty archive".into()));
-    }
-    let raw = BufReader::with_capacity(BUF_SIZE, Cursor::new(head[..n].to_vec()).chain(input));
-    Ok(match sniff(&head[..n])? {
-        Compression::Gzip => Box::new(MultiGzDecoder::new(raw)),
-        Compression::None => Box::new(raw),
-    })
 }
 
 /// Extracts the archive's files, directories and in-archive symlinks (Docker links repeated

@@ -70,7 +70,7 @@ impl LifecycleOpts {
     fn healthcheck(&self, cmd: &str) -> Result<Option<HealthConfig>, Failure> {
         let duration = |value: &Option<String>, flag: &str| -> Result<Option<i64>, Failure> {
             let Some(v) = value else { return Ok(None) };
-            let nanos = parse_go_duration(v)
+            let nanos = berth_api::duration::parse_go(v)
                 .ok_or_else(|| flag_error(cmd, v, flag, &format!("time: invalid duration \"{v}\"")))?;
             if nanos < 0 {
                 return Err(Failure::new(125, format!("{flag} cannot be negative")));
@@ -128,20 +128,6 @@ pub fn restart_policy(value: &str) -> Result<RestartPolicy, String> {
     Ok(RestartPolicy { name: Some(name), maximum_retry_count: count })
 }
 
-/// Go's `time.ParseDuration` in nanoseconds, negative values included.
-fn parse_go_duration(s: &str) -> Option<i64> {
-    let (negative, rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    let d = crate::timestamp::go_duration(rest)?;
-    let nanos = d.as_nanos() as i64;
-    Some(if negative { -nanos } else { nanos })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +156,5 @@ mod tests {
         assert!(conflict.healthcheck("run").is_err());
         let off = LifecycleOpts { no_healthcheck: true, ..Default::default() };
         assert_eq!(off.healthcheck("run").unwrap().unwrap().test, Some(vec!["NONE".to_string()]));
-        assert_eq!(parse_go_duration("-1s"), Some(-1_000_000_000));
     }
 }

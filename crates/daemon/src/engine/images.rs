@@ -284,8 +284,9 @@ fn labels_match(image: &Image, wants: &[String], negate: bool) -> bool {
 /// time or date, as Docker's `GetTimestamp` reads it. Returns unix seconds.
 pub fn parse_until(v: &str, now: i64) -> Result<i64> {
     let bad = || Error::InvalidParameter(format!("failed to parse value as time or duration: \"{v}\""));
-    if let Some(d) = parse_go_duration(v) {
-        return Ok(now - d);
+    // A bare `0` is Unix time 0, as Docker reads it.
+    if let Some(nanos) = berth_api::duration::parse_go(v).filter(|_| v != "0") {
+        return Ok(now - nanos / 1_000_000_000);
     }
     if let Ok(secs) = v.split('.').next().unwrap_or(v).parse::<i64>() {
         if v.split('.').nth(1).is_none_or(|f| f.chars().all(|c| c.is_ascii_digit())) {
@@ -304,36 +305,6 @@ pub fn parse_until(v: &str, now: i64) -> Result<i64> {
         return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).ok_or_else(bad);
     }
     Err(bad())
-}
-
-/// Seconds in a Go duration string like "1h30m", "10s", "2.5h"; None if it is not one.
-fn parse_go_duration(v: &str) -> Option<i64> {
-    let (neg, mut rest) = match v.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, v.strip_prefix('+').unwrap_or(v)),
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(if neg { -total } else { total } as i64)
 }
 
 impl ImageFilter {
