@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --bins
-install -m 0755 target/release/berth target/release/berthd target/release/berth-shim /usr/local/bin/
+install -m 0755 target/release/berth target/release/berthd target/release/berth-shim target/release/berth-registry /usr/local/bin/
 if ! berth version >/dev/null 2>&1; then
   mkdir -p /var/log
   nohup berthd >/var/log/berthd.log 2>&1 &

@@ -24,6 +24,8 @@ const DIRECTIVES: &[(&str, &str, &str)] = &[
     ("log-level", "log-level", "string"),
     ("log-driver", "log-driver", "string"),
     ("log-opts", "log-opt", "map[string]string"),
+    ("storage-driver", "storage-driver", "string"),
+    ("bip", "bip", "string"),
 ];
 
 /// The command line to parse: the program name, the config file's directives as flags,
@@ -286,6 +288,17 @@ mod tests {
             directives_as_flags(r#"{"log-driver":"json-file","log-opts":{"max-size":"1k"},"group":"g"}"#, &given).unwrap_err(),
             "the following directives are specified both as a flag and in the configuration file: \
              log-driver: (from flag: none, from file: json-file), log-opts: (from flag: map[max-file:3], from file: map[max-size:1k])"
+        );
+    }
+
+    #[test]
+    fn storage_driver_comes_from_the_file_or_the_flag_not_both() {
+        assert_eq!(flags(r#"{"storage-driver":"vfs"}"#).unwrap(), ["--storage-driver=vfs"]);
+        let given = |long: &str| (long == "storage-driver").then(|| "overlay2".to_string());
+        assert_eq!(
+            directives_as_flags(r#"{"storage-driver":"vfs"}"#, &given).unwrap_err(),
+            "the following directives are specified both as a flag and in the configuration file: \
+             storage-driver: (from flag: overlay2, from file: vfs)"
         );
     }
 

@@ -44,6 +44,13 @@ struct Args {
     /// Default log driver options for containers.
     #[arg(long = "log-opt", value_name = "map")]
     log_opt: Vec<String>,
+    /// Storage driver to use: overlay2 or vfs (default: the data root's, else overlay2 when
+    /// overlayfs works here, else vfs).
+    #[arg(short = 's', long = "storage-driver", value_name = "string")]
+    storage_driver: Option<String>,
+    /// Address and prefix of the default bridge (`berth0`), as dockerd's `--bip`.
+    #[arg(long = "bip", value_name = "string")]
+    bip: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,11 +70,21 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let paths = engine::Paths::new(&args.data_root, &args.exec_root)?;
+        let mut paths = engine::Paths::new(&args.data_root, &args.exec_root)?;
+        paths.storage_driver = match args.storage_driver.as_deref().filter(|d| !d.is_empty()) {
+            None => None,
+            Some(name) => Some(
+                berth_store::Driver::from_name(name)
+                    .with_context(|| format!("error initializing graphdriver: driver not supported: {name}"))?,
+            ),
+        };
         let mut engine = engine::Engine::open(paths).context("opening the data root")?;
         engine.log_defaults = log_defaults;
         let engine = Arc::new(engine);
+        engine.start_networking(args.bip.as_deref())?;
         engine.clone().restore().await;
-        server::serve(&socket_path, &args.group, engine).await
+        let served = server::serve(&socket_path, &args.group, engine.clone()).await;
+        engine.stop_networking();
+        served
     })
 }

@@ -57,7 +57,8 @@ pub struct SpecInput<'a> {
     pub args: &'a [String],
     pub user: ProcessUser,
     pub rootfs: &'a Path,
-    pub netns: &'a Path,
+    /// The network namespace to join; `None` keeps the host's (`--network host`).
+    pub netns: Option<&'a Path>,
     /// Files the daemon writes per container and binds at /etc/hostname, /etc/hosts, /etc/resolv.conf.
     pub etc_dir: &'a Path,
     pub host: HostFeatures,
@@ -162,7 +163,6 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         "linux": {
             "namespaces": [
                 {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-                {"type": "network", "path": input.netns},
             ],
             "cgroupsPath": format!("/berth/{}", input.id),
             "resources": resources(input.host_config, &input.host)?,
@@ -171,6 +171,12 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             "seccomp": seccomp,
         },
     });
+    if let (Some(netns), Some(namespaces)) = (input.netns, spec["linux"]["namespaces"].as_array_mut()) {
+        namespaces.push(json!({"type": "network", "path": netns}));
+    }
+    if let Some(domain) = config.domainname.as_deref().filter(|d| !d.is_empty()) {
+        spec["domainname"] = json!(domain);
+    }
     if let (Some(init), Some(mounts)) = (input.init, spec["mounts"].as_array_mut()) {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
@@ -268,7 +274,7 @@ mod tests {
             args,
             user: ProcessUser::default(),
             rootfs: Path::new("/run/berth/c/rootfs"),
-            netns: Path::new("/run/berth/netns/c"),
+            netns: Some(Path::new("/run/berth/netns/c")),
             etc_dir: Path::new("/var/lib/berth/containers/c"),
             host: HostFeatures { swap_accounting: true },
             init: None,
@@ -287,6 +293,20 @@ mod tests {
         let init = mounts.iter().find(|m| m["destination"] == INIT_PATH).unwrap();
         assert_eq!(init["source"], "/usr/bin/tini-static");
         assert!(init["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn host_network_has_no_namespace_and_domain_goes_to_uts() {
+        let config = ContainerConfig { domainname: Some("example.com".into()), ..Default::default() };
+        let hc = HostConfig::default();
+        let args = vec!["true".to_string()];
+        let own = serde_json::to_value(build(&input(&config, &hc, &args)).unwrap()).unwrap();
+        let has_net = |v: &Value| v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network");
+        assert!(has_net(&own));
+        assert_eq!(own["domainname"], "example.com");
+        let mut host = input(&config, &hc, &args);
+        host.netns = None;
+        assert!(!has_net(&serde_json::to_value(build(&host).unwrap()).unwrap()));
     }
 
     #[test]

@@ -1,8 +1,17 @@
-//! Container networking. For now: a private network namespace per container with only
-//! loopback up (Docker's `--network none` plus `lo`). Bridges, veths, NAT and DNS come later
-//! and will build on the same pinned namespace.
+//! Container networking: pinned network namespaces, Linux bridges and veth pairs (over
+//! rtnetlink), IPv4 address management, nftables NAT/filtering and published ports.
+//! IPv4 only: berth's bridge networks have no IPv6.
 
+pub mod bridge;
+pub mod dns;
+pub mod etc_files;
+pub mod instances;
+pub mod ipam;
+pub mod mode;
+mod netlink;
 mod netns;
+pub mod nft;
+pub mod ports;
 
 pub use netns::{create_netns, remove_netns};
 
@@ -11,4 +20,7 @@ pub use netns::{create_netns, remove_netns};
 pub enum Error {
     #[error("network namespace {path}: {source}")]
     Netns { path: String, source: std::io::Error },
+    /// A link, address or route request failed.
+    #[error("{0}")]
+    Link(String),
 }

@@ -14,29 +14,29 @@ use crate::digest::{format_digest, hex_part};
 use crate::error::{ctx, Error};
 use crate::fsutil::{fsync_dir, remove_file, temp_name, TEMP_PREFIX};
 
-/// Blob directory handle.
+/// Blob directory handle. Public for the registry server, which keeps its blobs in one.
 #[derive(Debug)]
-pub(crate) struct ContentStore {
+pub struct ContentStore {
     dir: PathBuf,
 }
 
 impl ContentStore {
     /// Creates <root>/blobs/sha256 if needed.
-    pub(crate) fn open(root: &Path) -> Result<ContentStore, Error> {
+    pub fn open(root: &Path) -> Result<ContentStore, Error> {
         let dir = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&dir).map_err(|e| ctx(e, dir.display()))?;
         Ok(ContentStore { dir })
     }
 
     /// File path of a blob; errors on anything that is not a well-formed sha256 digest.
-    pub(crate) fn path(&self, digest: &str) -> Result<PathBuf, Error> {
+    pub fn path(&self, digest: &str) -> Result<PathBuf, Error> {
         let hex =
             hex_part(digest).ok_or_else(|| Error::Corrupt(format!("bad digest {digest:?}")))?;
         Ok(self.dir.join(hex))
     }
 
     /// Starts a new blob.
-    pub(crate) fn writer(&self) -> Result<BlobWriter, Error> {
+    pub fn writer(&self) -> Result<BlobWriter, Error> {
         let path = self.dir.join(temp_name("blob"));
         let file = OpenOptions::new()
             .write(true)
@@ -52,8 +52,30 @@ impl ContentStore {
         })
     }
 
+    /// Continues a blob whose first bytes are already in `path` (a registry upload, which
+    /// outlives one request and the process): re-hashes them and appends after them. `path`
+    /// must be on the store's filesystem, since `commit` renames it into place. Dropping the
+    /// writer deletes the file, as for `writer`; `suspend` keeps it for a later `resume`.
+    pub fn resume(&self, path: &Path) -> Result<BlobWriter, Error> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| ctx(e, path.display()))?;
+        let mut hasher = Sha256::new();
+        let size = io::copy(&mut file, &mut hasher).map_err(|e| ctx(e, path.display()))?;
+        Ok(BlobWriter {
+            dir: self.dir.clone(),
+            path: Some(path.to_path_buf()),
+            file,
+            hasher,
+            size,
+        })
+    }
+
     /// Writes a small blob (a config) in one go and publishes it.
-    pub(crate) fn write_all(&self, bytes: &[u8]) -> Result<String, Error> {
+    pub fn write_all(&self, bytes: &[u8]) -> Result<String, Error> {
         let mut w = self.writer()?;
         w.write_all(bytes).map_err(Error::Io)?;
         let pending = w.finish()?;
@@ -63,7 +85,7 @@ impl ContentStore {
     }
 
     /// Reads a whole blob; only for small ones (configs).
-    pub(crate) fn read(&self, digest: &str) -> Result<Vec<u8>, Error> {
+    pub fn read(&self, digest: &str) -> Result<Vec<u8>, Error> {
         let path = self.path(digest)?;
         let mut buf = Vec::new();
         File::open(&path)
@@ -73,13 +95,13 @@ impl ContentStore {
     }
 
     /// Removes a blob; idempotent.
-    pub(crate) fn remove(&self, digest: &str) -> Result<(), Error> {
+    pub fn remove(&self, digest: &str) -> Result<(), Error> {
         remove_file(&self.path(digest)?)
     }
 
     /// Deletes temp files and every blob whose digest `keep` rejects. Run at open, before any
     /// writer exists, so nothing in progress can be mistaken for garbage.
-    pub(crate) fn gc(&self, keep: impl Fn(&str) -> bool) -> Result<usize, Error> {
+    pub fn gc(&self, keep: impl Fn(&str) -> bool) -> Result<usize, Error> {
         let mut removed = 0;
         let rd = std::fs::read_dir(&self.dir).map_err(|e| ctx(e, self.dir.display()))?;
         for entry in rd {
@@ -102,7 +124,7 @@ impl ContentStore {
 
 /// A blob being written: hashes and counts what goes through it.
 #[derive(Debug)]
-pub(crate) struct BlobWriter {
+pub struct BlobWriter {
     dir: PathBuf,
     /// Some until handed on; Drop removes the temp file of an abandoned write.
     path: Option<PathBuf>,
@@ -126,7 +148,7 @@ impl Write for BlobWriter {
 
 impl BlobWriter {
     /// Makes the data durable and fixes the digest; the blob is not visible until `commit`.
-    pub(crate) fn finish(mut self) -> Result<PendingBlob, Error> {
+    pub fn finish(mut self) -> Result<PendingBlob, Error> {
         let path = self
             .path
             .take()
@@ -142,6 +164,23 @@ impl BlobWriter {
     }
 }
 
+impl BlobWriter {
+    /// Bytes written so far (including those `resume` found).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Digest of the bytes so far, without finishing the blob.
+    pub fn digest(&self) -> String {
+        format_digest(self.hasher.clone().finalize().as_slice())
+    }
+
+    /// Closes the writer but keeps its file, for a later `resume`.
+    pub fn suspend(mut self) {
+        self.path = None;
+    }
+}
+
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if let Some(p) = self.path.take() {
@@ -152,18 +191,18 @@ impl Drop for BlobWriter {
 
 /// A complete, fsynced blob under its temp name.
 #[derive(Debug)]
-pub(crate) struct PendingBlob {
+pub struct PendingBlob {
     dir: PathBuf,
     path: Option<PathBuf>,
     /// Digest of the bytes written.
-    pub(crate) digest: String,
+    pub digest: String,
     /// Number of bytes written.
-    pub(crate) size: u64,
+    pub size: u64,
 }
 
 impl PendingBlob {
     /// Publishes the blob under its digest. Replacing an existing copy is harmless: same bytes.
-    pub(crate) fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(mut self) -> Result<(), Error> {
         let Some(from) = self.path.take() else {
             return Ok(());
         };
@@ -183,6 +222,22 @@ impl Drop for PendingBlob {
         if let Some(p) = self.path.take() {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+impl ContentStore {
+    /// A blob made of the file at `path` without copying its bytes: a hard link under a temp
+    /// name, fsynced. For `load`, whose extracted layer tar *is* the blob: `path` must be on
+    /// the store's filesystem, private to the caller, and `digest`/`size` computed by the
+    /// store from every byte of it just before (so digests still never come from outside).
+    pub(crate) fn link_pending(&self, path: &Path, digest: String, size: u64) -> Result<PendingBlob, Error> {
+        // The archive may name a layer through an in-archive symlink; link the file itself.
+        let file = std::fs::canonicalize(path).map_err(|e| ctx(e, path.display()))?;
+        let tmp = self.dir.join(temp_name("blob"));
+        std::fs::hard_link(&file, &tmp).map_err(|e| ctx(e, tmp.display()))?;
+        let pending = PendingBlob { dir: self.dir.clone(), path: Some(tmp.clone()), digest, size };
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| ctx(e, "fsync blob"))?;
+        Ok(pending)
     }
 }
 
@@ -228,5 +283,29 @@ mod tests {
         assert!(!cs.path(&other).unwrap().exists());
         cs.remove(&d).unwrap();
         cs.remove(&d).unwrap();
+    }
+
+    #[test]
+    fn resumed_blobs_hash_what_was_there_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(dir.path()).unwrap();
+        let upload = dir.path().join("upload-data");
+        let mut w = cs.resume(&upload).unwrap();
+        w.write_all(b"hel").unwrap();
+        w.suspend();
+        assert_eq!(std::fs::read(&upload).unwrap(), b"hel", "suspend keeps the file");
+        let mut w = cs.resume(&upload).unwrap();
+        assert_eq!(w.size(), 3);
+        w.write_all(b"lo").unwrap();
+        assert_eq!(w.digest(), crate::digest::sha256_of(b"hello"));
+        let pending = w.finish().unwrap();
+        assert_eq!(pending.digest, crate::digest::sha256_of(b"hello"));
+        pending.commit().unwrap();
+        assert!(!upload.exists(), "published by rename");
+        assert_eq!(cs.read(&crate::digest::sha256_of(b"hello")).unwrap(), b"hello");
+        // Dropping a resumed writer deletes its file, as for a new one.
+        let w = cs.resume(&upload).unwrap();
+        drop(w);
+        assert!(!upload.exists());
     }
 }

@@ -8,6 +8,10 @@ pub enum Error {
     /// No image matches the name, id or reference given (the string is the name as given).
     #[error("No such image: {0}")]
     ImageNotFound(String),
+    /// Something named inside an image or archive is not there (containerd's `not found`:
+    /// no manifest for this platform); the message is the whole text.
+    #[error("{0}")]
+    NotFound(String),
     /// The reference does not parse; the message is Docker's full text.
     #[error("{0}")]
     InvalidReference(String),

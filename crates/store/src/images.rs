@@ -6,9 +6,8 @@
 //! - `layers_v1`: chain id → LayerRecord (JSON); one row per unpacked snapshot.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader, Cursor, Read};
+use std::io::{self, BufReader, Read};
 
-use flate2::bufread::MultiGzDecoder;
 use oci_spec::image::{
     Arch, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
@@ -67,50 +66,8 @@ fn host_arch() -> Arch {
     })
 }
 
-/// What the first bytes of an import stream say it is.
-enum Compression {
-    None,
-    Gzip,
-}
-
-fn sniff(head: &[u8]) -> Result<Compression, Error> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Compression::Gzip)
-    } else if head.starts_with(b"BZh")
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-    {
-        Err(Error::InvalidArchive(
-            "unsupported compression (use gzip or none)".into(),
-        ))
-    } else {
-        Ok(Compression::None)
-    }
-}
-
-/// A reader of `input` with gzip undone, judged by its first bytes (an import, a save
-/// archive, or one of its layers).
-pub(crate) fn decompress<'a>(input: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, Error> {
-    // Peek the magic without a BufReader, which can't guarantee two bytes from a pipe.
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match input.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::Io(e)),
-        }
-    }
-    if n == 0 {
-        return Err(Error::InvalidArchive("empty archive".into()));
-    }
-    let raw = BufReader::with_capacity(BUF_SIZE, Cursor::new(head[..n].to_vec()).chain(input));
-    Ok(match sniff(&head[..n])? {
-        Compression::Gzip => Box::new(MultiGzDecoder::new(raw)),
-        Compression::None => Box::new(raw),
-    })
-}
+/// One decoder for import, load and every layer: gzip, zstd or plain, judged by the bytes.
+pub(crate) use crate::compression::decompress;
 
 impl Store {
     pub(crate) fn init_tables(&self) -> Result<(), Error> {

@@ -4,32 +4,42 @@
 //! Layout under the data root:
 //! - `blobs/sha256/<hex>`: layer tars (uncompressed) and image configs, by digest;
 //! - `snapshots/<chain hex>`: each layer unpacked once, shared by every image using it;
-//! - `containers-rootfs/<key>/{upper,work,merged}`: a container's writable layer;
+//! - `containers-rootfs/<key>/{upper,work,merged}`: a container's writable layer (overlay2),
+//!   or `containers-rootfs/<key>/vfs`: its full copy of the image (vfs);
 //! - metadata in the daemon's redb database, tables `images_v1`, `images_tags_v1`, `layers_v1`.
 //!
 //! Files are always published before the one redb transaction that references them, and
 //! unpublished after the one that stops referencing them, so a crash leaves at worst
 //! unreferenced files, which `Store::open` removes.
 
+mod commit;
+mod compression;
 mod content;
 mod digest;
 mod error;
 mod fsutil;
 mod images;
 mod load;
+pub mod manifest;
+pub mod platform;
 mod reference;
 mod save;
 mod snapshot;
 mod unpack;
+mod usage;
+mod vfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use content::{BlobWriter, ContentStore, PendingBlob};
+pub use commit::ConfigBuilder;
+pub use compression::Compression;
 pub use error::Error;
 pub use reference::Reference;
 pub use load::LoadedImage;
 pub use save::SaveItem;
-pub use snapshot::Mount;
+pub use snapshot::{Driver, Mount, RootfsTree};
 
 /// Re-exported so callers name the exact types the store uses.
 pub use oci_spec::image::{Config as ImageConfig, ImageConfiguration};
@@ -82,12 +92,18 @@ impl Store {
     /// Opens (creating if needed) the store under `root`, using the daemon's database `db`.
     /// Removes whatever an interrupted operation left behind.
     pub fn open(root: &Path, db: Arc<redb::Database>) -> Result<Store, Error> {
+        Store::open_with_driver(root, db, None)
+    }
+
+    /// [`Store::open`] with a storage driver for containers' writable layers; `None` picks
+    /// the one the existing containers use, else overlay2 where an overlay mounts, else vfs.
+    pub fn open_with_driver(root: &Path, db: Arc<redb::Database>, driver: Option<Driver>) -> Result<Store, Error> {
         std::fs::create_dir_all(root).map_err(|e| error::ctx(e, root.display()))?;
         let store = Store {
             root: root.to_path_buf(),
             db,
             content: content::ContentStore::open(root)?,
-            snapshots: snapshot::Snapshots::open(root)?,
+            snapshots: snapshot::Snapshots::open(root, driver)?,
             publish: Mutex::new(()),
         };
         store.init_tables()?;
@@ -105,11 +121,29 @@ impl Store {
         self.publish.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A container's root filesystem as mounts (one overlay), bottom layers from `image`.
-    /// Creates the container's upper/work directories; never mounts anything itself.
+    /// The storage driver containers get.
+    pub fn driver(&self) -> Driver {
+        self.snapshots.driver()
+    }
+
+    /// A container's root filesystem as mounts (one overlay, or one bind mount for vfs),
+    /// bottom layers from `image`. Creates the container's writable layer (upper/work, or
+    /// the vfs copy) on first use; never mounts anything itself.
     pub fn prepare_rootfs(&self, key: &str, image: &Image) -> Result<Vec<Mount>, Error> {
         let chain = digest::chain_ids(image.config.rootfs().diff_ids());
         self.snapshots.prepare_rootfs(key, &chain)
+    }
+
+    /// [`Store::prepare_rootfs`], as a mount through which nothing can be written.
+    pub fn readonly_rootfs(&self, key: &str, image: &Image) -> Result<Vec<Mount>, Error> {
+        let chain = digest::chain_ids(image.config.rootfs().diff_ids());
+        self.snapshots.readonly_rootfs(key, &chain)
+    }
+
+    /// A container's files beside its image's layers, for `diff` and sizes.
+    pub fn rootfs_tree(&self, key: &str, image: &Image) -> Result<RootfsTree, Error> {
+        let chain = digest::chain_ids(image.config.rootfs().diff_ids());
+        self.snapshots.rootfs_tree(key, &chain)
     }
 
     /// Removes a container's rootfs directories; idempotent.
@@ -117,7 +151,8 @@ impl Store {
         self.snapshots.remove_rootfs(key)
     }
 
-    /// Directory of a container's rootfs (holds upper, work and an empty `merged` mount point).
+    /// Directory of a container's rootfs (holds upper, work and an empty `merged` mount point
+    /// for overlay2, the `vfs` copy for vfs).
     pub fn rootfs_dir(&self, key: &str) -> Result<PathBuf, Error> {
         self.snapshots.rootfs_path(key)
     }

@@ -1,12 +1,18 @@
 //! `docker load`: images from an archive that `docker save` wrote (any version: the
-//! `manifest.json` it always has names each image's config and layer tars).
+//! `manifest.json` it always has names each image's config and layer tars), or from a bare
+//! OCI image layout (`oci-layout`, `index.json`, `blobs/`) as Docker 25+ with the containerd
+//! store, skopeo and buildah write it. In a layout, each entry of `index.json` is one image:
+//! an index is narrowed to this host's platform (manifest.rs), and the entry's annotations
+//! name it (Docker's rules, `manifest::image_name`); an unnamed one loads untagged.
 //!
 //! The archive is first extracted into a temp directory of the store (its members come in
-//! any order, and the manifest is last). Each layer is then checked against the diff ID its
-//! config names while it is unpacked, so nothing unverified is kept, and the image is
-//! published only when every layer is in place: a bad archive leaves the store unchanged,
-//! and what a crash leaves is removed by the next open's garbage collection.
+//! any order, and the manifest is last). Each layer is then checked while it is unpacked: its
+//! blob, compressed or not, against the digest its manifest names (layouts), and the
+//! uncompressed tar against the diff ID its config names, so nothing unverified is kept. The
+//! image is published only when every layer is in place: a bad archive leaves the store
+//! unchanged, and what a crash leaves is removed by the next open's garbage collection.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
@@ -14,11 +20,15 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::image::ImageConfiguration;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
+use crate::compression::{decompress, Compression};
 use crate::content::TeeReader;
-use crate::digest::{chain_id, sha256_of};
+use crate::digest::{chain_id, format_digest, hex_part, sha256_of};
 use crate::error::{ctx, Error};
-use crate::images::{decode, decompress, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::manifest::{self, media, Descriptor, Index};
+use crate::platform::Matcher;
 use crate::unpack::{unpack, BUF_SIZE};
 use crate::{Reference, Store};
 
@@ -40,76 +50,148 @@ pub struct LoadedImage {
     pub tags: Vec<String>,
 }
 
+/// One image found in the archive, before anything is stored.
+struct ToLoad {
+    config_bytes: Vec<u8>,
+    /// How errors name the config: its path in the archive.
+    config_name: String,
+    layers: Vec<LayerSource>,
+    tags: Vec<Reference>,
+}
+
+/// A layer unpacked and verified, not yet published.
+struct FreshLayer {
+    record: LayerRecord,
+    blob: crate::content::PendingBlob,
+    snapshot: crate::snapshot::TempSnapshot,
+}
+
+/// An image whose layers are all in place or fresh, ready to record.
+struct Prepared {
+    id: String,
+    config_bytes: Vec<u8>,
+    record: ImageRecord,
+    tags: Vec<Reference>,
+}
+
+/// One layer blob in the extracted archive.
+struct LayerSource {
+    /// How errors name it: its path in the archive.
+    name: String,
+    path: PathBuf,
+    /// The descriptor the blob must match (digest and size of the bytes as stored,
+    /// compressed or not); none in Docker's format, whose layers are named by path only.
+    descriptor: Option<Descriptor>,
+}
+
+/// JSON blobs (manifests, indexes, configs) are read whole; a bigger one is hostile.
+const MAX_JSON_BLOB: u64 = 32 << 20;
+
 impl Store {
-    /// Loads every image of a save archive (plain or gzip'd tar).
+    /// Loads every image of a save archive or OCI layout (plain, gzip'd or zstd'd tar).
     pub fn load_archive(&self, input: &mut dyn Read) -> Result<Vec<LoadedImage>, Error> {
         let dir = self.snapshots.temp()?;
         extract(&mut decompress(input)?, dir.path())?;
-        let manifest = std::fs::read(dir.path().join("manifest.json"))
-            .map_err(|_| Error::InvalidArchive("no manifest.json in the archive (was it made by docker save?)".into()))?;
-        let entries: Vec<ManifestEntry> =
-            serde_json::from_slice(&manifest).map_err(|e| Error::InvalidArchive(format!("manifest.json: {e}")))?;
-        let mut loaded = Vec::new();
-        for entry in &entries {
-            loaded.push(self.load_image(dir.path(), entry)?);
+        let images = if dir.path().join("manifest.json").exists() {
+            docker_images(dir.path())?
+        } else if dir.path().join("index.json").exists() {
+            oci_images(dir.path(), &Matcher::host())?
+        } else {
+            return Err(Error::InvalidArchive(
+                "no manifest.json or index.json in the archive (was it made by docker save?)"
+                    .into(),
+            ));
+        };
+        // Every image is unpacked and checked before any is published: a bad image anywhere
+        // in the archive leaves the store as it was.
+        let mut unpacked_here = HashMap::new();
+        let mut prepared = Vec::new();
+        for image in &images {
+            prepared.push(self.prepare_image(image, &mut unpacked_here)?);
         }
-        Ok(loaded)
+        self.publish(prepared, unpacked_here)
     }
 
-    fn load_image(&self, dir: &Path, entry: &ManifestEntry) -> Result<LoadedImage, Error> {
-        let config_bytes = std::fs::read(member(dir, &entry.config)?).map_err(|e| ctx(e, &entry.config))?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .map_err(|e| Error::InvalidArchive(format!("image config {}: {e}", entry.config)))?;
+    /// Unpacks and verifies the layers of `image` that neither the store nor this load
+    /// (`unpacked_here`, by chain ID) has yet.
+    fn prepare_image(
+        &self,
+        image: &ToLoad,
+        unpacked_here: &mut HashMap<String, FreshLayer>,
+    ) -> Result<Prepared, Error> {
+        let config: ImageConfiguration =
+            serde_json::from_slice(&image.config_bytes).map_err(|e| {
+                Error::InvalidArchive(format!("image config {}: {e}", image.config_name))
+            })?;
         let diff_ids = config.rootfs().diff_ids().clone();
-        if diff_ids.len() != entry.layers.len() {
+        if diff_ids.len() != image.layers.len() {
             return Err(Error::InvalidArchive(format!(
                 "invalid manifest, layers length mismatch: expected {}, got {}",
                 diff_ids.len(),
-                entry.layers.len()
+                image.layers.len()
             )));
         }
-        let tags = entry
-            .repo_tags
-            .iter()
-            .flatten()
-            .map(|t| Reference::parse(t))
-            .collect::<Result<Vec<_>, _>>()?;
 
-        // Unpack and verify the layers this store does not have yet.
         let mut parent: Option<String> = None;
         let mut chain_ids = Vec::new();
-        let mut fresh = Vec::new();
         let mut size = 0;
-        for (diff_id, path) in diff_ids.iter().zip(&entry.layers) {
+        for (diff_id, layer) in diff_ids.iter().zip(&image.layers) {
             let chain = chain_id(parent.as_deref(), diff_id);
-            match self.layer_record(&chain)? {
-                Some(rec) => size += rec.size,
-                None => {
-                    let (layer, pending, snapshot) = self.unpack_verified(dir, path, diff_id, parent.clone())?;
-                    size += layer.size;
-                    fresh.push((chain.clone(), layer, pending, snapshot));
-                }
+            if let Some(fresh) = unpacked_here.get(&chain) {
+                size += fresh.record.size;
+            } else if let Some(rec) = self.layer_record(&chain)? {
+                size += rec.size;
+            } else {
+                let (record, blob, snapshot) =
+                    self.unpack_verified(layer, diff_id, parent.clone())?;
+                size += record.size;
+                unpacked_here.insert(
+                    chain.clone(),
+                    FreshLayer {
+                        record,
+                        blob,
+                        snapshot,
+                    },
+                );
             }
             parent = Some(chain.clone());
             chain_ids.push(chain);
         }
-        let id = sha256_of(&config_bytes);
         let created = config
             .created()
             .as_deref()
             .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
             .map(|t| t.timestamp())
             .unwrap_or(0);
-        let record = ImageRecord { created, chain_ids, size, repo_digests: Vec::new() };
+        Ok(Prepared {
+            id: sha256_of(&image.config_bytes),
+            config_bytes: image.config_bytes.clone(),
+            record: ImageRecord {
+                created,
+                chain_ids,
+                size,
+                repo_digests: Vec::new(),
+            },
+            tags: image.tags.clone(),
+        })
+    }
 
+    /// Publishes the fresh layers' files, then records every image in one transaction.
+    fn publish(
+        &self,
+        images: Vec<Prepared>,
+        fresh: HashMap<String, FreshLayer>,
+    ) -> Result<Vec<LoadedImage>, Error> {
         let _g = self.lock();
         let mut layer_rows = Vec::new();
-        for (chain, layer, pending, snapshot) in fresh {
-            pending.commit()?;
-            self.snapshots.commit(snapshot, &chain)?;
-            layer_rows.push((chain, layer));
+        for (chain, layer) in fresh {
+            layer.blob.commit()?;
+            self.snapshots.commit(layer.snapshot, &chain)?;
+            layer_rows.push((chain, layer.record));
         }
-        self.content.write_all(&config_bytes)?;
+        for image in &images {
+            self.content.write_all(&image.config_bytes)?;
+        }
         let txn = self.db.begin_write()?;
         {
             let mut layers = txn.open_table(LAYERS)?;
@@ -118,47 +200,286 @@ impl Store {
                     layers.insert(chain.as_str(), encode(layer)?.as_slice())?;
                 }
             }
-            txn.open_table(IMAGES)?.insert(id.as_str(), encode(&record)?.as_slice())?;
-            let mut table = txn.open_table(TAGS)?;
-            for t in &tags {
-                table.insert(t.full().as_str(), id.as_str())?;
+            // A layer found in the store at prepare time may have gone with a concurrent
+            // `rmi` since; recording an image on it would leave the image without its files.
+            for image in &images {
+                for chain in &image.record.chain_ids {
+                    if layers.get(chain.as_str())?.is_none() {
+                        return Err(Error::Conflict(format!(
+                            "layer {chain} was removed while the image was loading; load it again"
+                        )));
+                    }
+                }
+            }
+            let mut table = txn.open_table(IMAGES)?;
+            let mut tags = txn.open_table(TAGS)?;
+            for image in &images {
+                table.insert(image.id.as_str(), encode(&image.record)?.as_slice())?;
+                for t in &image.tags {
+                    tags.insert(t.full().as_str(), image.id.as_str())?;
+                }
             }
         }
         txn.commit()?;
-        Ok(LoadedImage { id, tags: tags.iter().map(|t| t.familiar()).collect() })
+        Ok(images
+            .into_iter()
+            .map(|i| LoadedImage {
+                id: i.id,
+                tags: i.tags.iter().map(|t| t.familiar()).collect(),
+            })
+            .collect())
     }
 
     fn layer_record(&self, chain: &str) -> Result<Option<LayerRecord>, Error> {
         let txn = self.db.begin_read()?;
         let layers = txn.open_table(LAYERS)?;
         let found = layers.get(chain)?;
-        found.map(|v| decode::<LayerRecord>("layer record", v.value())).transpose()
+        found
+            .map(|v| decode::<LayerRecord>("layer record", v.value()))
+            .transpose()
     }
 
-    /// Unpacks one layer tar into a temp snapshot while storing it as a blob; fails unless
-    /// its digest is the one the config names.
+    /// Unpacks one layer into a temp snapshot while storing its uncompressed tar as a blob;
+    /// fails unless the blob matches its descriptor and the tar the diff ID the config names.
     fn unpack_verified(
         &self,
-        dir: &Path,
-        path: &str,
+        layer: &LayerSource,
         diff_id: &str,
         parent: Option<String>,
-    ) -> Result<(LayerRecord, crate::content::PendingBlob, crate::snapshot::TempSnapshot), Error> {
-        let mut file = File::open(member(dir, path)?).map_err(|e| ctx(e, path))?;
-        let blob = self.content.writer()?;
-        let mut tee = BufReader::with_capacity(BUF_SIZE, TeeReader { inner: decompress(&mut file)?, blob });
+    ) -> Result<
+        (
+            LayerRecord,
+            crate::content::PendingBlob,
+            crate::snapshot::TempSnapshot,
+        ),
+        Error,
+    > {
+        let file = File::open(&layer.path).map_err(|e| ctx(e, &layer.name))?;
+        let mut stored = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+            size: 0,
+        };
         let snapshot = self.snapshots.temp()?;
-        let unpacked = unpack(&mut tee, snapshot.path())?;
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::InvalidArchive(e.to_string()))?;
-        let pending = tee.into_inner().blob.finish()?;
+        let (unpacked, pending) = if is_plain_tar(&layer.path)? {
+            // The common case (`docker save` writes plain tars): the extracted file is the
+            // blob already, so it is linked, never copied; a second core hashes the whole
+            // file (trailing bytes too) while this one unpacks it from its own handle.
+            let unpacked = std::thread::scope(|s| {
+                let hashing = s.spawn(|| {
+                    // Big reads: io::copy's 8 KiB would make this syscall-bound.
+                    let mut buf = vec![0u8; BUF_SIZE];
+                    while stored.read(&mut buf)? > 0 {}
+                    io::Result::Ok(())
+                });
+                let unpacked = File::open(&layer.path)
+                    .map_err(|e| ctx(e, &layer.name))
+                    .and_then(|f| unpack(&mut BufReader::with_capacity(BUF_SIZE, f), snapshot.path()));
+                let hashed = hashing.join().map_err(|_| Error::Corrupt("layer hashing panicked".into()))?;
+                hashed.map_err(|e| ctx(e, &layer.name))?;
+                unpacked
+            })?;
+            let digest = format_digest(stored.hasher.clone().finalize().as_slice());
+            (unpacked, self.content.link_pending(&layer.path, digest, stored.size)?)
+        } else {
+            let blob = self.content.writer()?;
+            let mut tee = BufReader::with_capacity(
+                BUF_SIZE,
+                TeeReader {
+                    inner: decompress(&mut stored)?,
+                    blob,
+                },
+            );
+            let unpacked = unpack(&mut tee, snapshot.path())?;
+            // Bytes after the end-of-archive marker are still part of the tar the diff ID covers.
+            io::copy(&mut tee, &mut io::sink())
+                .map_err(|e| Error::InvalidArchive(format!("{}: {e}", layer.name)))?;
+            (unpacked, tee.into_inner().blob.finish()?)
+        };
+        if let Some(want) = &layer.descriptor {
+            // ...and bytes after the compressed stream part of the blob its digest covers.
+            io::copy(&mut stored, &mut io::sink()).map_err(|e| ctx(e, &layer.name))?;
+            let got = format_digest(stored.hasher.finalize().as_slice());
+            if got != want.digest || stored.size != want.size {
+                return Err(Error::InvalidArchive(format!(
+                    "layer {} does not match its descriptor: expected {} ({} bytes), got {got} ({} bytes)",
+                    layer.name, want.digest, want.size, stored.size
+                )));
+            }
+        }
         if pending.digest != diff_id {
             return Err(Error::InvalidArchive(format!(
-                "layer {path} does not match its diff ID: expected {diff_id}, got {}",
-                pending.digest
+                "layer {} does not match its diff ID: expected {diff_id}, got {}",
+                layer.name, pending.digest
             )));
         }
-        let layer = LayerRecord { diff_id: diff_id.to_string(), parent, size: unpacked.size, tar_size: pending.size };
-        Ok((layer, pending, snapshot))
+        let rec = LayerRecord {
+            diff_id: diff_id.to_string(),
+            parent,
+            size: unpacked.size,
+            tar_size: pending.size,
+        };
+        Ok((rec, pending, snapshot))
+    }
+}
+
+/// The images Docker's `manifest.json` lists.
+fn docker_images(dir: &Path) -> Result<Vec<ToLoad>, Error> {
+    let manifest = std::fs::read(dir.join("manifest.json")).map_err(|e| ctx(e, "manifest.json"))?;
+    let entries: Vec<ManifestEntry> = serde_json::from_slice(&manifest)
+        .map_err(|e| Error::InvalidArchive(format!("manifest.json: {e}")))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let config_bytes = read_limited(&member(dir, &entry.config)?, &entry.config)?;
+            let tags = entry
+                .repo_tags
+                .iter()
+                .flatten()
+                .map(|t| Reference::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let layers = entry
+                .layers
+                .iter()
+                .map(|l| {
+                    Ok(LayerSource {
+                        name: l.clone(),
+                        path: member(dir, l)?,
+                        descriptor: None,
+                    })
+                })
+                .collect::<Result<_, Error>>()?;
+            Ok(ToLoad {
+                config_bytes,
+                config_name: entry.config,
+                layers,
+                tags,
+            })
+        })
+        .collect()
+}
+
+/// The images an OCI layout's `index.json` lists, each narrowed to one manifest for `matcher`.
+fn oci_images(dir: &Path, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
+    let index_bytes = read_limited(&dir.join("index.json"), "index.json")?;
+    let index: Index = match manifest::parse(&index_bytes, media::OCI_INDEX)? {
+        manifest::Document::Index(i) => i,
+        manifest::Document::Manifest(_) => {
+            return Err(Error::InvalidArchive(
+                "index.json is not an image index".into(),
+            ))
+        }
+    };
+    let mut fetch = |d: &Descriptor| -> Result<Vec<u8>, Error> {
+        if d.size > MAX_JSON_BLOB {
+            return Err(Error::InvalidArchive(format!(
+                "{}: {} bytes is too big for a manifest or config",
+                d.digest, d.size
+            )));
+        }
+        read_limited(&blob_member(dir, &d.digest)?, &d.digest)
+    };
+    let mut out = Vec::new();
+    for entry in index
+        .manifests
+        .iter()
+        .filter(|d| manifest::is_manifest_or_index(&d.media_type))
+    {
+        let tags = match manifest::image_name(&entry.annotations) {
+            // A name Docker cannot parse leaves the image untagged rather than failing the load.
+            Some(name) => match Reference::parse(name) {
+                Ok(r) if r.digest().is_none() => vec![r],
+                _ => {
+                    tracing::warn!(name, "load: ignoring an image name that is not a valid tag");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let (_, m) = manifest::select_manifest(&mut fetch, entry, matcher)?;
+        if !matches!(
+            m.config.media_type.as_str(),
+            media::OCI_CONFIG | media::DOCKER_CONFIG | ""
+        ) {
+            return Err(Error::InvalidArchive(format!(
+                "{} is not a container image (config media type {})",
+                entry.digest, m.config.media_type
+            )));
+        }
+        let config_bytes = manifest::fetch_verified(&mut fetch, &m.config)?;
+        let layers = m
+            .layers
+            .iter()
+            .map(|l| {
+                Compression::check_layer_media_type(&l.media_type)?;
+                Ok(LayerSource {
+                    name: l.digest.clone(),
+                    path: blob_member(dir, &l.digest)?,
+                    descriptor: Some(l.clone()),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        out.push(ToLoad {
+            config_bytes,
+            config_name: m.config.digest.clone(),
+            layers,
+            tags,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::InvalidArchive("index.json lists no image".into()));
+    }
+    Ok(out)
+}
+
+/// The file of blob `digest` in a layout; it must be there (we never fetch).
+fn blob_member(dir: &Path, digest: &str) -> Result<PathBuf, Error> {
+    let hex = hex_part(digest).ok_or_else(|| {
+        Error::InvalidArchive(format!("unsupported or malformed digest {digest:?}"))
+    })?;
+    let path = member(dir, &format!("blobs/sha256/{hex}"))?;
+    if !path.is_file() {
+        return Err(Error::InvalidArchive(format!(
+            "blob {digest} is missing from the archive"
+        )));
+    }
+    Ok(path)
+}
+
+/// A whole small file, refusing one too big to be JSON metadata.
+fn read_limited(path: &Path, name: &str) -> Result<Vec<u8>, Error> {
+    let file = File::open(path).map_err(|e| ctx(e, name))?;
+    let mut buf = Vec::new();
+    file.take(MAX_JSON_BLOB + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ctx(e, name))?;
+    if buf.len() as u64 > MAX_JSON_BLOB {
+        return Err(Error::InvalidArchive(format!("{name} is too big")));
+    }
+    Ok(buf)
+}
+
+/// Hashes and counts the bytes of a blob as they are read.
+/// Whether the layer file starts as an uncompressed tar does.
+fn is_plain_tar(path: &Path) -> Result<bool, Error> {
+    let mut head = [0u8; 6];
+    let n = std::os::unix::fs::FileExt::read_at(&File::open(path).map_err(|e| ctx(e, path.display()))?, &mut head, 0)
+        .map_err(|e| ctx(e, path.display()))?;
+    Ok(n > 0 && Compression::sniff(&head[..n]).ok() == Some(Compression::None))
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
     }
 }
 
@@ -168,31 +489,59 @@ impl Store {
 fn extract(input: &mut dyn Read, dir: &Path) -> Result<(), Error> {
     let bad = |what: String| Error::InvalidArchive(what);
     let mut archive = tar::Archive::new(input);
-    for entry in archive.entries().map_err(|e| bad(format!("reading archive: {e}")))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| bad(format!("reading archive: {e}")))?
+    {
         let mut entry = entry.map_err(|e| bad(format!("reading archive: {e}")))?;
         let name = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let rel = relative(&name).ok_or_else(|| bad(format!("unsafe path in archive: {}", name.display())))?;
+        let rel = relative(&name)
+            .ok_or_else(|| bad(format!("unsafe path in archive: {}", name.display())))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
         let target = dir.join(&rel);
         if through_link(dir, &rel) {
-            return Err(bad(format!("path in archive goes through a link: {}", name.display())));
+            return Err(bad(format!(
+                "path in archive goes through a link: {}",
+                name.display()
+            )));
         }
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&target).map_err(|e| ctx(e, target.display()))?,
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&target).map_err(|e| ctx(e, target.display()))?
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 if let Some(p) = target.parent() {
                     std::fs::create_dir_all(p).map_err(|e| ctx(e, p.display()))?;
                 }
                 let mut out = File::create(&target).map_err(|e| ctx(e, target.display()))?;
-                io::copy(&mut entry, &mut out).map_err(|e| bad(format!("{}: {e}", name.display())))?;
+                // Layer tars become blobs as they are (see `link_pending`): their disk writes
+                // start now rather than at the blob's fsync.
+                let mut writeback = crate::fsutil::EarlyWriteback::default();
+                let mut buf = vec![0u8; BUF_SIZE];
+                loop {
+                    let n = entry.read(&mut buf).map_err(|e| bad(format!("{}: {e}", name.display())))?;
+                    if n == 0 {
+                        break;
+                    }
+                    io::Write::write_all(&mut out, &buf[..n]).map_err(|e| ctx(e, target.display()))?;
+                    writeback.wrote(&out, n);
+                }
             }
             tar::EntryType::Symlink => {
-                let link = entry.link_name().map_err(|e| bad(e.to_string()))?.unwrap_or_default().into_owned();
+                let link = entry
+                    .link_name()
+                    .map_err(|e| bad(e.to_string()))?
+                    .unwrap_or_default()
+                    .into_owned();
                 let resolved = rel.parent().unwrap_or(Path::new("")).join(&link);
                 if link.is_absolute() || relative(&resolved).is_none() {
-                    return Err(bad(format!("link out of the archive: {} -> {}", name.display(), link.display())));
+                    return Err(bad(format!(
+                        "link out of the archive: {} -> {}",
+                        name.display(),
+                        link.display()
+                    )));
                 }
                 if let Some(p) = target.parent() {
                     std::fs::create_dir_all(p).map_err(|e| ctx(e, p.display()))?;
@@ -227,7 +576,10 @@ fn relative(name: &Path) -> Option<PathBuf> {
 /// Whether a directory on the way to `rel` is a symlink.
 fn through_link(dir: &Path, rel: &Path) -> bool {
     let mut p = dir.to_path_buf();
-    let parents: Vec<_> = rel.parent().map(|x| x.components().collect()).unwrap_or_default();
+    let parents: Vec<_> = rel
+        .parent()
+        .map(|x| x.components().collect())
+        .unwrap_or_default();
     parents.into_iter().any(|c| {
         p.push(c);
         std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
@@ -236,7 +588,8 @@ fn through_link(dir: &Path, rel: &Path) -> bool {
 
 /// The file a manifest names, following an in-archive link at most once.
 fn member(dir: &Path, name: &str) -> Result<PathBuf, Error> {
-    let rel = relative(Path::new(name)).ok_or_else(|| Error::InvalidArchive(format!("unsafe path in manifest: {name}")))?;
+    let rel = relative(Path::new(name))
+        .ok_or_else(|| Error::InvalidArchive(format!("unsafe path in manifest: {name}")))?;
     let path = dir.join(&rel);
     match std::fs::read_link(&path) {
         Ok(link) => {
@@ -245,5 +598,386 @@ fn member(dir: &Path, name: &str) -> Result<PathBuf, Error> {
             Ok(dir.join(resolved))
         }
         Err(_) => Ok(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::host_platform;
+    use crate::testutil::{require_root, TarBuf};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).unwrap());
+        let s = Store::open(&dir.path().join("root"), db).unwrap();
+        (dir, s)
+    }
+
+    fn count(p: &Path) -> usize {
+        std::fs::read_dir(p).unwrap().count()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    /// An OCI image layout being written into a tar.
+    struct Layout {
+        tar: tar::Builder<Vec<u8>>,
+    }
+
+    impl Layout {
+        fn new() -> Layout {
+            let mut l = Layout {
+                tar: tar::Builder::new(Vec::new()),
+            };
+            l.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+            l
+        }
+        fn file(&mut self, path: &str, data: &[u8]) {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            self.tar.append_data(&mut h, path, data).unwrap();
+        }
+        fn blob(&mut self, media_type: &str, data: &[u8]) -> serde_json::Value {
+            let d = sha256_of(data);
+            self.file(&format!("blobs/sha256/{}", hex_part(&d).unwrap()), data);
+            json!({"mediaType": media_type, "digest": d, "size": data.len()})
+        }
+        /// An image whose layers are `(media type, stored bytes, uncompressed tar)`.
+        fn image(
+            &mut self,
+            arch: &str,
+            layers: &[(&str, Vec<u8>, Vec<u8>)],
+        ) -> (serde_json::Value, String) {
+            let diff_ids: Vec<String> = layers.iter().map(|(_, _, tar)| sha256_of(tar)).collect();
+            let config = serde_json::to_vec(&json!({
+                "architecture": arch, "os": "linux",
+                "config": {"Cmd": ["/bin/sh"]},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }))
+            .unwrap();
+            let config_desc = self.blob(media::OCI_CONFIG, &config);
+            let layer_descs: Vec<_> = layers
+                .iter()
+                .map(|(mt, bytes, _)| self.blob(mt, bytes))
+                .collect();
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+                "config": config_desc, "layers": layer_descs,
+            }))
+            .unwrap();
+            (
+                self.blob(media::OCI_MANIFEST, &manifest),
+                sha256_of(&config),
+            )
+        }
+        fn finish(mut self, entries: Vec<serde_json::Value>) -> Vec<u8> {
+            let index =
+                json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries});
+            self.file("index.json", &serde_json::to_vec(&index).unwrap());
+            self.tar.into_inner().unwrap()
+        }
+    }
+
+    fn two_layers() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+        let mut base = TarBuf::new();
+        base.dir("etc/")
+            .file("etc/hostname", b"base")
+            .file("etc/gone", b"x");
+        let base = base.finish();
+        let mut top = TarBuf::new();
+        top.file("etc/.wh.gone", b"")
+            .file("etc/motd", b"zstd layer");
+        let top = top.finish();
+        vec![
+            (media::OCI_LAYER_GZIP, gzip(&base), base),
+            (media::OCI_LAYER_ZSTD, zstd(&top), top),
+        ]
+    }
+
+    fn annotated(mut desc: serde_json::Value, annotations: serde_json::Value) -> serde_json::Value {
+        desc["annotations"] = annotations;
+        desc
+    }
+
+    #[test]
+    fn loads_an_oci_layout_with_zstd_and_gzip_layers_from_a_two_platform_index() {
+        if !require_root("loads_an_oci_layout_with_zstd_and_gzip_layers_from_a_two_platform_index")
+        {
+            return;
+        }
+        let host = host_platform();
+        let foreign = if host.architecture == "s390x" {
+            "riscv64"
+        } else {
+            "s390x"
+        };
+        let mut l = Layout::new();
+        let (ours, id) = l.image(&host.architecture, &two_layers());
+        // The other platform's layer is not in the archive: it must never be read.
+        let (mut theirs, _) = l.image(foreign, &[]);
+        theirs["platform"] = json!({"os": "linux", "architecture": foreign});
+        let mut ours_p = ours.clone();
+        ours_p["platform"] =
+            json!({"os": "linux", "architecture": host.architecture, "variant": host.variant});
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [theirs, ours_p],
+        }))
+        .unwrap();
+        let index_desc = l.blob(media::OCI_INDEX, &index);
+        let archive = l.finish(vec![annotated(
+            index_desc,
+            json!({manifest::ANNOTATION_IMAGE_NAME: "docker.io/library/multi:1", manifest::ANNOTATION_REF_NAME: "1"}),
+        )]);
+
+        let (_d, s) = store();
+        let loaded = s.load_archive(&mut archive.as_slice()).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].id, id);
+        assert_eq!(loaded[0].tags, vec!["multi:1".to_string()]);
+        let image = s.resolve("multi:1").unwrap();
+        let dirs = s.layer_dirs(&image).unwrap();
+        assert_eq!(
+            std::fs::read(dirs[0].1.join("etc/hostname")).unwrap(),
+            b"base"
+        );
+        assert_eq!(
+            std::fs::read(dirs[1].1.join("etc/motd")).unwrap(),
+            b"zstd layer"
+        );
+        // Layers are kept uncompressed, under their diff IDs, as save expects them.
+        for (diff_id, (_, _, tar)) in image.config.rootfs().diff_ids().iter().zip(two_layers()) {
+            assert_eq!(
+                std::fs::read(s.content.path(diff_id).unwrap()).unwrap(),
+                tar
+            );
+        }
+        // Loading again finds everything in place.
+        assert_eq!(
+            s.load_archive(&mut zstd(&archive).as_slice()).unwrap()[0].id,
+            id
+        );
+    }
+
+    #[test]
+    fn names_follow_the_annotations_and_bare_tags_load_untagged() {
+        if !require_root("names_follow_the_annotations_and_bare_tags_load_untagged") {
+            return;
+        }
+        let mut l = Layout::new();
+        let (m, id) = l.image(&host_platform().architecture, &two_layers());
+        let archive = l.finish(vec![
+            annotated(m.clone(), json!({manifest::ANNOTATION_REF_NAME: "latest"})),
+            annotated(
+                m.clone(),
+                json!({manifest::ANNOTATION_REF_NAME: "example.com/app:v2"}),
+            ),
+            m,
+        ]);
+        let (_d, s) = store();
+        let loaded = s.load_archive(&mut archive.as_slice()).unwrap();
+        let tags: Vec<_> = loaded
+            .iter()
+            .map(|i| (i.id.as_str(), i.tags.clone()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                (id.as_str(), vec![]),
+                (id.as_str(), vec!["example.com/app:v2".to_string()]),
+                (id.as_str(), vec![])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_incomplete_layout_is_refused_and_leaves_nothing() {
+        if !require_root("a_tampered_or_incomplete_layout_is_refused_and_leaves_nothing") {
+            return;
+        }
+        let host = host_platform().architecture;
+        let layers = two_layers();
+        let check = |archive: Vec<u8>, want: &str| {
+            let (d, s) = store();
+            let err = s.load_archive(&mut archive.as_slice()).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+            assert_eq!(count(&d.path().join("root/snapshots")), 0);
+            assert_eq!(count(&d.path().join("root/blobs/sha256")), 0);
+            assert!(s.list().unwrap().is_empty());
+        };
+
+        // A layer blob whose bytes are not the ones its descriptor names.
+        let mut l = Layout::new();
+        let (m, _) = l.image(&host, &layers);
+        let mut other = TarBuf::new();
+        other.file("etc/motd", b"swapped");
+        let good_digest = sha256_of(&layers[1].1);
+        l.file(
+            &format!("blobs/sha256/{}", hex_part(&good_digest).unwrap()),
+            &zstd(&other.finish()),
+        );
+        check(l.finish(vec![m]), "does not match its descriptor");
+
+        // A config naming the wrong diff ID.
+        let mut l = Layout::new();
+        let mut wrong = layers.clone();
+        wrong[0].2 = b"other".to_vec();
+        let (m, _) = l.image(&host, &wrong);
+        check(l.finish(vec![m]), "does not match its diff ID");
+
+        // A missing blob; an index without this platform; a non-image artifact.
+        let mut l = Layout::new();
+        let (m, _) = l.image(&host, &[]);
+        let mut missing = m.clone();
+        missing["digest"] = json!(sha256_of(b"elsewhere"));
+        check(l.finish(vec![missing]), "is missing from the archive");
+        let mut l = Layout::new();
+        let (mut m, _) = l.image("s390x", &[]);
+        m["platform"] = json!({"os": "windows", "architecture": "amd64"});
+        let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [m]})).unwrap();
+        let desc = l.blob(media::OCI_INDEX, &index);
+        let digest = desc["digest"].as_str().unwrap().to_string();
+        check(
+            l.finish(vec![desc]),
+            &format!("no match for platform in manifest {digest}: not found"),
+        );
+        let mut l = Layout::new();
+        let cfg = l.blob("application/vnd.cncf.helm.config.v1+json", b"{}");
+        let manifest =
+            serde_json::to_vec(&json!({"schemaVersion": 2, "config": cfg, "layers": []})).unwrap();
+        let m = l.blob(media::OCI_MANIFEST, &manifest);
+        check(l.finish(vec![m]), "is not a container image");
+        // Neither format.
+        let mut l = Layout::new();
+        l.file("hello", b"x");
+        check(
+            l.tar.into_inner().unwrap(),
+            "no manifest.json or index.json",
+        );
+    }
+
+    #[test]
+    fn one_bad_image_in_an_archive_stores_none_of_them() {
+        if !require_root("one_bad_image_in_an_archive_stores_none_of_them") {
+            return;
+        }
+        let (base, top) = (two_layers()[0].2.clone(), two_layers()[1].2.clone());
+        let config = |diff_ids: Vec<String>| {
+            serde_json::to_vec(&json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }))
+            .unwrap()
+        };
+        let mut l = Layout::new();
+        l.file("base/layer.tar", &base);
+        l.file("top/layer.tar", &top);
+        l.file("good.json", &config(vec![sha256_of(&base)]));
+        // The second image claims the wrong diff ID for its top layer.
+        l.file(
+            "bad.json",
+            &config(vec![sha256_of(&base), sha256_of(b"other")]),
+        );
+        let manifest = json!([
+            {"Config": "good.json", "RepoTags": ["good:1"], "Layers": ["base/layer.tar"]},
+            {"Config": "bad.json", "RepoTags": ["bad:1"], "Layers": ["base/layer.tar", "top/layer.tar"]},
+        ]);
+        l.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        let archive = l.tar.into_inner().unwrap();
+        let (d, s) = store();
+        let err = s.load_archive(&mut archive.as_slice()).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its diff ID"),
+            "{err}"
+        );
+        assert!(s.list().unwrap().is_empty());
+        assert_eq!(count(&d.path().join("root/snapshots")), 0);
+        assert_eq!(count(&d.path().join("root/blobs/sha256")), 0);
+    }
+
+    #[test]
+    fn open_collects_what_any_interrupted_operation_leaves() {
+        if !require_root("open_collects_what_any_interrupted_operation_leaves") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).unwrap());
+        let mut l = Layout::new();
+        let (m, id) = l.image(&host_platform().architecture, &two_layers());
+        let archive = l.finish(vec![annotated(
+            m,
+            json!({manifest::ANNOTATION_IMAGE_NAME: "keep:1"}),
+        )]);
+        let before = {
+            let s = Store::open(&root, db.clone()).unwrap();
+            s.load_archive(&mut archive.as_slice()).unwrap();
+            let mut names: Vec<_> = ["blobs/sha256", "snapshots"]
+                .iter()
+                .flat_map(|d| {
+                    std::fs::read_dir(root.join(d))
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let blobs = root.join("blobs/sha256");
+        let snaps = root.join("snapshots");
+        let orphan = sha256_of(b"orphan layer");
+        // load: its extraction dir and a half-unpacked layer; any write: a temp blob.
+        std::fs::create_dir_all(snaps.join(".tmp-snap-1-2-3/blobs/sha256")).unwrap();
+        std::fs::write(snaps.join(".tmp-snap-1-2-3/index.json"), b"{}").unwrap();
+        std::fs::create_dir_all(snaps.join(".tmp-snap-4-5-6/etc")).unwrap();
+        std::fs::write(blobs.join(".tmp-blob-7-8-9"), b"partial").unwrap();
+        // delete: a detached snapshot not yet removed.
+        std::fs::create_dir_all(snaps.join(".tmp-del-1-2-3/usr")).unwrap();
+        // A layer published (blob, snapshot, row) whose image record never committed.
+        std::fs::write(blobs.join(hex_part(&orphan).unwrap()), b"orphan layer").unwrap();
+        std::fs::create_dir_all(snaps.join(hex_part(&orphan).unwrap())).unwrap();
+        {
+            let txn = db.begin_write().unwrap();
+            let rec = LayerRecord {
+                diff_id: orphan.clone(),
+                parent: None,
+                size: 12,
+                tar_size: 12,
+            };
+            txn.open_table(LAYERS)
+                .unwrap()
+                .insert(orphan.as_str(), encode(&rec).unwrap().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        // Things that are no blob or snapshot at all.
+        std::fs::write(blobs.join("not-a-digest"), b"?").unwrap();
+        std::fs::write(snaps.join("stray-file"), b"?").unwrap();
+
+        let s = Store::open(&root, db.clone()).unwrap();
+        let mut after: Vec<_> = ["blobs/sha256", "snapshots"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(root.join(d))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+            })
+            .collect();
+        after.sort();
+        assert_eq!(after, before);
+        assert!(s.layer_record(&orphan).unwrap().is_none());
+        assert_eq!(s.resolve("keep:1").unwrap().id, id);
     }
 }

@@ -54,7 +54,9 @@ struct Meta {
     mode: Mode,
     uid: u32,
     gid: u32,
-    mtime: i64,
+    /// Modification time (also used as the access time), to the nanosecond when a PAX
+    /// header gives one, as Docker's unpacker keeps it.
+    mtime: TimeSpec,
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
@@ -218,8 +220,7 @@ fn apply_fd(f: &File, meta: &Meta, what: &str) -> Result<(), Error> {
     set_xattrs(f, meta)
 }
 
-fn set_time_at(dir: &OwnedFd, name: &OsStr, mtime: i64) -> Result<(), Error> {
-    let t = TimeSpec::new(mtime, 0);
+fn set_time_at(dir: &OwnedFd, name: &OsStr, t: TimeSpec) -> Result<(), Error> {
     utimensat(
         Some(dir.as_raw_fd()),
         name,
@@ -243,11 +244,16 @@ fn chown_at(dir: &OwnedFd, name: &OsStr, meta: &Meta) -> Result<(), Error> {
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Error> {
     let h = entry.header();
-    let mode = Mode::from_bits_truncate(h.mode().map_err(read_err)? & 0o7777);
+    let old = h.as_old();
+    let mode =
+        Mode::from_bits_truncate(num_field(h.mode().map(u64::from), &old.mode)? as u32 & 0o7777);
     let id = |v: u64| u32::try_from(v).map_err(|_| bad(format!("id {v} out of range")));
-    let mut uid = id(h.uid().map_err(read_err)?)?;
-    let mut gid = id(h.gid().map_err(read_err)?)?;
-    let mtime = i64::try_from(h.mtime().map_err(read_err)?).unwrap_or(0);
+    let mut uid = id(num_field(h.uid(), &old.uid)?)?;
+    let mut gid = id(num_field(h.gid(), &old.gid)?)?;
+    let mut mtime = TimeSpec::new(
+        i64::try_from(num_field(h.mtime(), &old.mtime)?).unwrap_or(0),
+        0,
+    );
     let mut xattrs = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(read_err)? {
         for ext in exts {
@@ -263,6 +269,14 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Error> {
             match key {
                 "uid" => uid = num()?,
                 "gid" => gid = num()?,
+                "mtime" => {
+                    if let Some(t) = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(pax_time)
+                    {
+                        mtime = t;
+                    }
+                }
                 _ => {
                     if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                         if !name.starts_with(RESERVED_XATTR_PREFIX) {
@@ -282,6 +296,38 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Error> {
     })
 }
 
+/// A numeric header field. Go's archive/tar, which Docker unpacks layers with, reads a field
+/// of only NULs or spaces as 0 (some tools leave uid, gid or mtime empty); the tar crate
+/// refuses it, so that one case is let through here.
+fn num_field(parsed: io::Result<u64>, raw: &[u8]) -> Result<u64, Error> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(read_err(e)),
+    }
+}
+
+/// A PAX time ("1600000000.25", "-1.5"): seconds and an optional fraction, to the nanosecond.
+fn pax_time(v: &str) -> Option<TimeSpec> {
+    let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), ""));
+    let negative = secs.starts_with('-');
+    let secs: i64 = secs.parse().ok()?;
+    if frac.is_empty() {
+        return Some(TimeSpec::new(secs, 0));
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos: i64 = digits.parse().ok()?;
+    // "-1.5" is 1.5 s before the epoch: -2 s + 0.5 s.
+    Some(if negative && nanos > 0 {
+        TimeSpec::new(secs - 1, 1_000_000_000 - nanos)
+    } else {
+        TimeSpec::new(secs, nanos)
+    })
+}
+
 /// Unpacks the tar stream in `reader` into `target`, which must be an empty directory.
 /// Stops at the end-of-archive marker and leaves whatever follows in `reader`.
 pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, Error> {
@@ -291,7 +337,7 @@ pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, E
     let mut buf = vec![0u8; BUF_SIZE];
     let mut out = Unpacked::default();
     // Directory times are set last: creating entries inside a directory bumps its mtime.
-    let mut dir_times: Vec<(Vec<OsString>, i64)> = Vec::new();
+    let mut dir_times: Vec<(Vec<OsString>, TimeSpec)> = Vec::new();
 
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -374,17 +420,19 @@ pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, E
                 )
                 .map_err(|e| ctx(e, lossy(&raw)))?;
                 let mut f = File::from(own(fd));
+                let mut writeback = crate::fsutil::EarlyWriteback::default();
                 loop {
                     let n = entry.read(&mut buf).map_err(read_err)?;
                     if n == 0 {
                         break;
                     }
                     f.write_all(&buf[..n]).map_err(|e| ctx(e, lossy(&raw)))?;
+                    writeback.wrote(&f, n);
                     out.size += n as u64;
                 }
                 apply_fd(&f, &meta, &lossy(&raw))?;
-                let t = TimeSpec::new(meta.mtime, 0);
-                futimens(f.as_raw_fd(), &t, &t).map_err(|e| ctx(e, lossy(&raw)))?;
+                futimens(f.as_raw_fd(), &meta.mtime, &meta.mtime)
+                    .map_err(|e| ctx(e, lossy(&raw)))?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -479,8 +527,7 @@ pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, E
         // A directory may since have been replaced by a symlink or removed; then its time is moot.
         match resolve(&root, comps, DIR_FLAGS | OFlag::O_NOFOLLOW) {
             Ok(fd) => {
-                let t = TimeSpec::new(*mtime, 0);
-                futimens(fd.as_raw_fd(), &t, &t)
+                futimens(fd.as_raw_fd(), mtime, mtime)
                     .map_err(|e| ctx(e, join(comps).to_string_lossy()))?;
             }
             Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
@@ -772,6 +819,149 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+        only_target(&s);
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        for name in ["a/.wh..", "a/.wh...", ".wh...", ".wh."] {
+            let (s, target) = sandbox();
+            let mut t = TarBuf::new();
+            t.file("a/keep", b"k").file(name, b"");
+            let r = run(&t.finish(), &target);
+            assert!(matches!(r, Err(Error::InvalidArchive(_))), "{name}: {r:?}");
+            only_target(&s);
+            assert_eq!(
+                std::fs::read(target.join("a/keep")).unwrap(),
+                b"k",
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteouts_and_markers_through_symlinks_stay_inside() {
+        if !require_root("whiteouts_and_markers_through_symlinks_stay_inside") {
+            return;
+        }
+        let (s, target) = sandbox();
+        std::fs::write(s.path().join("victim"), b"v").unwrap();
+        let mut t = TarBuf::new();
+        // `up` leads to the sandbox on the host, but resolves to the layer root here.
+        t.symlink("up", "..")
+            .file("up/.wh.victim", b"")
+            .symlink("abs", s.path().to_str().unwrap())
+            .dir("real/")
+            .symlink("r", "/real")
+            .file("r/.wh..wh..opq", b"");
+        let r = run(&t.finish(), &target);
+        assert_eq!(std::fs::read(s.path().join("victim")).unwrap(), b"v");
+        assert_eq!(xattr::get(s.path(), OPAQUE_XATTR).unwrap(), None);
+        r.unwrap();
+        assert!(std::fs::symlink_metadata(target.join("victim"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert_eq!(
+            xattr::get(target.join("real"), OPAQUE_XATTR)
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        std::fs::remove_file(s.path().join("victim")).unwrap();
+        only_target(&s);
+    }
+
+    #[test]
+    fn file_capabilities_survive_chown_and_times_keep_nanoseconds() {
+        if !require_root("file_capabilities_survive_chown_and_times_keep_nanoseconds") {
+            return;
+        }
+        // vfs_cap_data revision 2: effective, permitted = CAP_NET_BIND_SERVICE.
+        let mut cap = Vec::new();
+        for word in [0x0200_0001u32, 1 << 10, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        let mut t = TarBuf::new();
+        t.pax(&[
+            ("SCHILY.xattr.security.capability", &cap),
+            ("mtime", b"1600000000.123456789"),
+        ])
+        .raw(EntryType::Regular, "bin/ping", None, b"elf", 0o4755, 1000)
+        .pax(&[("mtime", b"1500000000.5")])
+        .raw(EntryType::Directory, "bin/", None, b"", 0o755, 0);
+        let (_s, target) = sandbox();
+        run(&t.finish(), &target).unwrap();
+        let ping = target.join("bin/ping");
+        assert_eq!(xattr::get(&ping, "security.capability").unwrap(), Some(cap));
+        let m = std::fs::symlink_metadata(&ping).unwrap();
+        assert_eq!((m.uid(), m.permissions().mode() & 0o7777), (1000, 0o4755));
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_600_000_000, 123_456_789));
+        let d = std::fs::metadata(target.join("bin")).unwrap();
+        assert_eq!((d.mtime(), d.mtime_nsec()), (1_500_000_000, 500_000_000));
+    }
+
+    #[test]
+    fn empty_numeric_fields_read_as_zero_like_go() {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("f").unwrap();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.as_old_mut().uid.fill(0);
+        h.as_old_mut().gid.fill(b' ');
+        h.as_old_mut().mtime.fill(0);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(&[b'x'; 512]);
+        bytes.extend_from_slice(&[0; 1024]);
+        let (_s, target) = sandbox();
+        run(&bytes, &target).unwrap();
+        assert_eq!(std::fs::read(target.join("f")).unwrap(), b"x");
+        // Garbage is still an error.
+        h.as_old_mut().uid.copy_from_slice(b"12x4567\0");
+        h.set_cksum();
+        bytes[..512].copy_from_slice(h.as_bytes());
+        let (_s, target) = sandbox();
+        assert!(matches!(
+            run(&bytes, &target),
+            Err(Error::InvalidArchive(_))
+        ));
+    }
+
+    #[test]
+    fn pax_times_parse() {
+        let t = |v: &str| pax_time(v).map(|t| (t.tv_sec(), t.tv_nsec()));
+        assert_eq!(t("12"), Some((12, 0)));
+        assert_eq!(t("12.5"), Some((12, 500_000_000)));
+        assert_eq!(t("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(t("1.0000000019"), Some((1, 1)));
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.x"), None);
+    }
+
+    #[test]
+    fn later_entries_replace_links_and_kinds_instead_of_writing_through() {
+        if !require_root("later_entries_replace_links_and_kinds_instead_of_writing_through") {
+            return;
+        }
+        let mut t = TarBuf::new();
+        t.file("orig", b"original")
+            .hardlink("h", "orig")
+            .file("h", b"replaced")
+            .file("was-file/", b"")
+            .dir("d/")
+            .file("d/inner", b"x")
+            .file("d", b"now a file")
+            .file("f", b"x")
+            .dir("f/")
+            .file("f/inner", b"y");
+        let (s, target) = sandbox();
+        run(&t.finish(), &target).unwrap();
+        assert_eq!(std::fs::read(target.join("orig")).unwrap(), b"original");
+        assert_eq!(std::fs::read(target.join("h")).unwrap(), b"replaced");
+        assert_eq!(std::fs::metadata(target.join("orig")).unwrap().nlink(), 1);
+        assert_eq!(std::fs::read(target.join("d")).unwrap(), b"now a file");
+        assert_eq!(std::fs::read(target.join("f/inner")).unwrap(), b"y");
         only_target(&s);
     }
 

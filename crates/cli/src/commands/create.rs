@@ -101,6 +101,8 @@ pub struct ContainerOpts {
     pub command: Vec<String>,
     #[command(flatten)]
     pub lifecycle: crate::commands::lifecycle_opts::LifecycleOpts,
+    #[command(flatten)]
+    pub net: crate::commands::network_opts::NetworkOpts,
 }
 
 /// `berth create`
@@ -313,6 +315,7 @@ impl ContainerOpts {
             ..Default::default()
         };
         self.lifecycle.apply(cmd, self.rm, &mut body)?;
+        self.net.apply(cmd, self.network.as_deref(), &mut body)?;
         if let Some(hc) = body.host_config.as_mut() {
             hc.log_config = Some(log_config(cmd, self.log_driver.as_deref(), &self.log_opt)?);
         }

@@ -45,7 +45,8 @@ async fn fetch(
             .await
         {
             Ok(b) => return Ok(Some(b)),
-            Err(e) if e.is_not_found() => {}
+            // With --type, docker passes the daemon's "No such …" through.
+            Err(e) if e.is_not_found() && kind.is_none() => {}
             Err(e) => return Err(e),
         }
     }
@@ -59,7 +60,8 @@ async fn fetch(
             .await
         {
             Ok(b) => return Ok(Some(b)),
-            Err(e) if e.is_not_found() => {}
+            // With --type, docker passes the daemon's "No such …" through.
+            Err(e) if e.is_not_found() && kind.is_none() => {}
             Err(e) => return Err(e),
         }
     }

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::client::{Client, ClientError};
 
 pub mod attach;
+pub mod commit;
 pub mod cp;
 pub mod create;
 pub mod diff;
@@ -23,6 +24,8 @@ pub mod load;
 pub mod lifecycle_opts;
 pub mod logs;
 pub mod mount_opts;
+pub mod network;
+pub mod network_opts;
 pub mod pause;
 pub mod port;
 pub mod ps;
@@ -37,6 +40,7 @@ pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod system;
+pub mod registry;
 pub mod tag;
 pub mod top;
 pub mod unpause;
@@ -92,6 +96,8 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(diff::DiffArgs),
     /// Export a container's filesystem as a tar archive
@@ -144,8 +150,12 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
     /// Manage Docker
     System(system::SystemArgs),
+    /// Run berth's registry server
+    Registry(registry::RegistryArgs),
 }
 
 /// Runs `cmd` against the daemon behind `client`.
@@ -160,6 +170,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Stop(a) => stop::run(client, a).await,
         Command::Rename(a) => rename::run(client, a).await,
         Command::Top(a) => top::run(client, a).await,
+        Command::Commit(a) => commit::run(client, a).await,
         Command::Diff(a) => diff::run(client, a).await,
         Command::Export(a) => export::run(client, a).await,
         Command::Save(a) => save::run(client, a).await,
@@ -186,7 +197,9 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Version(a) => version::run(client, a).await,
         Command::Info(a) => info::run(client, a).await,
         Command::Volume(a) => volume::run(client, a).await,
+        Command::Network(a) => network::run(client, a).await,
         Command::System(a) => system::run(client, a).await,
+        Command::Registry(a) => registry::run(a).await,
     }
 }
 

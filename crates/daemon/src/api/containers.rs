@@ -111,9 +111,16 @@ pub async fn wait(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
     Ok(([("Content-Type", "application/json")], Body::from_stream(body)).into_response())
 }
 
-pub async fn inspect(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<Json<ContainerInspectResponse>> {
+pub async fn inspect(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let c = engine.container(&id)?;
-    Ok(Json(inspect_view(&engine, &c.snapshot())))
+    let mut view = serde_json::to_value(inspect_view(&engine, &c.snapshot())).map_err(|e| crate::engine::Error::Internal(e.to_string()))?;
+    // API 1.41's NetworkSettings has fields the model no longer carries.
+    view["NetworkSettings"] = engine.container_network_settings(&c.snapshot());
+    // Docker's vfs driver has no metadata: `Data` is null, which the model cannot say.
+    if engine.store.driver() == berth_store::Driver::Vfs {
+        view["GraphDriver"]["Data"] = serde_json::Value::Null;
+    }
+    Ok(Json(view))
 }
 
 pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<ContainerSummary>>> {
@@ -203,7 +210,8 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
         image_id: Some(rec.image_id.clone()),
         command: Some(command_line(rec)),
         created: Some(created),
-        ports: Some(Vec::new()),
+        ports: Some(engine.summary_ports(rec)),
+        network_settings: Some(berth_api::models::ContainerSummaryNetworkSettings { networks: Some(engine.summary_networks(rec)) }),
         labels: rec.config.labels.clone().or_else(|| Some(Default::default())),
         state: Some(match rec.state.status {
             Status::Exited if rec.state.restarting => ContainerSummaryStateEnum::RESTARTING,
@@ -222,6 +230,24 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
         mounts: Some(engine.mount_points(&rec.mounts)),
         ..Default::default()
     }
+}
+
+/// overlay2's directories as Docker lists them (without its init layer, which berth has
+/// not); empty for vfs, which has none to show.
+fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::HashMap<String, String> {
+    let mut data = std::collections::HashMap::new();
+    let tree = engine.store.resolve(&rec.image_id).and_then(|image| engine.store.rootfs_tree(&rec.id, &image));
+    if let Ok(berth_store::RootfsTree::Changes { upper, lowers }) = tree {
+        let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        if !lowers.is_empty() {
+            data.insert("LowerDir".into(), lowers.join(":"));
+        }
+        let merged = engine.paths.run_dir(&rec.id).join("rootfs");
+        data.insert("MergedDir".into(), merged.display().to_string());
+        data.insert("WorkDir".into(), upper.with_file_name("work").display().to_string());
+        data.insert("UpperDir".into(), upper.display().to_string());
+    }
+    data
 }
 
 fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
@@ -262,13 +288,13 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         log_path: Some(if logs::driver::readable(rec) { engine.paths.log_path(&rec.id).display().to_string() } else { String::new() }),
         name: Some(format!("/{}", rec.name)),
         restart_count: Some(rec.restart_count),
-        driver: Some("overlay2".into()),
+        driver: Some(engine.store.driver().name().into()),
         platform: Some("linux".into()),
         mount_label: Some(String::new()),
         process_label: Some(String::new()),
         app_armor_profile: Some(String::new()),
         host_config: Some(rec.host_config.clone()),
-        graph_driver: Some(DriverData { name: "overlay2".into(), data: Default::default() }),
+        graph_driver: Some(DriverData { name: engine.store.driver().name().into(), data: graph_driver_data(engine, rec) }),
         mounts: Some(engine.mount_points(&rec.mounts)),
         config: Some(rec.config.clone()),
         // No published ports yet: containers have only their loopback.

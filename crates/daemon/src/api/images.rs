@@ -87,7 +87,12 @@ pub async fn get_action(State(engine): Engine_, Path(rest): Path<String>) -> Api
     match action {
         "json" => {
             let detail = engine.image_detail(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
-            Ok(Json(super::image_inspect::inspect_view(&detail)).into_response())
+            let mut view = serde_json::to_value(super::image_inspect::inspect_view(&detail)).map_err(|e| Error::Internal(e.to_string()))?;
+            // Docker's vfs driver shows no layer directories: `{"Data": null, "Name": "vfs"}`.
+            if engine.store.driver() == berth_store::Driver::Vfs {
+                view["GraphDriver"] = serde_json::json!({ "Data": null, "Name": "vfs" });
+            }
+            Ok(Json(view).into_response())
         }
         "history" => {
             let rows = engine.image_history(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;

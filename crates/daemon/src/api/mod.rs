@@ -3,6 +3,7 @@
 
 mod archive;
 mod attach;
+mod commit;
 mod container_fs;
 mod containers;
 pub mod error;
@@ -15,6 +16,7 @@ mod save;
 mod stats;
 mod system;
 mod update;
+mod networks;
 mod volumes;
 
 use crate::engine::Engine;
@@ -58,6 +60,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/changes", get(container_fs::changes))
         .route("/containers/{id}/export", get(container_fs::export))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/commit", post(commit::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
@@ -65,6 +68,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/load", post(save::load))
         // Image names contain slashes, so the action is the last path segment.
         .route("/images/{*rest}", get(images::get_action).post(images::post_action).delete(images::remove))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

@@ -122,8 +122,10 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
         containers_paused: Some(counts.paused as i64),
         containers_stopped: Some(counts.stopped as i64),
         images: Some(images),
-        driver: Some("overlay2".into()),
-        driver_status: Some(vec![vec!["Backing Filesystem".into(), backing_filesystem(&engine.paths.data_root)]]),
+        driver: Some(engine.store.driver().name().into()),
+        // vfs reports no status in Docker.
+        driver_status: (engine.store.driver() == berth_store::Driver::Overlay2)
+            .then(|| vec![vec!["Backing Filesystem".into(), backing_filesystem(&engine.paths.data_root)]]),
         docker_root_dir: Some(engine.paths.data_root.display().to_string()),
         memory_limit: Some(true),
         swap_limit: Some(true),

@@ -17,7 +17,7 @@ use crate::state::Status;
 use chrono::{DateTime, Utc};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::{fstatat, FileStat, Mode};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -465,14 +465,7 @@ impl Engine {
             writable_mounts,
         };
         for m in &layers {
-            let data = m.options.join(",");
-            if let Err(e) = mount(
-                Some(m.source.as_str()),
-                &dir,
-                Some(m.kind.as_str()),
-                MsFlags::empty(),
-                Some(data.as_str()),
-            ) {
+            if let Err(e) = m.mount_on(&dir, false) {
                 let _ = std::fs::remove_dir(&dir);
                 return Err(Error::Internal(format!("mount rootfs: {e}")));
             }

@@ -1,11 +1,11 @@
-//! `--change` instructions for `import` (and later `commit`): the Dockerfile instructions
-//! that only touch the image config, applied to an OCI image `Config`.
+//! `--change` instructions for `import` and `commit`: the Dockerfile instructions that only
+//! touch the image config, applied to a Docker image config (`Cmd`, `Healthcheck`, …) as JSON.
 
 use serde_json::{Map, Value};
 
-/// Instructions `--change` accepts, as Docker's `import` does.
+/// Instructions `--change` accepts, as moby's `validCommitCommands` (no STOPSIGNAL, no SHELL).
 const ALLOWED: &[&str] =
-    &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"];
+    &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR"];
 
 /// Applies each change line to a config (an OCI image `Config` as JSON, PascalCase keys).
 pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), String> {
@@ -67,23 +67,89 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
             "WORKDIR" => {
                 config.insert("WorkingDir".into(), Value::String(rest.into()));
             }
-            "STOPSIGNAL" => {
-                config.insert("StopSignal".into(), Value::String(rest.into()));
+            "HEALTHCHECK" => {
+                config.insert("Healthcheck".into(), healthcheck(rest)?);
             }
-            _ => {} // ONBUILD: recorded by builds only; import keeps no trigger list.
+            "ONBUILD" => {
+                let trigger = onbuild_trigger(rest)?;
+                let list = config.entry("OnBuild").or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(list) = list {
+                    list.push(Value::String(trigger));
+                }
+            }
+            _ => unreachable!("every ALLOWED instruction has an arm"),
         }
     }
     Ok(())
 }
 
-/// `["a","b"]` (exec form) or `a b` (shell form, run by /bin/sh -c).
+/// `["a","b"]` (exec form) or `a b` (shell form, run by /bin/sh -c; a bare `CMD` is
+/// `["/bin/sh","-c"]`, as Docker stores it).
 fn command(rest: &str) -> Result<Value, String> {
     if rest.starts_with('[') {
         if let Ok(list) = serde_json::from_str::<Vec<String>>(rest) {
             return Ok(Value::from(list));
         }
     }
-    Ok(Value::from(vec!["/bin/sh".to_string(), "-c".to_string(), rest.to_string()]))
+    let mut argv = vec!["/bin/sh".to_string(), "-c".to_string()];
+    if !rest.is_empty() {
+        argv.push(rest.to_string());
+    }
+    Ok(Value::from(argv))
+}
+
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=…] [--timeout=…] [--start-period=…]
+/// [--retries=N] CMD …`, as the Docker config's `Healthcheck` object (durations in ns,
+/// zero values left out).
+fn healthcheck(rest: &str) -> Result<Value, String> {
+    let mut words = rest;
+    let mut check = Map::new();
+    while let Some(flag) = words.strip_prefix("--") {
+        let (word, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
+        words = tail.trim_start();
+        let (name, value) = word.split_once('=').unwrap_or((word, ""));
+        let key = match name {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "retries" => "Retries",
+            _ => return Err(format!("Unknown flag: {name}")),
+        };
+        let parsed = if key == "Retries" {
+            value.parse::<i64>().map_err(|_| format!("invalid value for --{name}: {value}"))?
+        } else {
+            berth_api::duration::parse_go(value)
+                .ok_or_else(|| format!("time: invalid duration \"{value}\""))?
+        };
+        if parsed != 0 {
+            check.insert(key.into(), Value::from(parsed));
+        }
+    }
+    let (kind, cmd) = words.split_once(char::is_whitespace).unwrap_or((words, ""));
+    let cmd = cmd.trim();
+    let test = match kind.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.is_empty() && check.is_empty() => vec!["NONE".to_string()],
+        "NONE" => return Err("HEALTHCHECK NONE takes no arguments".into()),
+        "CMD" if cmd.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        "CMD" => match serde_json::from_str::<Vec<String>>(cmd) {
+            Ok(argv) if cmd.starts_with('[') => std::iter::once("CMD".to_string()).chain(argv).collect(),
+            _ => vec!["CMD-SHELL".to_string(), cmd.to_string()],
+        },
+        other => return Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)")),
+    };
+    check.insert("Test".into(), Value::from(test));
+    Ok(Value::Object(check))
+}
+
+/// The trigger text of `ONBUILD <instruction>`, kept as written, with Docker's refusals.
+fn onbuild_trigger(rest: &str) -> Result<String, String> {
+    let instruction = rest.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    match instruction.as_str() {
+        "" => Err("ONBUILD requires at least one argument".into()),
+        "ONBUILD" => Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "FROM" | "MAINTAINER" => Err(format!("{instruction} isn't allowed as an ONBUILD trigger")),
+        _ => Ok(rest.to_string()),
+    }
 }
 
 /// `k=v k2="v 2"` or the legacy `k v` form.
@@ -177,5 +243,31 @@ mod tests {
     #[test]
     fn refuses_build_instructions() {
         assert_eq!(run(&["RUN rm -rf /"]).unwrap_err(), "run is not a valid change command");
+        assert_eq!(run(&["STOPSIGNAL 9"]).unwrap_err(), "stopsignal is not a valid change command");
+    }
+
+    #[test]
+    fn bare_cmd_is_an_empty_shell_command() {
+        assert_eq!(run(&["CMD"]).unwrap()["Cmd"], json!(["/bin/sh", "-c"]));
+    }
+
+    #[test]
+    fn healthcheck_as_docker_stores_it() {
+        let v = run(&[r#"HEALTHCHECK --interval=5s --retries=3 --start-period=1m CMD ["true","x"]"#]).unwrap();
+        assert_eq!(
+            v["Healthcheck"],
+            json!({"Test": ["CMD", "true", "x"], "Interval": 5_000_000_000i64, "StartPeriod": 60_000_000_000i64, "Retries": 3})
+        );
+        assert_eq!(run(&["HEALTHCHECK NONE"]).unwrap()["Healthcheck"], json!({"Test": ["NONE"]}));
+        assert_eq!(run(&["HEALTHCHECK CMD true"]).unwrap()["Healthcheck"], json!({"Test": ["CMD-SHELL", "true"]}));
+        assert_eq!(run(&["HEALTHCHECK --bogus=1 CMD true"]).unwrap_err(), "Unknown flag: bogus");
+        assert_eq!(run(&["HEALTHCHECK CMD"]).unwrap_err(), "Missing command after HEALTHCHECK CMD");
+    }
+
+    #[test]
+    fn onbuild_keeps_the_trigger_text() {
+        assert_eq!(run(&["onbuild run  a   b"]).unwrap()["OnBuild"], json!(["run  a   b"]));
+        assert!(run(&["ONBUILD ONBUILD RUN x"]).unwrap_err().starts_with("Chaining ONBUILD"));
+        assert_eq!(run(&["ONBUILD FROM x"]).unwrap_err(), "FROM isn't allowed as an ONBUILD trigger");
     }
 }

@@ -4,6 +4,7 @@ use super::{blocking, create::now_rfc3339, lock, shim, user, Container, Engine, 
 use crate::spec::{self, HostFeatures, SpecInput};
 use crate::state::{Record, Status};
 use berth_runtime::protocol::{ExitStatus, Mount as ShimMount, Request, ShimConfig, StartErrorKind, StartReport};
+use berth_net::mode::NetworkMode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,26 @@ use std::time::Duration;
 /// json-file never rotates by default; berth does, so a chatty container cannot fill the disk.
 const LOG_MAX_SIZE: u64 = 20 << 20;
 const LOG_MAX_FILES: u32 = 2;
+
+/// Where a starting container's network comes from.
+struct NetworkPlan {
+    mode: NetworkMode,
+    /// The namespace to join; `None` is the host's.
+    netns: Option<std::path::PathBuf>,
+    /// The directory of the hostname, hosts and resolv.conf files it binds.
+    etc_dir: std::path::PathBuf,
+    /// The joined container's hostname and domain name (`container:` mode).
+    joined_names: Option<(Option<String>, Option<String>)>,
+}
+
+/// The container's `--dns`, `--dns-search` and `--dns-option`.
+fn dns_settings(hc: &berth_api::models::HostConfig) -> berth_net::etc_files::DnsSettings<'_> {
+    berth_net::etc_files::DnsSettings {
+        servers: hc.dns.as_deref().unwrap_or_default(),
+        search: hc.dns_search.as_deref().unwrap_or_default(),
+        options: hc.dns_options.as_deref().unwrap_or_default(),
+    }
+}
 
 /// `wait`'s `condition` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +133,7 @@ impl Engine {
 
     /// Prepares the bundle and network, and has a new shim create the container; returns
     /// the init pid. The process does not run until the shim is told to start.
-    async fn launch(&self, rec: &Record) -> Result<i32> {
+    async fn launch(self: &Arc<Self>, rec: &Record) -> Result<i32> {
         let id = rec.id.clone();
         // Before anything is prepared: a log the driver cannot open fails the start cleanly.
         let log = crate::io::logs::driver::shim_log(rec, LOG_MAX_SIZE, LOG_MAX_FILES).map_err(Error::InvalidParameter)?;
@@ -129,11 +150,29 @@ impl Engine {
         tracing::debug!("{id}: rootfs ready after {:?}", t0.elapsed());
         let user = user::resolve(rec.config.user.as_deref().unwrap_or(""), &user::layer_dirs(&mounts))
             .map_err(|message| Error::StartFailed { message, not_found: false })?;
-        self.write_etc_files(rec)?;
-        let netns = self.paths.netns(&id);
-        let ns_path = netns.clone();
-        blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
+        let net = self.network_plan(rec)?;
+        if net.mode.owns_namespace() {
+            let ns_path = self.paths.netns(&id);
+            blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
+        }
         tracing::debug!("{id}: netns ready after {:?}", t0.elapsed());
+        // Addresses, veths and published ports (none for modes without a bridge network).
+        tokio::task::block_in_place(|| self.connect_networks(rec))?;
+        // A joined container's files are the other container's; only our own are written.
+        if net.etc_dir == self.paths.container_dir(&id) {
+            // /etc/hosts names the address on the first network, as Docker's does.
+            let address = self.container_addresses(&id).first().map(|(_, ip, _, _)| std::net::IpAddr::V4(*ip));
+            self.write_etc_files(rec, &net.mode, address)?;
+            self.start_dns(rec)?;
+        }
+        let config = match &net.joined_names {
+            Some((hostname, domainname)) => berth_api::models::ContainerConfig {
+                hostname: hostname.clone(),
+                domainname: domainname.clone(),
+                ..rec.config.clone()
+            },
+            None => rec.config.clone(),
+        };
         let rootfs = run_dir.join("rootfs");
         let init = match (rec.host_config.init, &self.paths.init_binary) {
             (Some(true), None) => {
@@ -147,13 +186,13 @@ impl Engine {
         };
         let spec = spec::build(&SpecInput {
             id: &id,
-            config: &rec.config,
+            config: &config,
             host_config: &rec.host_config,
             args: &std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect::<Vec<_>>(),
             user,
             rootfs: &rootfs,
-            netns: &netns,
-            etc_dir: &self.paths.container_dir(&id),
+            netns: net.netns.as_deref(),
+            etc_dir: &net.etc_dir,
             host: host_features(),
             init: init.as_deref(),
         })
@@ -201,29 +240,136 @@ impl Engine {
         }
     }
 
-    /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf.
-    fn write_etc_files(&self, rec: &Record) -> Result<()> {
+    /// Where the container's network comes from: its own namespace, the host's, or a
+    /// running container's (whose /etc files it then shares, as under Docker).
+    fn network_plan(&self, rec: &Record) -> Result<NetworkPlan> {
+        let mode = match NetworkMode::parse(rec.host_config.network_mode.as_deref()).map_err(Error::InvalidParameter)? {
+            // The predefined networks named by ID are the modes they stand for.
+            NetworkMode::User(name) => match self.network_inspect(&name).ok().as_ref().and_then(|n| n["Name"].as_str()) {
+                Some("bridge") => NetworkMode::Bridge,
+                Some("host") => NetworkMode::Host,
+                Some("none") => NetworkMode::None,
+                _ => NetworkMode::User(name),
+            },
+            m => m,
+        };
+        let own = NetworkPlan {
+            mode: mode.clone(),
+            netns: Some(self.paths.netns(&rec.id)),
+            etc_dir: self.paths.container_dir(&rec.id),
+            joined_names: None,
+        };
+        let mut target = match &mode {
+            NetworkMode::Host => return Ok(NetworkPlan { netns: None, ..own }),
+            NetworkMode::Container(target) => target.clone(),
+            _ => return Ok(own),
+        };
+        // Follow a chain of `container:` modes to the container that owns the namespace.
+        for _ in 0..16 {
+            let other = self.container(&target)?.snapshot();
+            if other.id == rec.id {
+                return Err(Error::Internal("cannot join own network".into()));
+            }
+            if !other.state.counts_as_running() {
+                return Err(Error::Conflict(format!("cannot join network of a non running container: {target}")));
+            }
+            let other_mode = NetworkMode::parse(other.host_config.network_mode.as_deref()).map_err(Error::InvalidParameter)?;
+            match other_mode {
+                NetworkMode::Container(next) => target = next,
+                m => {
+                    return Ok(NetworkPlan {
+                        netns: (m != NetworkMode::Host).then(|| self.paths.netns(&other.id)),
+                        etc_dir: self.paths.container_dir(&other.id),
+                        joined_names: Some((other.config.hostname.clone(), other.config.domainname.clone())),
+                        mode,
+                    })
+                }
+            }
+        }
+        Err(Error::Internal("too many nested container network modes".into()))
+    }
+
+    /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf as Docker does
+    /// for `mode`; `address` is the container's own address on its network, if it has one.
+    fn write_etc_files(&self, rec: &Record, mode: &NetworkMode, address: Option<std::net::IpAddr>) -> Result<()> {
+        use berth_net::etc_files::{self, HostsInput};
         let dir = self.paths.container_dir(&rec.id);
         let hostname = spec::hostname(&rec.id, &rec.config);
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-        std::fs::write(
-            dir.join("hosts"),
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-            ),
-        )?;
-        // Loopback resolvers of the host are unreachable from the container's namespace.
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv: String = host_resolv
-            .lines()
-            .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        std::fs::write(dir.join("hostname"), etc_files::hostname(&hostname))?;
+        let hc = &rec.host_config;
+        // `host-gateway` is the default bridge's gateway, as dockerd's default.
+        let host_gateway = self
+            .network_inspect("bridge")
+            .ok()
+            .and_then(|n| n["IPAM"]["Config"][0]["Gateway"].as_str().and_then(|g| g.parse().ok()));
+        let extra = hc
+            .extra_hosts
+            .iter()
+            .flatten()
+            .map(|e| etc_files::parse_extra_host(e, host_gateway))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|message| Error::StartFailed { message, not_found: false })?;
+        let hosts = match mode {
+            // The host's own file, unless --add-host asks for entries of the container's own.
+            NetworkMode::Host if extra.is_empty() => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            _ => etc_files::hosts(&HostsInput {
+                hostname: &hostname,
+                domainname: rec.config.domainname.as_deref().unwrap_or_default(),
+                address,
+                extra: &extra,
+            }),
+        };
+        std::fs::write(dir.join("hosts"), hosts)?;
+        let dns = dns_settings(hc);
+        let host_resolv = etc_files::read_host_resolv_conf();
+        let resolv = match mode {
+            NetworkMode::Host => etc_files::resolv_conf_host_mode(&host_resolv, &dns),
+            NetworkMode::User(_) => etc_files::resolv_conf_embedded(&host_resolv, &dns).0,
+            _ => etc_files::resolv_conf(&host_resolv, &dns),
+        };
         std::fs::write(dir.join("resolv.conf"), resolv)?;
         Ok(())
     }
 
+    /// Starts the embedded DNS server of a container on a user-defined network (others
+    /// have none): its sockets opened inside the container's namespace, served here,
+    /// answering from the container's networks and forwarding the rest to the container's
+    /// `--dns` servers or the host's. Also for live restore: the old daemon's sockets died
+    /// with it, the namespace did not.
+    pub(super) fn start_dns(self: &Arc<Self>, rec: &Record) -> Result<()> {
+        use berth_net::{dns, etc_files};
+        if !matches!(self.network_plan(rec)?.mode, NetworkMode::User(_)) {
+            return Ok(());
+        }
+        let id = rec.id.as_str();
+        let (_, upstreams) = etc_files::resolv_conf_embedded(&etc_files::read_host_resolv_conf(), &dns_settings(&rec.host_config));
+        // An internal network reaches no resolver outside it, as under Docker.
+        let network = rec.host_config.network_mode.as_deref().unwrap_or_default();
+        let internal = self.network_inspect(network).is_ok_and(|n| n["Internal"] == true);
+        let ndots_set = rec.host_config.dns_options.iter().flatten().any(|o| {
+            o.strip_prefix("ndots:").and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0)
+        });
+        let settings = dns::Settings {
+            container: id.to_string(),
+            netns: Some(self.paths.netns(id)),
+            upstreams: if internal { Vec::new() } else { upstreams },
+            ndots_set,
+        };
+        let sockets = dns::bind_in_netns(&self.paths.netns(id), dns::LISTEN)
+            .map_err(|e| Error::Internal(format!("embedded DNS server: {e}")))?;
+        let engine = Arc::downgrade(self);
+        let lookup: dns::Lookup = Arc::new(move |container: &str, name: &str| {
+            engine.upgrade().map(|e| e.resolve_on_networks(container, name)).unwrap_or_default()
+        });
+        let server = dns::serve(sockets, settings, lookup).map_err(|e| Error::Internal(format!("embedded DNS server: {e}")))?;
+        lock(&self.dns_servers).insert(id.to_string(), server);
+        Ok(())
+    }
+
     fn teardown_network(&self, id: &str) {
+        // Dropping the server closes its sockets.
+        lock(&self.dns_servers).remove(id);
+        self.disconnect_networks(id);
         if let Err(e) = berth_net::remove_netns(&self.paths.netns(id)) {
             tracing::warn!("{e}");
         }
@@ -446,6 +592,7 @@ impl Engine {
     /// Deletes a container's files, network namespace and rootfs.
     async fn purge_files(&self, id: &str) -> Result<()> {
         self.teardown_network(id);
+        self.forget_networks(id);
         let (store, key) = (self.store.clone(), id.to_string());
         blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;
         for dir in [self.paths.run_dir(id), self.paths.container_dir(id)] {

@@ -17,9 +17,24 @@ impl Engine {
         })?;
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        let network_warning = validate_network_mode(&body, &host_config)?;
+        // Which networks it joins, checked before anything is made.
+        let network_plan = self.plan_networks(&host_config, body.networking_config.as_ref())?;
         // Values this host cannot honour are dropped with a warning, as Docker does.
         let host = super::resources::HostResources::probe(std::path::Path::new("/sys/fs/cgroup"));
-        let warnings = super::resources::verify(&mut host_config, 0, &host).map_err(Error::InvalidParameter)?;
+        let mut warnings = super::resources::verify(&mut host_config, 0, &host).map_err(Error::InvalidParameter)?;
+        warnings.extend(network_warning);
+        // As dockerd: no mode is the default one, and inspect says so.
+        if host_config.network_mode.as_deref().unwrap_or_default().is_empty() {
+            host_config.network_mode = Some("default".into());
+        }
+        // `container:<name>` is kept as the container's ID, as Docker does, so a rename of
+        // the other container changes nothing; a missing one is an error only at start.
+        if let Some(target) = host_config.network_mode.as_deref().and_then(|m| m.strip_prefix("container:")) {
+            if let Ok(other) = self.container(target) {
+                host_config.network_mode = Some(format!("container:{}", other.id()));
+            }
+        }
         let store = self.store.clone();
         let lookup = image_name.clone();
         let image = blocking(move || store.resolve(&lookup).map_err(Error::from)).await.map_err(|e| match e {
@@ -33,7 +48,11 @@ impl Engine {
             super::containers::parse_signal(signal)
                 .ok_or_else(|| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
         }
-        let config = merge_config(body, &image);
+        let mut config = merge_config(body, &image);
+        // Under `--network host` the container is named as the host is, as Docker does.
+        if host_config.network_mode.as_deref() == Some("host") && config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+        }
         let args: Vec<String> =
             config.entrypoint.iter().flatten().chain(config.cmd.iter().flatten()).cloned().collect();
         let Some((path, rest)) = args.split_first() else {
@@ -81,7 +100,12 @@ impl Engine {
                 return Err(e);
             }
         }
-        if let Err(e) = self.materialize(&container, &image).await {
+        let made = match self.save_network_plan(&id, network_plan) {
+            Ok(()) => self.materialize(&container, &image).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            self.forget_networks(&id);
             self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
             self.remove_anonymous_volumes(&container.snapshot().mounts);
             let _ = self.store.remove_rootfs(&id);
@@ -157,27 +181,42 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
     let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
     let unsupported = [
-        ("published ports (-p)", hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true)),
         ("--privileged", hc.privileged == Some(true)),
         ("--cap-add/--cap-drop", set(&hc.cap_add) || set(&hc.cap_drop)),
         ("--device", hc.devices.as_ref().is_some_and(|d| !d.is_empty())),
         ("--security-opt", set(&hc.security_opt)),
         ("--sysctl", hc.sysctls.as_ref().is_some_and(|s| !s.is_empty())),
-        ("--dns/--add-host", set(&hc.dns) || set(&hc.extra_hosts)),
         ("--ipc/--pid/--uts/--userns modes", named(&hc.ipc_mode) && hc.ipc_mode.as_deref() != Some("private")
             || named(&hc.pid_mode) || named(&hc.uts_mode) || named(&hc.userns_mode)),
     ];
     if let Some((what, _)) = unsupported.iter().find(|(_, used)| *used) {
         return Err(Error::InvalidParameter(format!("berth does not support {what} yet")));
     }
-    if let Some(mode) = hc.network_mode.as_deref() {
-        if !matches!(mode, "" | "default" | "none" | "bridge") {
-            return Err(Error::InvalidParameter(format!(
-                "network {mode} not found (only the default, isolated network is available yet)"
-            )));
-        }
-    }
+    // Unknown networks are reported by `plan_networks`, with Docker's message.
     Ok(())
+}
+
+/// Docker's create-time rules for the network mode (`container:` without a name, settings
+/// a joined namespace cannot have, `--add-host` syntax); returns the warning Docker gives.
+fn validate_network_mode(body: &ContainerCreateBody, hc: &HostConfig) -> Result<Option<String>> {
+    use berth_net::mode::{ModeChecks, NetworkMode};
+    let mode = NetworkMode::parse(hc.network_mode.as_deref()).map_err(Error::InvalidParameter)?;
+    let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let checks = ModeChecks {
+        hostname: body.hostname.as_deref().is_some_and(|h| !h.is_empty()),
+        dns: set(&hc.dns),
+        extra_hosts: set(&hc.extra_hosts),
+        links: set(&hc.links),
+        published_ports: hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true),
+        exposed_ports: body.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()),
+    };
+    mode.check(&checks).map_err(Error::InvalidParameter)?;
+    for entry in hc.extra_hosts.iter().flatten() {
+        // host-gateway is resolved at start; here only the syntax is checked.
+        let placeholder = Some(std::net::IpAddr::from([0, 0, 0, 0]));
+        berth_net::etc_files::parse_extra_host(entry, placeholder).map_err(Error::InvalidParameter)?;
+    }
+    Ok(mode.warning(&checks).map(str::to_string))
 }
 
 /// The image's `Healthcheck`, a Docker extension of the OCI config.

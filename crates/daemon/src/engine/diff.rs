@@ -6,9 +6,12 @@
 //! contents. We only walk the overlay upper directory (everything else is unchanged) and look
 //! each path up in the image's layers. Whiteouts (0/0 character devices) are deletions; an
 //! opaque directory (`trusted.overlay.opaque=y`) hides every image entry the upper lacks.
+//! A vfs container has no upper directory, only its whole tree: we walk it beside the image's
+//! merged layers, as Docker's naive diff walks the container's and the image's trees.
 
 use super::{blocking, Engine, Result};
 use berth_api::models::{ChangeType, FilesystemChange};
+use berth_store::RootfsTree;
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::fs::Metadata;
@@ -43,14 +46,11 @@ impl Engine {
         let store = self.store.clone();
         blocking(move || {
             let image = store.resolve(&rec.image_id)?;
-            let mut lowers: Vec<PathBuf> = store
-                .layer_dirs(&image)?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect();
-            lowers.reverse();
-            let upper = store.rootfs_dir(&rec.id)?.join("upper");
-            layer_changes(&upper, &lowers).map_err(Into::into)
+            match store.rootfs_tree(&rec.id, &image)? {
+                RootfsTree::Changes { upper, lowers } => layer_changes(&upper, &lowers),
+                RootfsTree::Full { root, lowers } => tree_changes(&root, &lowers),
+            }
+            .map_err(Into::into)
         })
         .await
     }
@@ -154,6 +154,67 @@ impl Walker<'_> {
             .find(|p| p.symlink_metadata().is_ok());
         new != old.and_then(|p| xattr(&p, "security.capability"))
     }
+}
+
+/// The changes of the whole container tree `root` (vfs) against the image's `lowers` (top
+/// layer first), in the order [`layer_changes`] gives. As Docker's naive diff: a directory
+/// that replaced a file, or is new, lists its contents as added; a file that replaced a
+/// directory is one change, without the directory's old contents.
+pub fn tree_changes(root: &Path, lowers: &[PathBuf]) -> io::Result<Vec<FilesystemChange>> {
+    let mut out = Vec::new();
+    walk_tree(root, lowers, Path::new("/"), true, &mut out)?;
+    Ok(out)
+}
+
+/// Compares directory `rel` of the container with the image's (`in_image`: whether the image
+/// has a directory there).
+fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &mut Vec<FilesystemChange>) -> io::Result<()> {
+    let mut old = if in_image { lower_children(lowers, rel) } else { BTreeSet::new() };
+    let new: BTreeSet<OsString> = sorted_names(&under(root, rel))?.into_iter().collect();
+    let names: BTreeSet<OsString> = new.union(&old).cloned().collect();
+    let push = |out: &mut Vec<FilesystemChange>, path: &Path, kind| {
+        out.push(FilesystemChange { path: path.to_string_lossy().into_owned(), kind })
+    };
+    for name in names {
+        let path = rel.join(&name);
+        let path_str = path.to_string_lossy();
+        if INIT_PATHS.contains(&path_str.as_ref()) {
+            continue;
+        }
+        if !new.contains(&name) {
+            push(out, &path, ChangeType::_2);
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(under(root, &path))?;
+        let old_meta = if old.remove(&name) { lower_entry(lowers, &path) } else { None };
+        let start = out.len();
+        let reported = match &old_meta {
+            None if meta.is_dir() && INIT_PARENTS.contains(&path_str.as_ref()) => false,
+            None => {
+                push(out, &path, ChangeType::_1);
+                true
+            }
+            Some(o) => {
+                let caps = |p: &Path| xattr(p, "security.capability");
+                let upper_layer = lowers.iter().map(|l| under(l, &path)).find(|p| p.symlink_metadata().is_ok());
+                if stat_differs(o, &meta) || caps(&under(root, &path)) != upper_layer.and_then(|p| caps(&p)) {
+                    push(out, &path, ChangeType::_0);
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if meta.is_dir() {
+            let was_dir = old_meta.as_ref().is_some_and(|m| m.is_dir());
+            walk_tree(root, lowers, &path, was_dir, out)?;
+            if !reported && out.len() > start {
+                let change = FilesystemChange { path: path_str.into_owned(), kind: ChangeType::_0 };
+                out.insert(start, change);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `root` joined with an absolute path inside the container.

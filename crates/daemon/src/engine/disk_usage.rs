@@ -1,6 +1,13 @@
 //! `GET /system/df`: what images, containers and volumes take on disk, measured on the disk
 //! itself the way Docker measures it (apparent sizes, hard links once, symlinks not
 //! followed, mounts not entered).
+//!
+//! An image takes its unpacked layers (snapshots) and its blobs: the config and, unlike in
+//! Docker's overlay2 store, each layer's uncompressed tar, which berth keeps so `save` hands
+//! out the exact bytes the diff IDs name. Both count, so the images' total (`LayersSize`)
+//! plus the containers' writable layers and the volumes is what `du` finds under the data
+//! root, less directories themselves and the metadata database. `df`'s per-image sizes count
+//! the same pieces (so RECLAIMABLE stays right); `docker images` keeps the content size.
 
 use super::{lock, Engine, Result};
 use crate::state::Record;
@@ -13,8 +20,9 @@ use std::path::Path;
 /// One image's line of `system df`.
 #[derive(Debug, Clone)]
 pub struct ImageUsage {
+    /// The image, its `size` the bytes it takes on disk (snapshots and blobs).
     pub image: Image,
-    /// Bytes of this image's layers that another image uses too.
+    /// Bytes of this image's snapshots and blobs that another image uses too.
     pub shared_size: u64,
     /// Containers created from this image.
     pub containers: u64,
@@ -33,7 +41,7 @@ pub struct ContainerUsage {
 /// Everything `system df` reports.
 #[derive(Debug, Clone)]
 pub struct DiskUsage {
-    /// Bytes of all image layers on disk, each shared layer counted once.
+    /// Bytes of all images' snapshots and blobs, each shared one counted once.
     pub layers_size: u64,
     pub images: Vec<ImageUsage>,
     pub containers: Vec<ContainerUsage>,
@@ -73,47 +81,67 @@ pub fn du(root: &Path) -> u64 {
 }
 
 impl Engine {
+    /// What a container's writable layer holds: overlay's upper directory; for a vfs copy,
+    /// Docker's naive measure, the sizes of what the container added or changed.
+    fn size_rw(&self, rec: &Record) -> u64 {
+        let tree = self.store.resolve(&rec.image_id).and_then(|image| self.store.rootfs_tree(&rec.id, &image));
+        match tree {
+            Ok(berth_store::RootfsTree::Changes { upper, .. }) => du(&upper),
+            Ok(berth_store::RootfsTree::Full { root, lowers }) => {
+                let Ok(changes) = super::diff::tree_changes(&root, &lowers) else { return 0 };
+                let mut seen = HashSet::new();
+                changes
+                    .iter()
+                    .filter(|c| c.kind != berth_api::models::ChangeType::_2)
+                    .filter_map(|c| std::fs::symlink_metadata(root.join(c.path.trim_start_matches('/'))).ok())
+                    .filter(|m| !m.is_dir() && seen.insert(m.ino()))
+                    .map(|m| m.len())
+                    .sum()
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Measures images, containers and volumes. Walks the disk: call it off the async workers.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let images = self.store.list()?;
         let records: Vec<Record> = self.all_containers().iter().map(|c| lock(&c.rec).clone()).collect();
 
-        // Each layer measured once; how many images use it decides whether it is shared.
-        let mut layer_size: HashMap<String, u64> = HashMap::new();
-        let mut layer_users: HashMap<String, u64> = HashMap::new();
-        let mut image_layers: Vec<Vec<String>> = Vec::with_capacity(images.len());
+        // Each piece (a snapshot by chain ID, a blob by digest) measured once; how many
+        // images use it decides whether it is shared.
+        let mut piece_size: HashMap<String, u64> = HashMap::new();
+        let mut piece_users: HashMap<String, u64> = HashMap::new();
+        let mut image_pieces: Vec<Vec<String>> = Vec::with_capacity(images.len());
         for image in &images {
-            let mut chains = Vec::new();
-            for (chain, dir) in self.store.layer_dirs(image)? {
-                layer_size.entry(chain.clone()).or_insert_with(|| du(&dir));
-                if !chains.contains(&chain) {
-                    *layer_users.entry(chain.clone()).or_default() += 1;
-                    chains.push(chain);
+            let mut pieces = Vec::new();
+            let snapshots = self.store.layer_dirs(image)?.into_iter().map(|(c, p)| (format!("snapshot {c}"), p));
+            let blobs = self.store.image_blobs(image)?.into_iter().map(|(d, p)| (format!("blob {d}"), p));
+            for (key, path) in snapshots.chain(blobs) {
+                piece_size.entry(key.clone()).or_insert_with(|| du(&path));
+                if !pieces.contains(&key) {
+                    *piece_users.entry(key.clone()).or_default() += 1;
+                    pieces.push(key);
                 }
             }
-            image_layers.push(chains);
+            image_pieces.push(pieces);
         }
-        let layers_size = layer_size.values().sum();
+        let layers_size = piece_size.values().sum();
 
         let mut per_image: HashMap<&str, u64> = HashMap::new();
         for r in &records {
             *per_image.entry(r.image_id.as_str()).or_default() += 1;
         }
+        let size_of = |p: &String| piece_size.get(p).copied().unwrap_or(0);
         let image_usage = images
             .iter()
-            .zip(&image_layers)
-            .map(|(image, chains)| {
-                let shared: u64 = chains
-                    .iter()
-                    .filter(|c| layer_users.get(*c).copied().unwrap_or(0) > 1)
-                    .map(|c| layer_size.get(c).copied().unwrap_or(0))
-                    .sum();
+            .zip(&image_pieces)
+            .map(|(image, pieces)| {
+                let shared = pieces.iter().filter(|p| piece_users.get(*p).copied().unwrap_or(0) > 1).map(size_of).sum();
+                let mut on_disk = image.clone();
+                on_disk.size = pieces.iter().map(size_of).sum();
                 ImageUsage {
-                    image: image.clone(),
-                    // The image's size is the store's record of its content (what `images`
-                    // shows); the disk may hold a few bytes more (symlinks), and a shared
-                    // part can never exceed the whole.
-                    shared_size: shared.min(image.size),
+                    image: on_disk,
+                    shared_size: shared,
                     containers: per_image.get(image.id.as_str()).copied().unwrap_or(0),
                 }
             })
@@ -123,10 +151,7 @@ impl Engine {
         let mut containers: Vec<ContainerUsage> = records
             .iter()
             .map(|rec| {
-                let size_rw = match self.store.rootfs_dir(&rec.id) {
-                    Ok(dir) => du(&dir.join("upper")),
-                    Err(_) => 0,
-                };
+                let size_rw = self.size_rw(rec);
                 let base = image_size.get(rec.image_id.as_str()).copied().unwrap_or(0);
                 ContainerUsage { rec: rec.clone(), size_rw, size_root_fs: base + size_rw }
             })

@@ -2,9 +2,10 @@
 //! merged, without the contents of its volumes and other mounts.
 //!
 //! We never read the running container's own rootfs mount (a stop would unmount it under us,
-//! and it may carry mounts of the container). Instead we mount a private read-only overlay
-//! whose lower layers are the container's upper directory on top of the image layers: the
-//! kernel merges them (whiteouts and opaque directories included), and nothing can be written.
+//! and it may carry mounts of the container). Instead we mount a private read-only view: for
+//! overlay2 an overlay whose lower layers are the container's upper directory on top of the
+//! image layers (the kernel merges them, whiteouts and opaque directories included); for vfs a
+//! read-only bind of its copy. Nothing can be written through either.
 //! The mount lives as long as the tar stream and is always removed.
 
 use super::{blocking, Engine, Error, Result};
@@ -30,22 +31,9 @@ impl Engine {
         let (store, exports) = (self.store.clone(), self.paths.exec_root.join("exports"));
         let mount = blocking(move || {
             let image = store.resolve(&rec.image_id)?;
-            // Creates the upper directory of a never-started container; `rm` removes it.
-            let mounts = store.prepare_rootfs(&rec.id, &image)?;
-            let option = |key: &str| {
-                mounts
-                    .iter()
-                    .flat_map(|m| &m.options)
-                    .find_map(|o| o.strip_prefix(key))
-                    .map(String::from)
-            };
-            let (Some(upper), Some(lowers)) = (option("upperdir="), option("lowerdir=")) else {
-                return Err(Error::Internal(format!(
-                    "rootfs of {} is not an overlay",
-                    rec.id
-                )));
-            };
-            ReadOnlyMount::new(&exports, &rec.id, &format!("lowerdir={upper}:{lowers}"))
+            // Creates the writable layer of a never-started container; `rm` removes it.
+            let mounts = store.readonly_rootfs(&rec.id, &image)?;
+            ReadOnlyMount::new(&exports, &rec.id, &mounts)
         })
         .await?;
         let (tx, rx) = mpsc::channel(4);
@@ -74,7 +62,7 @@ struct ReadOnlyMount {
 }
 
 impl ReadOnlyMount {
-    fn new(exports: &Path, id: &str, options: &str) -> Result<ReadOnlyMount> {
+    fn new(exports: &Path, id: &str, mounts: &[berth_store::Mount]) -> Result<ReadOnlyMount> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         remove_stale(exports);
         let pid = std::process::id();
@@ -83,20 +71,11 @@ impl ReadOnlyMount {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&path)?;
-        let flags = nix::mount::MsFlags::MS_RDONLY
-            | nix::mount::MsFlags::MS_NODEV
-            | nix::mount::MsFlags::MS_NOSUID;
-        if let Err(e) = nix::mount::mount(
-            Some("overlay"),
-            &path,
-            Some("overlay"),
-            flags,
-            Some(options),
-        ) {
-            let _ = std::fs::remove_dir(&path);
-            return Err(Error::Internal(format!(
-                "mount the container's filesystem: {e}"
-            )));
+        for m in mounts {
+            if let Err(e) = m.mount_on(&path, true) {
+                drop(ReadOnlyMount { path });
+                return Err(Error::Internal(format!("mount the container's filesystem: {e}")));
+            }
         }
         Ok(ReadOnlyMount { path })
     }

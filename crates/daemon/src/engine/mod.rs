@@ -4,6 +4,7 @@
 pub mod archive;
 mod attach;
 mod changes;
+mod commit;
 mod containers;
 mod create;
 mod diff;
@@ -17,6 +18,7 @@ mod list;
 mod logs;
 mod mounts;
 mod names;
+mod networks;
 mod pause;
 mod resources;
 mod restart;
@@ -31,6 +33,7 @@ mod user;
 mod volumes;
 
 pub use attach::{AttachRequest, AttachStreams};
+pub use commit::CommitRequest;
 pub use containers::{ListOptions, WaitCondition};
 pub use events::EventFilter;
 pub use health::{filter_value as health_filter_value, status_suffix as health_status_suffix};
@@ -57,13 +60,15 @@ pub struct Paths {
     pub shim_binary: PathBuf,
     /// The init binary `--init` runs: a static tini, as Docker's `docker-init` is.
     pub init_binary: Option<PathBuf>,
+    /// `--storage-driver`; `None` lets the store choose (see `berth_store::Store::open_with_driver`).
+    pub storage_driver: Option<berth_store::Driver>,
 }
 
 impl Paths {
     pub fn new(data_root: &Path, exec_root: &Path) -> anyhow::Result<Paths> {
         let beside_us = std::env::current_exe()?.with_file_name("berth-shim");
         let shim_binary = if beside_us.exists() { beside_us } else { PathBuf::from("berth-shim") };
-        Ok(Paths { data_root: data_root.into(), exec_root: exec_root.into(), shim_binary, init_binary: find_init() })
+        Ok(Paths { data_root: data_root.into(), exec_root: exec_root.into(), shim_binary, init_binary: find_init(), storage_driver: None })
     }
 
     /// Persistent per-container files: logs, /etc/hosts and friends.
@@ -141,6 +146,7 @@ impl From<berth_store::Error> for Error {
         use berth_store::Error as S;
         match e {
             S::ImageNotFound(_) => Error::NotFound(e.to_string()),
+            S::NotFound(_) => Error::NotFound(e.to_string()),
             S::InvalidReference(_) => Error::InvalidParameter(e.to_string()),
             S::Conflict(_) => Error::Conflict(e.to_string()),
             S::InvalidArchive(_) => Error::InvalidParameter(e.to_string()),
@@ -223,6 +229,10 @@ pub struct Engine {
     execs: exec::Execs,
     /// What happened lately, for `GET /events`.
     events: Arc<events::EventLog>,
+    /// Networks, endpoints and published ports.
+    networks: networks::Networks,
+    /// The embedded DNS servers of running containers on user-defined networks, by ID.
+    dns_servers: Mutex<HashMap<String, berth_net::dns::Server>>,
     /// Daemon-wide identity reported by `/info`.
     pub daemon_id: String,
     /// The log driver new containers get unless they name one (daemon.json `log-driver`/`log-opts`).
@@ -237,9 +247,10 @@ impl Engine {
         }
         std::fs::set_permissions(&paths.data_root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         let db = Arc::new(redb::Database::create(paths.data_root.join("berth.db"))?);
-        let store = Arc::new(Store::open(&paths.data_root, db.clone())?);
+        let store = Arc::new(Store::open_with_driver(&paths.data_root, db.clone(), paths.storage_driver)?);
         let events = Arc::new(events::EventLog::default());
         let volumes = volumes::Volumes::open(db.clone(), &paths.data_root, events.clone())?;
+        let networks = networks::Networks::open(db.clone(), &paths.exec_root)?;
         let records = Records::new(db)?;
         let daemon_id = system::daemon_id(&paths.data_root)?;
         let containers = records
@@ -247,7 +258,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default() })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default() })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

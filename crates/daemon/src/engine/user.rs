@@ -4,10 +4,15 @@
 use crate::spec::ProcessUser;
 use std::path::{Path, PathBuf};
 
-/// The directories of an overlay rootfs, topmost first (upper, then lowers).
+/// The directories of a rootfs, topmost first: overlay's upper, then its lowers; or the one
+/// directory a vfs rootfs binds.
 pub fn layer_dirs(mounts: &[berth_store::Mount]) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for m in mounts {
+        if m.kind == "bind" {
+            dirs.push(PathBuf::from(&m.source));
+            continue;
+        }
         for opt in &m.options {
             if let Some(upper) = opt.strip_prefix("upperdir=") {
                 dirs.insert(0, PathBuf::from(upper));

@@ -1,0 +1,267 @@
+//! `docker commit`: a new image made of a parent image's layers plus one layer read as a tar
+//! stream (a container's writable layer), with a config the caller builds.
+//!
+//! The layer is unpacked into a temp snapshot while a tee stores the tar as a blob, hashing
+//! it as it is written, as `import` does. Only when the stream read to its end without error
+//! are the blob, the snapshot, the config and the records published, in one redb
+//! transaction: a failed commit leaves no blob, no snapshot and no image. An empty layer (the
+//! 1024-byte empty tar: the container changed nothing) is not stored; Docker then records
+//! only a history entry with `empty_layer`, and so do we.
+
+use std::io::{self, BufReader, Read};
+
+use oci_spec::image::ImageConfiguration;
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::content::TeeReader;
+use crate::digest::{chain_id, chain_ids, sha256_of};
+use crate::error::Error;
+use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::unpack::{unpack, BUF_SIZE};
+use crate::{Image, Reference, Store};
+
+/// Builds the new image's config blob from the diff ID of the new layer, or `None` when the
+/// layer is empty and adds nothing to `rootfs.diff_ids`.
+pub type ConfigBuilder<'a> = dyn FnOnce(Option<&str>) -> Result<Vec<u8>, Error> + 'a;
+
+/// Digest of an empty tar archive (two zero blocks): the diff ID of a layer that changes
+/// nothing. Docker compares against the same value (`layer.DigestSHA256EmptyTar`).
+fn empty_tar_digest() -> String {
+    sha256_of(&[0u8; 1024])
+}
+
+impl Store {
+    /// Publishes `parent`'s layers plus the layer tar read from `layer` as a new image, with
+    /// the config `build_config` makes, tagged `tag` if given. The config's `rootfs.diff_ids`
+    /// must be the parent's plus the new layer's (when not empty).
+    pub fn commit(
+        &self,
+        parent: &Image,
+        layer: &mut dyn Read,
+        build_config: Box<ConfigBuilder<'_>>,
+        tag: Option<&Reference>,
+    ) -> Result<Image, Error> {
+        if let Some(t) = tag {
+            if t.digest().is_some() {
+                return Err(Error::InvalidReference(
+                    "refusing to create a tag with a digest reference".into(),
+                ));
+            }
+        }
+        let mut tee = BufReader::with_capacity(
+            BUF_SIZE,
+            TeeReader {
+                inner: layer,
+                blob: self.content.writer()?,
+            },
+        );
+        let snapshot = self.snapshots.temp()?;
+        let unpacked = unpack(&mut tee, snapshot.path())?;
+        // Reads to the end, so an error the producer reports after the end-of-archive
+        // marker still fails the commit, and the padding is part of the digest.
+        io::copy(&mut tee, &mut io::sink()).map_err(Error::Io)?;
+        let pending = tee.into_inner().blob.finish()?;
+        let empty = pending.digest == empty_tar_digest();
+
+        let config_bytes = build_config((!empty).then_some(pending.digest.as_str()))?;
+        let config: ImageConfiguration = decode("image config", &config_bytes)?;
+        let mut expected = parent.config.rootfs().diff_ids().clone();
+        if !empty {
+            expected.push(pending.digest.clone());
+        }
+        if config.rootfs().diff_ids() != &expected {
+            return Err(Error::Corrupt(
+                "commit: the new config's layers are not the parent's plus the new one".into(),
+            ));
+        }
+        let parent_chains = chain_ids(parent.config.rootfs().diff_ids());
+        let chains = chain_ids(&expected);
+        let new_layer = (!empty).then(|| {
+            let chain = chain_id(parent_chains.last().map(String::as_str), &pending.digest);
+            let record = LayerRecord {
+                diff_id: pending.digest.clone(),
+                parent: parent_chains.last().cloned(),
+                size: unpacked.size,
+                tar_size: pending.size,
+            };
+            (chain, record)
+        });
+        let id = sha256_of(&config_bytes);
+        let created = config
+            .created()
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let record = ImageRecord {
+            created,
+            chain_ids: chains,
+            size: parent.size + if empty { 0 } else { unpacked.size },
+            repo_digests: Vec::new(),
+        };
+
+        {
+            let _g = self.lock();
+            // The parent's layers must still be there: a concurrent delete may have taken
+            // them (checked under the lock, which deletes hold too).
+            {
+                let txn = self.db.begin_read()?;
+                let layers = txn.open_table(LAYERS)?;
+                for c in &parent_chains {
+                    if layers.get(c.as_str())?.is_none() {
+                        return Err(Error::Conflict(format!(
+                            "the image {} was removed during the commit",
+                            parent.id
+                        )));
+                    }
+                }
+            }
+            if let Some((chain, _)) = &new_layer {
+                pending.commit()?;
+                self.snapshots.commit(snapshot, chain)?;
+            }
+            self.content.write_all(&config_bytes)?;
+            let txn = self.db.begin_write()?;
+            {
+                if let Some((chain, layer)) = &new_layer {
+                    let mut layers = txn.open_table(LAYERS)?;
+                    if layers.get(chain.as_str())?.is_none() {
+                        layers.insert(chain.as_str(), encode(layer)?.as_slice())?;
+                    }
+                }
+                txn.open_table(IMAGES)?
+                    .insert(id.as_str(), encode(&record)?.as_slice())?;
+                if let Some(t) = tag {
+                    txn.open_table(TAGS)?
+                        .insert(t.full().as_str(), id.as_str())?;
+                }
+            }
+            txn.commit()?;
+        }
+        self.resolve(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{require_root, TarBuf};
+    use crate::ImportOptions;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
+        let store = Store::open(&dir.path().join("root"), db).unwrap();
+        (dir, store)
+    }
+
+    /// A config whose layers are the parent's plus `diff` (what the daemon builds).
+    fn config_for(parent: &Image) -> Box<ConfigBuilder<'static>> {
+        let mut diff_ids = parent.config.rootfs().diff_ids().clone();
+        Box::new(move |diff: Option<&str>| {
+            diff_ids.extend(diff.map(String::from));
+            let v = serde_json::json!({
+                "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+                "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": [{"created_by": "x", "empty_layer": diff.is_none()}],
+            });
+            Ok(serde_json::to_vec(&v).unwrap())
+        })
+    }
+
+    fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut t = TarBuf::new();
+        for (name, data) in files {
+            t.file(name, data);
+        }
+        t.finish()
+    }
+
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn adds_one_layer_on_top_of_the_parent() {
+        if !require_root("adds_one_layer_on_top_of_the_parent") {
+            return;
+        }
+        let (dir, store) = store();
+        let base = tar(&[("a", b"1")]);
+        let parent = store
+            .import(&mut &base[..], ImportOptions::default())
+            .unwrap();
+        let layer = tar(&[("b", b"22"), (".wh.a", b"")]);
+        let tag = Reference::parse("committed:v1").unwrap();
+        let image = store
+            .commit(&parent, &mut &layer[..], config_for(&parent), Some(&tag))
+            .unwrap();
+        assert_eq!(image.repo_tags, ["committed:v1"]);
+        assert_eq!(image.config.rootfs().diff_ids().len(), 2);
+        assert_eq!(image.size, parent.size + 2);
+        let dirs = store.layer_dirs(&image).unwrap();
+        let top = &dirs[1].1;
+        assert_eq!(std::fs::read(top.join("b")).unwrap(), b"22");
+        let wh = std::fs::symlink_metadata(top.join("a")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &wh.file_type()
+        ));
+        // Blobs: base layer, base config, new layer, new config.
+        assert_eq!(count(&dir.path().join("root/blobs/sha256")), 4);
+    }
+
+    #[test]
+    fn an_empty_layer_adds_no_layer() {
+        if !require_root("an_empty_layer_adds_no_layer") {
+            return;
+        }
+        let (dir, store) = store();
+        let base = tar(&[("a", b"1")]);
+        let parent = store
+            .import(&mut &base[..], ImportOptions::default())
+            .unwrap();
+        let empty = vec![0u8; 1024];
+        let image = store
+            .commit(&parent, &mut &empty[..], config_for(&parent), None)
+            .unwrap();
+        assert_ne!(image.id, parent.id);
+        assert_eq!(
+            image.config.rootfs().diff_ids(),
+            parent.config.rootfs().diff_ids()
+        );
+        assert_eq!(count(&dir.path().join("root/snapshots")), 1);
+        assert_eq!(count(&dir.path().join("root/blobs/sha256")), 3);
+    }
+
+    #[test]
+    fn a_failed_stream_leaves_nothing() {
+        if !require_root("a_failed_stream_leaves_nothing") {
+            return;
+        }
+        let (dir, store) = store();
+        let base = tar(&[("a", b"1")]);
+        let parent = store
+            .import(&mut &base[..], ImportOptions::default())
+            .unwrap();
+        let layer = tar(&[("b", b"22")]);
+        // The producer fails after a whole entry: the reader reports it.
+        let mut failing = (&layer[..1024]).chain(FailingReader);
+        let err = store
+            .commit(&parent, &mut failing, config_for(&parent), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("producer failed"), "{err}");
+        assert_eq!(count(&dir.path().join("root/snapshots")), 1);
+        assert_eq!(count(&dir.path().join("root/blobs/sha256")), 2);
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    struct FailingReader;
+
+    impl Read for FailingReader {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("producer failed"))
+        }
+    }
+}
