@@ -164,6 +164,35 @@ impl Client {
             .map_err(|e| ClientError::Io(e.to_string()))
     }
 
+    /// [`Client::send`] with extra headers (`X-Registry-Auth` for pull and push).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>, ClientError> {
+        let io = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = self.request(method, path, body, false)?;
+        for (k, v) in headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+            let value = hyper::header::HeaderValue::from_str(v).map_err(|e| ClientError::Io(e.to_string()))?;
+            req.headers_mut().insert(name, value);
+        }
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        check(resp).await
+    }
+
     /// Sends a request; a non-2xx answer becomes `ClientError::Api`.
     pub async fn send(
         &self,

@@ -2,8 +2,10 @@
 
 mod client;
 mod commands;
+mod credentials;
 mod format;
 mod json;
+mod jsonmessage;
 mod stream;
 mod template;
 mod term;

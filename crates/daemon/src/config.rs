@@ -26,6 +26,8 @@ const DIRECTIVES: &[(&str, &str, &str)] = &[
     ("log-opts", "log-opt", "map[string]string"),
     ("storage-driver", "storage-driver", "string"),
     ("bip", "bip", "string"),
+    ("insecure-registries", "insecure-registry", "[]string"),
+    ("registry-mirrors", "registry-mirror", "[]string"),
 ];
 
 /// The command line to parse: the program name, the config file's directives as flags,
@@ -132,7 +134,7 @@ fn directives_as_flags(
                     .iter()
                     .map(|i| i.as_str().ok_or_else(type_error))
                     .collect::<Result<_, _>>()?;
-                if items.len() != 1 {
+                if *key == "hosts" && items.len() != 1 {
                     return Err(format!(
                         "{key}: berthd listens on exactly one socket, {} given",
                         items.len()
@@ -171,7 +173,7 @@ fn flag_value(matches: &ArgMatches, id: &str, long: &str) -> String {
         .map(|v| v.to_string_lossy().into_owned())
         .collect();
     match long {
-        "host" => format!("[{}]", values.join(" ")),
+        "host" | "insecure-registry" | "registry-mirror" => format!("[{}]", values.join(" ")),
         "log-opt" => {
             let map: BTreeMap<&str, &str> = values
                 .iter()

@@ -51,11 +51,20 @@ struct Args {
     /// Address and prefix of the default bridge (`berth0`), as dockerd's `--bip`.
     #[arg(long = "bip", value_name = "string")]
     bip: Option<String>,
+    /// Registries reached over plain HTTP or unchecked TLS: host[:port] or a CIDR
+    /// (127.0.0.0/8 always is, as in dockerd).
+    #[arg(long = "insecure-registry", value_name = "list")]
+    insecure_registry: Vec<String>,
+    /// Pull mirrors: a URL mirrors Docker Hub (as dockerd); `<domain>=<url>` mirrors any
+    /// registry (berth's extension).
+    #[arg(long = "registry-mirror", value_name = "list")]
+    registry_mirror: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse_from(config::command_line::<Args>()?);
     let log_defaults = config::log_defaults(&args.log_driver, &args.log_opt)?;
+    let registries = berth_distribution::RegistryConfig::new(&args.insecure_registry, &args.registry_mirror)?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berthd={}", args.log_level)))
         .with_writer(std::io::stderr)
@@ -80,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         };
         let mut engine = engine::Engine::open(paths).context("opening the data root")?;
         engine.log_defaults = log_defaults;
+        engine.registry = berth_distribution::Client::new(registries);
         let engine = Arc::new(engine);
         engine.start_networking(args.bip.as_deref())?;
         engine.clone().restore().await;

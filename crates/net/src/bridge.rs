@@ -16,7 +16,10 @@ fn link_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 /// bridge so ports published on 127.0.0.1 can be DNATed to it (see [`crate::nft`]).
 pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, subnet: Subnet) -> Result<(), Error> {
     let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
-    let index = match nl.link_index(name).map_err(link_err(format!("looking up {name}")))? {
+    let index = match nl
+        .link_index(name)
+        .map_err(link_err(format!("looking up {name}")))?
+    {
         Some(i) => i,
         None => {
             match nl.add_bridge(name) {
@@ -28,9 +31,14 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, subnet: Subnet) -> Result<()
                 .ok_or_else(|| Error::Link(format!("bridge {name} vanished")))?
         }
     };
-    nl.add_address(index, gateway, subnet.prefix).map_err(link_err(format!("address of {name}")))?;
-    nl.set_up(index).map_err(link_err(format!("setting {name} up")))?;
-    write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1")?;
+    nl.add_address(index, gateway, subnet.prefix)
+        .map_err(link_err(format!("address of {name}")))?;
+    nl.set_up(index)
+        .map_err(link_err(format!("setting {name} up")))?;
+    write_sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+        "1",
+    )?;
     enable_forwarding()
 }
 
@@ -49,21 +57,31 @@ fn write_sysctl(path: &str, value: &str) -> Result<(), Error> {
 /// Deletes a bridge (or any link); a missing one is fine.
 pub fn remove_link(name: &str) -> Result<(), Error> {
     let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
-    nl.delete_link(name).map_err(link_err(format!("deleting {name}")))
+    nl.delete_link(name)
+        .map_err(link_err(format!("deleting {name}")))
 }
 
 /// Whether link `name` exists in the host namespace.
 pub fn link_exists(name: &str) -> Result<bool, Error> {
     let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
-    Ok(nl.link_index(name).map_err(link_err(format!("looking up {name}")))?.is_some())
+    Ok(nl
+        .link_index(name)
+        .map_err(link_err(format!("looking up {name}")))?
+        .is_some())
 }
 
 /// The subnets the host routes to (the default route aside): a new network must not
 /// overlap them, or its traffic would go astray.
 pub fn host_routes() -> Result<Vec<Subnet>, Error> {
     let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
-    let routes = nl.ipv4_routes().map_err(link_err("listing routes".into()))?;
-    Ok(routes.into_iter().filter(|(_, prefix, _)| *prefix > 0).map(|(dst, prefix, _)| Subnet::new(dst, prefix)).collect())
+    let routes = nl
+        .ipv4_routes()
+        .map_err(link_err("listing routes".into()))?;
+    Ok(routes
+        .into_iter()
+        .filter(|(_, prefix, _)| *prefix > 0)
+        .map(|(dst, prefix, _)| Subnet::new(dst, prefix))
+        .collect())
 }
 
 /// A container's interface on a bridge network.
@@ -86,7 +104,10 @@ pub struct Endpoint<'a> {
 /// Creates the veth pair, the container end straight inside its namespace, addressed and up,
 /// with the default route when asked. On failure nothing is left.
 pub fn attach(ep: &Endpoint) -> Result<(), Error> {
-    let ns = std::fs::File::open(ep.netns).map_err(|source| Error::Netns { path: ep.netns.display().to_string(), source })?;
+    let ns = std::fs::File::open(ep.netns).map_err(|source| Error::Netns {
+        path: ep.netns.display().to_string(),
+        source,
+    })?;
     let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
     let master = nl
         .link_index(ep.bridge)
@@ -107,16 +128,20 @@ fn configure_inside(ns: std::fs::File, ep: &Endpoint) -> Result<(), Error> {
     // setns(2) moves only the calling thread; a short-lived one keeps the daemon's threads
     // in the host namespace.
     std::thread::spawn(move || -> Result<(), Error> {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Link(format!("setns: {e}")))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::Link(format!("setns: {e}")))?;
         let mut nl = Netlink::open().map_err(link_err("netlink".into()))?;
         let index = nl
             .link_index(&ifname)
             .map_err(link_err(format!("looking up {ifname}")))?
             .ok_or_else(|| Error::Link(format!("{ifname} not found in the container")))?;
-        nl.add_address(index, addr, prefix).map_err(link_err(format!("address of {ifname}")))?;
-        nl.set_up(index).map_err(link_err(format!("setting {ifname} up")))?;
+        nl.add_address(index, addr, prefix)
+            .map_err(link_err(format!("address of {ifname}")))?;
+        nl.set_up(index)
+            .map_err(link_err(format!("setting {ifname} up")))?;
         if let Some(gw) = gateway {
-            nl.add_default_route(index, gw).map_err(link_err("default route".into()))?;
+            nl.add_default_route(index, gw)
+                .map_err(link_err("default route".into()))?;
         }
         Ok(())
     })
@@ -140,7 +165,10 @@ pub fn host_lock() -> Result<std::fs::File, Error> {
         .map_err(|e| Error::Link(format!("/run/berth-net.lock: {e}")))?;
     // SAFETY: flock(2) on a descriptor we own; released when the file is dropped.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } < 0 {
-        return Err(Error::Link(format!("/run/berth-net.lock: {}", std::io::Error::last_os_error())));
+        return Err(Error::Link(format!(
+            "/run/berth-net.lock: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(file)
 }
@@ -184,9 +212,16 @@ mod tests {
             .args(["busybox", "ping", "-c1", "-W2", "10.250.7.1"])
             .output()
             .expect("nsenter");
-        assert!(ping.status.success(), "gateway unreachable: {}", String::from_utf8_lossy(&ping.stdout));
+        assert!(
+            ping.status.success(),
+            "gateway unreachable: {}",
+            String::from_utf8_lossy(&ping.stdout)
+        );
         assert!(attach(&ep).is_err(), "a second veth of the same name fails");
-        assert!(link_exists(&veth).unwrap(), "a failed attach removes only what it made");
+        assert!(
+            link_exists(&veth).unwrap(),
+            "a failed attach removes only what it made"
+        );
         detach(&veth).unwrap();
         assert!(!link_exists(&veth).unwrap());
         crate::remove_netns(&ns).unwrap();

@@ -18,7 +18,10 @@ impl Subnet {
     /// The subnet of `addr/prefix`, host bits cleared.
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
         let prefix = prefix.min(32);
-        Subnet { network: Ipv4Addr::from(u32::from(addr) & mask(prefix)), prefix }
+        Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        }
     }
 
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
@@ -41,8 +44,14 @@ impl Subnet {
     /// The first address neither the network, the broadcast address nor in `used`.
     pub fn first_free(&self, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
         let (first, last) = (u32::from(self.network), u32::from(self.broadcast()));
-        let (first, last) = if self.prefix < 31 { (first + 1, last - 1) } else { (first, last) };
-        (first..=last).map(Ipv4Addr::from).find(|a| !used.contains(a))
+        let (first, last) = if self.prefix < 31 {
+            (first + 1, last - 1)
+        } else {
+            (first, last)
+        };
+        (first..=last)
+            .map(Ipv4Addr::from)
+            .find(|a| !used.contains(a))
     }
 }
 
@@ -93,7 +102,10 @@ pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {
 
 /// `02:42:ac:11:00:02`
 pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -107,7 +119,10 @@ mod tests {
     #[test]
     fn parses_and_normalises() {
         assert_eq!(s("10.1.2.3/16").to_string(), "10.1.0.0/16");
-        assert_eq!("10.0.0.0".parse::<Subnet>(), Err(BadCidr("10.0.0.0".into())));
+        assert_eq!(
+            "10.0.0.0".parse::<Subnet>(),
+            Err(BadCidr("10.0.0.0".into()))
+        );
         assert!("10.0.0.0/33".parse::<Subnet>().is_err());
         assert!(s("10.0.0.0/8").overlaps(&s("10.5.0.0/16")));
         assert!(!s("10.0.0.0/16").overlaps(&s("10.1.0.0/16")));
@@ -140,8 +155,13 @@ mod tests {
     fn picks_pools_as_docker_does() {
         assert_eq!(pick_pool(&[]), Some(s("172.17.0.0/16")));
         // docker0 of a running dockerd takes the first pool.
-        assert_eq!(pick_pool(&[s("172.17.0.0/16"), s("172.18.5.0/24")]), Some(s("172.19.0.0/16")));
-        let all_big: Vec<Subnet> = (17..=31).map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16)).collect();
+        assert_eq!(
+            pick_pool(&[s("172.17.0.0/16"), s("172.18.5.0/24")]),
+            Some(s("172.19.0.0/16"))
+        );
+        let all_big: Vec<Subnet> = (17..=31)
+            .map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16))
+            .collect();
         assert_eq!(pick_pool(&all_big), Some(s("192.168.0.0/20")));
         let mut with_small = all_big.clone();
         with_small.push(s("192.168.1.0/24"));
@@ -152,6 +172,9 @@ mod tests {
 
     #[test]
     fn mac_follows_the_address() {
-        assert_eq!(format_mac(mac_for(Ipv4Addr::new(172, 17, 0, 2))), "02:42:ac:11:00:02");
+        assert_eq!(
+            format_mac(mac_for(Ipv4Addr::new(172, 17, 0, 2))),
+            "02:42:ac:11:00:02"
+        );
     }
 }

@@ -3,11 +3,16 @@
 //! container's network set-up to a handful of syscalls.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use std::io;
@@ -29,7 +34,11 @@ impl Netlink {
     }
 
     /// Sends one request and waits for its acknowledgement; returns the replies before it.
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
@@ -86,18 +95,31 @@ impl Netlink {
     pub fn add_bridge(&mut self, name: &str) -> io::Result<()> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.into()));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).map(drop)
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
     }
 
     /// Creates a veth pair: `host` on the bridge with index `master`, up; its peer created
     /// straight in the namespace `netns_fd` as `peer` with MAC `mac` (still down).
-    pub fn add_veth(&mut self, host: &str, master: u32, peer: &str, netns_fd: RawFd, mac: [u8; 6]) -> io::Result<()> {
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        master: u32,
+        peer: &str,
+        netns_fd: RawFd,
+        mac: [u8; 6],
+    ) -> io::Result<()> {
         // The peer is set up later: asking for IFF_UP here fails with ENOTCONN, as the
         // kernel opens it before it is joined to its other end.
         let mut peer_msg = LinkMessage::default();
         peer_msg.attributes.push(LinkAttribute::IfName(peer.into()));
-        peer_msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
         peer_msg.attributes.push(LinkAttribute::NetNsFd(netns_fd));
         let mut msg = LinkMessage::default();
         msg.header.flags = LinkFlags::Up;
@@ -108,7 +130,8 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
         ]));
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).map(drop)
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
     }
 
     /// Sets link `index` up.
@@ -138,11 +161,17 @@ impl Netlink {
         msg.header.family = AddressFamily::Inet;
         msg.header.prefix_len = prefix;
         msg.header.index = index;
-        let broadcast = Ipv4Addr::from(u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0)));
-        msg.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
-        msg.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
+        let broadcast =
+            Ipv4Addr::from(u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0)));
+        msg.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(addr)));
+        msg.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(addr)));
         msg.attributes.push(AddressAttribute::Broadcast(broadcast));
-        match self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
+        match self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             other => other.map(drop),
         }
@@ -156,20 +185,30 @@ impl Netlink {
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
         msg.attributes.push(RouteAttribute::Oif(index));
-        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL).map(drop)
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
     }
 
     /// The IPv4 routes of the main table as (destination, prefix length, output link).
     pub fn ipv4_routes(&mut self) -> io::Result<Vec<(Ipv4Addr, u8, u32)>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetRoute(msg), netlink_packet_core::NLM_F_DUMP)?;
+        let replies = self.request(
+            RouteNetlinkMessage::GetRoute(msg),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
         Ok(replies
             .into_iter()
             .filter_map(|r| match r {
-                RouteNetlinkMessage::NewRoute(r) if r.header.table == RouteHeader::RT_TABLE_MAIN => {
+                RouteNetlinkMessage::NewRoute(r)
+                    if r.header.table == RouteHeader::RT_TABLE_MAIN =>
+                {
                     let mut dst = Ipv4Addr::UNSPECIFIED;
                     let mut oif = 0;
                     for a in &r.attributes {

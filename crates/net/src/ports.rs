@@ -8,7 +8,9 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A transport protocol a port can be published for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -48,7 +50,11 @@ pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation, Str
     };
     let fail = |e: io::Error| {
         let reason = e.to_string();
-        let reason = reason.split(" (os error").next().unwrap_or_default().to_lowercase();
+        let reason = reason
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
         format!("listen {}4 {addr}: bind: {reason}", proto.as_str())
     };
     // SAFETY: plain socket(2); the result is checked and owned below.
@@ -61,7 +67,9 @@ pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation, Str
     let sa = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: sa is a valid sockaddr_in and its size is passed with it.
@@ -106,7 +114,10 @@ mod tests {
         let held = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();
         let err = reserve(Proto::Tcp, Ipv4Addr::LOCALHOST, port).unwrap_err();
-        assert_eq!(err, format!("listen tcp4 127.0.0.1:{port}: bind: address already in use"));
+        assert_eq!(
+            err,
+            format!("listen tcp4 127.0.0.1:{port}: bind: address already in use")
+        );
         drop(held);
         let r = reserve(Proto::Tcp, Ipv4Addr::LOCALHOST, port).unwrap();
         assert!(in_use(Proto::Tcp, Ipv4Addr::LOCALHOST, port));

@@ -50,6 +50,25 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> 
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
+/// `config_bytes` (an encoded image config) with `fields` added to its `config` object.
+fn with_docker_fields(
+    config_bytes: Vec<u8>,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u8>, Error> {
+    if fields.is_empty() {
+        return Ok(config_bytes);
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let run_config = value
+        .as_object_mut()
+        .map(|o| o.entry("config").or_insert_with(|| serde_json::json!({})));
+    if let Some(serde_json::Value::Object(run_config)) = run_config {
+        run_config.extend(fields);
+    }
+    encode(&value)
+}
+
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(v).map_err(|e| Error::Corrupt(e.to_string()))
 }
@@ -178,7 +197,7 @@ impl Store {
             .history(vec![history])
             .build()
             .map_err(oci)?;
-        let config_bytes = encode(&config)?;
+        let config_bytes = with_docker_fields(encode(&config)?, opts.docker_fields)?;
         let id = sha256_of(&config_bytes);
         let record = ImageRecord {
             created: now.timestamp(),
@@ -374,6 +393,7 @@ impl Store {
             for b in &dead_blobs {
                 self.content.remove(b)?;
             }
+            self.forget_compressed(&dead_blobs)?;
             let mut handles = Vec::new();
             for c in &dead_layers {
                 handles.push(self.snapshots.detach(c)?);

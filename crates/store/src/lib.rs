@@ -13,6 +13,7 @@
 //! unreferenced files, which `Store::open` removes.
 
 mod commit;
+mod compressed;
 mod compression;
 mod content;
 mod digest;
@@ -22,6 +23,7 @@ mod images;
 mod load;
 pub mod manifest;
 pub mod platform;
+mod pulled;
 mod reference;
 mod save;
 mod snapshot;
@@ -35,9 +37,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use content::{BlobWriter, ContentStore, PendingBlob};
 pub use commit::ConfigBuilder;
 pub use compression::Compression;
+pub use compressed::{BlobSource, CompressedLayer};
 pub use error::Error;
 pub use reference::Reference;
 pub use load::LoadedImage;
+pub use pulled::{Pulled, PulledLayer};
 pub use save::SaveItem;
 pub use snapshot::{Driver, Mount, RootfsTree};
 
@@ -62,6 +66,9 @@ pub struct Store {
 pub struct ImportOptions {
     /// The image's run config (from `--change`).
     pub config: oci_spec::image::Config,
+    /// Docker-only run config fields the OCI type has no place for (`Healthcheck`, `OnBuild`),
+    /// added to the stored config's `config` object as they are.
+    pub docker_fields: serde_json::Map<String, serde_json::Value>,
     /// History comment; "Imported from -" when absent or empty.
     pub message: Option<String>,
     /// Tag to apply, if any.
@@ -108,6 +115,7 @@ impl Store {
         };
         store.init_tables()?;
         store.collect_garbage()?;
+        store.collect_compressed_garbage()?;
         Ok(store)
     }
 

@@ -44,11 +44,24 @@ impl Mount {
         if read_only {
             flags |= MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
         }
-        let fail = |e: nix::Error| Error::Io(std::io::Error::other(format!("mount {} on {}: {e}", self.kind, target.display())));
+        let fail = |e: nix::Error| {
+            Error::Io(std::io::Error::other(format!(
+                "mount {} on {}: {e}",
+                self.kind,
+                target.display()
+            )))
+        };
         if self.kind == "bind" {
             flags |= MsFlags::MS_BIND;
             // The kernel ignores every flag but MS_REC on the first bind: the rest needs a remount.
-            mount(Some(self.source.as_str()), target, None::<&str>, flags & (MsFlags::MS_BIND | MsFlags::MS_REC), None::<&str>).map_err(fail)?;
+            mount(
+                Some(self.source.as_str()),
+                target,
+                None::<&str>,
+                flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+                None::<&str>,
+            )
+            .map_err(fail)?;
             let rest = flags & (MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID);
             if !rest.is_empty() {
                 let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rest;
@@ -60,7 +73,14 @@ impl Mount {
             return Ok(());
         }
         let data = data.join(",");
-        mount(Some(self.source.as_str()), target, Some(self.kind.as_str()), flags, Some(data.as_str())).map_err(fail)
+        mount(
+            Some(self.source.as_str()),
+            target,
+            Some(self.kind.as_str()),
+            flags,
+            Some(data.as_str()),
+        )
+        .map_err(fail)
     }
 }
 
@@ -108,7 +128,10 @@ impl Driver {
 pub enum RootfsTree {
     /// Only what the container changed: overlay's upper directory (whiteouts and opaque
     /// directories included), over the image's layer directories, top first.
-    Changes { upper: PathBuf, lowers: Vec<PathBuf> },
+    Changes {
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+    },
     /// The container's whole tree (vfs), beside the image's layer directories, top first.
     Full { root: PathBuf, lowers: Vec<PathBuf> },
 }
@@ -182,7 +205,9 @@ impl Snapshots {
             (Some(want), _) => {
                 if want == Driver::Overlay2 {
                     overlay_works(root).map_err(|e| {
-                        Error::Conflict(format!("error initializing graphdriver: driver not supported: overlay2 ({e})"))
+                        Error::Conflict(format!(
+                            "error initializing graphdriver: driver not supported: overlay2 ({e})"
+                        ))
                     })?;
                 }
                 want
@@ -199,7 +224,11 @@ impl Snapshots {
                 }
             },
         };
-        Ok(Snapshots { dir, rootfs_dir, driver })
+        Ok(Snapshots {
+            dir,
+            rootfs_dir,
+            driver,
+        })
     }
 
     pub(crate) fn driver(&self) -> Driver {
@@ -282,7 +311,11 @@ impl Snapshots {
 
     /// Makes the container's writable layer if it does not exist yet and returns the mounts
     /// of its rootfs. `chain_ids` are bottom layer first, as in the image config.
-    pub(crate) fn prepare_rootfs(&self, key: &str, chain_ids: &[String]) -> Result<Vec<Mount>, Error> {
+    pub(crate) fn prepare_rootfs(
+        &self,
+        key: &str,
+        chain_ids: &[String],
+    ) -> Result<Vec<Mount>, Error> {
         match self.driver {
             Driver::Overlay2 => self.prepare_overlay(key, chain_ids),
             Driver::Vfs => Ok(vec![bind_mount(&self.prepare_vfs(key, chain_ids)?, false)?]),
@@ -291,25 +324,52 @@ impl Snapshots {
 
     /// The rootfs as a read-only mount (for `export`): overlay's upper becomes one more lower
     /// layer, so nothing can be written through it.
-    pub(crate) fn readonly_rootfs(&self, key: &str, chain_ids: &[String]) -> Result<Vec<Mount>, Error> {
+    pub(crate) fn readonly_rootfs(
+        &self,
+        key: &str,
+        chain_ids: &[String],
+    ) -> Result<Vec<Mount>, Error> {
         let mounts = self.prepare_rootfs(key, chain_ids)?;
         if self.driver == Driver::Vfs {
-            return Ok(vec![bind_mount(&self.rootfs_path(key)?.join(VFS_DIR), true)?]);
+            return Ok(vec![bind_mount(
+                &self.rootfs_path(key)?.join(VFS_DIR),
+                true,
+            )?]);
         }
-        let option = |k: &str| mounts.iter().flat_map(|m| &m.options).find_map(|o| o.strip_prefix(k)).map(String::from);
+        let option = |k: &str| {
+            mounts
+                .iter()
+                .flat_map(|m| &m.options)
+                .find_map(|o| o.strip_prefix(k))
+                .map(String::from)
+        };
         let (Some(upper), Some(lowers)) = (option("upperdir="), option("lowerdir=")) else {
             return Err(Error::Corrupt(format!("rootfs of {key} is not an overlay")));
         };
-        Ok(vec![Mount { kind: "overlay".into(), source: "overlay".into(), options: vec![format!("lowerdir={upper}:{lowers}")] }])
+        Ok(vec![Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![format!("lowerdir={upper}:{lowers}")],
+        }])
     }
 
     /// The container's files and its image's layers, for comparing the two.
     pub(crate) fn rootfs_tree(&self, key: &str, chain_ids: &[String]) -> Result<RootfsTree, Error> {
         let base = self.rootfs_path(key)?;
-        let lowers = chain_ids.iter().rev().map(|c| self.path(c)).collect::<Result<Vec<_>, _>>()?;
+        let lowers = chain_ids
+            .iter()
+            .rev()
+            .map(|c| self.path(c))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(match self.driver {
-            Driver::Overlay2 => RootfsTree::Changes { upper: base.join("upper"), lowers },
-            Driver::Vfs => RootfsTree::Full { root: base.join(VFS_DIR), lowers },
+            Driver::Overlay2 => RootfsTree::Changes {
+                upper: base.join("upper"),
+                lowers,
+            },
+            Driver::Vfs => RootfsTree::Full {
+                root: base.join(VFS_DIR),
+                lowers,
+            },
         })
     }
 
@@ -323,7 +383,10 @@ impl Snapshots {
         }
         std::fs::create_dir_all(&base).map_err(|e| ctx(e, base.display()))?;
         // What an interrupted copy left.
-        for entry in std::fs::read_dir(&base).map_err(|e| ctx(e, base.display()))?.flatten() {
+        for entry in std::fs::read_dir(&base)
+            .map_err(|e| ctx(e, base.display()))?
+            .flatten()
+        {
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 remove_tree(&entry.path())?;
             }
@@ -337,9 +400,12 @@ impl Snapshots {
             layers.push(p);
         }
         // Dropped (and so removed) unless the rename publishes it.
-        let mut tmp = TempSnapshot { path: Some(base.join(temp_name("vfs"))) };
+        let mut tmp = TempSnapshot {
+            path: Some(base.join(temp_name("vfs"))),
+        };
         std::fs::create_dir(tmp.path()).map_err(|e| ctx(e, tmp.path().display()))?;
-        crate::vfs::apply_layers(&layers, tmp.path()).map_err(|e| ctx(e, format!("copying the image for {key}")))?;
+        crate::vfs::apply_layers(&layers, tmp.path())
+            .map_err(|e| ctx(e, format!("copying the image for {key}")))?;
         std::fs::rename(tmp.path(), &done).map_err(|e| ctx(e, done.display()))?;
         tmp.path = None;
         Ok(done)
@@ -394,7 +460,11 @@ fn bind_mount(dir: &Path, read_only: bool) -> Result<Mount, Error> {
     if read_only {
         options.push("ro".into());
     }
-    Ok(Mount { kind: "bind".into(), source: path_str(dir)?, options })
+    Ok(Mount {
+        kind: "bind".into(),
+        source: path_str(dir)?,
+        options,
+    })
 }
 
 fn path_str(p: &Path) -> Result<String, Error> {
@@ -406,7 +476,10 @@ fn path_str(p: &Path) -> Result<String, Error> {
 /// The driver of the containers already in `rootfs_dir`, if any; both at once is corruption.
 fn prior_driver(rootfs_dir: &Path) -> Result<Option<Driver>, Error> {
     let mut found = None;
-    for entry in std::fs::read_dir(rootfs_dir).map_err(|e| ctx(e, rootfs_dir.display()))?.flatten() {
+    for entry in std::fs::read_dir(rootfs_dir)
+        .map_err(|e| ctx(e, rootfs_dir.display()))?
+        .flatten()
+    {
         match (found, Driver::of_rootfs(&entry.path())) {
             (_, None) => {}
             (None, d) => found = d,
@@ -427,7 +500,8 @@ fn prior_driver(rootfs_dir: &Path) -> Result<Option<Driver>, Error> {
 fn overlay_works(root: &Path) -> Result<(), String> {
     let dir = root.join(temp_name("overlay-check"));
     let result = (|| {
-        let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| dir.join(d));
+        let [lower, upper, work, merged] =
+            ["lower", "upper", "work", "merged"].map(|d| dir.join(d));
         for d in [&lower, &upper, &work, &merged] {
             std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
         }
@@ -437,8 +511,14 @@ fn overlay_works(root: &Path) -> Result<(), String> {
             path_opt(&upper).map_err(|e| e.to_string())?,
             path_opt(&work).map_err(|e| e.to_string())?
         );
-        nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(options.as_str()))
-            .map_err(|e| format!("mount overlay: {e}"))?;
+        nix::mount::mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .map_err(|e| format!("mount overlay: {e}"))?;
         let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
         Ok(())
     })();
@@ -468,7 +548,10 @@ mod driver_tests {
         if nix::unistd::geteuid().is_root() {
             return true;
         }
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "this test needs root");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs root"
+        );
         false
     }
 
@@ -491,19 +574,49 @@ mod driver_tests {
         let chain = layer(&s);
         let mounts = s.prepare_rootfs("c1", &[chain.clone()]).unwrap();
         let copy = d.path().join("containers-rootfs/c1/vfs");
-        assert_eq!(mounts, [Mount { kind: "bind".into(), source: copy.display().to_string(), options: vec!["rbind".into()] }]);
+        assert_eq!(
+            mounts,
+            [Mount {
+                kind: "bind".into(),
+                source: copy.display().to_string(),
+                options: vec!["rbind".into()]
+            }]
+        );
         std::fs::write(copy.join("file"), "changed").unwrap();
         s.prepare_rootfs("c1", &[chain.clone()]).unwrap();
-        assert_eq!(std::fs::read_to_string(copy.join("file")).unwrap(), "changed", "made once");
-        assert_eq!(s.readonly_rootfs("c1", &[chain.clone()]).unwrap()[0].options, ["rbind", "ro"]);
-        assert!(matches!(s.rootfs_tree("c1", &[chain]).unwrap(), RootfsTree::Full { root, lowers } if root == copy && lowers.len() == 1));
+        assert_eq!(
+            std::fs::read_to_string(copy.join("file")).unwrap(),
+            "changed",
+            "made once"
+        );
+        assert_eq!(
+            s.readonly_rootfs("c1", &[chain.clone()]).unwrap()[0].options,
+            ["rbind", "ro"]
+        );
+        assert!(
+            matches!(s.rootfs_tree("c1", &[chain]).unwrap(), RootfsTree::Full { root, lowers } if root == copy && lowers.len() == 1)
+        );
 
-        let e = Snapshots::open(d.path(), Some(Driver::Overlay2)).unwrap_err().to_string();
-        assert!(e.contains("holds containers of the vfs storage driver"), "{e}");
-        assert_eq!(Snapshots::open(d.path(), None).unwrap().driver(), Driver::Vfs, "the prior driver");
+        let e = Snapshots::open(d.path(), Some(Driver::Overlay2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds containers of the vfs storage driver"),
+            "{e}"
+        );
+        assert_eq!(
+            Snapshots::open(d.path(), None).unwrap().driver(),
+            Driver::Vfs,
+            "the prior driver"
+        );
         s.remove_rootfs("c1").unwrap();
         assert!(!d.path().join("containers-rootfs/c1").exists());
-        assert_eq!(Snapshots::open(d.path(), Some(Driver::Overlay2)).unwrap().driver(), Driver::Overlay2);
+        assert_eq!(
+            Snapshots::open(d.path(), Some(Driver::Overlay2))
+                .unwrap()
+                .driver(),
+            Driver::Overlay2
+        );
     }
 
     #[test]
@@ -518,8 +631,15 @@ mod driver_tests {
         let m = s.readonly_rootfs("c1", &[chain.clone()]).unwrap();
         let upper = d.path().join("containers-rootfs/c1/upper");
         let lower = s.path(&chain).unwrap();
-        assert_eq!(m[0].options, [format!("lowerdir={}:{}", upper.display(), lower.display())]);
-        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(
+            m[0].options,
+            [format!("lowerdir={}:{}", upper.display(), lower.display())]
+        );
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2, "the overlay check cleans up: {names:?}");
     }
 }

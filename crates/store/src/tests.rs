@@ -40,6 +40,7 @@ fn opts(tag: Option<&str>) -> ImportOptions {
         .unwrap();
     ImportOptions {
         config,
+        docker_fields: Default::default(),
         message: None,
         tag: tag.map(|t| Reference::parse(t).unwrap()),
     }
@@ -128,6 +129,21 @@ fn import_writes_record_config_blob_and_snapshot() {
         Some("from test")
     );
     assert!(img2.repo_tags.is_empty());
+}
+
+#[test]
+fn import_keeps_docker_only_config_fields() {
+    if !require_root("import_keeps_docker_only_config_fields") {
+        return;
+    }
+    let e = env();
+    let mut o = opts(None);
+    o.docker_fields.insert("Healthcheck".into(), serde_json::json!({"Test": ["NONE"]}));
+    let img = e.store.import(&mut layer("hc").as_slice(), o).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(e.blob(&img.id)).unwrap()).unwrap();
+    assert_eq!(json["config"]["Healthcheck"]["Test"][0], "NONE");
+    assert_eq!(json["config"]["Cmd"][0], "/bin/sh", "the OCI fields stay");
+    assert_eq!(img.docker_config.unwrap()["Healthcheck"]["Test"][0], "NONE");
 }
 
 #[test]

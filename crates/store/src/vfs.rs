@@ -90,7 +90,8 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
@@ -120,12 +121,25 @@ fn copy_metadata(meta: &std::fs::Metadata, from: &Path, to: &Path) -> io::Result
         }
     }
     let times = [
-        libc::timespec { tv_sec: meta.atime() as _, tv_nsec: meta.atime_nsec() as _ },
-        libc::timespec { tv_sec: meta.mtime() as _, tv_nsec: meta.mtime_nsec() as _ },
+        libc::timespec {
+            tv_sec: meta.atime() as _,
+            tv_nsec: meta.atime_nsec() as _,
+        },
+        libc::timespec {
+            tv_sec: meta.mtime() as _,
+            tv_nsec: meta.mtime_nsec() as _,
+        },
     ];
     let c = cpath(to)?;
     // SAFETY: `c` is NUL-terminated and `times` holds the two timespecs utimensat reads.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -143,18 +157,32 @@ mod tests {
     #[test]
     fn layers_apply_in_order_with_whiteouts_opaque_dirs_and_metadata() {
         if !nix::unistd::geteuid().is_root() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "this test needs root");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "this test needs root"
+            );
             return;
         }
         let d = tempfile::tempdir().unwrap();
-        let (l1, l2, out) = (d.path().join("l1"), d.path().join("l2"), d.path().join("out"));
-        for p in [l1.join("etc/keep"), l1.join("opaque/old"), l1.join("gone/sub"), l2.join("opaque"), out.clone()] {
+        let (l1, l2, out) = (
+            d.path().join("l1"),
+            d.path().join("l2"),
+            d.path().join("out"),
+        );
+        for p in [
+            l1.join("etc/keep"),
+            l1.join("opaque/old"),
+            l1.join("gone/sub"),
+            l2.join("opaque"),
+            out.clone(),
+        ] {
             std::fs::create_dir_all(p).unwrap();
         }
         std::fs::write(l1.join("etc/file"), "one").unwrap();
         std::fs::hard_link(l1.join("etc/file"), l1.join("etc/link")).unwrap();
         std::fs::write(l1.join("replaced"), "file").unwrap();
-        std::fs::set_permissions(l1.join("etc/file"), std::fs::Permissions::from_mode(0o4750)).unwrap();
+        std::fs::set_permissions(l1.join("etc/file"), std::fs::Permissions::from_mode(0o4750))
+            .unwrap();
         std::os::unix::fs::lchown(l1.join("etc/file"), Some(7), Some(8)).unwrap();
         xattr::set(l1.join("etc/file"), "user.note", b"x").ok();
         std::os::unix::fs::symlink("/etc/file", l1.join("sym")).unwrap();
@@ -167,15 +195,37 @@ mod tests {
         let src = std::fs::symlink_metadata(l1.join("etc/file")).unwrap();
         let got = std::fs::symlink_metadata(out.join("etc/file")).unwrap();
         assert_eq!((got.mode(), got.uid(), got.gid()), (src.mode(), 7, 8));
-        assert_eq!((got.mtime(), got.mtime_nsec()), (src.mtime(), src.mtime_nsec()));
-        assert_eq!(std::fs::read_to_string(out.join("etc/file")).unwrap(), "one");
-        assert_eq!(std::fs::symlink_metadata(out.join("etc/link")).unwrap().ino(), got.ino());
+        assert_eq!(
+            (got.mtime(), got.mtime_nsec()),
+            (src.mtime(), src.mtime_nsec())
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("etc/file")).unwrap(),
+            "one"
+        );
+        assert_eq!(
+            std::fs::symlink_metadata(out.join("etc/link"))
+                .unwrap()
+                .ino(),
+            got.ino()
+        );
         assert!(out.join("etc/keep").is_dir());
-        assert_eq!(std::fs::read_link(out.join("sym")).unwrap(), Path::new("/etc/file"));
-        assert!(!out.join("gone").exists(), "a whiteout removes the lower tree");
-        assert!(!out.join("opaque/old").exists(), "an opaque directory hides lower contents");
+        assert_eq!(
+            std::fs::read_link(out.join("sym")).unwrap(),
+            Path::new("/etc/file")
+        );
+        assert!(
+            !out.join("gone").exists(),
+            "a whiteout removes the lower tree"
+        );
+        assert!(
+            !out.join("opaque/old").exists(),
+            "an opaque directory hides lower contents"
+        );
         assert!(out.join("opaque/new").is_file());
-        assert!(xattr::get(out.join("opaque"), "trusted.overlay.opaque").unwrap().is_none());
+        assert!(xattr::get(out.join("opaque"), "trusted.overlay.opaque")
+            .unwrap()
+            .is_none());
         assert!(out.join("replaced").is_dir());
     }
 }

@@ -407,3 +407,28 @@ fn bad_input_gets_dockers_errors_and_leaves_nothing() {
         .count();
     assert_eq!(blobs, 2, "busybox's layer and config only");
 }
+
+/// HEALTHCHECK and ONBUILD given with `--change` land in the image config (Docker's fields
+/// the OCI config lacks), and a container of the image runs the image's health check.
+#[test]
+fn change_healthcheck_and_onbuild_are_kept_and_used() {
+    let d = Daemon::start();
+    d.ok(&["run", "--name", "hcsrc", "busybox", "touch", "/ok"]);
+    d.ok(&[
+        "commit",
+        "--change", "HEALTHCHECK --interval=200ms --retries=2 CMD test -f /ok",
+        "--change", "ONBUILD RUN echo later",
+        "hcsrc", "hcimg",
+    ]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{json .Config.Healthcheck}} {{json .Config.OnBuild}}", "hcimg"]),
+        r#"{"Test":["CMD-SHELL","test -f /ok"],"Interval":200000000,"Retries":2} ["RUN echo later"]"#
+    );
+    d.ok(&["run", "-d", "--name", "hc", "hcimg", "sleep", "300"]);
+    assert!(berth_e2e::eventually(20, || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"]) == "healthy"
+    }));
+    let r = d.berth(&["commit", "--change", "STOPSIGNAL 9", "hcsrc", "x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("stopsignal is not a valid change command"), "{}", r.stderr);
+}

@@ -35,10 +35,12 @@ fn lifecycle_events_are_recorded_and_filtered() {
         let all = history(&d, client, &t0, &[]);
         let expected = [
             "container create ev1",
+            "network connect bridge",
             "container start ev1",
             "container kill ev1",
             "container kill ev1",
             "container die ev1",
+            "network disconnect bridge",
             "container stop ev1",
             "container rename ev2",
             "container destroy ev2",

@@ -28,7 +28,7 @@ fn exit_codes_follow_docker() {
 #[test]
 fn container_is_isolated_with_docker_defaults() {
     let d = Daemon::start();
-    let script = "echo pid=$$; hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; \
+    let script = "echo pid=$$; hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort | xargs; \
                   grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -d '\\t'; \
                   wc -c < /proc/timer_list; echo 1 > /proc/sys/vm/drop_caches && echo sys-writable; \
                   ls /dev | tr '\\n' ' '";
@@ -38,7 +38,7 @@ fn container_is_isolated_with_docker_defaults() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "pid=1");
     assert_eq!(lines[1], &id[..12], "hostname is the short ID");
-    assert_eq!(lines[2], "lo", "only loopback in the network namespace");
+    assert_eq!(lines[2], "eth0 lo", "loopback and the default bridge's eth0, as in Docker");
     assert_eq!(lines[3], "CapEff:00000000a80425fb", "Docker's default capabilities");
     assert_eq!(lines[4], "Seccomp:2", "seccomp filter active");
     assert_eq!(lines[5], "0", "/proc/timer_list is masked");

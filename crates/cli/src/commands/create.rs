@@ -397,7 +397,10 @@ pub async fn pull(client: &Client, image: &str) -> Result<(), Failure> {
         "/images/create{}",
         client::query(&[("fromImage", name), ("tag", tag)])
     );
-    let resp = client.send(Method::POST, &path, client::empty()).await?;
+    let auth = crate::credentials::registry_auth(image);
+    let resp = client
+        .send_with_headers(Method::POST, &path, client::empty(), &[("X-Registry-Auth", auth)])
+        .await?;
     let mut body = resp.into_body();
     let mut lines = LineSplitter::default();
     while let Some(chunk) = client::next_chunk(&mut body).await? {
@@ -429,6 +432,10 @@ fn report_progress(line: &str) -> Result<(), Failure> {
         if let Some(serde_json::Value::String(e)) = m.get("error") {
             return Err(Failure::new(1, e.clone()));
         }
+    }
+    // As docker does off a terminal: byte progress ("Downloading […] 1MB/2MB") is not shown.
+    if info.progress_detail.as_ref().is_some_and(|p| p.current.unwrap_or(0) > 0 || p.total.unwrap_or(0) > 0) {
+        return Ok(());
     }
     if let Some(status) = info.status {
         match info.id {

@@ -22,6 +22,8 @@ pub mod inspect;
 pub mod kill;
 pub mod load;
 pub mod lifecycle_opts;
+pub mod login;
+pub mod logout;
 pub mod logs;
 pub mod mount_opts;
 pub mod network;
@@ -29,6 +31,8 @@ pub mod network_opts;
 pub mod pause;
 pub mod port;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod rename;
 pub mod restart;
 pub mod rm;
@@ -154,6 +158,14 @@ pub enum Command {
     Network(network::NetworkArgs),
     /// Manage Docker
     System(system::SystemArgs),
+    /// Pull an image or a repository from a registry
+    Pull(pull::PullArgs),
+    /// Push an image or a repository to a registry
+    Push(push::PushArgs),
+    /// Log in to a Docker registry
+    Login(login::LoginArgs),
+    /// Log out from a Docker registry
+    Logout(logout::LogoutArgs),
     /// Run berth's registry server
     Registry(registry::RegistryArgs),
 }
@@ -199,6 +211,10 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Volume(a) => volume::run(client, a).await,
         Command::Network(a) => network::run(client, a).await,
         Command::System(a) => system::run(client, a).await,
+        Command::Pull(a) => pull::run(client, a).await,
+        Command::Push(a) => push::run(client, a).await,
+        Command::Login(a) => login::run(client, a).await,
+        Command::Logout(a) => logout::run(a).await,
         Command::Registry(a) => registry::run(a).await,
     }
 }

@@ -297,12 +297,8 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         graph_driver: Some(DriverData { name: engine.store.driver().name().into(), data: graph_driver_data(engine, rec) }),
         mounts: Some(engine.mount_points(&rec.mounts)),
         config: Some(rec.config.clone()),
-        // No published ports yet: containers have only their loopback.
-        network_settings: Some(berth_api::models::NetworkSettings {
-            sandbox_key: Some(engine.paths.netns(&rec.id).display().to_string()),
-            ports: Some(Default::default()),
-            ..Default::default()
-        }),
+        // `inspect` replaces it with the engine's API 1.41 view (`container_network_settings`).
+        network_settings: None,
         ..Default::default()
     }
 }

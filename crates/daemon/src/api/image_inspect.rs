@@ -3,7 +3,7 @@
 //! dropped `Parent`, `Container`, `ContainerConfig`, `DockerVersion` and `VirtualSize`).
 
 use crate::engine::ImageDetail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -67,8 +67,8 @@ pub struct RunConfig {
     stdin_once: Value,
     env: Value,
     cmd: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    healthcheck: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<Healthcheck>,
     #[serde(skip_serializing_if = "Value::is_null")]
     args_escaped: Value,
     image: Value,
@@ -87,6 +87,24 @@ pub struct RunConfig {
     stop_timeout: Value,
     #[serde(skip_serializing_if = "Value::is_null")]
     shell: Value,
+}
+
+/// A health check in the field order of Go's `container.HealthConfig` (bollard's differs).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Healthcheck {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_interval: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retries: Option<i64>,
 }
 
 impl RunConfig {
@@ -120,7 +138,7 @@ impl RunConfig {
             stdin_once: or("StdinOnce", Value::Bool(false)),
             env: get("Env"),
             cmd: get("Cmd"),
-            healthcheck: get("Healthcheck"),
+            healthcheck: serde_json::from_value(get("Healthcheck")).ok().flatten(),
             args_escaped: omit_empty("ArgsEscaped"),
             image: or("Image", s()),
             volumes: get("Volumes"),

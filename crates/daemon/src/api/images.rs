@@ -54,15 +54,20 @@ fn delete_item(d: Deleted) -> ImageDeleteResponseItem {
     }
 }
 
-/// `POST /images/create`: import from the request body (`fromSrc=-`). Pulling from a
-/// registry is not built yet and says so.
+/// `POST /images/create`: pull from a registry (`fromImage`, see `engine::pull`) or import
+/// from the request body (`fromSrc=-`).
 pub async fn create(State(engine): Engine_, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
     if let Some(image) = q.get("fromImage") {
-        return Err(Error::NotFound(format!(
-            "pull access denied for {image}: berth cannot pull from registries yet (import an image instead)"
-        ))
-        .into());
+        let opts = crate::engine::PullOptions {
+            from_image: image.to_string(),
+            tag: q.get("tag").unwrap_or_default().to_string(),
+            platform: q.get("platform").map(String::from),
+            auth: req.headers().get("x-registry-auth").and_then(|v| v.to_str().ok()).map(String::from),
+        };
+        let mut rx = engine.pull(opts).await?;
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, std::io::Error>)));
+        return Ok(([("Content-Type", "application/json")], Body::from_stream(stream)).into_response());
     }
     match q.get("fromSrc") {
         Some("-") => {}
@@ -104,7 +109,7 @@ pub async fn get_action(State(engine): Engine_, Path(rest): Path<String>) -> Api
 }
 
 /// Routes `/images/{name}/tag`.
-pub async fn post_action(State(engine): Engine_, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn post_action(State(engine): Engine_, Path(rest): Path<String>, RawQuery(q): RawQuery, headers: axum::http::HeaderMap) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
     let (name, action) = split_action(&rest)?;
     match action {
@@ -113,6 +118,7 @@ pub async fn post_action(State(engine): Engine_, Path(rest): Path<String>, RawQu
             engine.tag(name, repo, q.get("tag")).await?;
             Ok(StatusCode::CREATED.into_response())
         }
+        "push" => super::push::push(&engine, name, &q, &headers).await,
         _ => Err(super::error::ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
     }
 }

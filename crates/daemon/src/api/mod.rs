@@ -17,6 +17,7 @@ mod stats;
 mod system;
 mod update;
 mod networks;
+mod push;
 mod volumes;
 
 use crate::engine::Engine;
@@ -61,6 +62,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(container_fs::export))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/commit", post(commit::commit))
+        .route("/auth", post(push::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))

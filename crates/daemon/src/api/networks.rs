@@ -15,8 +15,12 @@ use std::sync::Arc;
 type Engine_ = State<Arc<Engine>>;
 
 /// Runs a network operation off the async workers: it talks to the kernel and may run `nft`.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::engine::Result<T> + Send + 'static) -> ApiResult<T> {
-    Ok(tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))??)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::engine::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??)
 }
 
 fn parse<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
@@ -52,14 +56,23 @@ pub async fn prune(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<J
     Ok(Json(json!({"NetworksDeleted": deleted})))
 }
 
-pub async fn connect(State(engine): Engine_, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+pub async fn connect(
+    State(engine): Engine_,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     let req: NetworkConnectRequest = parse(&body)?;
     blocking(move || engine.network_connect(&id, &req.container, req.endpoint_config)).await?;
     Ok(StatusCode::OK)
 }
 
-pub async fn disconnect(State(engine): Engine_, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+pub async fn disconnect(
+    State(engine): Engine_,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     let req: NetworkDisconnectRequest = parse(&body)?;
-    blocking(move || engine.network_disconnect(&id, &req.container, req.force == Some(true))).await?;
+    blocking(move || engine.network_disconnect(&id, &req.container, req.force == Some(true)))
+        .await?;
     Ok(StatusCode::OK)
 }

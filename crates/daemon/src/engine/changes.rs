@@ -24,7 +24,7 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
                 config.insert("Entrypoint".into(), command(rest)?);
             }
             "ENV" => {
-                let env = config.entry("Env").or_insert_with(|| Value::Array(Vec::new()));
+                let env = collection(config, "Env", Value::Array(Vec::new()));
                 for (k, v) in key_values(rest, "ENV")? {
                     if let Value::Array(list) = env {
                         list.retain(|e| e.as_str().and_then(|s| s.split('=').next()) != Some(k.as_str()));
@@ -33,7 +33,7 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
                 }
             }
             "LABEL" => {
-                let labels = config.entry("Labels").or_insert_with(|| Value::Object(Map::new()));
+                let labels = collection(config, "Labels", Value::Object(Map::new()));
                 for (k, v) in key_values(rest, "LABEL")? {
                     if let Value::Object(map) = labels {
                         map.insert(k, Value::String(v));
@@ -41,7 +41,7 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
                 }
             }
             "EXPOSE" => {
-                let ports = config.entry("ExposedPorts").or_insert_with(|| Value::Object(Map::new()));
+                let ports = collection(config, "ExposedPorts", Value::Object(Map::new()));
                 for port in rest.split_whitespace() {
                     let port = if port.contains('/') { port.to_string() } else { format!("{port}/tcp") };
                     if let Value::Object(map) = ports {
@@ -50,7 +50,7 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
                 }
             }
             "VOLUME" => {
-                let vols = config.entry("Volumes").or_insert_with(|| Value::Object(Map::new()));
+                let vols = collection(config, "Volumes", Value::Object(Map::new()));
                 let paths = match serde_json::from_str::<Vec<String>>(rest) {
                     Ok(list) => list,
                     Err(_) => rest.split_whitespace().map(String::from).collect(),
@@ -72,7 +72,7 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
             }
             "ONBUILD" => {
                 let trigger = onbuild_trigger(rest)?;
-                let list = config.entry("OnBuild").or_insert_with(|| Value::Array(Vec::new()));
+                let list = collection(config, "OnBuild", Value::Array(Vec::new()));
                 if let Value::Array(list) = list {
                     list.push(Value::String(trigger));
                 }
@@ -81,6 +81,16 @@ pub fn apply(changes: &[String], config: &mut Map<String, Value>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The array or object under `key`, made `empty` first when missing or null (a container's
+/// config carries `"Labels": null` and the like).
+fn collection<'a>(config: &'a mut Map<String, Value>, key: &str, empty: Value) -> &'a mut Value {
+    let slot = config.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = empty;
+    }
+    slot
 }
 
 /// `["a","b"]` (exec form) or `a b` (shell form, run by /bin/sh -c; a bare `CMD` is
@@ -244,6 +254,21 @@ mod tests {
     fn refuses_build_instructions() {
         assert_eq!(run(&["RUN rm -rf /"]).unwrap_err(), "run is not a valid change command");
         assert_eq!(run(&["STOPSIGNAL 9"]).unwrap_err(), "stopsignal is not a valid change command");
+    }
+
+    #[test]
+    fn null_collections_are_filled() {
+        let mut map = Map::new();
+        for k in ["Env", "Labels", "OnBuild", "ExposedPorts", "Volumes"] {
+            map.insert(k.into(), Value::Null);
+        }
+        let lines = ["ENV a=1", "LABEL l=v", "ONBUILD RUN x", "EXPOSE 80", "VOLUME /v"].map(String::from);
+        apply(&lines, &mut map).unwrap();
+        assert_eq!(map["Env"], json!(["a=1"]));
+        assert_eq!(map["Labels"], json!({"l": "v"}));
+        assert_eq!(map["OnBuild"], json!(["RUN x"]));
+        assert_eq!(map["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(map["Volumes"], json!({"/v": {}}));
     }
 
     #[test]

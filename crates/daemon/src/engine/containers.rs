@@ -402,7 +402,6 @@ impl Engine {
     /// Records an exit and cleans up what only a running container needs.
     pub(super) async fn exited(self: &Arc<Self>, c: &Arc<Container>, status: ExitStatus) {
         let id = c.id();
-        self.teardown_network(&id);
         self.attach_closed(c);
         let mut rec = c.snapshot();
         rec.state.status = Status::Exited;
@@ -419,6 +418,8 @@ impl Engine {
             self.container_event(&rec, "oom", &[]);
         }
         self.container_event(&rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
+        // After `die`, as Docker orders its events (die, network disconnect, stop).
+        self.teardown_network(&id);
         tracing::info!("container {id} exited with {}", status.exit_code);
         if self.schedule_restart(c) {
             return;

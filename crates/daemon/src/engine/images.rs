@@ -35,10 +35,15 @@ impl Engine {
         };
         let mut config = Map::new();
         changes::apply(&req.changes, &mut config).map_err(Error::InvalidParameter)?;
+        let docker_fields = ["Healthcheck", "OnBuild"]
+            .into_iter()
+            .filter_map(|k| config.remove(k).map(|v| (k.to_string(), v)))
+            .collect();
         let config = serde_json::from_value(Value::Object(config))
             .map_err(|e| Error::InvalidParameter(format!("invalid change: {e}")))?;
         let tag_name = tag.as_ref().map(|t| t.familiar());
-        let opts = ImportOptions { config, message: req.message.filter(|m| !m.is_empty()), tag };
+        let message = req.message.filter(|m| !m.is_empty());
+        let opts = ImportOptions { config, docker_fields, message, tag };
         let store = self.store.clone();
         let image = blocking(move || {
             let mut tar = tar;

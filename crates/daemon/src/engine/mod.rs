@@ -3,6 +3,7 @@
 
 pub mod archive;
 mod attach;
+mod auth;
 mod changes;
 mod commit;
 mod containers;
@@ -20,6 +21,8 @@ mod mounts;
 mod names;
 mod networks;
 mod pause;
+mod pull;
+mod push;
 mod resources;
 mod restart;
 mod restore;
@@ -40,6 +43,7 @@ pub use health::{filter_value as health_filter_value, status_suffix as health_st
 pub use restart::check_raw_name as check_restart_policy_name;
 pub use create::now_rfc3339;
 pub use images::ImportRequest;
+pub use pull::PullOptions;
 pub use images::{Deleted, HistoryEntry, ImageDetail};
 pub use mounts::MountRecord;
 pub use update::UpdateRequest;
@@ -237,6 +241,8 @@ pub struct Engine {
     pub daemon_id: String,
     /// The log driver new containers get unless they name one (daemon.json `log-driver`/`log-opts`).
     pub log_defaults: berth_api::models::HostConfigLogConfig,
+    /// The registry client: connection pools, bearer tokens, insecure registries, mirrors.
+    pub registry: berth_distribution::Client,
 }
 
 impl Engine {
@@ -258,7 +264,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default() })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default(), registry: berth_distribution::Client::new(Default::default()) })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

@@ -86,13 +86,20 @@ impl State {
             .filter(|n| n.is_bridge())
             .filter_map(|n| {
                 let subnet: Subnet = n.subnet.as_deref()?.parse().ok()?;
-                Some(BridgeRules { bridge: n.bridge.clone(), subnet, internal: n.internal })
+                Some(BridgeRules {
+                    bridge: n.bridge.clone(),
+                    subnet,
+                    gateway: n.gateway.unwrap_or_else(|| subnet.first_host()),
+                    internal: n.internal,
+                })
             })
             .collect();
         bridges.sort_by(|a, b| a.bridge.cmp(&b.bridge));
         let mut ports = Vec::new();
         for c in self.containers.values() {
-            let Some(ep) = c.attachments.iter().find_map(|a| a.active.as_ref()) else { continue };
+            let Some(ep) = c.attachments.iter().find_map(|a| a.active.as_ref()) else {
+                continue;
+            };
             for p in &c.ports {
                 ports.push(PortRule {
                     proto: p.proto,
@@ -109,7 +116,10 @@ impl State {
 }
 
 /// Finds by full ID, exact name, then unique ID prefix, as Docker resolves networks.
-fn find<'a>(all: impl Iterator<Item = &'a NetworkRecord> + Clone, name: &str) -> Option<&'a NetworkRecord> {
+fn find<'a>(
+    all: impl Iterator<Item = &'a NetworkRecord> + Clone,
+    name: &str,
+) -> Option<&'a NetworkRecord> {
     if name.is_empty() {
         return None;
     }
@@ -137,9 +147,13 @@ fn instance_tag(exec_root: &Path) -> String {
         return String::new();
     }
     // FNV-1a: stable across runs and builds, unlike std's hasher.
-    let hash = exec_root.as_os_str().as_encoded_bytes().iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = exec_root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ *b as u64).wrapping_mul(0x100000001b3)
+        });
     format!("{:06x}", hash & 0xff_ffff)
 }
 
@@ -156,8 +170,11 @@ impl Networks {
         let db = NetworkDb::new(db)?;
         let (networks, containers) = db.load()?;
         let tag = instance_tag(exec_root);
-        let (table, default_bridge) =
-            if tag.is_empty() { ("berth".to_string(), "berth0".to_string()) } else { (format!("berth_{tag}"), format!("berth0-{tag}")) };
+        let (table, default_bridge) = if tag.is_empty() {
+            ("berth".to_string(), "berth0".to_string())
+        } else {
+            (format!("berth_{tag}"), format!("berth0-{tag}"))
+        };
         Ok(Networks {
             db,
             state: Mutex::new(State {
@@ -174,13 +191,21 @@ impl Networks {
 
     /// Replaces this instance's nftables table with the state's rules.
     fn apply_rules(&self, state: &State) -> Result<()> {
-        state.ruleset().apply(&self.table).map_err(|e| Error::Internal(e.to_string()))
+        state
+            .ruleset()
+            .apply(&self.table)
+            .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Re-syncs the accept rules for our bridges in `filter FORWARD` (see `berth_net::nft`),
     /// and records our bridges in the host-wide registry.
     fn sync_forward(&self, state: &State) {
-        let bridges: Vec<String> = state.networks.values().filter(|n| n.is_bridge()).map(|n| n.bridge.clone()).collect();
+        let bridges: Vec<String> = state
+            .networks
+            .values()
+            .filter(|n| n.is_bridge())
+            .map(|n| n.bridge.clone())
+            .collect();
         if let Err(e) = nft::sync_filter_forward(&self.table, &bridges) {
             tracing::warn!("{e}");
         }
@@ -190,7 +215,9 @@ impl Networks {
     }
 
     fn save_container(&self, state: &mut State, id: &str, nets: ContainerNetworks) -> Result<()> {
-        self.db.save_container(id, &nets).map_err(|e| Error::Internal(e.to_string()))?;
+        self.db
+            .save_container(id, &nets)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         state.containers.insert(id.to_string(), nets);
         Ok(())
     }
@@ -208,10 +235,15 @@ impl Engine {
     pub fn start_networking(&self, bip: Option<&str>) -> anyhow::Result<()> {
         let bip = match bip.filter(|b| !b.is_empty()) {
             Some(b) => {
-                let (addr, prefix) = b.split_once('/').ok_or_else(|| anyhow::anyhow!("invalid CIDR address: {b}"))?;
-                let addr: Ipv4Addr = addr.parse().map_err(|_| anyhow::anyhow!("invalid CIDR address: {b}"))?;
-                let subnet: Subnet = b.parse().map_err(|e: ipam::BadCidr| anyhow::anyhow!("{e}"))?;
-                let _ = prefix;
+                let (addr, _prefix) = b
+                    .split_once('/')
+                    .ok_or_else(|| anyhow::anyhow!("invalid CIDR address: {b}"))?;
+                let addr: Ipv4Addr = addr
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid CIDR address: {b}"))?;
+                let subnet: Subnet = b
+                    .parse()
+                    .map_err(|e: ipam::BadCidr| anyhow::anyhow!("{e}"))?;
                 Some((subnet, addr))
             }
             None => None,
@@ -237,7 +269,11 @@ impl Engine {
                 driver: driver.into(),
                 subnet: None,
                 gateway: None,
-                bridge: if name == "bridge" { self.networks.default_bridge.clone() } else { String::new() },
+                bridge: if name == "bridge" {
+                    self.networks.default_bridge.clone()
+                } else {
+                    String::new()
+                },
                 internal: false,
                 labels: HashMap::new(),
                 options: HashMap::new(),
@@ -258,15 +294,31 @@ impl Engine {
             tracing::info!("removed the bridges and rules of a gone berthd ({table})");
         }
         let mut st = self.nets();
-        let default = st.networks.values().find(|n| n.predefined && n.name == "bridge").cloned();
+        let default = st
+            .networks
+            .values()
+            .find(|n| n.predefined && n.name == "bridge")
+            .cloned();
         if let Some(mut default) = default {
             let in_use = st.containers.values().any(|c| {
-                c.attachments.iter().any(|a| a.network_id == default.id && a.active.is_some())
+                c.attachments
+                    .iter()
+                    .any(|a| a.network_id == default.id && a.active.is_some())
             });
             let exists = bridge::link_exists(&default.bridge).map_err(link_error)?;
-            // Keep the range while the bridge or an endpoint on it lives; otherwise choose
-            // again, as dockerd does at each start.
-            let keep = default.subnet.is_some() && (exists || in_use) && bip.is_none();
+            // Keep the range while an endpoint on it lives (running containers must keep
+            // their addresses), or while the bridge lives unless `--bip` asks for another;
+            // otherwise choose again, as dockerd does at each start.
+            let current = default
+                .subnet
+                .as_deref()
+                .and_then(|s| s.parse::<Subnet>().ok())
+                .zip(default.gateway);
+            let keep =
+                current.is_some() && (in_use || (exists && bip.is_none_or(|b| Some(b) == current)));
+            if keep && bip.is_some_and(|b| Some(b) != current) {
+                tracing::warn!("--bip takes effect once no container runs on the default bridge");
+            }
             if !keep {
                 let (subnet, gateway) = match bip {
                     Some(b) => b,
@@ -290,12 +342,18 @@ impl Engine {
                 }
                 default.subnet = Some(subnet.to_string());
                 default.gateway = Some(gateway);
-                self.networks.db.save_network(&default).map_err(|e| Error::Internal(e.to_string()))?;
+                self.networks
+                    .db
+                    .save_network(&default)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 st.networks.insert(default.id.clone(), default);
             }
         }
         for n in st.networks.values().filter(|n| n.is_bridge()) {
-            if let (Some(subnet), Some(gw)) = (n.subnet.as_deref().and_then(|s| s.parse::<Subnet>().ok()), n.gateway) {
+            if let (Some(subnet), Some(gw)) = (
+                n.subnet.as_deref().and_then(|s| s.parse::<Subnet>().ok()),
+                n.gateway,
+            ) {
                 bridge::ensure_bridge(&n.bridge, gw, subnet).map_err(link_error)?;
             }
         }
@@ -327,7 +385,10 @@ impl Engine {
     /// restore) so their traffic and published ports keep working.
     pub fn stop_networking(&self) {
         let st = self.nets();
-        let active = st.containers.values().any(|c| c.attachments.iter().any(|a| a.active.is_some()));
+        let active = st
+            .containers
+            .values()
+            .any(|c| c.attachments.iter().any(|a| a.active.is_some()));
         if active {
             tracing::info!("containers still run: leaving their networks in place");
             return;
@@ -354,30 +415,46 @@ impl Engine {
         networking: Option<&berth_api::models::NetworkingConfig>,
     ) -> Result<ContainerNetworks> {
         use berth_net::mode::NetworkMode;
-        let mode = NetworkMode::parse(hc.network_mode.as_deref()).map_err(Error::InvalidParameter)?;
+        let mode =
+            NetworkMode::parse(hc.network_mode.as_deref()).map_err(Error::InvalidParameter)?;
         let target = match mode {
             NetworkMode::Bridge => "bridge".to_string(),
             NetworkMode::User(name) => name,
-            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => return Ok(ContainerNetworks::default()),
+            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => {
+                return Ok(ContainerNetworks::default())
+            }
         };
         let st = self.nets();
         let Some(net) = st.network(&target) else {
             // As Docker: an unknown network fails the start, not the create.
-            let attachment = Attachment { network_id: target, aliases: Vec::new(), requested_ip: None, active: None };
-            return Ok(ContainerNetworks { attachments: vec![attachment], ports: Vec::new() });
+            let attachment = Attachment {
+                network_id: target,
+                aliases: Vec::new(),
+                requested_ip: None,
+                active: None,
+            };
+            return Ok(ContainerNetworks {
+                attachments: vec![attachment],
+                ports: Vec::new(),
+            });
         };
         if net.driver != "bridge" {
             // `--network host` / `none` by name or ID.
             return Ok(ContainerNetworks::default());
         }
-        let endpoints = networking.and_then(|n| n.endpoints_config.clone()).unwrap_or_default();
+        let endpoints = networking
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
         let settings = endpoints
             .iter()
             .find(|(k, _)| *k == &target || *k == &net.name || *k == &net.id)
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         let attachment = attachment_for(net, &settings)?;
-        Ok(ContainerNetworks { attachments: vec![attachment], ports: Vec::new() })
+        Ok(ContainerNetworks {
+            attachments: vec![attachment],
+            ports: Vec::new(),
+        })
     }
 
     /// Saves what `plan_networks` decided, once the container exists.
@@ -391,7 +468,9 @@ impl Engine {
     /// Blocks briefly (netlink, and `nft` when ports are published).
     pub(crate) fn connect_networks(&self, rec: &Record) -> Result<()> {
         let mut st = self.nets();
-        let Some(mut nets) = st.containers.get(&rec.id).cloned() else { return Ok(()) };
+        let Some(mut nets) = st.containers.get(&rec.id).cloned() else {
+            return Ok(());
+        };
         if nets.attachments.is_empty() {
             return Ok(());
         }
@@ -399,11 +478,15 @@ impl Engine {
             return Err(Error::Internal(format!("networking is unavailable: {why}")));
         }
         let exposed = rec.config.exposed_ports.clone().unwrap_or_default();
-        let requests = publish::requests(&rec.host_config, &exposed).map_err(Error::InvalidParameter)?;
+        let requests =
+            publish::requests(&rec.host_config, &exposed).map_err(Error::InvalidParameter)?;
         // Assign everything first and save it: the addresses are ours before they are used.
         let original = nets.clone();
         for i in 0..nets.attachments.len() {
-            let (wanted, requested_ip) = (nets.attachments[i].network_id.clone(), nets.attachments[i].requested_ip);
+            let (wanted, requested_ip) = (
+                nets.attachments[i].network_id.clone(),
+                nets.attachments[i].requested_ip,
+            );
             // A network named at create may have been made (or removed) since.
             let assigned = match st.network(&wanted).cloned() {
                 Some(net) => {
@@ -422,13 +505,26 @@ impl Engine {
             // In the state at once, so the next attachment sees the address taken.
             st.containers.insert(rec.id.clone(), nets.clone());
         }
-        let taken: Vec<_> = st.containers.iter().filter(|(id, _)| **id != rec.id).flat_map(|(_, c)| c.ports.clone()).collect();
-        let on_bridge = nets.attachments.first().and_then(|a| st.networks.get(&a.network_id)).is_some_and(|n| !n.internal);
+        let taken: Vec<_> = st
+            .containers
+            .iter()
+            .filter(|(id, _)| **id != rec.id)
+            .flat_map(|(_, c)| c.ports.clone())
+            .collect();
+        let on_bridge = nets
+            .attachments
+            .first()
+            .and_then(|a| st.networks.get(&a.network_id))
+            .is_some_and(|n| !n.internal);
         let (ports, held) = if on_bridge && !requests.is_empty() {
             match publish::allocate(&requests, &taken) {
                 Ok(p) => p,
                 Err(why) => {
-                    let ep_id = nets.attachments[0].active.as_ref().map(|e| e.endpoint_id.clone()).unwrap_or_default();
+                    let ep_id = nets.attachments[0]
+                        .active
+                        .as_ref()
+                        .map(|e| e.endpoint_id.clone())
+                        .unwrap_or_default();
                     nets.attachments.iter_mut().for_each(|a| a.active = None);
                     st.containers.insert(rec.id.clone(), nets);
                     return Err(Error::Internal(format!(
@@ -475,7 +571,13 @@ impl Engine {
     }
 
     /// Picks an address (the one asked for, else the lowest free) and names for an endpoint.
-    fn new_endpoint(&self, st: &State, net: &NetworkRecord, requested: Option<Ipv4Addr>, ifname: &str) -> Result<ActiveEndpoint> {
+    fn new_endpoint(
+        &self,
+        st: &State,
+        net: &NetworkRecord,
+        requested: Option<Ipv4Addr>,
+        ifname: &str,
+    ) -> Result<ActiveEndpoint> {
         let subnet: Subnet = net
             .subnet
             .as_deref()
@@ -488,12 +590,18 @@ impl Engine {
                 return Err(Error::Internal(format!("Address already in use")));
             }
             Some(ip) if !subnet.contains(ip) => {
-                return Err(Error::InvalidParameter(format!("no available IPv4 address on network {}: {ip} is outside {subnet}", net.name)));
+                return Err(Error::InvalidParameter(format!(
+                    "no available IPv4 address on network {}: {ip} is outside {subnet}",
+                    net.name
+                )));
             }
             Some(ip) => ip,
-            None => subnet
-                .first_free(&used)
-                .ok_or_else(|| Error::Internal(format!("no available IPv4 addresses on this network's address pools: {} ({})", net.name, net.id)))?,
+            None => subnet.first_free(&used).ok_or_else(|| {
+                Error::Internal(format!(
+                    "no available IPv4 addresses on this network's address pools: {} ({})",
+                    net.name, net.id
+                ))
+            })?,
         };
         let endpoint_id = new_id();
         Ok(ActiveEndpoint {
@@ -508,8 +616,18 @@ impl Engine {
     }
 
     /// Creates the veth pair of one endpoint (and the bridge, if someone removed it).
-    fn plug(&self, net: &NetworkRecord, ep: &ActiveEndpoint, netns: &Path, default_route: bool) -> Result<()> {
-        let subnet: Subnet = net.subnet.as_deref().and_then(|s| s.parse().ok()).unwrap_or(Subnet::new(ep.ip, ep.prefix));
+    fn plug(
+        &self,
+        net: &NetworkRecord,
+        ep: &ActiveEndpoint,
+        netns: &Path,
+        default_route: bool,
+    ) -> Result<()> {
+        let subnet: Subnet = net
+            .subnet
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Subnet::new(ep.ip, ep.prefix));
         if !bridge::link_exists(&net.bridge).map_err(link_error)? {
             bridge::ensure_bridge(&net.bridge, ep.gateway, subnet).map_err(link_error)?;
         }
@@ -533,7 +651,13 @@ impl Engine {
         let had: Vec<String> = st
             .containers
             .get(id)
-            .map(|c| c.attachments.iter().filter(|a| a.active.is_some()).map(|a| a.network_id.clone()).collect())
+            .map(|c| {
+                c.attachments
+                    .iter()
+                    .filter(|a| a.active.is_some())
+                    .map(|a| a.network_id.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         self.release_locked(&mut st, id);
         drop(st);
@@ -544,7 +668,9 @@ impl Engine {
 
     /// Deletes the veths, forgets addresses and ports, and drops the port rules.
     fn release_locked(&self, st: &mut State, id: &str) {
-        let Some(mut nets) = st.containers.get(id).cloned() else { return };
+        let Some(mut nets) = st.containers.get(id).cloned() else {
+            return;
+        };
         let had_ports = !nets.ports.is_empty();
         let had_active = nets.attachments.iter().any(|a| a.active.is_some());
         let mut veths = Vec::new();
@@ -596,7 +722,9 @@ impl Engine {
     pub fn resolve_on_networks(&self, container_id: &str, name: &str) -> Vec<Ipv4Addr> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let st = self.nets();
-        let Some(mine) = st.containers.get(container_id) else { return Vec::new() };
+        let Some(mine) = st.containers.get(container_id) else {
+            return Vec::new();
+        };
         let my_nets: Vec<&String> = mine
             .attachments
             .iter()
@@ -604,15 +732,25 @@ impl Engine {
             .map(|a| &a.network_id)
             .filter(|n| st.networks.get(*n).is_some_and(|n| !n.predefined))
             .collect();
-        let names: HashMap<String, String> =
-            self.all_containers().iter().map(|c| c.snapshot()).map(|r| (r.id.clone(), r.name.clone())).collect();
+        let names: HashMap<String, String> = self
+            .all_containers()
+            .iter()
+            .map(|c| c.snapshot())
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
         let mut out = Vec::new();
         for (id, c) in &st.containers {
-            for a in c.attachments.iter().filter(|a| my_nets.contains(&&a.network_id)) {
+            for a in c
+                .attachments
+                .iter()
+                .filter(|a| my_nets.contains(&&a.network_id))
+            {
                 let Some(ep) = &a.active else { continue };
-                let matches = names.get(id).is_some_and(|n| n.to_ascii_lowercase() == name)
+                let matches = names
+                    .get(id)
+                    .is_some_and(|n| n.to_ascii_lowercase() == name)
                     || a.aliases.iter().any(|x| x.to_ascii_lowercase() == name)
-                    || (name.len() >= 12 && id.starts_with(&name) && name.len() <= id.len() && name == id[..12]);
+                    || id.get(..12) == Some(name.as_str());
                 if matches && !out.contains(&ep.ip) {
                     out.push(ep.ip);
                 }
@@ -651,7 +789,14 @@ impl Engine {
         self.network_event_for(network_id, &name, &driver, action, container);
     }
 
-    fn network_event_for(&self, id: &str, name: &str, driver: &str, action: &str, container: Option<&str>) {
+    fn network_event_for(
+        &self,
+        id: &str,
+        name: &str,
+        driver: &str,
+        action: &str,
+        container: Option<&str>,
+    ) {
         let mut attributes = std::collections::BTreeMap::from([
             ("name".to_string(), name.to_string()),
             ("type".to_string(), driver.to_string()),
@@ -664,12 +809,28 @@ impl Engine {
 }
 
 /// An attachment from a create request's or a connect request's endpoint settings.
-fn attachment_for(net: &NetworkRecord, settings: &berth_api::models::EndpointSettings) -> Result<Attachment> {
-    let aliases: Vec<String> = settings.aliases.clone().unwrap_or_default().into_iter().filter(|a| !a.is_empty()).collect();
+fn attachment_for(
+    net: &NetworkRecord,
+    settings: &berth_api::models::EndpointSettings,
+) -> Result<Attachment> {
+    let aliases: Vec<String> = settings
+        .aliases
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
     if net.predefined && !aliases.is_empty() {
-        return Err(Error::InvalidParameter("network-scoped alias is supported only for containers in user defined networks".into()));
+        return Err(Error::InvalidParameter(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
     }
-    let requested_ip = match settings.ipam_config.as_ref().and_then(|c| c.ipv4_address.as_deref()).filter(|s| !s.is_empty()) {
+    let requested_ip = match settings
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv4_address.as_deref())
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(ip) => {
             if !net.user_subnet {
@@ -677,10 +838,18 @@ fn attachment_for(net: &NetworkRecord, settings: &berth_api::models::EndpointSet
                     "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
                 ));
             }
-            Some(ip.parse::<Ipv4Addr>().map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {ip}")))?)
+            Some(
+                ip.parse::<Ipv4Addr>()
+                    .map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {ip}")))?,
+            )
         }
     };
-    Ok(Attachment { network_id: net.id.clone(), aliases, requested_ip, active: None })
+    Ok(Attachment {
+        network_id: net.id.clone(),
+        aliases,
+        requested_ip,
+        active: None,
+    })
 }
 
 #[cfg(test)]
@@ -709,7 +878,11 @@ mod tests {
     fn finds_networks_as_docker_does() {
         let all = [rec("abc123", "web"), rec("abd456", "abc"), rec("fff", "x")];
         assert_eq!(find(all.iter(), "abc123").unwrap().name, "web");
-        assert_eq!(find(all.iter(), "abc").unwrap().id, "abd456", "a name beats an ID prefix");
+        assert_eq!(
+            find(all.iter(), "abc").unwrap().id,
+            "abd456",
+            "a name beats an ID prefix"
+        );
         assert!(find(all.iter(), "ab").is_none(), "ambiguous prefix");
         assert_eq!(find(all.iter(), "ff").unwrap().name, "x");
         assert!(find(all.iter(), "").is_none());
@@ -730,7 +903,12 @@ mod tests {
             ifname: "eth0".into(),
         };
         let attached = |active| ContainerNetworks {
-            attachments: vec![Attachment { network_id: "n1".into(), aliases: vec![], requested_ip: None, active }],
+            attachments: vec![Attachment {
+                network_id: "n1".into(),
+                aliases: vec![],
+                requested_ip: None,
+                active,
+            }],
             ports: vec![],
         };
         st.containers.insert("c1".into(), attached(Some(ep)));

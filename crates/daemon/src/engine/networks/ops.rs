@@ -1,7 +1,7 @@
 //! The `/networks` operations: create, inspect, list, remove, prune, connect, disconnect.
 
 use super::records::NetworkRecord;
-use super::{attachment_for, new_id, not_found, link_error, views, State};
+use super::{attachment_for, link_error, new_id, not_found, views, State};
 use crate::engine::{lock, Engine, Error, Result};
 use crate::state::Status;
 use berth_api::models::{EndpointSettings, NetworkCreateRequest};
@@ -15,42 +15,78 @@ const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
 impl Engine {
     fn container_names(&self) -> HashMap<String, String> {
-        self.all_containers().iter().map(|c| c.snapshot()).map(|r| (r.id, r.name)).collect()
+        self.all_containers()
+            .iter()
+            .map(|c| c.snapshot())
+            .map(|r| (r.id, r.name))
+            .collect()
     }
 
     /// `POST /networks/create`: returns the new network's ID.
     pub fn network_create(&self, req: NetworkCreateRequest) -> Result<String> {
         let name = req.name.clone();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
             return Err(Error::InvalidParameter(format!(
                 "invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
         match req.driver.as_deref().unwrap_or("") {
             "" | "bridge" => {}
-            d @ ("host" | "null") => return Err(Error::Conflict(format!("only one instance of \"{d}\" network is allowed"))),
+            d @ ("host" | "null") => {
+                return Err(Error::Conflict(format!(
+                    "only one instance of \"{d}\" network is allowed"
+                )))
+            }
             d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
         }
         if req.enable_ipv6 == Some(true) {
-            return Err(Error::InvalidParameter("berth's bridge networks are IPv4 only (--ipv6 is not supported)".into()));
+            return Err(Error::InvalidParameter(
+                "berth's bridge networks are IPv4 only (--ipv6 is not supported)".into(),
+            ));
         }
-        let configs = req.ipam.as_ref().and_then(|i| i.config.clone()).unwrap_or_default();
+        let configs = req
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default();
         if configs.len() > 1 {
-            return Err(Error::InvalidParameter("berth supports one IPv4 subnet per network".into()));
+            return Err(Error::InvalidParameter(
+                "berth supports one IPv4 subnet per network".into(),
+            ));
         }
         let requested = configs.first();
-        let subnet = match requested.and_then(|c| c.subnet.as_deref()).filter(|s| !s.is_empty()) {
-            Some(s) => Some(s.parse::<Subnet>().map_err(|e| Error::InvalidParameter(e.to_string()))?),
+        let subnet = match requested
+            .and_then(|c| c.subnet.as_deref())
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => Some(
+                s.parse::<Subnet>()
+                    .map_err(|e| Error::InvalidParameter(e.to_string()))?,
+            ),
             None => None,
         };
-        let gateway = match requested.and_then(|c| c.gateway.as_deref()).filter(|s| !s.is_empty()) {
+        let gateway = match requested
+            .and_then(|c| c.gateway.as_deref())
+            .filter(|s| !s.is_empty())
+        {
             Some(g) => {
                 let Some(subnet) = subnet else {
-                    return Err(Error::InvalidParameter("every ip-range or gateway must have a corresponding subnet".into()));
+                    return Err(Error::InvalidParameter(
+                        "every ip-range or gateway must have a corresponding subnet".into(),
+                    ));
                 };
-                let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidParameter(format!("invalid gateway address {g}")))?;
+                let ip: Ipv4Addr = g
+                    .parse()
+                    .map_err(|_| Error::InvalidParameter(format!("invalid gateway address {g}")))?;
                 if !subnet.contains(ip) {
-                    return Err(Error::InvalidParameter(format!("no matching subnet for gateway {g}")));
+                    return Err(Error::InvalidParameter(format!(
+                        "no matching subnet for gateway {g}"
+                    )));
                 }
                 Some(ip)
             }
@@ -58,24 +94,39 @@ impl Engine {
         };
         let options = req.options.clone().unwrap_or_default();
         let id = new_id();
-        let bridge_name = options.get(BRIDGE_NAME_OPTION).cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let bridge_name = options
+            .get(BRIDGE_NAME_OPTION)
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge_name.is_empty() || bridge_name.len() > 15 {
-            return Err(Error::InvalidParameter(format!("invalid bridge name {bridge_name}")));
+            return Err(Error::InvalidParameter(format!(
+                "invalid bridge name {bridge_name}"
+            )));
         }
 
         let _host = bridge::host_lock().map_err(link_error)?;
         let mut st = self.nets();
         if st.networks.values().any(|n| n.name == name) {
-            return Err(Error::Conflict(format!("network with name {name} already exists")));
+            return Err(Error::Conflict(format!(
+                "network with name {name} already exists"
+            )));
         }
         if st.networks.values().any(|n| n.bridge == bridge_name) {
-            return Err(Error::Conflict(format!("bridge name {bridge_name} is already in use by another network")));
+            return Err(Error::Conflict(format!(
+                "bridge name {bridge_name} is already in use by another network"
+            )));
         }
-        let ours: Vec<Subnet> = st.networks.values().filter_map(|n| n.subnet.as_deref()?.parse().ok()).collect();
+        let ours: Vec<Subnet> = st
+            .networks
+            .values()
+            .filter_map(|n| n.subnet.as_deref()?.parse().ok())
+            .collect();
         let subnet = match subnet {
             Some(s) => {
                 if ours.iter().any(|o| o.overlaps(&s)) {
-                    return Err(Error::Conflict("Pool overlaps with other one on this address space".into()));
+                    return Err(Error::Conflict(
+                        "Pool overlaps with other one on this address space".into(),
+                    ));
                 }
                 s
             }
@@ -99,16 +150,25 @@ impl Engine {
             internal: req.internal == Some(true),
             labels: req.labels.clone().unwrap_or_default(),
             options,
-            ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default(),
+            ipam_options: req
+                .ipam
+                .as_ref()
+                .and_then(|i| i.options.clone())
+                .unwrap_or_default(),
             predefined: false,
-            user_subnet: requested.and_then(|c| c.subnet.as_deref()).is_some_and(|s| !s.is_empty()),
+            user_subnet: requested
+                .and_then(|c| c.subnet.as_deref())
+                .is_some_and(|s| !s.is_empty()),
         };
         // The bridge and rules first: a failure leaves no record and no bridge.
         let made = (|| -> Result<()> {
             bridge::ensure_bridge(&bridge_name, gateway_ip, subnet).map_err(link_error)?;
             st.networks.insert(id.clone(), rec.clone());
             self.networks.apply_rules(&st)?;
-            self.networks.db.save_network(&rec).map_err(|e| Error::Internal(e.to_string()))
+            self.networks
+                .db
+                .save_network(&rec)
+                .map_err(|e| Error::Internal(e.to_string()))
         })();
         if let Err(e) = made {
             st.networks.remove(&id);
@@ -133,12 +193,16 @@ impl Engine {
     /// `GET /networks`, with Docker's filters.
     pub fn network_list(&self, filters: &HashMap<String, Vec<String>>) -> Result<Vec<Value>> {
         for key in filters.keys() {
-            if !["dangling", "driver", "id", "label", "name", "scope", "type"].contains(&key.as_str()) {
+            if !["dangling", "driver", "id", "label", "name", "scope", "type"]
+                .contains(&key.as_str())
+            {
                 return Err(Error::InvalidParameter(format!("Invalid filter '{key}'")));
             }
         }
         let st = self.nets();
-        let any = |key: &str, test: &dyn Fn(&str) -> bool| filters.get(key).is_none_or(|vs| vs.iter().any(|v| test(v)));
+        let any = |key: &str, test: &dyn Fn(&str) -> bool| {
+            filters.get(key).is_none_or(|vs| vs.iter().any(|v| test(v)))
+        };
         let mut out: Vec<&NetworkRecord> = st
             .networks
             .values()
@@ -155,10 +219,17 @@ impl Engine {
                     })
                 })
             })
-            .filter(|n| any("dangling", &|v| (v == "true" || v == "1") == (!n.predefined && !in_use(&st, &n.id))))
+            .filter(|n| {
+                any("dangling", &|v| {
+                    (v == "true" || v == "1") == (!n.predefined && !in_use(&st, &n.id))
+                })
+            })
             .collect();
         out.sort_by(|a, b| a.created.cmp(&b.created));
-        Ok(out.into_iter().map(|n| views::network_json(&st, n, &HashMap::new(), false)).collect())
+        Ok(out
+            .into_iter()
+            .map(|n| views::network_json(&st, n, &HashMap::new(), false))
+            .collect())
     }
 
     /// `DELETE /networks/{id}`.
@@ -166,7 +237,10 @@ impl Engine {
         let mut st = self.nets();
         let n = st.network(name).ok_or_else(|| not_found(name))?.clone();
         if n.predefined {
-            return Err(Error::Conflict(format!("{} is a pre-defined network and cannot be removed", n.name)));
+            return Err(Error::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
         }
         if in_use(&st, &n.id) {
             return Err(Error::Conflict(format!(
@@ -174,7 +248,10 @@ impl Engine {
                 n.name, n.id
             )));
         }
-        self.networks.db.delete_network(&n.id).map_err(|e| Error::Internal(e.to_string()))?;
+        self.networks
+            .db
+            .delete_network(&n.id)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         st.networks.remove(&n.id);
         if let Err(e) = bridge::remove_link(&n.bridge) {
             tracing::warn!("{e}");
@@ -201,18 +278,27 @@ impl Engine {
                 Some((k, val)) => n.labels.get(k).is_some_and(|x| x == val),
                 None => n.labels.contains_key(v),
             };
-            filters.get("label").is_none_or(|vs| vs.iter().all(has)) && filters.get("label!").is_none_or(|vs| !vs.iter().any(has))
+            filters.get("label").is_none_or(|vs| vs.iter().all(has))
+                && filters.get("label!").is_none_or(|vs| !vs.iter().any(has))
         };
         let candidates: Vec<String> = {
             let st = self.nets();
-            let mut v: Vec<&NetworkRecord> =
-                st.networks.values().filter(|n| !n.predefined && !in_use(&st, &n.id) && label_ok(n)).collect();
+            let mut v: Vec<&NetworkRecord> = st
+                .networks
+                .values()
+                .filter(|n| !n.predefined && !in_use(&st, &n.id) && label_ok(n))
+                .collect();
             v.sort_by(|a, b| a.name.cmp(&b.name));
             v.into_iter().map(|n| n.id.clone()).collect()
         };
         let mut removed = Vec::new();
         for id in candidates {
-            let name = self.nets().networks.get(&id).map(|n| n.name.clone()).unwrap_or_default();
+            let name = self
+                .nets()
+                .networks
+                .get(&id)
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
             if self.network_remove(&id).is_ok() {
                 removed.push(name);
             }
@@ -222,31 +308,65 @@ impl Engine {
 
     /// `POST /networks/{id}/connect`: joins at once when the container runs, else at its
     /// next start.
-    pub fn network_connect(&self, network: &str, container: &str, settings: Option<EndpointSettings>) -> Result<()> {
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        settings: Option<EndpointSettings>,
+    ) -> Result<()> {
         let c = self.container(container)?;
         let rec = c.snapshot();
         let mut st = self.nets();
-        let net = st.network(network).ok_or_else(|| not_found(network))?.clone();
+        let net = st
+            .network(network)
+            .ok_or_else(|| not_found(network))?
+            .clone();
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("");
-        if net.driver != "bridge" || mode == "host" || mode == "none" || mode.starts_with("container:") {
-            return Err(Error::Conflict(format!(
+        if net.driver != "bridge"
+            || mode == "host"
+            || mode == "none"
+            || mode.starts_with("container:")
+        {
+            return Err(Error::Conflict(
+                format!(
                 "container cannot be disconnected from host network or connected to host network"
             )
-            .replace("host network", if net.driver == "null" || mode == "none" { "none network" } else { "host network" })));
+                .replace(
+                    "host network",
+                    if net.driver == "null" || mode == "none" {
+                        "none network"
+                    } else {
+                        "host network"
+                    },
+                ),
+            ));
         }
         let mut nets = st.containers.get(&rec.id).cloned().unwrap_or_default();
         if nets.attachments.iter().any(|a| a.network_id == net.id) {
-            return Err(Error::Conflict(format!("endpoint with name {} already exists in network {}", rec.name, net.name)));
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, net.name
+            )));
         }
         let mut attachment = attachment_for(&net, &settings.unwrap_or_default())?;
         let running = rec.state.status == Status::Running;
         if running {
-            let index = (0..).find(|i| !nets.attachments.iter().any(|a| a.active.as_ref().is_some_and(|e| e.ifname == format!("eth{i}")))).unwrap_or(0);
+            let index = (0..)
+                .find(|i| {
+                    !nets.attachments.iter().any(|a| {
+                        a.active
+                            .as_ref()
+                            .is_some_and(|e| e.ifname == format!("eth{i}"))
+                    })
+                })
+                .unwrap_or(0);
             let first = !nets.attachments.iter().any(|a| a.active.is_some());
-            let ep = self.new_endpoint(&st, &net, attachment.requested_ip, &format!("eth{index}"))?;
+            let ep =
+                self.new_endpoint(&st, &net, attachment.requested_ip, &format!("eth{index}"))?;
             attachment.active = Some(ep.clone());
             nets.attachments.push(attachment);
-            self.networks.save_container(&mut st, &rec.id, nets.clone())?;
+            self.networks
+                .save_container(&mut st, &rec.id, nets.clone())?;
             if let Err(e) = self.plug(&net, &ep, &self.paths.netns(&rec.id), first) {
                 nets.attachments.pop();
                 let _ = self.networks.save_container(&mut st, &rec.id, nets);
@@ -266,7 +386,10 @@ impl Engine {
     /// `POST /networks/{id}/disconnect`.
     pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let mut st = self.nets();
-        let net = st.network(network).ok_or_else(|| not_found(network))?.clone();
+        let net = st
+            .network(network)
+            .ok_or_else(|| not_found(network))?
+            .clone();
         let c = match self.container(container) {
             Ok(c) => c,
             // `--force` forgets an endpoint whose container is gone.
@@ -282,7 +405,10 @@ impl Engine {
                     if net.driver == "null" { "none" } else { "host" }
                 )));
             }
-            return Err(Error::Conflict(format!("container {} is not connected to network {}", rec.id, net.name)));
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                rec.id, net.name
+            )));
         };
         let removed = nets.attachments.remove(pos);
         if removed.active.is_some() && nets.attachments.iter().all(|a| a.active.is_none()) {
@@ -309,5 +435,9 @@ impl Engine {
 
 /// Whether any running container has an endpoint on the network.
 fn in_use(st: &State, id: &str) -> bool {
-    st.containers.values().any(|c| c.attachments.iter().any(|a| a.network_id == id && a.active.is_some()))
+    st.containers.values().any(|c| {
+        c.attachments
+            .iter()
+            .any(|a| a.network_id == id && a.active.is_some())
+    })
 }

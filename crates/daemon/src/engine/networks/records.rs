@@ -130,7 +130,12 @@ impl NetworkDb {
     pub fn load(&self) -> Result<(Vec<NetworkRecord>, Vec<(String, ContainerNetworks)>), DbError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let mut networks = Vec::new();
-        for entry in tx.open_table(NETWORKS).map_err(db_err)?.iter().map_err(db_err)? {
+        for entry in tx
+            .open_table(NETWORKS)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (k, v) = entry.map_err(db_err)?;
             match serde_json::from_slice(v.value()) {
                 Ok(n) => networks.push(n),
@@ -138,7 +143,12 @@ impl NetworkDb {
             }
         }
         let mut containers = Vec::new();
-        for entry in tx.open_table(ATTACHMENTS).map_err(db_err)?.iter().map_err(db_err)? {
+        for entry in tx
+            .open_table(ATTACHMENTS)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (k, v) = entry.map_err(db_err)?;
             match serde_json::from_slice(v.value()) {
                 Ok(c) => containers.push((k.value().to_string(), c)),
@@ -148,16 +158,27 @@ impl NetworkDb {
         Ok((networks, containers))
     }
 
-    fn put<T: Serialize>(&self, table: TableDefinition<&str, &[u8]>, key: &str, value: &T) -> Result<(), DbError> {
+    fn put<T: Serialize>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), DbError> {
         let bytes = serde_json::to_vec(value).map_err(db_err)?;
         let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(table).map_err(db_err)?.insert(key, bytes.as_slice()).map_err(db_err)?;
+        tx.open_table(table)
+            .map_err(db_err)?
+            .insert(key, bytes.as_slice())
+            .map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 
     fn delete(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<(), DbError> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(table).map_err(db_err)?.remove(key).map_err(db_err)?;
+        tx.open_table(table)
+            .map_err(db_err)?
+            .remove(key)
+            .map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 }

@@ -6,7 +6,9 @@ use super::records::{Attachment, ContainerNetworks, NetworkRecord};
 use super::State;
 use crate::engine::Engine;
 use crate::state::Record;
-use berth_api::models::{EndpointIpamConfig, EndpointSettings, PortBinding, PortMap, PortSummary, PortSummaryTypeEnum};
+use berth_api::models::{
+    EndpointIpamConfig, EndpointSettings, PortBinding, PortMap, PortSummary, PortSummaryTypeEnum,
+};
 use berth_net::ports::Proto;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -24,7 +26,12 @@ fn default_bridge_options(bridge: &str) -> Value {
 }
 
 /// One network; `containers` adds the active endpoints (inspect does, list does not).
-pub(super) fn network_json(st: &State, n: &NetworkRecord, names: &HashMap<String, String>, containers: bool) -> Value {
+pub(super) fn network_json(
+    st: &State,
+    n: &NetworkRecord,
+    names: &HashMap<String, String>,
+    containers: bool,
+) -> Value {
     let ipam_config: Vec<Value> = match (&n.subnet, n.gateway) {
         (Some(subnet), Some(gw)) => vec![json!({"Subnet": subnet, "Gateway": gw.to_string()})],
         _ => Vec::new(),
@@ -48,7 +55,11 @@ pub(super) fn network_json(st: &State, n: &NetworkRecord, names: &HashMap<String
             }
         }
     }
-    let options = if n.predefined && n.name == "bridge" { default_bridge_options(&n.bridge) } else { json!(n.options) };
+    let options = if n.predefined && n.name == "bridge" {
+        default_bridge_options(&n.bridge)
+    } else {
+        json!(n.options)
+    };
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -74,7 +85,11 @@ pub(super) fn network_json(st: &State, n: &NetworkRecord, names: &HashMap<String
 }
 
 /// A container's `Networks` entries, stopped containers' too (with empty addresses).
-pub(super) fn endpoint_settings(st: &State, id: &str, nets: &ContainerNetworks) -> Vec<(String, EndpointSettings)> {
+pub(super) fn endpoint_settings(
+    st: &State,
+    id: &str,
+    nets: &ContainerNetworks,
+) -> Vec<(String, EndpointSettings)> {
     nets.attachments
         .iter()
         .filter_map(|a| {
@@ -94,7 +109,10 @@ fn settings_of(n: &NetworkRecord, id: &str, a: &Attachment) -> EndpointSettings 
         Some(v)
     };
     EndpointSettings {
-        ipam_config: a.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+        ipam_config: a.requested_ip.map(|ip| EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
         links: None,
         aliases,
         network_id: Some(n.id.clone()),
@@ -138,15 +156,22 @@ fn port_map(rec: &Record, nets: Option<&ContainerNetworks>) -> PortMap {
         return map;
     }
     for key in rec.config.exposed_ports.iter().flatten() {
-        let key = if key.contains('/') { key.clone() } else { format!("{key}/tcp") };
+        let key = if key.contains('/') {
+            key.clone()
+        } else {
+            format!("{key}/tcp")
+        };
         map.insert(key, None);
     }
     for p in nets.map(|n| n.ports.as_slice()).unwrap_or_default() {
         let key = format!("{}/{}", p.container_port, p.proto.as_str());
-        map.entry(key).or_insert(None).get_or_insert_with(Vec::new).push(PortBinding {
-            host_ip: Some(p.host_ip.to_string()),
-            host_port: Some(p.host_port.to_string()),
-        });
+        map.entry(key)
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(p.host_ip.to_string()),
+                host_port: Some(p.host_port.to_string()),
+            });
     }
     map
 }
@@ -156,8 +181,13 @@ impl Engine {
     pub fn container_network_settings(&self, rec: &Record) -> Value {
         let st = self.nets();
         let nets = st.containers.get(&rec.id);
-        let settings = nets.map(|n| endpoint_settings(&st, &rec.id, n)).unwrap_or_default();
-        let default = settings.iter().find(|(name, _)| name == "bridge").map(|(_, s)| s.clone());
+        let settings = nets
+            .map(|n| endpoint_settings(&st, &rec.id, n))
+            .unwrap_or_default();
+        let default = settings
+            .iter()
+            .find(|(name, _)| name == "bridge")
+            .map(|(_, s)| s.clone());
         let running = nets.is_some_and(|n| n.attachments.iter().any(|a| a.active.is_some()));
         let top = |f: fn(&EndpointSettings) -> Value| default.as_ref().map(f);
         let mut networks = Map::new();
@@ -204,13 +234,20 @@ impl Engine {
         let map = port_map(rec, st.containers.get(&rec.id));
         let mut out = Vec::new();
         for (key, bindings) in map {
-            let Ok((port, proto)) = super::publish::parse_port_key(&key) else { continue };
+            let Ok((port, proto)) = super::publish::parse_port_key(&key) else {
+                continue;
+            };
             let typ = Some(match proto {
                 Proto::Tcp => PortSummaryTypeEnum::TCP,
                 Proto::Udp => PortSummaryTypeEnum::UDP,
             });
             match bindings {
-                None => out.push(PortSummary { ip: None, private_port: port, public_port: None, typ }),
+                None => out.push(PortSummary {
+                    ip: None,
+                    private_port: port,
+                    public_port: None,
+                    typ,
+                }),
                 Some(list) => out.extend(list.iter().map(|b| PortSummary {
                     ip: b.host_ip.clone(),
                     private_port: port,
@@ -226,6 +263,9 @@ impl Engine {
     /// `NetworkSettings.Networks` of `GET /containers/json`.
     pub fn summary_networks(&self, rec: &Record) -> HashMap<String, EndpointSettings> {
         let st = self.nets();
-        st.containers.get(&rec.id).map(|n| endpoint_settings(&st, &rec.id, n).into_iter().collect()).unwrap_or_default()
+        st.containers
+            .get(&rec.id)
+            .map(|n| endpoint_settings(&st, &rec.id, n).into_iter().collect())
+            .unwrap_or_default()
     }
 }
