@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod credentials;
+mod flags;
 mod format;
 mod json;
 mod jsonmessage;

@@ -1,7 +1,6 @@
 //! `berth image`: docker's management command, whose subcommands are the image commands
 //! under their short names (`image ls` is `images`, `image rm` is `rmi`), plus `prune`.
 
-use std::io::{BufRead, Write};
 
 use berth_api::models::ImagePruneResponse;
 use clap::{Args, Subcommand};
@@ -119,11 +118,7 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        if !crate::flags::confirm(warning) {
             return Ok(0);
         }
     }

@@ -2,7 +2,6 @@
 //! `network` commands.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
 
 use berth_api::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
@@ -180,16 +179,6 @@ pub struct DisconnectArgs {
     pub container: String,
 }
 
-/// `key=value` items into a map (`key` alone maps to ""), as docker's map flags.
-fn kv_map(items: &[String]) -> HashMap<String, String> {
-    items
-        .iter()
-        .map(|i| match i.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (i.clone(), String::new()),
-        })
-        .collect()
-}
 
 /// Runs a `network` subcommand.
 pub async fn run(client: &Client, args: NetworkArgs) -> CmdResult {
@@ -311,7 +300,7 @@ fn consolidate_ipam(
             return Err(format!("no matching subnet for gateway {g}"));
         }
     }
-    for (key, addr) in kv_map(aux) {
+    for (key, addr) in crate::flags::kv_map(aux) {
         let mut matched = false;
         for p in pools.iter_mut() {
             let s = p.subnet.clone().unwrap_or_default();
@@ -344,11 +333,11 @@ async fn create(client: &Client, a: CreateArgs) -> CmdResult {
         ipam: Some(Ipam {
             driver: Some(a.ipam_driver.clone()),
             config: Some(pools),
-            options: Some(kv_map(&a.ipam_opt)),
+            options: Some(crate::flags::kv_map(&a.ipam_opt)),
         }),
         enable_ipv6: Some(a.ipv6),
-        options: Some(kv_map(&a.opt)),
-        labels: Some(kv_map(&a.label)),
+        options: Some(crate::flags::kv_map(&a.opt)),
+        labels: Some(crate::flags::kv_map(&a.label)),
         ..Default::default()
     };
     // API 1.41 daemons create a second network of the same name unless told not to, and
@@ -621,11 +610,7 @@ async fn rm(client: &Client, a: RmArgs) -> CmdResult {
 
 async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
     if !a.force {
-        print!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        if !crate::flags::confirm("WARNING! This will remove all custom networks not used by at least one container.") {
             return Ok(0);
         }
     }
@@ -666,7 +651,7 @@ async fn connect(client: &Client, a: ConnectArgs) -> CmdResult {
             ipam_config: ipam,
             links: (!a.link.is_empty()).then(|| a.link.clone()),
             aliases: (!a.alias.is_empty()).then(|| a.alias.clone()),
-            driver_opts: (!a.driver_opt.is_empty()).then(|| kv_map(&a.driver_opt)),
+            driver_opts: (!a.driver_opt.is_empty()).then(|| crate::flags::kv_map(&a.driver_opt)),
             ..Default::default()
         }),
     };

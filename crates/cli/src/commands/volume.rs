@@ -1,7 +1,5 @@
 //! `berth volume`: create, ls, inspect, rm and prune, as docker's `volume` commands.
 
-use std::collections::HashMap;
-use std::io::{BufRead, Write};
 
 use berth_api::models::{Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse};
 use clap::{Args, Subcommand};
@@ -103,16 +101,6 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// `key=value` pairs of a list flag into a map (`key` alone maps to "").
-fn kv_map(items: &[String]) -> HashMap<String, String> {
-    items
-        .iter()
-        .map(|i| match i.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (i.clone(), String::new()),
-        })
-        .collect()
-}
 
 /// Runs a `volume` subcommand.
 pub async fn run(client: &Client, args: VolumeArgs) -> CmdResult {
@@ -145,8 +133,8 @@ async fn create(client: &Client, a: CreateArgs) -> CmdResult {
     let req = VolumeCreateRequest {
         name: a.name.or(a.volume),
         driver: Some(a.driver),
-        driver_opts: Some(kv_map(&a.opt)),
-        labels: Some(kv_map(&a.label)),
+        driver_opts: Some(crate::flags::kv_map(&a.opt)),
+        labels: Some(crate::flags::kv_map(&a.label)),
         cluster_volume_spec: None,
     };
     let v: Volume = client.json(Method::POST, "/volumes/create", client::json_body(&req)?).await?;
@@ -304,11 +292,7 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
     }
     if !a.force {
         let what = if a.all { "all local volumes" } else { "anonymous local volumes" };
-        print!("WARNING! This will remove {what} not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        if !crate::flags::confirm(&format!("WARNING! This will remove {what} not used by at least one container.")) {
             println!();
             return Ok(0);
         }
