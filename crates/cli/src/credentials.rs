@@ -62,51 +62,127 @@ impl std::fmt::Debug for AuthConfig {
 struct FileFormat {
     #[serde(default)]
     auths: BTreeMap<String, AuthConfig>,
-    #[serde(rename = "HttpHeaders", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "HttpHeaders",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     http_headers: BTreeMap<String, String>,
     #[serde(rename = "psFormat", default, skip_serializing_if = "String::is_empty")]
     ps_format: String,
-    #[serde(rename = "imagesFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "imagesFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     images_format: String,
-    #[serde(rename = "networksFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "networksFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     networks_format: String,
-    #[serde(rename = "pluginsFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "pluginsFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     plugins_format: String,
-    #[serde(rename = "volumesFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "volumesFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     volumes_format: String,
-    #[serde(rename = "statsFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "statsFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     stats_format: String,
-    #[serde(rename = "detachKeys", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "detachKeys",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     detach_keys: String,
-    #[serde(rename = "credsStore", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "credsStore",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     creds_store: String,
-    #[serde(rename = "credHelpers", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "credHelpers",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     cred_helpers: BTreeMap<String, String>,
-    #[serde(rename = "serviceInspectFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "serviceInspectFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     service_inspect_format: String,
-    #[serde(rename = "servicesFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "servicesFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     services_format: String,
-    #[serde(rename = "tasksFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "tasksFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     tasks_format: String,
-    #[serde(rename = "secretFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "secretFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     secret_format: String,
-    #[serde(rename = "configFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "configFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     config_format: String,
-    #[serde(rename = "nodesFormat", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "nodesFormat",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     nodes_format: String,
-    #[serde(rename = "pruneFilters", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "pruneFilters",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     prune_filters: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     proxies: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     experimental: String,
-    #[serde(rename = "stackOrchestrator", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "stackOrchestrator",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     stack_orchestrator: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kubernetes: Option<serde_json::Value>,
-    #[serde(rename = "currentContext", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "currentContext",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     current_context: String,
-    #[serde(rename = "cliPluginsExtraDirs", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "cliPluginsExtraDirs",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     cli_plugins_extra_dirs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     plugins: Option<serde_json::Value>,
@@ -126,7 +202,8 @@ pub struct ConfigFile {
 pub fn config_dir() -> PathBuf {
     match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".docker"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".docker"),
     }
 }
 
@@ -136,7 +213,9 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 /// "user:password" from config.json's `auth`.
 fn decode_auth(auth: &str) -> Result<(String, String), String> {
-    let bytes = b64().decode(auth).map_err(|e| format!("illegal base64 data: {e}"))?;
+    let bytes = b64()
+        .decode(auth)
+        .map_err(|e| format!("illegal base64 data: {e}"))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     match text.split_once(':') {
         Some((u, p)) => Ok((u.to_string(), p.trim_matches('\0').to_string())),
@@ -218,8 +297,12 @@ impl ConfigFile {
                     #[serde(rename = "Secret", default)]
                     secret: String,
                 }
-                let c: Creds = serde_json::from_slice(&out)
-                    .map_err(|e| format!("error getting credentials - err: {e}, out: `{}`", String::from_utf8_lossy(&out).trim()))?;
+                let c: Creds = serde_json::from_slice(&out).map_err(|e| {
+                    format!(
+                        "error getting credentials - err: {e}, out: `{}`",
+                        String::from_utf8_lossy(&out).trim()
+                    )
+                })?;
                 if c.username == TOKEN_USERNAME {
                     ac.identitytoken = c.secret;
                 } else {
@@ -265,7 +348,11 @@ impl ConfigFile {
                 #[serde(rename = "Secret")]
                 secret: &'a str,
             }
-            let creds = Creds { server_url: &server, username: &user, secret: &secret };
+            let creds = Creds {
+                server_url: &server,
+                username: &user,
+                secret: &secret,
+            };
             let mut input = go_escape(serde_json::to_vec(&creds).map_err(|e| e.to_string())?);
             input.push(b'\n');
             helper_call(&helper, "store", &input)?;
@@ -290,7 +377,10 @@ impl ConfigFile {
 
     /// The file's bytes as docker writes them.
     fn render(&self) -> Result<Vec<u8>, String> {
-        let mut out = FileFormat { auths: BTreeMap::new(), ..clone_format(&self.file)? };
+        let mut out = FileFormat {
+            auths: BTreeMap::new(),
+            ..clone_format(&self.file)?
+        };
         for (k, ac) in &self.file.auths {
             let mut copy = ac.clone();
             copy.auth = if ac.username.is_empty() && ac.password.is_empty() {
@@ -303,7 +393,8 @@ impl ConfigFile {
             copy.serveraddress.clear();
             out.auths.insert(k.clone(), copy);
         }
-        out.http_headers.retain(|k, _| !k.eq_ignore_ascii_case("User-Agent"));
+        out.http_headers
+            .retain(|k, _| !k.eq_ignore_ascii_case("User-Agent"));
         Ok(go_json_indent(&out))
     }
 
@@ -393,7 +484,11 @@ fn helper_call(helper: &str, action: &str, input: &[u8]) -> Result<Option<Vec<u8
         Err(e) => {
             return Err(format!(
                 "error {verb} credentials - err: exec: \"{program}\": {}, out: ``",
-                if e.kind() == std::io::ErrorKind::NotFound { "executable file not found in $PATH".to_string() } else { e.to_string() }
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "executable file not found in $PATH".to_string()
+                } else {
+                    e.to_string()
+                }
             ))
         }
     };
@@ -412,14 +507,20 @@ fn helper_call(helper: &str, action: &str, input: &[u8]) -> Result<Option<Vec<u8
         Some(c) => format!("exit status {c}"),
         None => "signal: killed".to_string(),
     };
-    Err(format!("error {verb} credentials - err: {status}, out: `{text}`"))
+    Err(format!(
+        "error {verb} credentials - err: {status}, out: `{text}`"
+    ))
 }
 
 /// The registry domain of an image name, as docker's reference parser splits it: the first
 /// component when it has a `.` or `:`, is `localhost` or has an uppercase letter, else Docker Hub.
 pub fn registry_domain(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
+        Some((first, _))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
             if first == "index.docker.io" {
                 "docker.io".to_string()
             } else {
@@ -470,7 +571,11 @@ mod tests {
     #[test]
     fn writes_the_file_as_docker_does() {
         let dir = temp_dir("write");
-        std::fs::write(dir.join("config.json"), r#"{"psFormat":"x","unknown":1,"credHelpers":{"a":"b"}}"#).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"psFormat":"x","unknown":1,"credHelpers":{"a":"b"}}"#,
+        )
+        .unwrap();
         let mut cf = ConfigFile::load_from(&dir).unwrap();
         cf.store(AuthConfig {
             username: "user".into(),
@@ -486,11 +591,21 @@ mod tests {
         );
         let cf = ConfigFile::load_from(&dir).unwrap();
         let ac = cf.get("127.0.0.1:5055").unwrap();
-        assert_eq!((ac.username.as_str(), ac.password.as_str()), ("user", "pass"));
+        assert_eq!(
+            (ac.username.as_str(), ac.password.as_str()),
+            ("user", "pass")
+        );
         assert_eq!(ac.serveraddress, "127.0.0.1:5055");
         // Old files keyed by URL are found by host.
-        std::fs::write(dir.join("config.json"), r#"{"auths":{"https://r.example:5000/v2/":{"auth":"YTpi"}}}"#).unwrap();
-        let ac = ConfigFile::load_from(&dir).unwrap().get("r.example:5000").unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"auths":{"https://r.example:5000/v2/":{"auth":"YTpi"}}}"#,
+        )
+        .unwrap();
+        let ac = ConfigFile::load_from(&dir)
+            .unwrap()
+            .get("r.example:5000")
+            .unwrap();
         assert_eq!(ac.username, "a");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -498,9 +613,19 @@ mod tests {
     #[test]
     fn header_is_base64url_json() {
         assert_eq!(encode_header(&AuthConfig::default()), "e30=");
-        let ac = AuthConfig { username: "u".into(), password: "p".into(), serveraddress: "h".into(), ..Default::default() };
-        let json = base64::engine::general_purpose::URL_SAFE.decode(encode_header(&ac)).unwrap();
-        assert_eq!(json, br#"{"username":"u","password":"p","serveraddress":"h"}"#);
+        let ac = AuthConfig {
+            username: "u".into(),
+            password: "p".into(),
+            serveraddress: "h".into(),
+            ..Default::default()
+        };
+        let json = base64::engine::general_purpose::URL_SAFE
+            .decode(encode_header(&ac))
+            .unwrap();
+        assert_eq!(
+            json,
+            br#"{"username":"u","password":"p","serveraddress":"h"}"#
+        );
     }
 
     #[test]
@@ -511,6 +636,9 @@ mod tests {
         assert_eq!(registry_domain("localhost/x"), "localhost");
         assert_eq!(registry_domain("ghcr.io/a/b"), "ghcr.io");
         assert_eq!(server_key("docker.io"), DEFAULT_SERVER);
-        assert_eq!(convert_to_hostname("https://r.example:5000/v2/"), "r.example:5000");
+        assert_eq!(
+            convert_to_hostname("https://r.example:5000/v2/"),
+            "r.example:5000"
+        );
     }
 }

@@ -100,7 +100,11 @@ impl Progress {
         let mut out = String::new();
         if width > 110 {
             let filled = pct.max(0) as usize;
-            out.push_str(&format!("[{}>{}] ", "=".repeat(filled), " ".repeat(50 - filled)));
+            out.push_str(&format!(
+                "[{}>{}] ",
+                "=".repeat(filled),
+                " ".repeat(50 - filled)
+            ));
         }
         if !self.hide_counts {
             if self.units.is_empty() {
@@ -174,14 +178,20 @@ fn display(out: &mut impl Write, m: &Message, tty: bool, width: usize) -> Result
 
 /// Shows a JSON message stream on stdout (or reads it silently with `quiet`) until it ends;
 /// `aux` gets every `aux` payload. The stream's error message is returned as `Err`.
-pub async fn display_stream(mut body: Incoming, quiet: bool, mut aux: impl FnMut(&serde_json::Value)) -> Result<(), String> {
+pub async fn display_stream(
+    mut body: Incoming,
+    quiet: bool,
+    mut aux: impl FnMut(&serde_json::Value),
+) -> Result<(), String> {
     let tty = !quiet && crate::term::is_tty(1);
     let width = crate::term::size(1).map(|(_, c)| c as usize).unwrap_or(200);
     let mut ids: Vec<String> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
     loop {
-        let chunk = client::next_chunk(&mut body).await.map_err(|e| e.to_string())?;
+        let chunk = client::next_chunk(&mut body)
+            .await
+            .map_err(|e| e.to_string())?;
         let done = chunk.is_none();
         if let Some(c) = chunk {
             buf.extend_from_slice(&c);
@@ -255,14 +265,30 @@ mod tests {
 
     #[test]
     fn plain_lines_off_a_terminal() {
-        assert_eq!(shown(r#"{"status":"Preparing","progressDetail":{},"id":"a6c1a2ff8063"}"#, false), "a6c1a2ff8063: Preparing\n");
         assert_eq!(
-            shown(r#"{"status":"Pushing","progressDetail":{"current":43520,"total":1984241},"progress":"x","id":"a"}"#, false),
+            shown(
+                r#"{"status":"Preparing","progressDetail":{},"id":"a6c1a2ff8063"}"#,
+                false
+            ),
+            "a6c1a2ff8063: Preparing\n"
+        );
+        assert_eq!(
+            shown(
+                r#"{"status":"Pushing","progressDetail":{"current":43520,"total":1984241},"progress":"x","id":"a"}"#,
+                false
+            ),
             ""
         );
-        assert_eq!(shown(r#"{"status":"The push refers to repository [r/x]"}"#, false), "The push refers to repository [r/x]\n");
-        let m: Message = serde_json::from_str(r#"{"errorDetail":{"message":"boom"},"error":"boom"}"#).unwrap();
-        assert_eq!(display(&mut Vec::new(), &m, false, 200).unwrap_err(), "boom");
+        assert_eq!(
+            shown(r#"{"status":"The push refers to repository [r/x]"}"#, false),
+            "The push refers to repository [r/x]\n"
+        );
+        let m: Message =
+            serde_json::from_str(r#"{"errorDetail":{"message":"boom"},"error":"boom"}"#).unwrap();
+        assert_eq!(
+            display(&mut Vec::new(), &m, false, 200).unwrap_err(),
+            "boom"
+        );
     }
 
     #[test]

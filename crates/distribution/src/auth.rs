@@ -46,7 +46,9 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets, even in debug logs.
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,10 +68,11 @@ impl Credentials {
         let json = engines
             .iter()
             .find_map(|e| e.decode(value).ok())
-            .ok_or_else(|| Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into()))?;
-        let mut c: Credentials = serde_json::from_slice(&json).map_err(|e| {
-            Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}"))
-        })?;
+            .ok_or_else(|| {
+                Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into())
+            })?;
+        let mut c: Credentials = serde_json::from_slice(&json)
+            .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))?;
         if c.username.is_empty() && !c.auth.is_empty() {
             let pair = base64::engine::general_purpose::STANDARD
                 .decode(&c.auth)
@@ -81,14 +84,18 @@ impl Credentials {
                 c.password = p.to_string();
             }
         }
-        let anonymous = c.username.is_empty() && c.identity_token.is_empty() && c.registry_token.is_empty();
+        let anonymous =
+            c.username.is_empty() && c.identity_token.is_empty() && c.registry_token.is_empty();
         Ok((!anonymous).then_some(c))
     }
 
     fn basic(&self) -> Option<String> {
         (!self.username.is_empty()).then(|| {
             let raw = format!("{}:{}", self.username, self.password);
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
         })
     }
 }
@@ -126,7 +133,9 @@ fn parse_params(mut s: &str) -> (HashMap<String, String>, &str) {
     let mut params = HashMap::new();
     loop {
         s = s.trim_start_matches([',', ' ']);
-        let Some(eq) = s.find('=') else { return (params, s) };
+        let Some(eq) = s.find('=') else {
+            return (params, s);
+        };
         let key = &s[..eq];
         if key.contains(' ') || key.is_empty() {
             // "Basic realm=…, Bearer …": the next scheme starts here.
@@ -170,7 +179,10 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, key: &str) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.get(key).filter(|(_, until)| Instant::now() < *until).map(|(t, _)| t.clone())
+        tokens
+            .get(key)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(t, _)| t.clone())
     }
 
     fn put(&self, key: String, token: String, lifetime: Duration) {
@@ -180,7 +192,10 @@ impl TokenCache {
     }
 
     fn forget(&self, key: &str) {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 
@@ -210,8 +225,19 @@ pub struct Authorizer {
 
 impl Authorizer {
     /// A session's authorizer; `skip_verify` applies to the token realm too (insecure registries).
-    pub fn new(http: Http, skip_verify: bool, creds: Option<Credentials>, cache: Arc<TokenCache>) -> Authorizer {
-        Authorizer { http, skip_verify, creds, cache, challenge: Mutex::new(None) }
+    pub fn new(
+        http: Http,
+        skip_verify: bool,
+        creds: Option<Credentials>,
+        cache: Arc<TokenCache>,
+    ) -> Authorizer {
+        Authorizer {
+            http,
+            skip_verify,
+            creds,
+            cache,
+            challenge: Mutex::new(None),
+        }
     }
 
     /// The credentials this session uses, if any.
@@ -248,11 +274,18 @@ impl Authorizer {
     }
 
     fn current(&self) -> Option<Challenge> {
-        self.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn key(&self, realm: &str, service: &str, scopes: &[String]) -> String {
-        let user = self.creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
+        let user = self
+            .creds
+            .as_ref()
+            .map(|c| c.username.as_str())
+            .unwrap_or("");
         format!("{realm}\n{service}\n{}\n{user}", scopes.join(" "))
     }
 
@@ -263,7 +296,12 @@ impl Authorizer {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.creds.as_ref().and_then(Credentials::basic)),
             Some(Challenge::Bearer { realm, service }) => {
-                if let Some(t) = self.creds.as_ref().map(|c| &c.registry_token).filter(|t| !t.is_empty()) {
+                if let Some(t) = self
+                    .creds
+                    .as_ref()
+                    .map(|c| &c.registry_token)
+                    .filter(|t| !t.is_empty())
+                {
                     return Ok(Some(format!("Bearer {t}")));
                 }
                 let key = self.key(&realm, &service, scopes);
@@ -271,7 +309,8 @@ impl Authorizer {
                     return Ok(Some(format!("Bearer {t}")));
                 }
                 let (token, lifetime) = self.fetch_token(&realm, &service, scopes).await?;
-                self.cache.put(key, token.clone(), Duration::from_secs(lifetime));
+                self.cache
+                    .put(key, token.clone(), Duration::from_secs(lifetime));
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -279,11 +318,22 @@ impl Authorizer {
 
     /// Asks the realm for a token: GET with Basic credentials (or none), or the OAuth2
     /// refresh-token POST when the client holds an identity token.
-    async fn fetch_token(&self, realm: &str, service: &str, scopes: &[String]) -> Result<(String, u64)> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: &str,
+        scopes: &[String],
+    ) -> Result<(String, u64)> {
         if realm.is_empty() {
-            return Err(Error::Unauthorized("bearer challenge without a realm".into()));
+            return Err(Error::Unauthorized(
+                "bearer challenge without a realm".into(),
+            ));
         }
-        let identity = self.creds.as_ref().map(|c| c.identity_token.as_str()).filter(|t| !t.is_empty());
+        let identity = self
+            .creds
+            .as_ref()
+            .map(|c| c.identity_token.as_str())
+            .filter(|t| !t.is_empty());
         let req = if let Some(refresh) = identity {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "refresh_token");
@@ -305,7 +355,14 @@ impl Authorizer {
                 q.append_pair("scope", s);
             }
             if self.creds.is_some() {
-                q.append_pair("account", &self.creds.as_ref().map(|c| c.username.clone()).unwrap_or_default());
+                q.append_pair(
+                    "account",
+                    &self
+                        .creds
+                        .as_ref()
+                        .map(|c| c.username.clone())
+                        .unwrap_or_default(),
+                );
             }
             let sep = if realm.contains('?') { '&' } else { '?' };
             let mut b = Request::get(format!("{realm}{sep}{}", q.finish()));
@@ -315,10 +372,19 @@ impl Authorizer {
             b.body(full(Bytes::new()))
         }
         .map_err(|e| Error::InvalidArgument(format!("token realm {realm}: {e}")))?;
-        let method = if identity.is_some() { Method::POST } else { Method::GET };
+        let method = if identity.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let resp = self.http.send(req, self.skip_verify).await?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if !status.is_success() {
             let detail = crate::error::registry_message(status.as_u16(), &body);
             return Err(if status.as_u16() == 401 || status.as_u16() == 403 {
@@ -333,9 +399,15 @@ impl Authorizer {
         }
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| Error::Invalid(format!("token from {realm}: {e}")))?;
-        let token = if t.token.is_empty() { t.access_token } else { t.token };
+        let token = if t.token.is_empty() {
+            t.access_token
+        } else {
+            t.token
+        };
         if token.is_empty() {
-            return Err(Error::Unauthorized(format!("no token in the answer of {realm}")));
+            return Err(Error::Unauthorized(format!(
+                "no token in the answer of {realm}"
+            )));
         }
         Ok((token, t.expires_in.max(MIN_TOKEN_LIFETIME)))
     }
@@ -352,22 +424,37 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let c = parse_challenges(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
+        let c = parse_challenges(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        );
         assert_eq!(
             c,
-            vec![Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: "registry.docker.io".into() }]
+            vec![Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: "registry.docker.io".into()
+            }]
         );
-        let c = parse_challenges(r#"Basic realm="Registry Realm", Bearer realm="https://x/t",service=y"#);
+        let c = parse_challenges(
+            r#"Basic realm="Registry Realm", Bearer realm="https://x/t",service=y"#,
+        );
         assert_eq!(c.len(), 2);
         assert_eq!(c[0], Challenge::Basic);
-        assert_eq!(c[1], Challenge::Bearer { realm: "https://x/t".into(), service: "y".into() });
+        assert_eq!(
+            c[1],
+            Challenge::Bearer {
+                realm: "https://x/t".into(),
+                service: "y".into()
+            }
+        );
     }
 
     #[test]
     fn credentials_from_header() {
         use base64::engine::general_purpose::URL_SAFE;
         assert!(Credentials::from_header("").unwrap().is_none());
-        assert!(Credentials::from_header(&URL_SAFE.encode("{}")).unwrap().is_none());
+        assert!(Credentials::from_header(&URL_SAFE.encode("{}"))
+            .unwrap()
+            .is_none());
         let h = URL_SAFE.encode(r#"{"username":"u","password":"p?>","serveraddress":"r"}"#);
         let c = Credentials::from_header(&h).unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p?>"));

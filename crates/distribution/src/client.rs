@@ -31,7 +31,9 @@ pub fn empty() -> Body {
 
 /// A body of `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 type Pool = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
@@ -76,7 +78,9 @@ impl Http {
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default protocol versions")
         };
-        let verified = builder().with_root_certificates(roots).with_no_client_auth();
+        let verified = builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let unverified = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
@@ -95,23 +99,40 @@ impl Http {
                 .pool_idle_timeout(Duration::from_secs(90))
                 .build(conn)
         };
-        Http { verified: pool(verified), unverified: pool(unverified) }
+        Http {
+            verified: pool(verified),
+            unverified: pool(unverified),
+        }
     }
 
     /// Sends one request (no redirects followed); transport failures read like Go's.
     pub async fn send(&self, req: Request<Body>, skip_verify: bool) -> Result<Response<Incoming>> {
         let method = go_method(req.method());
         let url = req.uri().to_string();
-        let authority = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let authority = with_port(&authority, req.uri().scheme_str());
-        let pool = if skip_verify { &self.unverified } else { &self.verified };
+        let pool = if skip_verify {
+            &self.unverified
+        } else {
+            &self.verified
+        };
         match tokio::time::timeout(RESPONSE_TIMEOUT, pool.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(Error::Transport { method, url, reason: go_reason(&e, &authority) }),
+            Ok(Err(e)) => Err(Error::Transport {
+                method,
+                url,
+                reason: go_reason(&e, &authority),
+            }),
             Err(_) => Err(Error::Transport {
                 method,
                 url,
-                reason: "net/http: request canceled (Client.Timeout exceeded while awaiting headers)".into(),
+                reason:
+                    "net/http: request canceled (Client.Timeout exceeded while awaiting headers)"
+                        .into(),
             }),
         }
     }
@@ -119,7 +140,9 @@ impl Http {
 
 /// "host" → "host:443" for https, as Go's dialer names the address.
 fn with_port(authority: &str, scheme: Option<&str>) -> String {
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
         && !authority.ends_with(']');
     if has_port {
         authority.to_string()
@@ -143,9 +166,13 @@ fn go_reason(e: &hyper_util::client::legacy::Error, authority: &str) -> String {
                 return "http: server gave HTTP response to HTTPS client".into();
             }
             match io.kind() {
-                ConnectionRefused => return format!("dial tcp {authority}: connect: connection refused"),
+                ConnectionRefused => {
+                    return format!("dial tcp {authority}: connect: connection refused")
+                }
                 TimedOut => return format!("dial tcp {authority}: i/o timeout"),
-                ConnectionReset => return format!("read tcp {authority}: read: connection reset by peer"),
+                ConnectionReset => {
+                    return format!("read tcp {authority}: read: connection reset by peer")
+                }
                 UnexpectedEof => return "EOF".into(),
                 _ => {}
             }
@@ -160,7 +187,10 @@ fn go_reason(e: &hyper_util::client::legacy::Error, authority: &str) -> String {
         source = s.source();
     }
     if innermost.contains("dns error") || innermost.contains("failed to lookup address") {
-        let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+        let host = authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority);
         return match resolver() {
             Some(ns) => format!("dial tcp: lookup {host} on {ns}: no such host"),
             None => format!("dial tcp: lookup {host}: no such host"),
@@ -175,13 +205,23 @@ fn go_reason(e: &hyper_util::client::legacy::Error, authority: &str) -> String {
 /// The first nameserver of /etc/resolv.conf as "ip:53", as Go's resolver names it in errors.
 fn resolver() -> Option<String> {
     let conf = std::fs::read_to_string("/etc/resolv.conf").ok()?;
-    let ip = conf.lines().find_map(|l| l.trim().strip_prefix("nameserver"))?.trim().to_string();
-    Some(if ip.contains(':') { format!("[{ip}]:53") } else { format!("{ip}:53") })
+    let ip = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("nameserver"))?
+        .trim()
+        .to_string();
+    Some(if ip.contains(':') {
+        format!("[{ip}]:53")
+    } else {
+        format!("{ip}:53")
+    })
 }
 
 fn tls_reason(e: &rustls::Error) -> String {
     match e {
-        rustls::Error::InvalidMessage(_) => "http: server gave HTTP response to HTTPS client".into(),
+        rustls::Error::InvalidMessage(_) => {
+            "http: server gave HTTP response to HTTPS client".into()
+        }
         rustls::Error::InvalidCertificate(c) => format!("tls: failed to verify certificate: {c:?}"),
         other => format!("remote error: tls: {other}"),
     }
@@ -209,7 +249,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -218,7 +263,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -236,7 +286,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Client {
-        Client { http: Http::new(), config: Arc::new(config), tokens: Arc::default() }
+        Client {
+            http: Http::new(),
+            config: Arc::new(config),
+            tokens: Arc::default(),
+        }
     }
 
     /// The registry settings (insecure registries, mirrors).
@@ -252,7 +306,13 @@ impl Client {
     /// A session with repository `name` (path within the registry, "library/busybox") on the
     /// registry `domain` itself: HTTPS, then plain HTTP when the registry is insecure and
     /// HTTPS failed. `actions` is the scope's action list ("pull", "pull,push").
-    pub async fn repository(&self, domain: &str, name: &str, creds: Option<Credentials>, actions: &str) -> Result<Repository> {
+    pub async fn repository(
+        &self,
+        domain: &str,
+        name: &str,
+        creds: Option<Credentials>,
+        actions: &str,
+    ) -> Result<Repository> {
         let mut last = None;
         for ep in self.config.endpoints(domain).await {
             match self.connect(&ep, name, creds.clone(), actions).await {
@@ -265,14 +325,29 @@ impl Client {
     }
 
     /// A session on one endpoint: pings `/v2/` and learns its auth challenge (Docker's ping).
-    pub async fn connect(&self, ep: &Endpoint, name: &str, creds: Option<Credentials>, actions: &str) -> Result<Repository> {
-        let auth = Authorizer::new(self.http.clone(), ep.skip_verify, creds, self.tokens.clone());
+    pub async fn connect(
+        &self,
+        ep: &Endpoint,
+        name: &str,
+        creds: Option<Credentials>,
+        actions: &str,
+    ) -> Result<Repository> {
+        let auth = Authorizer::new(
+            self.http.clone(),
+            ep.skip_verify,
+            creds,
+            self.tokens.clone(),
+        );
         let ping = Request::get(format!("{}/v2/", ep.base))
             .body(empty())
             .map_err(|e| Error::InvalidArgument(format!("{}: {e}", ep.base)))?;
         let resp = self.http.send(ping, ep.skip_verify).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
-            if let Some(h) = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()) {
+            if let Some(h) = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+            {
                 auth.learn(h);
             }
         }
@@ -328,7 +403,10 @@ impl Repository {
     /// Sends the request `make` builds (called again for the retry after a 401 challenge, and
     /// for each redirect of a GET or HEAD), with this session's authorization. Any status
     /// comes back as is; see [`Repository::get`] for status checking.
-    pub async fn send(&self, make: &(dyn Fn() -> Request<Body> + Sync)) -> Result<Response<Incoming>> {
+    pub async fn send(
+        &self,
+        make: &(dyn Fn() -> Request<Body> + Sync),
+    ) -> Result<Response<Incoming>> {
         let mut retried = false;
         loop {
             let mut req = make();
@@ -340,7 +418,11 @@ impl Repository {
             let method = req.method().clone();
             let resp = self.http.send(req, self.endpoint.skip_verify).await?;
             if resp.status() == StatusCode::UNAUTHORIZED && !retried {
-                let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 // A new challenge, or a cached token the registry no longer takes: once more.
                 self.auth.forget(&self.scopes);
                 let learned = self.auth.learn(challenge);
@@ -365,7 +447,11 @@ impl Repository {
     }
 
     /// Follows a blob's redirect chain without our credentials (the CDN has its own).
-    async fn follow(&self, mut resp: Response<Incoming>, method: Method) -> Result<Response<Incoming>> {
+    async fn follow(
+        &self,
+        mut resp: Response<Incoming>,
+        method: Method,
+    ) -> Result<Response<Incoming>> {
         let mut from = self.endpoint.base.clone();
         for _ in 0..MAX_REDIRECTS {
             if !resp.status().is_redirection() {
@@ -387,7 +473,11 @@ impl Repository {
                 .map_err(|e| Error::Invalid(format!("bad redirect {target}: {e}")))?;
             resp = self.http.send(req, self.endpoint.skip_verify).await?;
         }
-        Err(Error::Transport { method: go_method(&method), url: from, reason: "stopped after 10 redirects".into() })
+        Err(Error::Transport {
+            method: go_method(&method),
+            url: from,
+            reason: "stopped after 10 redirects".into(),
+        })
     }
 
     /// GET `path` (relative to the repository) with extra headers; a non-2xx answer becomes
@@ -412,7 +502,12 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
     if status.is_success() {
         return Ok(resp);
     }
-    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let message = registry_message(status.as_u16(), &body);
     Err(match status.as_u16() {
         401 | 403 => Error::Unauthorized(message),

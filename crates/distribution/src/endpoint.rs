@@ -46,7 +46,9 @@ impl RegistryConfig {
     pub fn new(insecure: &[String], mirrors: &[String]) -> Result<RegistryConfig> {
         let mut cfg = RegistryConfig::default();
         for entry in insecure {
-            let e = entry.trim_start_matches("http://").trim_start_matches("https://");
+            let e = entry
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
             if entry.contains("://") && e == entry {
                 return Err(Error::InvalidArgument(format!(
                     "insecure registry {entry} should not contain '://'"
@@ -113,7 +115,11 @@ impl RegistryConfig {
 
     /// The registry's own endpoints: HTTPS, then plain HTTP for an insecure one.
     pub async fn endpoints(&self, domain: &str) -> Vec<Endpoint> {
-        let authority = if domain == DOCKER_HUB { DOCKER_HUB_API } else { domain };
+        let authority = if domain == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            domain
+        };
         let insecure = self.is_insecure(domain).await;
         let mut out = vec![Endpoint {
             base: format!("https://{authority}"),
@@ -153,11 +159,19 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 fn in_net(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -172,7 +186,10 @@ mod tests {
     async fn docker_hub_and_insecure_rules() {
         let cfg = RegistryConfig::new(
             &["10.1.0.0/16".into(), "myreg:5000".into()],
-            &["https://hub-mirror.local".into(), "ghcr.io=http://127.0.0.1:5001".into()],
+            &[
+                "https://hub-mirror.local".into(),
+                "ghcr.io=http://127.0.0.1:5001".into(),
+            ],
         )
         .unwrap();
         let hub = cfg.pull_endpoints("docker.io").await;
@@ -181,7 +198,10 @@ mod tests {
         assert_eq!(hub[1].base, "https://registry-1.docker.io");
         assert_eq!(hub.len(), 2, "docker.io is secure: no http fallback");
         let local = cfg.endpoints("127.0.0.1:5000").await;
-        assert_eq!(local.iter().map(|e| e.base.as_str()).collect::<Vec<_>>(), ["https://127.0.0.1:5000", "http://127.0.0.1:5000"]);
+        assert_eq!(
+            local.iter().map(|e| e.base.as_str()).collect::<Vec<_>>(),
+            ["https://127.0.0.1:5000", "http://127.0.0.1:5000"]
+        );
         assert!(cfg.is_insecure("myreg:5000").await);
         assert!(cfg.is_insecure("10.1.2.3:443").await);
         assert!(!cfg.is_insecure("10.2.0.1").await);

@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn errcode_text_like_distribution() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"latest"}}]}"#;
-        assert_eq!(registry_message(404, body), "manifest unknown: manifest unknown");
+        assert_eq!(
+            registry_message(404, body),
+            "manifest unknown: manifest unknown"
+        );
         assert_eq!(
             registry_message(500, b"oops"),
             "received unexpected HTTP status: 500 Internal Server Error"

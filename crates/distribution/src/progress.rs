@@ -19,22 +19,42 @@ pub struct Message {
 impl Message {
     /// A message about the whole operation ("Digest: …", "Status: …").
     pub fn status(status: impl Into<String>) -> Message {
-        Message { id: None, status: status.into(), progress: None, detail: false }
+        Message {
+            id: None,
+            status: status.into(),
+            progress: None,
+            detail: false,
+        }
     }
 
     /// A message on the line of `id` without progressDetail ("Pulling from x" under the tag).
     pub fn titled(id: impl Into<String>, status: impl Into<String>) -> Message {
-        Message { id: Some(id.into()), status: status.into(), progress: None, detail: false }
+        Message {
+            id: Some(id.into()),
+            status: status.into(),
+            progress: None,
+            detail: false,
+        }
     }
 
     /// A layer's status ("Pulling fs layer", "Pull complete").
     pub fn layer(id: &str, status: impl Into<String>) -> Message {
-        Message { id: Some(id.to_string()), status: status.into(), progress: None, detail: true }
+        Message {
+            id: Some(id.to_string()),
+            status: status.into(),
+            progress: None,
+            detail: true,
+        }
     }
 
     /// A layer's byte progress ("Downloading", "Extracting").
     pub fn bytes(id: &str, status: impl Into<String>, current: u64, total: u64) -> Message {
-        Message { id: Some(id.to_string()), status: status.into(), progress: Some((current, total)), detail: true }
+        Message {
+            id: Some(id.to_string()),
+            status: status.into(),
+            progress: Some((current, total)),
+            detail: true,
+        }
     }
 
     /// The JSON object Docker sends.
@@ -62,10 +82,18 @@ pub fn error_json(message: &str) -> Value {
 /// `[=====>      ]  1.234MB/5.678MB`.
 pub fn progress_bar(current: u64, total: u64) -> String {
     if total == 0 {
-        return if current == 0 { String::new() } else { human_size(current) };
+        return if current == 0 {
+            String::new()
+        } else {
+            human_size(current)
+        };
     }
     let percentage = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
-    let bar = format!("[{}>{}] ", "=".repeat(percentage), " ".repeat(50 - percentage));
+    let bar = format!(
+        "[{}>{}] ",
+        "=".repeat(percentage),
+        " ".repeat(50 - percentage)
+    );
     let numbers = if current > total {
         String::new()
     } else {
@@ -83,7 +111,13 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    let decimals = if size < 10.0 { 3 } else if size < 100.0 { 2 } else { 1 };
+    let decimals = if size < 10.0 {
+        3
+    } else if size < 100.0 {
+        2
+    } else {
+        1
+    };
     let mut s = format!("{size:.decimals$}");
     if s.contains('.') {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -104,10 +138,16 @@ mod tests {
         assert_eq!(human_size(772_788), "772.8kB");
         assert_eq!(progress_bar(0, 0), "");
         let bar = progress_bar(500, 1000);
-        assert_eq!(bar, format!("[{}>{}]     500B/1kB", "=".repeat(25), " ".repeat(25)));
+        assert_eq!(
+            bar,
+            format!("[{}>{}]     500B/1kB", "=".repeat(25), " ".repeat(25))
+        );
         // Go's field order: status, progressDetail, progress, id.
         let m = Message::bytes("abc", "Downloading", 1, 2).to_json();
         assert_eq!(m["progressDetail"]["total"], 2);
-        assert_eq!(Message::layer("abc", "Waiting").to_json().to_string(), r#"{"status":"Waiting","progressDetail":{},"id":"abc"}"#);
+        assert_eq!(
+            Message::layer("abc", "Waiting").to_json().to_string(),
+            r#"{"status":"Waiting","progressDetail":{},"id":"abc"}"#
+        );
     }
 }

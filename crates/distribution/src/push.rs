@@ -41,10 +41,17 @@ const ATTEMPTS: u32 = 5;
 pub enum Progress {
     Preparing(String),
     Waiting(String),
-    Pushing { id: String, current: u64, total: u64 },
+    Pushing {
+        id: String,
+        current: u64,
+        total: u64,
+    },
     Pushed(String),
     Exists(String),
-    MountedFrom { id: String, from: String },
+    MountedFrom {
+        id: String,
+        from: String,
+    },
 }
 
 /// Where to push: a registry domain ("127.0.0.1:5000", "docker.io"), a repository path in it
@@ -72,7 +79,11 @@ pub struct Pushed {
 
 /// The short layer ID docker prints.
 pub fn short_id(diff_id: &str) -> String {
-    diff_id.trim_start_matches("sha256:").chars().take(12).collect()
+    diff_id
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// Docker's schema 2 manifest, fields in its order (mediaType, size, digest).
@@ -99,13 +110,20 @@ fn manifest_bytes(m: &SchemaTwo) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    m.serialize(&mut ser).map_err(|e| Error::Invalid(e.to_string()))?;
+    m.serialize(&mut ser)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(out)
 }
 
 /// Opens a push session on `target`'s repository.
-pub async fn session(client: &Client, target: &Target, creds: Option<Credentials>) -> Result<Repository> {
-    client.repository(&target.domain, &target.path, creds, "pull,push").await
+pub async fn session(
+    client: &Client,
+    target: &Target,
+    creds: Option<Credentials>,
+) -> Result<Repository> {
+    client
+        .repository(&target.domain, &target.path, creds, "pull,push")
+        .await
 }
 
 /// Pushes `image` as `target`; progress goes to `progress`. The session `repo` comes from
@@ -171,12 +189,20 @@ pub async fn push_image(
     let manifest = SchemaTwo {
         schema_version: 2,
         media_type: media::DOCKER_MANIFEST,
-        config: ManifestDescriptor { media_type: media::DOCKER_CONFIG.into(), size: config.len() as u64, digest: image.id.clone() },
+        config: ManifestDescriptor {
+            media_type: media::DOCKER_CONFIG.into(),
+            size: config.len() as u64,
+            digest: image.id.clone(),
+        },
         layers: diff_ids
             .iter()
             .map(|d| {
                 let s = &by_diff[d];
-                ManifestDescriptor { media_type: s.media_type.clone(), size: s.size, digest: s.digest.clone() }
+                ManifestDescriptor {
+                    media_type: s.media_type.clone(),
+                    size: s.size,
+                    digest: s.digest.clone(),
+                }
             })
             .collect(),
     };
@@ -190,7 +216,10 @@ pub async fn push_image(
             .unwrap_or_else(|_| Request::new(empty()))
     };
     check(repo.send(&make).await?).await?;
-    Ok(Pushed { digest, size: bytes.len() })
+    Ok(Pushed {
+        digest,
+        size: bytes.len(),
+    })
 }
 
 /// Runs the futures concurrently on this task and returns their results in order.
@@ -245,9 +274,16 @@ async fn push_layer(
     // Known compressed forms: the cache first (it is what an upload would send), then sources.
     let mut known: Vec<BlobSource> = Vec::new();
     if let Some(c) = store.compressed(diff_id, Compression::Gzip)? {
-        known.push(BlobSource { digest: c.digest, size: c.size, media_type: media::DOCKER_LAYER_GZIP.into(), repository: String::new() });
+        known.push(BlobSource {
+            digest: c.digest,
+            size: c.size,
+            media_type: media::DOCKER_LAYER_GZIP.into(),
+            repository: String::new(),
+        });
     }
-    known.extend(store.blob_sources(diff_id)?.into_iter().filter(|s| s.media_type == media::DOCKER_LAYER_GZIP || s.media_type == media::OCI_LAYER_GZIP));
+    known.extend(store.blob_sources(diff_id)?.into_iter().filter(|s| {
+        s.media_type == media::DOCKER_LAYER_GZIP || s.media_type == media::OCI_LAYER_GZIP
+    }));
     let mut checked = HashSet::new();
     for k in &known {
         if checked.insert(k.digest.clone()) && upload::exists(repo, &k.digest).await?.is_some() {
@@ -256,13 +292,18 @@ async fn push_layer(
         }
     }
     for k in &known {
-        let Some(from) = same_registry_path(&k.repository, &target.domain) else { continue };
+        let Some(from) = same_registry_path(&k.repository, &target.domain) else {
+            continue;
+        };
         if from == target.path {
             continue;
         }
         match upload::start(repo, Some((&k.digest, from))).await {
             Ok(Started::Mounted) => {
-                let _ = progress.send(Progress::MountedFrom { id, from: from.to_string() });
+                let _ = progress.send(Progress::MountedFrom {
+                    id,
+                    from: from.to_string(),
+                });
                 return record(&k.digest, k.size);
             }
             // Not mountable: this session is abandoned (the registry expires it).
@@ -278,13 +319,18 @@ async fn push_layer(
                 let _ = progress.send(Progress::Pushed(id));
                 return record(&digest, size);
             }
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+            Err(e) if e.is_retryable() && !is_missing_credentials(&e) && attempt < ATTEMPTS => {
                 tracing::warn!(layer = %id, attempt, error = %e, "layer upload failed; retrying");
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt) * 2)).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The registry wants Basic credentials and the client sent none: no retry can help.
+pub fn is_missing_credentials(e: &Error) -> bool {
+    matches!(e, Error::Transport { reason, .. } if reason == "no basic auth credentials")
 }
 
 /// Uploads a layer's gzip: the cached one, or one made now while it streams.
@@ -297,7 +343,11 @@ async fn upload_layer(
 ) -> Result<(String, u64)> {
     let session = match upload::start(repo, None).await? {
         Started::Upload(s) => s,
-        Started::Mounted => return Err(Error::Invalid("registry mounted a blob it was not asked to".into())),
+        Started::Mounted => {
+            return Err(Error::Invalid(
+                "registry mounted a blob it was not asked to".into(),
+            ))
+        }
     };
     let counter = Arc::new(AtomicU64::new(0));
     let reporter = spawn_reporter(id.to_string(), counter.clone(), progress.clone());
@@ -311,7 +361,9 @@ async fn upload_layer(
     }
 
     // Fresh: compress into the cache and stream the same bytes in one PATCH.
-    let tar_size = std::fs::metadata(store.layer_tar_path(diff_id)?).map(|m| m.len()).unwrap_or(0);
+    let tar_size = std::fs::metadata(store.layer_tar_path(diff_id)?)
+        .map(|m| m.len())
+        .unwrap_or(0);
     reporter.total.store(tar_size, Ordering::Relaxed);
     let (tx, body) = ChannelBody::new(None);
     let compressor = {
@@ -323,7 +375,9 @@ async fn upload_layer(
     let body = upload::once_body(body);
     let patched = upload::patch(repo, &session, &body, None).await;
     // The cache is completed even when the upload failed, so a retry sends the file.
-    let layer = compressor.await.map_err(|e| Error::Invalid(format!("compression failed: {e}")))??;
+    let layer = compressor
+        .await
+        .map_err(|e| Error::Invalid(format!("compression failed: {e}")))??;
     reporter.stop().await;
     let session = patched?;
     upload::finish(repo, &session, &layer.digest).await?;
@@ -346,7 +400,11 @@ impl Reporter {
     }
 }
 
-fn spawn_reporter(id: String, counter: Arc<AtomicU64>, progress: mpsc::UnboundedSender<Progress>) -> Reporter {
+fn spawn_reporter(
+    id: String,
+    counter: Arc<AtomicU64>,
+    progress: mpsc::UnboundedSender<Progress>,
+) -> Reporter {
     let total = Arc::new(AtomicU64::new(0));
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
     let t = total.clone();
@@ -361,14 +419,22 @@ fn spawn_reporter(id: String, counter: Arc<AtomicU64>, progress: mpsc::Unbounded
             let total = t.load(Ordering::Relaxed);
             if current != last && (current - last >= total / 100 || stopped) {
                 last = current;
-                let _ = progress.send(Progress::Pushing { id: id.clone(), current, total });
+                let _ = progress.send(Progress::Pushing {
+                    id: id.clone(),
+                    current,
+                    total,
+                });
             }
             if stopped {
                 return;
             }
         }
     });
-    Reporter { total, stop: Some(stop_tx), task }
+    Reporter {
+        total,
+        stop: Some(stop_tx),
+        task,
+    }
 }
 
 #[cfg(test)]
@@ -380,8 +446,16 @@ mod tests {
         let m = SchemaTwo {
             schema_version: 2,
             media_type: media::DOCKER_MANIFEST,
-            config: ManifestDescriptor { media_type: media::DOCKER_CONFIG.into(), size: 1, digest: "sha256:a".into() },
-            layers: vec![ManifestDescriptor { media_type: media::DOCKER_LAYER_GZIP.into(), size: 2, digest: "sha256:b".into() }],
+            config: ManifestDescriptor {
+                media_type: media::DOCKER_CONFIG.into(),
+                size: 1,
+                digest: "sha256:a".into(),
+            },
+            layers: vec![ManifestDescriptor {
+                media_type: media::DOCKER_LAYER_GZIP.into(),
+                size: 2,
+                digest: "sha256:b".into(),
+            }],
         };
         let text = String::from_utf8(manifest_bytes(&m).unwrap()).unwrap();
         assert_eq!(

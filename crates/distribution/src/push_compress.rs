@@ -193,9 +193,14 @@ pub fn compress_layer(
     read: Arc<AtomicU64>,
 ) -> Result<CompressedLayer> {
     let path = store.layer_tar_path(diff_id)?;
-    let mut tar = std::fs::File::open(&path).map_err(|e| Error::Invalid(format!("layer {diff_id}: {e}")))?;
+    let mut tar =
+        std::fs::File::open(&path).map_err(|e| Error::Invalid(format!("layer {diff_id}: {e}")))?;
     let blob = store.compressed_writer()?;
-    let tee = Tee { blob, tx, pending: BytesMut::with_capacity(SEND_AT) };
+    let tee = Tee {
+        blob,
+        tx,
+        pending: BytesMut::with_capacity(SEND_AT),
+    };
     let io_err = |e: io::Error| Error::Invalid(format!("compressing layer {diff_id}: {e}"));
     let mut gz = AdaptiveGzip::new(tee).map_err(io_err)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -229,8 +234,19 @@ mod tests {
             x ^= x << 17;
             *b = x as u8;
         }
-        let text: Vec<u8> = b"layer tar text ".iter().cycle().take(3 << 20).copied().collect();
-        let chunks = [&random[..1 << 20], &text[..1 << 20], &random[1 << 20..], &text[1 << 20..], b"tail"];
+        let text: Vec<u8> = b"layer tar text "
+            .iter()
+            .cycle()
+            .take(3 << 20)
+            .copied()
+            .collect();
+        let chunks = [
+            &random[..1 << 20],
+            &text[..1 << 20],
+            &random[1 << 20..],
+            &text[1 << 20..],
+            b"tail",
+        ];
         let mut gz = AdaptiveGzip::new(Vec::new()).unwrap();
         let mut all = Vec::new();
         for c in chunks {
@@ -238,10 +254,16 @@ mod tests {
             all.extend_from_slice(c);
         }
         let out = gz.finish().unwrap();
-        assert!(out.len() < random.len() + (64 << 10), "text compressed, random stored: {}", out.len());
+        assert!(
+            out.len() < random.len() + (64 << 10),
+            "text compressed, random stored: {}",
+            out.len()
+        );
         // Go's reader (what Docker and containerd use) takes one member; so does a plain decoder.
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, all);
         assert!(looks_incompressible(&random) && !looks_incompressible(&text));
     }
@@ -271,15 +293,23 @@ mod tests {
                 streamed.extend_from_slice(&chunk.unwrap());
             }
             let layer = h.join().unwrap().unwrap();
-            assert_eq!(std::fs::read(store.compressed_path(&layer.digest).unwrap()).unwrap(), streamed);
+            assert_eq!(
+                std::fs::read(store.compressed_path(&layer.digest).unwrap()).unwrap(),
+                streamed
+            );
             layer
         });
         assert_eq!(read.load(Ordering::Relaxed), data.len() as u64);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(store.compressed_path(&layer.digest).unwrap()).unwrap())
-            .read_to_end(&mut out)
-            .unwrap();
+        flate2::read::GzDecoder::new(
+            std::fs::File::open(store.compressed_path(&layer.digest).unwrap()).unwrap(),
+        )
+        .read_to_end(&mut out)
+        .unwrap();
         assert_eq!(out, data);
-        assert_eq!(store.compressed(&diff_id, Compression::Gzip).unwrap(), Some(layer));
+        assert_eq!(
+            store.compressed(&diff_id, Compression::Gzip).unwrap(),
+            Some(layer)
+        );
     }
 }

@@ -37,7 +37,10 @@ impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
     }
 
@@ -103,17 +106,23 @@ fn location(repo: &Repository, resp: &hyper::Response<hyper::body::Incoming>) ->
         .get("location")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Error::Invalid("registry answered an upload without a Location".into()))?;
-    Ok(Session(if loc.starts_with("http://") || loc.starts_with("https://") {
-        loc.to_string()
-    } else {
-        format!("{}{loc}", repo.endpoint().base)
-    }))
+    Ok(Session(
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            loc.to_string()
+        } else {
+            format!("{}{loc}", repo.endpoint().base)
+        },
+    ))
 }
 
 /// Whether the repository has blob `digest` (HEAD); its size when it does.
 pub async fn exists(repo: &Repository, digest: &str) -> Result<Option<u64>> {
     let url = repo.url(&format!("blobs/{digest}"));
-    let make = || Request::head(&url).body(empty()).unwrap_or_else(|_| Request::new(empty()));
+    let make = || {
+        Request::head(&url)
+            .body(empty())
+            .unwrap_or_else(|_| Request::new(empty()))
+    };
     let resp = repo.send(&make).await?;
     match resp.status() {
         s if s.is_success() => Ok(Some(
@@ -133,7 +142,10 @@ pub async fn exists(repo: &Repository, digest: &str) -> Result<Option<u64>> {
 pub async fn start(repo: &Repository, mount: Option<(&str, &str)>) -> Result<Started> {
     let mut url = repo.url("blobs/uploads/");
     if let Some((digest, from)) = mount {
-        url.push_str(&format!("?mount={digest}&from={}", percent_encoding::utf8_percent_encode(from, percent_encoding::NON_ALPHANUMERIC)));
+        url.push_str(&format!(
+            "?mount={digest}&from={}",
+            percent_encoding::utf8_percent_encode(from, percent_encoding::NON_ALPHANUMERIC)
+        ));
     }
     let make = || {
         Request::post(&url)
@@ -155,7 +167,13 @@ fn with_param(url: &str, kv: &str) -> String {
 }
 
 /// Sends the whole blob in the closing PUT (`body` = its bytes, `len` of them).
-pub async fn put_monolithic(repo: &Repository, session: &Session, digest: &str, body: impl Fn() -> Body + Sync, len: u64) -> Result<()> {
+pub async fn put_monolithic(
+    repo: &Repository,
+    session: &Session,
+    digest: &str,
+    body: impl Fn() -> Body + Sync,
+    len: u64,
+) -> Result<()> {
     let url = with_param(&session.0, &format!("digest={digest}"));
     let make = || {
         Request::put(&url)
@@ -169,7 +187,12 @@ pub async fn put_monolithic(repo: &Repository, session: &Session, digest: &str, 
 
 /// Sends one PATCH (a `range` of the blob, or with `range` None a stream of unknown length)
 /// and returns where the session continues.
-pub async fn patch(repo: &Repository, session: &Session, body: &(dyn Fn() -> Body + Sync), range: Option<(u64, u64)>) -> Result<Session> {
+pub async fn patch(
+    repo: &Repository,
+    session: &Session,
+    body: &(dyn Fn() -> Body + Sync),
+    range: Option<(u64, u64)>,
+) -> Result<Session> {
     let url = session.0.clone();
     let make = || {
         let mut b = Request::patch(&url).header("Content-Type", "application/octet-stream");
@@ -198,7 +221,14 @@ pub async fn finish(repo: &Repository, session: &Session, digest: &str) -> Resul
 
 /// Uploads the blob in file `path` (`size` bytes, digest `digest`) into `session`: one PUT
 /// when small, else PATCHes of [`CHUNK_SIZE`] and a closing PUT.
-pub async fn upload_file(repo: &Repository, session: Session, path: &Path, digest: &str, size: u64, sent: Arc<AtomicU64>) -> Result<()> {
+pub async fn upload_file(
+    repo: &Repository,
+    session: Session,
+    path: &Path,
+    digest: &str,
+    size: u64,
+    sent: Arc<AtomicU64>,
+) -> Result<()> {
     if size <= MONOLITHIC_MAX {
         let body = || file_body(path.to_path_buf(), 0, size, sent.clone());
         return put_monolithic(repo, &session, digest, body, size).await;
@@ -218,7 +248,12 @@ pub async fn upload_file(repo: &Repository, session: Session, path: &Path, diges
 /// get an empty body, which the registry refuses, so the caller retries from the cache.
 pub fn once_body(body: Body) -> impl Fn() -> Body + Sync {
     let slot = Mutex::new(Some(body));
-    move || slot.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(empty)
+    move || {
+        slot.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(empty)
+    }
 }
 
 /// A small blob (a config) from memory.

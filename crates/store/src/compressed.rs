@@ -91,23 +91,35 @@ impl Store {
         if let Some(existing) = self.compressed(diff_id, compression)? {
             return Ok(existing);
         }
-        let layer = CompressedLayer { digest: blob.digest.clone(), size: blob.size };
+        let layer = CompressedLayer {
+            digest: blob.digest.clone(),
+            size: blob.size,
+        };
         let _g = self.lock();
         if !self.content.path(diff_id)?.exists() {
-            return Err(Error::NotFound(format!("layer {diff_id} is not in the store")));
+            return Err(Error::NotFound(format!(
+                "layer {diff_id} is not in the store"
+            )));
         }
         blob.commit()?;
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(COMPRESSED)?;
-            t.insert(compressed_key(diff_id, compression).as_str(), encode(&layer)?.as_slice())?;
+            t.insert(
+                compressed_key(diff_id, compression).as_str(),
+                encode(&layer)?.as_slice(),
+            )?;
         }
         txn.commit()?;
         Ok(layer)
     }
 
     /// The kept `compression` form of layer `diff_id`, if there is one.
-    pub fn compressed(&self, diff_id: &str, compression: Compression) -> Result<Option<CompressedLayer>, Error> {
+    pub fn compressed(
+        &self,
+        diff_id: &str,
+        compression: Compression,
+    ) -> Result<Option<CompressedLayer>, Error> {
         let txn = self.db.begin_read()?;
         let t = match txn.open_table(COMPRESSED) {
             Ok(t) => t,
@@ -119,7 +131,10 @@ impl Store {
         };
         let layer: CompressedLayer = decode("compressed layer", v.value())?;
         // A row whose file went missing (a crash between unlink and commit) is no cache.
-        Ok(self.compressed_path(&layer.digest)?.exists().then_some(layer))
+        Ok(self
+            .compressed_path(&layer.digest)?
+            .exists()
+            .then_some(layer))
     }
 
     /// File holding a kept compressed blob.
@@ -219,7 +234,12 @@ impl Store {
                 let (k, v) = item?;
                 let key = k.value().to_string();
                 let diff_id = key.split(' ').next().unwrap_or_default();
-                if self.content.path(diff_id).map(|p| p.exists()).unwrap_or(false) {
+                if self
+                    .content
+                    .path(diff_id)
+                    .map(|p| p.exists())
+                    .unwrap_or(false)
+                {
                     let layer: CompressedLayer = decode("compressed layer", v.value())?;
                     keep.insert(layer.digest);
                 } else {
@@ -234,7 +254,12 @@ impl Store {
             for item in s.iter()? {
                 let (k, _) = item?;
                 let diff_id = k.value().to_string();
-                if !self.content.path(&diff_id).map(|p| p.exists()).unwrap_or(false) {
+                if !self
+                    .content
+                    .path(&diff_id)
+                    .map(|p| p.exists())
+                    .unwrap_or(false)
+                {
                     dead.push(diff_id);
                 }
             }
@@ -293,18 +318,31 @@ mod tests {
         assert_eq!(store.compressed(&diff_id, Compression::Gzip).unwrap(), None);
         let mut w = store.compressed_writer().unwrap();
         w.write_all(b"gzipped bytes").unwrap();
-        let first = store.add_compressed(&diff_id, Compression::Gzip, w.finish().unwrap()).unwrap();
-        assert_eq!(store.compressed(&diff_id, Compression::Gzip).unwrap(), Some(first.clone()));
-        assert_eq!(std::fs::read(store.compressed_path(&first.digest).unwrap()).unwrap(), b"gzipped bytes");
+        let first = store
+            .add_compressed(&diff_id, Compression::Gzip, w.finish().unwrap())
+            .unwrap();
+        assert_eq!(
+            store.compressed(&diff_id, Compression::Gzip).unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(
+            std::fs::read(store.compressed_path(&first.digest).unwrap()).unwrap(),
+            b"gzipped bytes"
+        );
         // A second form does not replace the first.
         let mut w = store.compressed_writer().unwrap();
         w.write_all(b"other bytes").unwrap();
-        let again = store.add_compressed(&diff_id, Compression::Gzip, w.finish().unwrap()).unwrap();
+        let again = store
+            .add_compressed(&diff_id, Compression::Gzip, w.finish().unwrap())
+            .unwrap();
         assert_eq!(again, first);
         assert_eq!(store.compressed(&diff_id, Compression::Zstd).unwrap(), None);
         // Garbage collection keeps it while the layer is there, and drops it after.
         store.collect_compressed_garbage().unwrap();
-        assert!(store.compressed(&diff_id, Compression::Gzip).unwrap().is_some());
+        assert!(store
+            .compressed(&diff_id, Compression::Gzip)
+            .unwrap()
+            .is_some());
         store.content.remove(&diff_id).unwrap();
         store.collect_compressed_garbage().unwrap();
         assert_eq!(store.compressed(&diff_id, Compression::Gzip).unwrap(), None);
@@ -323,9 +361,16 @@ mod tests {
         store.add_blob_source(&diff_id, src("r:5000/a")).unwrap();
         store.add_blob_source(&diff_id, src("r:5000/b")).unwrap();
         store.add_blob_source(&diff_id, src("r:5000/a")).unwrap();
-        let repos: Vec<String> = store.blob_sources(&diff_id).unwrap().into_iter().map(|s| s.repository).collect();
+        let repos: Vec<String> = store
+            .blob_sources(&diff_id)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.repository)
+            .collect();
         assert_eq!(repos, ["r:5000/a", "r:5000/b"]);
-        store.forget_compressed(std::slice::from_ref(&diff_id)).unwrap();
+        store
+            .forget_compressed(std::slice::from_ref(&diff_id))
+            .unwrap();
         assert!(store.blob_sources(&diff_id).unwrap().is_empty());
         assert!(store.add_blob_source("sha256:nope", src("x")).is_err());
     }

@@ -68,7 +68,12 @@ impl Store {
     /// storing the uncompressed tar alongside; fails unless the tar matches `diff_id`. Reads
     /// `input` to its end, so a caller hashing it sees every byte. Blocking: run it on a
     /// thread of its own.
-    pub fn unpack_layer(&self, input: &mut dyn Read, diff_id: &str, parent: Option<&str>) -> Result<PulledLayer, Error> {
+    pub fn unpack_layer(
+        &self,
+        input: &mut dyn Read,
+        diff_id: &str,
+        parent: Option<&str>,
+    ) -> Result<PulledLayer, Error> {
         let mut input = BufReader::with_capacity(BUF_SIZE, input);
         let compression = Compression::sniff(input.fill_buf()?)?;
         let snapshot = self.snapshots.temp()?;

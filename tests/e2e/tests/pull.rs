@@ -19,7 +19,11 @@ use berth_e2e::{bin_dir, eventually, repo_root, tempdir::TempDir, Daemon, Docker
 use sha2::{Digest, Sha256};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -41,7 +45,10 @@ impl Drop for Proc {
 }
 
 fn wait_listening(addr: &str, what: &str) {
-    assert!(eventually(30, || TcpStream::connect(addr).is_ok()), "{what} did not start on {addr}");
+    assert!(
+        eventually(30, || TcpStream::connect(addr).is_ok()),
+        "{what} did not start on {addr}"
+    );
 }
 
 /// `berth-registry` on a free loopback port.
@@ -62,7 +69,11 @@ impl BerthRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("berth-registry");
-        let r = BerthRegistry { addr, _proc: Proc(child), _dir: dir };
+        let r = BerthRegistry {
+            addr,
+            _proc: Proc(child),
+            _dir: dir,
+        };
         wait_listening(&r.addr, "berth-registry");
         r
     }
@@ -85,10 +96,16 @@ impl DistRegistry {
             dir.path().join("root").display()
         );
         if let Some((user, password)) = basic_auth {
-            let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd (apache2-utils)");
             assert!(out.status.success());
             std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-            config += &format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", dir.path().join("htpasswd").display());
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
         }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
@@ -98,7 +115,11 @@ impl DistRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (scripts/deps.sh --test installs it)");
-        let r = DistRegistry { addr, _proc: Proc(child), _dir: dir };
+        let r = DistRegistry {
+            addr,
+            _proc: Proc(child),
+            _dir: dir,
+        };
         wait_listening(&r.addr, "docker-registry");
         r
     }
@@ -113,7 +134,10 @@ struct Resp {
 
 fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req += &format!("{k}: {v}\r\n");
     }
@@ -139,25 +163,66 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     if method != "HEAD" {
         r.read_to_end(&mut body).unwrap();
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Uploads a blob monolithically (POST then PUT ?digest=).
 fn upload_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
-    let start = http(addr, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
-    assert_eq!(start.status, 202, "upload start: {}", String::from_utf8_lossy(&start.body));
+    let start = http(
+        addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        start.status,
+        202,
+        "upload start: {}",
+        String::from_utf8_lossy(&start.body)
+    );
     let loc = start.headers["location"].clone();
-    let path = loc.split_once("//").map(|(_, r)| &r[r.find('/').unwrap()..]).unwrap_or(&loc).to_string();
+    let path = loc
+        .split_once("//")
+        .map(|(_, r)| &r[r.find('/').unwrap()..])
+        .unwrap_or(&loc)
+        .to_string();
     let sep = if path.contains('?') { '&' } else { '?' };
-    let put = http(addr, "PUT", &format!("{path}{sep}digest={digest}"), &[("Content-Type", "application/octet-stream")], bytes);
-    assert_eq!(put.status, 201, "upload: {}", String::from_utf8_lossy(&put.body));
+    let put = http(
+        addr,
+        "PUT",
+        &format!("{path}{sep}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    );
+    assert_eq!(
+        put.status,
+        201,
+        "upload: {}",
+        String::from_utf8_lossy(&put.body)
+    );
     digest
 }
 
 fn put_manifest(addr: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
-    let r = http(addr, "PUT", &format!("/v2/{repo}/manifests/{reference}"), &[("Content-Type", media_type)], bytes);
-    assert_eq!(r.status, 201, "manifest: {}", String::from_utf8_lossy(&r.body));
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Content-Type", media_type)],
+        bytes,
+    );
+    assert_eq!(
+        r.status,
+        201,
+        "manifest: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     sha256(bytes)
 }
 
@@ -188,7 +253,13 @@ struct Pushed {
 
 /// Uploads an image of `layers` for `arch` (config and manifest as Docker writes them); tags
 /// it `tag` when given.
-fn push_image(addr: &str, repo: &str, tag: Option<&str>, arch: &str, layers: &[(Vec<u8>, String)]) -> Pushed {
+fn push_image(
+    addr: &str,
+    repo: &str,
+    tag: Option<&str>,
+    arch: &str,
+    layers: &[(Vec<u8>, String)],
+) -> Pushed {
     let diff_ids: Vec<&str> = layers.iter().map(|(_, d)| d.as_str()).collect();
     let config = serde_json::json!({
         "architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
@@ -213,12 +284,24 @@ fn push_image(addr: &str, repo: &str, tag: Option<&str>, arch: &str, layers: &[(
     }))
     .unwrap();
     let reference = tag.map(String::from).unwrap_or_else(|| sha256(&manifest));
-    let digest = put_manifest(addr, repo, &reference, "application/vnd.docker.distribution.manifest.v2+json", &manifest);
-    Pushed { manifest: digest, manifest_bytes: manifest, layers: digests }
+    let digest = put_manifest(
+        addr,
+        repo,
+        &reference,
+        "application/vnd.docker.distribution.manifest.v2+json",
+        &manifest,
+    );
+    Pushed {
+        manifest: digest,
+        manifest_bytes: manifest,
+        layers: digests,
+    }
 }
 
 fn inspect(d: &Daemon, image: &str, format: &str) -> String {
-    d.ok(&["image", "inspect", "--format", format, image]).trim().to_string()
+    d.ok(&["image", "inspect", "--format", format, image])
+        .trim()
+        .to_string()
 }
 
 /// What the proxy does to the next requests.
@@ -253,7 +336,12 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let faults = Arc::new(Mutex::new(Faults::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, s, up, me) = (faults.clone(), stop.clone(), upstream.to_string(), addr.clone());
+        let (f, s, up, me) = (
+            faults.clone(),
+            stop.clone(),
+            upstream.to_string(),
+            addr.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -286,7 +374,12 @@ impl Drop for Proxy {
 }
 
 /// One request per connection: read its head, apply the faults, relay the answer.
-fn serve(client: TcpStream, upstream: &str, me: &str, faults: &Mutex<Faults>) -> std::io::Result<()> {
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    me: &str,
+    faults: &Mutex<Faults>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     loop {
@@ -300,7 +393,11 @@ fn serve(client: TcpStream, upstream: &str, me: &str, faults: &Mutex<Faults>) ->
         head.push(line);
     }
     let request_line = head[0].trim().to_string();
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
     let header = |name: &str| {
         head.iter()
             .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
@@ -316,7 +413,10 @@ fn serve(client: TcpStream, upstream: &str, me: &str, faults: &Mutex<Faults>) ->
         if path.starts_with("/token") {
             let want = format!("Basic {}", base64(&format!("{user}:{password}")));
             let (status, body) = if header("authorization") == Some(want) {
-                ("200 OK", format!("{{\"token\":\"{TOKEN}\",\"expires_in\":300}}"))
+                (
+                    "200 OK",
+                    format!("{{\"token\":\"{TOKEN}\",\"expires_in\":300}}"),
+                )
             } else {
                 ("401 Unauthorized", "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}".to_string())
             };
@@ -330,7 +430,11 @@ fn serve(client: TcpStream, upstream: &str, me: &str, faults: &Mutex<Faults>) ->
         }
     }
     let is_get = request_line.starts_with("GET ");
-    let blob = |d: &Option<String>| is_get && d.as_ref().is_some_and(|d| path.ends_with(&format!("/blobs/{d}")));
+    let blob = |d: &Option<String>| {
+        is_get
+            && d.as_ref()
+                .is_some_and(|d| path.ends_with(&format!("/blobs/{d}")))
+    };
     if let Some((d, n)) = f.fail.clone() {
         if blob(&Some(d.clone())) && n > 0 {
             f.fail = Some((d, n - 1));
@@ -346,7 +450,11 @@ fn serve(client: TcpStream, upstream: &str, me: &str, faults: &Mutex<Faults>) ->
         }
     }
     let corrupt = blob(&f.corrupt);
-    let slow = f.slow.as_ref().filter(|(d, _)| blob(&Some(d.clone()))).map(|(_, n)| *n);
+    let slow = f
+        .slow
+        .as_ref()
+        .filter(|(d, _)| blob(&Some(d.clone())))
+        .map(|(_, n)| *n);
     drop(f);
     let mut up = TcpStream::connect(upstream)?;
     let mut out = String::new();
@@ -405,7 +513,9 @@ fn base64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -421,18 +531,33 @@ fn base64(s: &str) -> String {
 fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> PathBuf {
     let cfg = dir.join("docker-config");
     std::fs::create_dir_all(&cfg).unwrap();
-    let json = serde_json::json!({"auths": {registry: {"auth": base64(&format!("{user}:{password}"))}}});
-    std::fs::write(cfg.join("config.json"), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let json =
+        serde_json::json!({"auths": {registry: {"auth": base64(&format!("{user}:{password}"))}}});
+    std::fs::write(
+        cfg.join("config.json"),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    )
+    .unwrap();
     cfg
 }
 
 fn berth_with_config(d: &Daemon, config: &Path, args: &[&str]) -> berth_e2e::Run {
-    d.berth_cmd(args).env("DOCKER_CONFIG", config).output().unwrap().into()
+    d.berth_cmd(args)
+        .env("DOCKER_CONFIG", config)
+        .output()
+        .unwrap()
+        .into()
 }
 
 /// Images the store lists, to show a failed pull changed nothing.
 fn image_ids(d: &Daemon) -> String {
-    d.ok(&["images", "-a", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+    d.ok(&[
+        "images",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ])
 }
 
 #[test]
@@ -449,12 +574,28 @@ fn pulls_what_docker_pushed_to_distribution_with_basic_auth() {
         .unwrap();
     assert!(made.success());
     let image = format!("{}/team/bb:v1", reg.addr);
-    let import = dockerd.docker(&["import", "--change", "CMD [\"sh\"]", "--change", "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin", tar.to_str().unwrap(), &image]);
+    let import = dockerd.docker(&[
+        "import",
+        "--change",
+        "CMD [\"sh\"]",
+        "--change",
+        "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin",
+        tar.to_str().unwrap(),
+        &image,
+    ]);
     assert_eq!(import.code, 0, "{}", import.stderr);
     let config = docker_config(tmp.path(), &reg.addr, "alice", "s3cret");
     let push = dockerd.docker(&["--config", config.to_str().unwrap(), "push", &image]);
     assert_eq!(push.code, 0, "{}", push.stderr);
-    let digest = push.stdout.split("digest: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let digest = push
+        .stdout
+        .split("digest: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
 
     let d = Daemon::start();
     // The daemon's own busybox has the same layer; without it the layer is really downloaded.
@@ -466,57 +607,130 @@ fn pulls_what_docker_pushed_to_distribution_with_basic_auth() {
         r.stderr.trim(),
         format!("Error response from daemon: Head \"http://{}/v2/team/bb/manifests/v1\": no basic auth credentials", reg.addr)
     );
-    let anonymous_docker = dockerd.docker(&["--config", tmp.path().join("empty").to_str().unwrap(), "pull", &image]);
-    assert!(anonymous_docker.stderr.trim().ends_with(r.stderr.trim()), "docker's own words: {}", anonymous_docker.stderr);
+    let anonymous_docker = dockerd.docker(&[
+        "--config",
+        tmp.path().join("empty").to_str().unwrap(),
+        "pull",
+        &image,
+    ]);
+    assert!(
+        anonymous_docker.stderr.trim().ends_with(r.stderr.trim()),
+        "docker's own words: {}",
+        anonymous_docker.stderr
+    );
 
     let r = berth_with_config(&d, &config, &["pull", &image]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines[0], "v1: Pulling from team/bb");
-    assert!(lines.iter().any(|l| l.ends_with(": Pull complete")), "{}", r.stdout);
-    assert!(lines.contains(&format!("Digest: {digest}").as_str()), "{}", r.stdout);
+    assert!(
+        lines.iter().any(|l| l.ends_with(": Pull complete")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines.contains(&format!("Digest: {digest}").as_str()),
+        "{}",
+        r.stdout
+    );
     assert!(lines.contains(&format!("Status: Downloaded newer image for {image}").as_str()));
     assert_eq!(lines.last().copied(), Some(image.as_str()));
-    assert_eq!(d.ok(&["run", "--rm", &image, "echo", "pulled and ran"]).trim(), "pulled and ran");
+    assert_eq!(
+        d.ok(&["run", "--rm", &image, "echo", "pulled and ran"])
+            .trim(),
+        "pulled and ran"
+    );
     // Same image ID as Docker's: the config came through byte for byte.
-    let docker_id = dockerd.docker(&["image", "inspect", "--format", "{{.Id}}", &image]).stdout;
+    let docker_id = dockerd
+        .docker(&["image", "inspect", "--format", "{{.Id}}", &image])
+        .stdout;
     assert_eq!(inspect(&d, &image, "{{.Id}}"), docker_id.trim());
     let repo_digest = format!("{}/team/bb@{digest}", reg.addr);
-    assert_eq!(inspect(&d, &image, "{{json .RepoDigests}}"), format!("[\"{repo_digest}\"]"));
+    assert_eq!(
+        inspect(&d, &image, "{{json .RepoDigests}}"),
+        format!("[\"{repo_digest}\"]")
+    );
 
     // Again: up to date. By digest: found, and `run` by digest works.
     let again = berth_with_config(&d, &config, &["pull", &image]);
-    assert!(again.stdout.contains(&format!("Status: Image is up to date for {image}")), "{}", again.stdout);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("Status: Image is up to date for {image}")),
+        "{}",
+        again.stdout
+    );
     d.ok(&["rmi", &image]);
     let by_digest = berth_with_config(&d, &config, &["pull", "-q", &repo_digest]);
     assert_eq!(by_digest.code, 0, "{}", by_digest.stderr);
     assert_eq!(by_digest.stdout.trim(), repo_digest);
-    assert_eq!(d.ok(&["run", "--rm", &repo_digest, "echo", "by digest"]).trim(), "by digest");
+    assert_eq!(
+        d.ok(&["run", "--rm", &repo_digest, "echo", "by digest"])
+            .trim(),
+        "by digest"
+    );
 
     // `run` of an image not here pulls it first, with docker's messages on stderr.
     let image2 = format!("{}/team/bb:v2", reg.addr);
     assert_eq!(dockerd.docker(&["tag", &image, &image2]).code, 0);
-    assert_eq!(dockerd.docker(&["--config", config.to_str().unwrap(), "push", &image2]).code, 0);
+    assert_eq!(
+        dockerd
+            .docker(&["--config", config.to_str().unwrap(), "push", &image2])
+            .code,
+        0
+    );
     let run = berth_with_config(&d, &config, &["run", "--rm", &image2, "echo", "ran"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.trim(), "ran");
-    assert!(run.stderr.starts_with(&format!("Unable to find image '{image2}' locally\n")), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("Status: Downloaded newer image for {image2}")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with(&format!("Unable to find image '{image2}' locally\n")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Status: Downloaded newer image for {image2}")),
+        "{}",
+        run.stderr
+    );
 
     // The docker CLI against berthd pulls normally too (credentials from its config).
     d.ok(&["rmi", &image2]);
     let via_docker = d.docker(&["--config", config.to_str().unwrap(), "pull", &image2]);
     assert_eq!(via_docker.code, 0, "{}", via_docker.stderr);
-    assert!(via_docker.stdout.starts_with("v2: Pulling from team/bb\n"), "{}", via_docker.stdout);
-    assert!(via_docker.stdout.ends_with(&format!("Status: Downloaded newer image for {image2}\n{image2}\n")), "{}", via_docker.stdout);
+    assert!(
+        via_docker.stdout.starts_with("v2: Pulling from team/bb\n"),
+        "{}",
+        via_docker.stdout
+    );
+    assert!(
+        via_docker.stdout.ends_with(&format!(
+            "Status: Downloaded newer image for {image2}\n{image2}\n"
+        )),
+        "{}",
+        via_docker.stdout
+    );
 }
 
 #[test]
 fn index_platforms_all_tags_and_unknown_images() {
     let reg = BerthRegistry::start();
     let d = Daemon::start();
-    let amd = push_image(&reg.addr, "multi", None, "amd64", &[layer(&[("amd", b"amd64 file")])]);
-    let arm = push_image(&reg.addr, "multi", None, "arm64", &[layer(&[("arm", b"arm64 file")])]);
+    let amd = push_image(
+        &reg.addr,
+        "multi",
+        None,
+        "amd64",
+        &[layer(&[("amd", b"amd64 file")])],
+    );
+    let arm = push_image(
+        &reg.addr,
+        "multi",
+        None,
+        "arm64",
+        &[layer(&[("arm", b"arm64 file")])],
+    );
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -526,35 +740,86 @@ fn index_platforms_all_tags_and_unknown_images() {
         ],
     }))
     .unwrap();
-    let index_digest = put_manifest(&reg.addr, "multi", "latest", "application/vnd.oci.image.index.v1+json", &index);
+    let index_digest = put_manifest(
+        &reg.addr,
+        "multi",
+        "latest",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
     let image = format!("{}/multi", reg.addr);
-    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
 
     let r = d.berth(&["pull", &image]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("Using default tag: latest\nlatest: Pulling from multi\n"), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("Digest: {index_digest}")), "RepoDigests name the index: {}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("Using default tag: latest\nlatest: Pulling from multi\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("Digest: {index_digest}")),
+        "RepoDigests name the index: {}",
+        r.stdout
+    );
     assert_eq!(inspect(&d, &image, "{{.Architecture}}"), host_arch);
-    assert_eq!(inspect(&d, &image, "{{json .RepoDigests}}"), format!("[\"{image}@{index_digest}\"]"));
+    assert_eq!(
+        inspect(&d, &image, "{{json .RepoDigests}}"),
+        format!("[\"{image}@{index_digest}\"]")
+    );
 
-    let other = if host_arch == "amd64" { "linux/arm64" } else { "linux/amd64" };
+    let other = if host_arch == "amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
     let r = d.berth(&["pull", "--platform", other, &image]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(inspect(&d, &image, "{{.Architecture}}"), other.trim_start_matches("linux/"));
+    assert_eq!(
+        inspect(&d, &image, "{{.Architecture}}"),
+        other.trim_start_matches("linux/")
+    );
 
     let r = d.berth(&["pull", "--platform", "linux/s390x", &image]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.trim(), "Error response from daemon: no matching manifest for linux/s390x in the manifest list entries");
 
     // --all-tags: every tag of the repository, then the repository's status line.
-    push_image(&reg.addr, "multi", Some("v1"), host_arch, &[layer(&[("v1", b"one")])]);
-    push_image(&reg.addr, "multi", Some("v2"), host_arch, &[layer(&[("v2", b"two")])]);
+    push_image(
+        &reg.addr,
+        "multi",
+        Some("v1"),
+        host_arch,
+        &[layer(&[("v1", b"one")])],
+    );
+    push_image(
+        &reg.addr,
+        "multi",
+        Some("v2"),
+        host_arch,
+        &[layer(&[("v2", b"two")])],
+    );
     let r = d.berth(&["pull", "-a", &image]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for tag in ["latest", "v1", "v2"] {
-        assert!(r.stdout.contains(&format!("{tag}: Pulling from multi\n")), "{}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("{tag}: Pulling from multi\n")),
+            "{}",
+            r.stdout
+        );
     }
-    assert!(r.stdout.ends_with(&format!("Status: Downloaded newer image for {image}\n{image}\n")), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with(&format!(
+            "Status: Downloaded newer image for {image}\n{image}\n"
+        )),
+        "{}",
+        r.stdout
+    );
     let tags = d.ok(&["images", "--format", "{{.Tag}}", &image]);
     let mut tags: Vec<&str> = tags.lines().collect();
     tags.sort();
@@ -566,14 +831,27 @@ fn index_platforms_all_tags_and_unknown_images() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.trim(), format!("Error response from daemon: manifest for {}/nope:latest not found: manifest unknown: manifest unknown", reg.addr));
     let r = d.berth(&["pull", "Bad/Name"]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "invalid reference format: repository name must be lowercase"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "invalid reference format: repository name must be lowercase"
+        )
+    );
     let down = format!("127.0.0.1:{}", free_port());
     let r = d.berth(&["pull", &format!("{down}/x")]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.trim(), format!("Error response from daemon: Get \"http://{down}/v2/\": dial tcp {down}: connect: connection refused"));
     let r = d.berth(&["run", "--rm", &format!("{}/nope", reg.addr)]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains(&format!("manifest for {}/nope:latest not found: manifest unknown: manifest unknown", reg.addr)), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "manifest for {}/nope:latest not found: manifest unknown: manifest unknown",
+            reg.addr
+        )),
+        "{}",
+        r.stderr
+    );
     assert_eq!(image_ids(&d), before);
 }
 
@@ -592,7 +870,13 @@ fn broken_connections_and_bad_blobs() {
         noise.extend_from_slice(&x.to_le_bytes());
     }
     let big = layer(&[("noise", &noise)]);
-    let pushed = push_image(&reg.addr, "app", Some("v1"), "amd64", &[big.clone(), layer(&[("small", b"small")])]);
+    let pushed = push_image(
+        &reg.addr,
+        "app",
+        Some("v1"),
+        "amd64",
+        &[big.clone(), layer(&[("small", b"small")])],
+    );
     let image = format!("{}/app:v1", proxy.addr);
     let blob = pushed.layers[0].clone();
 
@@ -601,8 +885,19 @@ fn broken_connections_and_bad_blobs() {
     proxy.set(|f| f.corrupt = Some(blob.clone()));
     let r = d.berth(&["pull", &image]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains(&format!("filesystem layer verification failed for digest {blob}")), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("{}/v2/app/blobs/{blob}", proxy.addr)), "names the registry: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "filesystem layer verification failed for digest {blob}"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("{}/v2/app/blobs/{blob}", proxy.addr)),
+        "names the registry: {}",
+        r.stderr
+    );
     assert_eq!(image_ids(&d), before);
     proxy.set(|f| f.corrupt = None);
 
@@ -610,9 +905,18 @@ fn broken_connections_and_bad_blobs() {
     proxy.set(|f| f.cut = Some((blob.clone(), 300_000)));
     let r = d.berth(&["pull", &image]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(&format!("{}: Retrying in 1 second", &blob[7..19])), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("{}: Retrying in 1 second", &blob[7..19])),
+        "{}",
+        r.stdout
+    );
     let log = proxy.log();
-    assert!(log.iter().any(|l| l.contains(&format!("/blobs/{blob}")) && l.ends_with("bytes=300000-")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("/blobs/{blob}")) && l.ends_with("bytes=300000-")),
+        "{log:?}"
+    );
     d.ok(&["rmi", &image]);
 
     // 500s are retried (Docker's 5 attempts), then it works.
@@ -626,7 +930,12 @@ fn broken_connections_and_bad_blobs() {
     proxy.set(|f| f.fail = Some((blob.clone(), 10)));
     let r = d.berth(&["pull", "-q", &image]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("received unexpected HTTP status: 500 Internal Server Error"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("received unexpected HTTP status: 500 Internal Server Error"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(image_ids(&d), before);
 }
 
@@ -637,7 +946,9 @@ fn interrupted_pull_leaves_no_image_and_keeps_complete_layers() {
     let d = Daemon::start();
     let small = layer(&[("small", b"done quickly")]);
     // Incompressible, so the slowed-down blob takes seconds: 8 kB at 64 bytes per 50 ms.
-    let noise: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let slow = layer(&[("slow", &noise)]);
     let pushed = push_image(&reg.addr, "ctrlc", Some("v1"), "amd64", &[small, slow]);
     let image = format!("{}/ctrlc:v1", proxy.addr);
@@ -645,12 +956,20 @@ fn interrupted_pull_leaves_no_image_and_keeps_complete_layers() {
     proxy.set(|f| f.slow = Some((pushed.layers[1].clone(), 64)));
 
     let before = image_ids(&d);
-    let mut pull = d.berth_cmd(&["pull", &image]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut pull = d
+        .berth_cmd(&["pull", &image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(pull.stdout.take().unwrap());
     let mut seen = String::new();
     while !seen.contains(&format!("{small_id}: Pull complete")) {
         let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "pull ended early: {seen}");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "pull ended early: {seen}"
+        );
         seen += &line;
     }
     // ctrl-c: the client goes away; the daemon stops the pull.
@@ -661,8 +980,16 @@ fn interrupted_pull_leaves_no_image_and_keeps_complete_layers() {
     proxy.set(|f| f.slow = None);
     let r = d.berth(&["pull", &image]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains(&format!("{small_id}: Already exists")), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("{slow_id}: Pull complete")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("{small_id}: Already exists")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("{slow_id}: Pull complete")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -670,7 +997,13 @@ fn bearer_tokens_from_the_challenge() {
     let reg = BerthRegistry::start();
     let proxy = Proxy::start(&reg.addr);
     proxy.set(|f| f.bearer = Some(("bob".into(), "hunter2".into())));
-    push_image(&reg.addr, "private/app", Some("v1"), "amd64", &[layer(&[("f", b"x")])]);
+    push_image(
+        &reg.addr,
+        "private/app",
+        Some("v1"),
+        "amd64",
+        &[layer(&[("f", b"x")])],
+    );
     let d = Daemon::start();
     let tmp = TempDir::new();
     let image = format!("{}/private/app:v1", proxy.addr);
@@ -687,9 +1020,16 @@ fn bearer_tokens_from_the_challenge() {
     let log = proxy.log();
     let token_requests: Vec<&String> = log.iter().filter(|l| l.starts_with("GET /token")).collect();
     assert!(
-        token_requests.iter().any(|l| l.contains("scope=repository%3Aprivate%2Fapp%3Apull") && l.contains("service=test-registry")),
+        token_requests
+            .iter()
+            .any(|l| l.contains("scope=repository%3Aprivate%2Fapp%3Apull")
+                && l.contains("service=test-registry")),
         "{log:?}"
     );
     // One token for the whole pull: the cache answers every later request of the scope.
-    assert_eq!(token_requests.len(), 2, "one refused anonymous try, one with credentials: {log:?}");
+    assert_eq!(
+        token_requests.len(),
+        2,
+        "one refused anonymous try, one with credentials: {log:?}"
+    );
 }

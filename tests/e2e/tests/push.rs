@@ -10,7 +10,11 @@ use std::process::{Child, Command, Stdio};
 use berth_e2e::{bin_dir, eventually, tempdir::TempDir, Daemon, Dockerd, Run};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A registry process on a loopback port, killed on drop.
@@ -44,7 +48,10 @@ impl Registry {
             dir.path().join("root").display()
         );
         if auth {
-            let out = Command::new("htpasswd").args(["-Bbn", "user", "pass"]).output().expect("htpasswd (apache2-utils)");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", "user", "pass"])
+                .output()
+                .expect("htpasswd (apache2-utils)");
             assert!(out.status.success());
             std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
             config.push_str(&format!(
@@ -64,8 +71,15 @@ impl Registry {
     }
 
     fn ready(addr: String, child: Child, dir: TempDir) -> Registry {
-        let r = Registry { addr, child, _dir: dir };
-        assert!(eventually(30, || TcpStream::connect(&r.addr).is_ok()), "registry did not start");
+        let r = Registry {
+            addr,
+            child,
+            _dir: dir,
+        };
+        assert!(
+            eventually(30, || TcpStream::connect(&r.addr).is_ok()),
+            "registry did not start"
+        );
         r
     }
 }
@@ -86,7 +100,14 @@ fn berth_in(d: &Daemon, config: &Path, args: &[&str], path_prefix: Option<&Path>
     let mut cmd = d.berth_cmd(args);
     cmd.env("DOCKER_CONFIG", config);
     if let Some(p) = path_prefix {
-        cmd.env("PATH", format!("{}:{}", p.display(), std::env::var("PATH").unwrap_or_default()));
+        cmd.env(
+            "PATH",
+            format!(
+                "{}:{}",
+                p.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
     }
     cmd.output().expect("run berth").into()
 }
@@ -113,28 +134,58 @@ fn push_to_berth_registry_docker_pulls_it_and_layers_are_reused() {
     let first = berth(&d, cfg.path(), &["push", &app]);
     assert_ok(&first, "push");
     let lines: Vec<&str> = first.stdout.lines().collect();
-    assert_eq!(lines[0], format!("The push refers to repository [{}/team/app]", reg.addr));
+    assert_eq!(
+        lines[0],
+        format!("The push refers to repository [{}/team/app]", reg.addr)
+    );
     assert!(lines[1].ends_with(": Preparing"), "{}", first.stdout);
     assert!(lines[2].ends_with(": Pushed"), "{}", first.stdout);
-    assert!(lines[3].starts_with("v1: digest: sha256:") && lines[3].contains(" size: "), "{}", first.stdout);
+    assert!(
+        lines[3].starts_with("v1: digest: sha256:") && lines[3].contains(" size: "),
+        "{}",
+        first.stdout
+    );
     let digest = lines[3].split_whitespace().nth(2).unwrap().to_string();
 
     // RepoDigests gains name@digest.
-    let repo_digests = d.ok(&["image", "inspect", "--format", "{{json .RepoDigests}}", &app]);
-    assert!(repo_digests.contains(&format!("{}/team/app@{digest}", reg.addr)), "{repo_digests}");
+    let repo_digests = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &app,
+    ]);
+    assert!(
+        repo_digests.contains(&format!("{}/team/app@{digest}", reg.addr)),
+        "{repo_digests}"
+    );
 
     // The same push again: every layer is already there, the manifest is the same.
     let again = berth(&d, cfg.path(), &["push", &app]);
     assert_ok(&again, "second push");
-    assert!(again.stdout.contains(": Layer already exists"), "{}", again.stdout);
-    assert!(again.stdout.contains(&format!("v1: digest: {digest} size: ")), "{}", again.stdout);
+    assert!(
+        again.stdout.contains(": Layer already exists"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains(&format!("v1: digest: {digest} size: ")),
+        "{}",
+        again.stdout
+    );
 
     // Another repository on the same registry: the layer is mounted, not uploaded.
     let other = format!("{}/other/app:v2", reg.addr);
     d.ok(&["tag", "busybox", &other]);
     let mounted = berth(&d, cfg.path(), &["push", &other]);
     assert_ok(&mounted, "push to another repository");
-    assert!(mounted.stdout.contains(": Mounted from team/app"), "{}", mounted.stdout);
+    assert!(
+        mounted.stdout.contains(": Mounted from team/app"),
+        "{}",
+        mounted.stdout
+    );
 
     // The real docker pulls what berth pushed, and runs it.
     let dockerd = Dockerd::start();
@@ -142,11 +193,113 @@ fn push_to_berth_registry_docker_pulls_it_and_layers_are_reused() {
     for image in [&app, &other] {
         let pull = docker(&dockerd, dcfg.path(), &["pull", image]);
         assert_ok(&pull, "docker pull");
-        assert!(pull.stdout.contains(&format!("Digest: {digest}")), "{}", pull.stdout);
+        assert!(
+            pull.stdout.contains(&format!("Digest: {digest}")),
+            "{}",
+            pull.stdout
+        );
     }
-    let run = docker(&dockerd, dcfg.path(), &["run", "--rm", "--network", "none", &app, "echo", "pushed by berth"]);
+    let run = docker(
+        &dockerd,
+        dcfg.path(),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &app,
+            "echo",
+            "pushed by berth",
+        ],
+    );
     assert_ok(&run, "docker run");
     assert_eq!(run.stdout.trim(), "pushed by berth");
+
+    // The docker CLI pushes through berthd as well.
+    let via_docker = d.docker(&["push", &app]);
+    assert_ok(&via_docker, "docker push against berthd");
+    assert!(
+        via_docker.stdout.contains(": Layer already exists"),
+        "{}",
+        via_docker.stdout
+    );
+}
+
+/// Files of berth's compressed-layer cache, with their modification times.
+fn compressed_cache(d: &Daemon) -> Vec<(String, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(d.data_root.join("compressed/blobs/sha256"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().unwrap().modified().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn big_layers_are_compressed_once_and_sent_in_chunks() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 40000000 /dev/urandom > /big && md5sum /big > /big.md5",
+    ]);
+    d.ok(&["commit", "big", "bigimg:v1"]);
+    let first = Registry::berth();
+    let second = Registry::distribution(false);
+    let cfg = TempDir::new();
+    let (a, b) = (
+        format!("{}/big:v1", first.addr),
+        format!("{}/big:v1", second.addr),
+    );
+    d.ok(&["tag", "bigimg:v1", &a]);
+    d.ok(&["tag", "bigimg:v1", &b]);
+
+    // First push: both layers compressed (into the cache) while they stream.
+    assert_ok(&berth(&d, cfg.path(), &["push", &a]), "first push");
+    let cached = compressed_cache(&d);
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    // Second registry: the cached gzip goes as is (the big one in PATCHes), nothing recompressed.
+    let again = berth(&d, cfg.path(), &["push", &b]);
+    assert_ok(&again, "push to a second registry");
+    assert_eq!(
+        again.stdout.matches(": Pushed").count(),
+        2,
+        "{}",
+        again.stdout
+    );
+    assert_eq!(compressed_cache(&d), cached);
+
+    let dockerd = Dockerd::start();
+    let dcfg = TempDir::new();
+    assert_ok(&docker(&dockerd, dcfg.path(), &["pull", &b]), "docker pull");
+    let check = docker(
+        &dockerd,
+        dcfg.path(),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &b,
+            "md5sum",
+            "-c",
+            "/big.md5",
+        ],
+    );
+    assert_ok(&check, "content check");
+    assert_eq!(check.stdout.trim(), "/big: OK");
 }
 
 #[test]
@@ -160,11 +313,19 @@ fn push_and_login_with_distribution_and_basic_auth() {
     // Without credentials: Docker's message after the layer is prepared.
     let denied = berth(&d, cfg.path(), &["push", &app]);
     assert_eq!(denied.code, 1, "{}{}", denied.stdout, denied.stderr);
-    assert!(denied.stdout.starts_with("Using default tag: latest\n"), "{}", denied.stdout);
+    assert!(
+        denied.stdout.starts_with("Using default tag: latest\n"),
+        "{}",
+        denied.stdout
+    );
     assert_eq!(denied.stderr.trim(), "no basic auth credentials");
 
     // A wrong password: the daemon's error, nothing written.
-    let bad = berth(&d, cfg.path(), &["login", "-u", "user", "-p", "nope", &reg.addr]);
+    let bad = berth(
+        &d,
+        cfg.path(),
+        &["login", "-u", "user", "-p", "nope", &reg.addr],
+    );
     assert_eq!(bad.code, 1);
     assert!(
         bad.stderr.contains(&format!(
@@ -178,7 +339,11 @@ fn push_and_login_with_distribution_and_basic_auth() {
 
     // Login as the docker CLI does it, and the same file.
     let mut login = d.berth_cmd(&["login", "-u", "user", "--password-stdin", &reg.addr]);
-    login.env("DOCKER_CONFIG", cfg.path()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    login
+        .env("DOCKER_CONFIG", cfg.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = login.spawn().unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"pass\n").unwrap();
     let login: Run = child.wait_with_output().unwrap().into();
@@ -186,35 +351,80 @@ fn push_and_login_with_distribution_and_basic_auth() {
     assert_eq!(login.stdout, "Login Succeeded\n");
     let config_file = cfg.path().join("config.json");
     assert!(
-        login.stderr.contains(&format!("WARNING! Your password will be stored unencrypted in {}.", config_file.display())),
+        login.stderr.contains(&format!(
+            "WARNING! Your password will be stored unencrypted in {}.",
+            config_file.display()
+        )),
         "{}",
         login.stderr
     );
 
     let dockerd = Dockerd::start();
     let dcfg = TempDir::new();
-    let dlogin = docker(&dockerd, dcfg.path(), &["login", "-u", "user", "-p", "pass", &reg.addr]);
+    let dlogin = docker(
+        &dockerd,
+        dcfg.path(),
+        &["login", "-u", "user", "-p", "pass", &reg.addr],
+    );
     assert_ok(&dlogin, "docker login");
     let ours = std::fs::read(&config_file).unwrap();
-    assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&std::fs::read(dcfg.path().join("config.json")).unwrap()));
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&std::fs::read(dcfg.path().join("config.json")).unwrap())
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&config_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&config_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     // Logged in: the push goes through; docker pulls it with its own login and runs it.
     let pushed = berth(&d, cfg.path(), &["push", &app]);
     assert_ok(&pushed, "push after login");
-    assert!(pushed.stdout.contains("latest: digest: sha256:"), "{}", pushed.stdout);
-    assert_ok(&docker(&dockerd, dcfg.path(), &["pull", &app]), "docker pull");
-    let run = docker(&dockerd, dcfg.path(), &["run", "--rm", "--network", "none", &app, "echo", "hello via distribution"]);
+    assert!(
+        pushed.stdout.contains("latest: digest: sha256:"),
+        "{}",
+        pushed.stdout
+    );
+    assert_ok(
+        &docker(&dockerd, dcfg.path(), &["pull", &app]),
+        "docker pull",
+    );
+    let run = docker(
+        &dockerd,
+        dcfg.path(),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &app,
+            "echo",
+            "hello via distribution",
+        ],
+    );
     assert_ok(&run, "docker run");
     assert_eq!(run.stdout.trim(), "hello via distribution");
 
     // Logout: the same message and the same file as docker's.
     let out = berth(&d, cfg.path(), &["logout", &reg.addr]);
     assert_ok(&out, "logout");
-    assert_eq!(out.stdout, format!("Removing login credentials for {}\n", reg.addr));
-    assert_ok(&docker(&dockerd, dcfg.path(), &["logout", &reg.addr]), "docker logout");
-    assert_eq!(std::fs::read(&config_file).unwrap(), std::fs::read(dcfg.path().join("config.json")).unwrap());
+    assert_eq!(
+        out.stdout,
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert_ok(
+        &docker(&dockerd, dcfg.path(), &["logout", &reg.addr]),
+        "docker logout",
+    );
+    assert_eq!(
+        std::fs::read(&config_file).unwrap(),
+        std::fs::read(dcfg.path().join("config.json")).unwrap()
+    );
     let denied = berth(&d, cfg.path(), &["push", &app]);
     assert_eq!(denied.stderr.trim(), "no basic auth credentials");
 }
@@ -258,13 +468,25 @@ fn credential_helpers_keep_the_secrets() {
     write_helper(&bin, &secrets);
     std::fs::write(cfg.join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
 
-    let login = berth_in(&d, &cfg, &["login", "-u", "user", "-p", "pass", &reg.addr], Some(&bin));
+    let login = berth_in(
+        &d,
+        &cfg,
+        &["login", "-u", "user", "-p", "pass", &reg.addr],
+        Some(&bin),
+    );
     assert_ok(&login, "login with a helper");
-    assert!(!login.stderr.contains("stored unencrypted"), "{}", login.stderr);
+    assert!(
+        !login.stderr.contains("stored unencrypted"),
+        "{}",
+        login.stderr
+    );
     let key = reg.addr.replace(':', "_");
     assert_eq!(
         std::fs::read_to_string(secrets.join(&key)).unwrap(),
-        format!("{{\"ServerURL\":\"{}\",\"Username\":\"user\",\"Secret\":\"pass\"}}", reg.addr)
+        format!(
+            "{{\"ServerURL\":\"{}\",\"Username\":\"user\",\"Secret\":\"pass\"}}",
+            reg.addr
+        )
     );
 
     // The docker CLI, given the same kind of helper, writes the same config.json.
@@ -274,20 +496,40 @@ fn credential_helpers_keep_the_secrets() {
     std::fs::write(dcfg.join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
     let dockerd = Dockerd::start();
     let dlogin = Command::new(berth_e2e::docker_cli())
-        .env("PATH", format!("{}:{}", dbin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                dbin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .args(["--config", dcfg.to_str().unwrap(), "-H"])
         .arg(dockerd_host(&dockerd))
         .args(["login", "-u", "user", "-p", "pass", &reg.addr])
         .output()
         .unwrap();
-    assert!(dlogin.status.success(), "{}", String::from_utf8_lossy(&dlogin.stderr));
-    assert_eq!(std::fs::read(cfg.join("config.json")).unwrap(), std::fs::read(dcfg.join("config.json")).unwrap());
-    assert_eq!(std::fs::read(secrets.join(&key)).unwrap(), std::fs::read(dsecrets.join(&key)).unwrap());
+    assert!(
+        dlogin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dlogin.stderr)
+    );
+    assert_eq!(
+        std::fs::read(cfg.join("config.json")).unwrap(),
+        std::fs::read(dcfg.join("config.json")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(secrets.join(&key)).unwrap(),
+        std::fs::read(dsecrets.join(&key)).unwrap()
+    );
 
     // Push reads the credentials back through the helper.
     let app = format!("{}/helped:v1", reg.addr);
     d.ok(&["tag", "busybox", &app]);
-    assert_ok(&berth_in(&d, &cfg, &["push", &app], Some(&bin)), "push with helper credentials");
+    assert_ok(
+        &berth_in(&d, &cfg, &["push", &app], Some(&bin)),
+        "push with helper credentials",
+    );
 
     // credHelpers names a helper per registry; logout erases there too.
     let out = berth_in(&d, &cfg, &["logout", &reg.addr], Some(&bin));
@@ -295,10 +537,25 @@ fn credential_helpers_keep_the_secrets() {
     assert!(!secrets.join(&key).exists());
     let denied = berth_in(&d, &cfg, &["push", &app], Some(&bin));
     assert_eq!(denied.stderr.trim(), "no basic auth credentials");
-    std::fs::write(cfg.join("config.json"), format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, reg.addr)).unwrap();
-    assert_ok(&berth_in(&d, &cfg, &["login", "-u", "user", "-p", "pass", &reg.addr], Some(&bin)), "login via credHelpers");
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, reg.addr),
+    )
+    .unwrap();
+    assert_ok(
+        &berth_in(
+            &d,
+            &cfg,
+            &["login", "-u", "user", "-p", "pass", &reg.addr],
+            Some(&bin),
+        ),
+        "login via credHelpers",
+    );
     assert!(secrets.join(&key).exists());
-    assert_ok(&berth_in(&d, &cfg, &["push", &app], Some(&bin)), "push via credHelpers");
+    assert_ok(
+        &berth_in(&d, &cfg, &["push", &app], Some(&bin)),
+        "push via credHelpers",
+    );
 }
 
 /// The private dockerd's socket, from the harness's own `docker version` call.
@@ -307,7 +564,10 @@ fn dockerd_host(dockerd: &Dockerd) -> String {
     // means: `docker info` prints the root dir, whose parent holds docker.sock.
     let info = dockerd.docker(&["info", "--format", "{{.DockerRootDir}}"]);
     let root = PathBuf::from(info.stdout.trim());
-    format!("unix://{}", root.parent().unwrap().join("docker.sock").display())
+    format!(
+        "unix://{}",
+        root.parent().unwrap().join("docker.sock").display()
+    )
 }
 
 #[test]
@@ -316,10 +576,20 @@ fn bad_pushes_fail_as_docker_does() {
     let cfg = TempDir::new();
     let port = free_port();
 
-    let missing = berth(&d, cfg.path(), &["push", &format!("127.0.0.1:{port}/nothing:v1")]);
+    let missing = berth(
+        &d,
+        cfg.path(),
+        &["push", &format!("127.0.0.1:{port}/nothing:v1")],
+    );
     assert_eq!(missing.code, 1);
-    assert_eq!(missing.stdout, format!("The push refers to repository [127.0.0.1:{port}/nothing]\n"));
-    assert_eq!(missing.stderr.trim(), format!("An image does not exist locally with the tag: 127.0.0.1:{port}/nothing"));
+    assert_eq!(
+        missing.stdout,
+        format!("The push refers to repository [127.0.0.1:{port}/nothing]\n")
+    );
+    assert_eq!(
+        missing.stderr.trim(),
+        format!("An image does not exist locally with the tag: 127.0.0.1:{port}/nothing")
+    );
 
     // Nothing listens there.
     let down = format!("127.0.0.1:{port}/app");
@@ -338,13 +608,20 @@ fn bad_pushes_fail_as_docker_does() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.trim(), format!("tag does not exist: {app}:nope"));
     let r = berth(&d, cfg.path(), &["push", "-a", &format!("{app}:latest")]);
-    assert_eq!((r.code, r.stderr.trim()), (1, "tag can't be used with --all-tags/-a"));
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, "tag can't be used with --all-tags/-a")
+    );
 
     // -a pushes every tag; -q prints only the reference.
     d.ok(&["tag", "busybox", &format!("{app}:second")]);
     let all = berth(&d, cfg.path(), &["push", "-a", &app]);
     assert_ok(&all, "push -a");
-    assert!(all.stdout.contains("latest: digest: ") && all.stdout.contains("second: digest: "), "{}", all.stdout);
+    assert!(
+        all.stdout.contains("latest: digest: ") && all.stdout.contains("second: digest: "),
+        "{}",
+        all.stdout
+    );
     let quiet = berth(&d, cfg.path(), &["push", "-q", &format!("{app}:second")]);
     assert_ok(&quiet, "push -q");
     assert_eq!(quiet.stdout, format!("{app}:second\n"));

@@ -50,7 +50,9 @@ pub async fn run(client: &Client, args: LoginArgs) -> CmdResult {
     if !password.is_empty() {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         if args.password_stdin {
-            return Err(fail("--password and --password-stdin are mutually exclusive"));
+            return Err(fail(
+                "--password and --password-stdin are mutually exclusive",
+            ));
         }
     }
     if args.password_stdin {
@@ -58,16 +60,25 @@ pub async fn run(client: &Client, args: LoginArgs) -> CmdResult {
             return Err(fail("Must provide --username with --password-stdin"));
         }
         let mut contents = String::new();
-        std::io::stdin().read_to_string(&mut contents).map_err(|e| fail(e.to_string()))?;
+        std::io::stdin()
+            .read_to_string(&mut contents)
+            .map_err(|e| fail(e.to_string()))?;
         password = contents.strip_suffix('\n').unwrap_or(&contents).to_string();
         password = password.strip_suffix('\r').unwrap_or(&password).to_string();
     }
 
-    let given = args.server.clone().filter(|s| !s.is_empty() && s != "docker.io");
+    let given = args
+        .server
+        .clone()
+        .filter(|s| !s.is_empty() && s != "docker.io");
     let is_default = given.is_none();
     let server_address = given.unwrap_or_else(|| DEFAULT_SERVER.to_string());
     // Credentials are kept under the host ("127.0.0.1:5000"), whatever URL was typed.
-    let key = if is_default { server_address.clone() } else { convert_to_hostname(&server_address) };
+    let key = if is_default {
+        server_address.clone()
+    } else {
+        convert_to_hostname(&server_address)
+    };
 
     let mut config = ConfigFile::load().map_err(fail)?;
     let mut auth = AuthConfig::default();
@@ -100,7 +111,10 @@ pub async fn run(client: &Client, args: LoginArgs) -> CmdResult {
         auth.identitytoken = response.identity_token.clone();
     }
     if config.stores_in_file(&server_address) && !auth.password.is_empty() {
-        eprintln!("{}", UNENCRYPTED_WARNING.replace("{}", &config.path().display().to_string()));
+        eprintln!(
+            "{}",
+            UNENCRYPTED_WARNING.replace("{}", &config.path().display().to_string())
+        );
     }
     config
         .store(auth)
@@ -112,10 +126,17 @@ pub async fn run(client: &Client, args: LoginArgs) -> CmdResult {
 }
 
 /// Fills in the user name and password, prompting on a terminal as docker does.
-fn configure(auth: &mut AuthConfig, user: &mut String, password: &mut String, is_default: bool) -> Result<(), Failure> {
+fn configure(
+    auth: &mut AuthConfig,
+    user: &mut String,
+    password: &mut String,
+    is_default: bool,
+) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if password.is_empty() && !stdin.is_terminal() {
-        return Err(fail("Error: Cannot perform an interactive login from a non TTY device"));
+        return Err(fail(
+            "Error: Cannot perform an interactive login from a non TTY device",
+        ));
     }
     let current = auth.username.trim().to_string();
     *user = user.trim().to_string();

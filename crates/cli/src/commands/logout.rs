@@ -20,7 +20,12 @@ pub async fn run(args: LogoutArgs) -> CmdResult {
         Some(server) => {
             let host = convert_to_hostname(&server);
             // Older docker versions saved URLs as keys; every spelling goes, as in docker.
-            let all = vec![server, host.clone(), format!("http://{host}"), format!("https://{host}")];
+            let all = vec![
+                server,
+                host.clone(),
+                format!("http://{host}"),
+                format!("https://{host}"),
+            ];
             (host, all)
         }
     };

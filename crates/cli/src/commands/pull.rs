@@ -19,7 +19,11 @@ pub struct PullArgs {
     #[arg(long = "disable-content-trust", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "bool")]
     pub disable_content_trust: bool,
     /// Set platform if server is multi-platform capable
-    #[arg(long = "platform", value_name = "string", env = "DOCKER_DEFAULT_PLATFORM")]
+    #[arg(
+        long = "platform",
+        value_name = "string",
+        env = "DOCKER_DEFAULT_PLATFORM"
+    )]
     pub platform: Option<String>,
     /// Suppress verbose output
     #[arg(short = 'q', long = "quiet")]
@@ -60,7 +64,12 @@ fn parse(name: &str, all: bool) -> Result<Parsed, Failure> {
         Some(t) if t.contains(':') => format!("{full_name}@{t}"),
         Some(t) => format!("{full_name}:{t}"),
     };
-    Ok(Parsed { from_image: familiar, tag, full, defaulted })
+    Ok(Parsed {
+        from_image: familiar,
+        tag,
+        full,
+        defaulted,
+    })
 }
 
 /// Index of the ':' that starts a tag (after the last '/'), if any.
@@ -87,7 +96,11 @@ fn berth_store_ref(name: &str) -> Result<String, Failure> {
     } else {
         repo.to_string()
     };
-    let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+    let path = if domain == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
     Ok(format!("{domain}/{path}"))
 }
 
@@ -107,10 +120,16 @@ fn check_reference(name: &str) -> Result<(), Failure> {
         _ => repo,
     };
     if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(bad("invalid reference format: repository name must be lowercase"));
+        return Err(bad(
+            "invalid reference format: repository name must be lowercase",
+        ));
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:@".contains(c);
-    if !name.chars().all(|c| ok_char(c) || c.is_ascii_uppercase()) || path.is_empty() || path.starts_with(['-', '.', '_', '/']) || path.ends_with(['-', '.', '_', '/']) {
+    if !name.chars().all(|c| ok_char(c) || c.is_ascii_uppercase())
+        || path.is_empty()
+        || path.starts_with(['-', '.', '_', '/'])
+        || path.ends_with(['-', '.', '_', '/'])
+    {
         return Err(bad("invalid reference format"));
     }
     Ok(())
@@ -118,8 +137,14 @@ fn check_reference(name: &str) -> Result<(), Failure> {
 
 /// "docker.io/library/busybox" → "busybox", as docker's `FamiliarName`.
 fn familiar_name(repo: &str) -> String {
-    let repo = repo.strip_prefix("docker.io/").or_else(|| repo.strip_prefix("index.docker.io/")).unwrap_or(repo);
-    repo.strip_prefix("library/").filter(|r| !r.contains('/')).unwrap_or(repo).to_string()
+    let repo = repo
+        .strip_prefix("docker.io/")
+        .or_else(|| repo.strip_prefix("index.docker.io/"))
+        .unwrap_or(repo);
+    repo.strip_prefix("library/")
+        .filter(|r| !r.contains('/'))
+        .unwrap_or(repo)
+        .to_string()
 }
 
 pub async fn run(client: &Client, args: PullArgs) -> CmdResult {
@@ -127,14 +152,22 @@ pub async fn run(client: &Client, args: PullArgs) -> CmdResult {
     if parsed.defaulted && !args.quiet {
         println!("Using default tag: latest");
     }
-    let mut q = vec![("fromImage", parsed.from_image.clone()), ("tag", parsed.tag.clone().unwrap_or_default())];
+    let mut q = vec![
+        ("fromImage", parsed.from_image.clone()),
+        ("tag", parsed.tag.clone().unwrap_or_default()),
+    ];
     if let Some(p) = args.platform.as_deref().filter(|p| !p.is_empty()) {
         q.push(("platform", p.to_string()));
     }
     let path = format!("/images/create{}", client::query(&q));
     let auth = credentials::registry_auth(&args.name);
     let resp = client
-        .send_with_headers(Method::POST, &path, client::empty(), &[("X-Registry-Auth", auth)])
+        .send_with_headers(
+            Method::POST,
+            &path,
+            client::empty(),
+            &[("X-Registry-Auth", auth)],
+        )
         .await?;
     crate::jsonmessage::display_stream(resp.into_body(), args.quiet, |_| {})
         .await
@@ -150,16 +183,41 @@ mod tests {
     #[test]
     fn references_as_docker_sends_them() {
         let p = parse("busybox", false).unwrap();
-        assert_eq!((p.from_image.as_str(), p.tag.as_deref(), p.full.as_str(), p.defaulted), ("busybox", Some("latest"), "docker.io/library/busybox:latest", true));
+        assert_eq!(
+            (
+                p.from_image.as_str(),
+                p.tag.as_deref(),
+                p.full.as_str(),
+                p.defaulted
+            ),
+            (
+                "busybox",
+                Some("latest"),
+                "docker.io/library/busybox:latest",
+                true
+            )
+        );
         let p = parse("127.0.0.1:5000/a/b:v1", false).unwrap();
-        assert_eq!((p.from_image.as_str(), p.tag.as_deref(), p.full.as_str()), ("127.0.0.1:5000/a/b", Some("v1"), "127.0.0.1:5000/a/b:v1"));
+        assert_eq!(
+            (p.from_image.as_str(), p.tag.as_deref(), p.full.as_str()),
+            ("127.0.0.1:5000/a/b", Some("v1"), "127.0.0.1:5000/a/b:v1")
+        );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let p = parse(&format!("localhost:5000/x@{d}"), false).unwrap();
         assert_eq!(p.tag.as_deref(), Some(d));
         assert_eq!(p.full, format!("localhost:5000/x@{d}"));
         let p = parse("busybox", true).unwrap();
-        assert_eq!((p.tag, p.full.as_str()), (None, "docker.io/library/busybox"));
-        assert_eq!(parse("busybox:1", true).unwrap_err().message, "tag can't be used with --all-tags/-a");
-        assert_eq!(parse("Busybox", false).unwrap_err().message, "invalid reference format: repository name must be lowercase");
+        assert_eq!(
+            (p.tag, p.full.as_str()),
+            (None, "docker.io/library/busybox")
+        );
+        assert_eq!(
+            parse("busybox:1", true).unwrap_err().message,
+            "tag can't be used with --all-tags/-a"
+        );
+        assert_eq!(
+            parse("Busybox", false).unwrap_err().message,
+            "invalid reference format: repository name must be lowercase"
+        );
     }
 }

@@ -68,10 +68,19 @@ pub async fn run(client: &Client, args: PushArgs) -> CmdResult {
             "latest".to_string()
         }
     };
-    let path = format!("/images/{}/push{}", client::enc_path(repo), client::query(&[("tag", tag.clone())]));
+    let path = format!(
+        "/images/{}/push{}",
+        client::enc_path(repo),
+        client::query(&[("tag", tag.clone())])
+    );
     let auth = credentials::registry_auth(repo);
     let resp = client
-        .send_with_headers(Method::POST, &path, client::empty(), &[("X-Registry-Auth", auth)])
+        .send_with_headers(
+            Method::POST,
+            &path,
+            client::empty(),
+            &[("X-Registry-Auth", auth)],
+        )
         .await?;
     crate::jsonmessage::display_stream(resp.into_body(), args.quiet, |_| {})
         .await
@@ -89,9 +98,18 @@ mod tests {
     #[test]
     fn names_and_tags() {
         assert_eq!(split_tag("127.0.0.1:5000/x"), ("127.0.0.1:5000/x", None));
-        assert_eq!(split_tag("127.0.0.1:5000/x:v1"), ("127.0.0.1:5000/x", Some("v1")));
+        assert_eq!(
+            split_tag("127.0.0.1:5000/x:v1"),
+            ("127.0.0.1:5000/x", Some("v1"))
+        );
         assert_eq!(split_tag("busybox:1"), ("busybox", Some("1")));
-        assert_eq!(full_reference("busybox", "latest"), "docker.io/library/busybox:latest");
-        assert_eq!(full_reference("127.0.0.1:5000/a/b", "v1"), "127.0.0.1:5000/a/b:v1");
+        assert_eq!(
+            full_reference("busybox", "latest"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            full_reference("127.0.0.1:5000/a/b", "v1"),
+            "127.0.0.1:5000/a/b:v1"
+        );
     }
 }

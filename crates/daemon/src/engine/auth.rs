@@ -16,10 +16,17 @@ const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 
 /// The registry domain a login's `serveraddress` names ("https://r:5000/v2/" → "r:5000").
 pub fn login_domain(server: &str) -> String {
-    if server.is_empty() || server == DOCKER_HUB_SERVER || server == "docker.io" || server == "index.docker.io" {
+    if server.is_empty()
+        || server == DOCKER_HUB_SERVER
+        || server == "docker.io"
+        || server == "index.docker.io"
+    {
         return "docker.io".into();
     }
-    let s = server.strip_prefix("http://").or_else(|| server.strip_prefix("https://")).unwrap_or(server);
+    let s = server
+        .strip_prefix("http://")
+        .or_else(|| server.strip_prefix("https://"))
+        .unwrap_or(server);
     s.split('/').next().unwrap_or(s).to_string()
 }
 
@@ -34,15 +41,27 @@ impl Engine {
         let domain = login_domain(&creds.server_address);
         let client = self.registry();
         let mut last = None;
-        for ep in client.config().endpoints(&domain).await.into_iter().filter(|e| !e.mirror) {
+        for ep in client
+            .config()
+            .endpoints(&domain)
+            .await
+            .into_iter()
+            .filter(|e| !e.mirror)
+        {
             let url = format!("{}/v2/", ep.base);
-            let auth = Authorizer::new(client.http().clone(), ep.skip_verify, Some(creds.clone()), Arc::new(TokenCache::default()));
+            let auth = Authorizer::new(
+                client.http().clone(),
+                ep.skip_verify,
+                Some(creds.clone()),
+                Arc::new(TokenCache::default()),
+            );
             let get = |authorization: Option<&str>| {
                 let mut b = Request::get(&url);
                 if let Some(a) = authorization {
                     b = b.header("Authorization", a);
                 }
-                b.body(empty()).map_err(|e| Error::InvalidParameter(e.to_string()))
+                b.body(empty())
+                    .map_err(|e| Error::InvalidParameter(e.to_string()))
             };
             let resp = match client.http().send(get(None)?, ep.skip_verify).await {
                 Ok(r) => r,
@@ -54,10 +73,22 @@ impl Engine {
             };
             let mut status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
-                let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 if auth.learn(&challenge) {
-                    let header = auth.authorization(&[]).await.map_err(|e| Error::Internal(e.to_string()))?;
-                    status = match client.http().send(get(header.as_deref())?, ep.skip_verify).await {
+                    let header = auth
+                        .authorization(&[])
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    status = match client
+                        .http()
+                        .send(get(header.as_deref())?, ep.skip_verify)
+                        .await
+                    {
                         Ok(r) => r.status(),
                         Err(e) => return Err(Error::Internal(e.to_string())),
                     };
@@ -72,7 +103,9 @@ impl Engine {
                 status.canonical_reason().unwrap_or("")
             )));
         }
-        Err(Error::Internal(last.unwrap_or_else(|| format!("no endpoint for {domain}"))))
+        Err(Error::Internal(
+            last.unwrap_or_else(|| format!("no endpoint for {domain}")),
+        ))
     }
 }
 

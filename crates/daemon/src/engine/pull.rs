@@ -88,7 +88,9 @@ impl Engine {
 }
 
 /// The answer for a pull that ended before its first message: an error status, or nothing.
-fn finished_silently(r: std::result::Result<berth_distribution::Result<()>, tokio::task::JoinError>) -> Result<PullStream> {
+fn finished_silently(
+    r: std::result::Result<berth_distribution::Result<()>, tokio::task::JoinError>,
+) -> Result<PullStream> {
     match r {
         Ok(Ok(())) => Ok(mpsc::channel(1).1),
         Ok(Err(e)) => Err(to_engine(e)),
@@ -111,20 +113,37 @@ fn pull_request(opts: &PullOptions) -> Result<PullRequest> {
     } else {
         format!("{image}:{tag}")
     };
-    let reference = Reference::parse(&joined).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+    let reference =
+        Reference::parse(&joined).map_err(|e| Error::InvalidParameter(e.to_string()))?;
     let bare = Reference::parse(image).map_err(|e| Error::InvalidParameter(e.to_string()))?;
     // "busybox" alone parses as busybox:latest; all tags only when no tag was written anywhere.
-    let written_tag = image.rsplit('/').next().is_some_and(|last| last.contains(':')) || image.contains('@');
+    let written_tag = image
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
+        || image.contains('@');
     let all_tags = tag.is_empty() && !written_tag && bare.digest().is_none();
-    let platform = match opts.platform.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+    let platform = match opts
+        .platform
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         Some(p) => Some(parse_platform(p).map_err(|e| Error::InvalidParameter(e.to_string()))?),
         None => None,
     };
     let credentials = match opts.auth.as_deref() {
-        Some(h) => Credentials::from_header(h).map_err(|e| Error::InvalidParameter(e.to_string()))?,
+        Some(h) => {
+            Credentials::from_header(h).map_err(|e| Error::InvalidParameter(e.to_string()))?
+        }
         None => None,
     };
-    Ok(PullRequest { reference, all_tags, platform, credentials })
+    Ok(PullRequest {
+        reference,
+        all_tags,
+        platform,
+        credentials,
+    })
 }
 
 /// The engine's error kind (and so the HTTP status) for a registry failure.
@@ -144,7 +163,12 @@ mod tests {
     use super::*;
 
     fn req(image: &str, tag: &str) -> PullRequest {
-        pull_request(&PullOptions { from_image: image.into(), tag: tag.into(), ..Default::default() }).unwrap()
+        pull_request(&PullOptions {
+            from_image: image.into(),
+            tag: tag.into(),
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -160,8 +184,18 @@ mod tests {
         let r = req("busybox", d);
         assert_eq!(r.reference.digest(), Some(d));
         assert!(!req(&format!("busybox@{d}"), "").all_tags);
-        assert!(pull_request(&PullOptions { from_image: "Bad".into(), tag: "x".into(), ..Default::default() }).is_err());
-        let bad_platform = PullOptions { from_image: "a".into(), tag: "x".into(), platform: Some("nope/x/y/z".into()), auth: None };
+        assert!(pull_request(&PullOptions {
+            from_image: "Bad".into(),
+            tag: "x".into(),
+            ..Default::default()
+        })
+        .is_err());
+        let bad_platform = PullOptions {
+            from_image: "a".into(),
+            tag: "x".into(),
+            platform: Some("nope/x/y/z".into()),
+            auth: None,
+        };
         assert!(pull_request(&bad_platform).is_err());
     }
 }

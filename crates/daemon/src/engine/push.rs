@@ -108,19 +108,35 @@ struct PushResult {
 }
 
 fn status(text: &str) -> Message {
-    Message { status: Some(text.into()), ..Default::default() }
+    Message {
+        status: Some(text.into()),
+        ..Default::default()
+    }
 }
 
 fn layer_status(id: &str, text: &str) -> Message {
-    Message { status: Some(text.into()), progress_detail: Some(json!({})), id: Some(id.into()), ..Default::default() }
+    Message {
+        status: Some(text.into()),
+        progress_detail: Some(json!({})),
+        id: Some(id.into()),
+        ..Default::default()
+    }
 }
 
 fn error_message(message: &str) -> Message {
-    Message { error_detail: Some(json!({ "message": message })), error: Some(message.into()), ..Default::default() }
+    Message {
+        error_detail: Some(json!({ "message": message })),
+        error: Some(message.into()),
+        ..Default::default()
+    }
 }
 
 fn aux_message(aux: PushResult) -> Message {
-    Message { progress_detail: Some(json!({})), aux: Some(aux), ..Default::default() }
+    Message {
+        progress_detail: Some(json!({})),
+        aux: Some(aux),
+        ..Default::default()
+    }
 }
 
 fn progress_message(p: &Progress) -> Message {
@@ -133,8 +149,7 @@ fn progress_message(p: &Progress) -> Message {
             progress: Some(progress_text(*current, *total)),
             id: Some(id.clone()),
             ..Default::default()
-        }
-        ,
+        },
         Progress::Pushed(id) => layer_status(id, "Pushed"),
         Progress::Exists(id) => layer_status(id, "Layer already exists"),
         Progress::MountedFrom { id, from } => layer_status(id, &format!("Mounted from {from}")),
@@ -144,19 +159,38 @@ fn progress_message(p: &Progress) -> Message {
 impl Engine {
     /// Starts pushing `name` (`tag`: one tag; `None`: every tag of the repository, or the
     /// tag written in `name`), authenticated by the client's `X-Registry-Auth` value.
-    pub async fn push(self: &Arc<Self>, name: &str, tag: Option<&str>, registry_auth: Option<&str>) -> Result<PushStream> {
-        let reference = Reference::parse(name).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+    pub async fn push(
+        self: &Arc<Self>,
+        name: &str,
+        tag: Option<&str>,
+        registry_auth: Option<&str>,
+    ) -> Result<PushStream> {
+        let reference =
+            Reference::parse(name).map_err(|e| Error::InvalidParameter(e.to_string()))?;
         if reference.digest().is_some() && tag.is_none() {
-            return Err(Error::InvalidParameter("cannot push a digest reference".into()));
+            return Err(Error::InvalidParameter(
+                "cannot push a digest reference".into(),
+            ));
         }
         // The path carries the tag when the client put it there ("x:v1"), else the query does.
-        let written_tag = name.rsplit('/').next().is_some_and(|last| last.contains(':')).then(|| reference.tag().map(String::from)).flatten();
-        let tag = tag.filter(|t| !t.is_empty()).map(String::from).or(written_tag);
+        let written_tag = name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+            .then(|| reference.tag().map(String::from))
+            .flatten();
+        let tag = tag
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .or(written_tag);
         if let Some(t) = &tag {
-            Reference::parse(&format!("{}:{t}", reference.name())).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+            Reference::parse(&format!("{}:{t}", reference.name()))
+                .map_err(|e| Error::InvalidParameter(e.to_string()))?;
         }
         let creds = match registry_auth {
-            Some(h) => Credentials::from_header(h).map_err(|e| Error::InvalidParameter(e.to_string()))?,
+            Some(h) => {
+                Credentials::from_header(h).map_err(|e| Error::InvalidParameter(e.to_string()))?
+            }
             None => None,
         };
         let (tx, rx) = mpsc::channel(64);
@@ -177,7 +211,13 @@ impl Engine {
         Ok(rx)
     }
 
-    async fn push_stream(&self, reference: Reference, tag: Option<String>, creds: Option<Credentials>, out: mpsc::Sender<Bytes>) -> std::result::Result<(), String> {
+    async fn push_stream(
+        &self,
+        reference: Reference,
+        tag: Option<String>,
+        creds: Option<Credentials>,
+        out: mpsc::Sender<Bytes>,
+    ) -> std::result::Result<(), String> {
         let send = |v: Message| {
             let out = out.clone();
             async move {
@@ -185,28 +225,49 @@ impl Engine {
             }
         };
         let repo_name = reference.name();
-        send(status(&format!("The push refers to repository [{repo_name}]"))).await;
-        let tagged = self.images_named(&reference).await.map_err(|e| e.to_string())?;
+        send(status(&format!(
+            "The push refers to repository [{repo_name}]"
+        )))
+        .await;
+        let tagged = self
+            .images_named(&reference)
+            .await
+            .map_err(|e| e.to_string())?;
         if tagged.is_empty() {
-            return Err(format!("An image does not exist locally with the tag: {}", reference.familiar_name()));
+            return Err(format!(
+                "An image does not exist locally with the tag: {}",
+                reference.familiar_name()
+            ));
         }
         let domain = reference.domain().to_string();
         let path = reference.path().to_string();
         let anonymous = creds.is_none();
-        let first = Target { domain: domain.clone(), path: path.clone(), tag: String::new() };
-        let mut session = push::session(self.registry(), &first, creds).await.map_err(|e| e.to_string())?;
+        let first = Target {
+            domain: domain.clone(),
+            path: path.clone(),
+            tag: String::new(),
+        };
+        let mut session = push::session(self.registry(), &first, creds)
+            .await
+            .map_err(|e| e.to_string())?;
         let todo: Vec<(String, Image)> = match &tag {
             Some(t) => match tagged.into_iter().find(|(have, _)| have == t) {
                 Some(found) => vec![found],
                 None => {
-                    let familiar = Reference::parse(&format!("{repo_name}:{t}")).map(|r| r.familiar()).unwrap_or_default();
+                    let familiar = Reference::parse(&format!("{repo_name}:{t}"))
+                        .map(|r| r.familiar())
+                        .unwrap_or_default();
                     return Err(format!("tag does not exist: {familiar}"));
                 }
             },
             None => tagged,
         };
         for (t, image) in todo {
-            let target = Target { domain: domain.clone(), path: path.clone(), tag: t.clone() };
+            let target = Target {
+                domain: domain.clone(),
+                path: path.clone(),
+                tag: t.clone(),
+            };
             let (ptx, mut prx) = mpsc::unbounded_channel();
             let forward = {
                 let out = out.clone();
@@ -216,7 +277,8 @@ impl Engine {
                     }
                 })
             };
-            let result = push::push_image(&mut session, self.store.clone(), &image, &target, &ptx).await;
+            let result =
+                push::push_image(&mut session, self.store.clone(), &image, &target, &ptx).await;
             drop(ptx);
             let _ = forward.await;
             let pushed = result.map_err(|e| push_error(e, anonymous))?;
@@ -224,9 +286,21 @@ impl Engine {
             let digest_ref = format!("{repo_name}@{}", pushed.digest);
             let id = image.id.clone();
             // The image may have been deleted meanwhile; the push itself still succeeded.
-            let _ = super::blocking(move || store.add_repo_digest(&id, &digest_ref).map_err(Error::from)).await;
-            send(status(&format!("{t}: digest: {} size: {}", pushed.digest, pushed.size))).await;
-            send(aux_message(PushResult { tag: t.clone(), digest: pushed.digest.clone(), size: pushed.size })).await;
+            let _ = super::blocking(move || {
+                store.add_repo_digest(&id, &digest_ref).map_err(Error::from)
+            })
+            .await;
+            send(status(&format!(
+                "{t}: digest: {} size: {}",
+                pushed.digest, pushed.size
+            )))
+            .await;
+            send(aux_message(PushResult {
+                tag: t.clone(),
+                digest: pushed.digest.clone(),
+                size: pushed.size,
+            }))
+            .await;
         }
         Ok(())
     }
@@ -256,10 +330,13 @@ impl Engine {
 }
 
 /// A push failure as Docker words it: a Basic-auth registry refusing a client that sent no
-/// credentials is "no basic auth credentials".
+/// credentials is just "no basic auth credentials" (no URL, unlike a pull's).
 fn push_error(e: berth_distribution::Error, anonymous: bool) -> String {
     match e {
-        berth_distribution::Error::Unauthorized(m) if anonymous && m == "unauthorized: authentication required" => {
+        e if push::is_missing_credentials(&e) => "no basic auth credentials".into(),
+        berth_distribution::Error::Unauthorized(m)
+            if anonymous && m == "unauthorized: authentication required" =>
+        {
             "no basic auth credentials".into()
         }
         other => other.to_string(),
@@ -285,7 +362,11 @@ mod tests {
             progress_text(2_140_160, 1_984_241),
             "[==================================================>]   2.14MB"
         );
-        let line = message_line(&progress_message(&Progress::Pushing { id: "a6c1a2ff8063".into(), current: 43_520, total: 1_984_241 }));
+        let line = message_line(&progress_message(&Progress::Pushing {
+            id: "a6c1a2ff8063".into(),
+            current: 43_520,
+            total: 1_984_241,
+        }));
         assert_eq!(
             std::str::from_utf8(&line).unwrap(),
             "{\"status\":\"Pushing\",\"progressDetail\":{\"current\":43520,\"total\":1984241},\"progress\":\"[=\\u003e                                                 ]  43.52kB/1.984MB\",\"id\":\"a6c1a2ff8063\"}\r\n"
