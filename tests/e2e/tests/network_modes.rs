@@ -643,6 +643,12 @@ fn user_network_names_resolve_through_the_embedded_dns() {
     // The default bridge has no embedded DNS server, as in Docker.
     let out = d.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
     assert!(!out.contains("127.0.0.11"), "{out}");
+    // Live restore: the DNS sockets died with the old daemon; the new one serves again.
+    let mut d = d;
+    d.kill_daemon(libc::SIGKILL);
+    d.spawn();
+    let out = d.ok(&["exec", "web", "nslookup", "-type=a", "www"]);
+    assert!(out.contains(&format!("Address: {ip}")), "after a daemon restart: {out}");
     // The server goes with the container: its namespace is gone, and nothing is left bound.
     d.ok(&["rm", "-f", "web"]);
     assert!(!d.exec_root.join("netns").join(&web).exists());

@@ -20,6 +20,10 @@ impl Engine {
                     self.restore_paused(&c).await;
                     self.clone().monitor(c.clone());
                     self.monitor_health(&c, false);
+                    // The old daemon's DNS sockets died with it; the namespace did not.
+                    if let Err(e) = self.start_dns(&rec) {
+                        tracing::warn!("container {}: {e}", rec.id);
+                    }
                 }
                 Status::Running => {
                     let status = berth_runtime::read_exit(&dir).unwrap_or_else(|| {

@@ -327,19 +327,10 @@ impl Engine {
             || mode == "none"
             || mode.starts_with("container:")
         {
-            return Err(Error::Conflict(
-                format!(
-                "container cannot be disconnected from host network or connected to host network"
-            )
-                .replace(
-                    "host network",
-                    if net.driver == "null" || mode == "none" {
-                        "none network"
-                    } else {
-                        "host network"
-                    },
-                ),
-            ));
+            let which = if net.driver == "null" || mode == "none" { "none" } else { "host" };
+            return Err(Error::Conflict(format!(
+                "container cannot be disconnected from {which} network or connected to {which} network"
+            )));
         }
         let mut nets = st.containers.get(&rec.id).cloned().unwrap_or_default();
         if nets.attachments.iter().any(|a| a.network_id == net.id) {
