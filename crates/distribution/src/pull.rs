@@ -790,7 +790,10 @@ impl CompressedHash {
 
     fn finish(self) -> Downloaded {
         use sha2::Digest as _;
-        Downloaded { digest: format!("sha256:{}", hex::encode(self.hasher.finalize())), size: self.size }
+        Downloaded {
+            digest: format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            size: self.size,
+        }
     }
 }
 
@@ -871,9 +874,7 @@ async fn fetch_layer(
             Err(Error::Invalid(format!("failed to register layer: {e}")))
         }
         (Err(e), _) => Err(e),
-        (Ok(()), Ok(layer)) => {
-            finish_layer(repo, store, job, progress, layer, compressed).await
-        }
+        (Ok(()), Ok(layer)) => finish_layer(repo, store, job, progress, layer, compressed).await,
     }
 }
 
@@ -1042,4 +1043,3 @@ fn body_reason(e: &hyper::Error) -> String {
         text
     }
 }
-

@@ -8,10 +8,9 @@
 //! removed by the next `Store::open` (the orphan cleanup in `collect_garbage`), so reuse
 //! lasts as long as the daemon runs.
 //!
-//! The registry's compressed blob of each layer is kept too (`compressed.rs`, written by the
-//! puller while it streams, through `Store::compressed_writer`), with the repository it came
-//! from as a `BlobSource`: a push of an unchanged layer then sends those bytes as they are, or
-//! only HEADs / mounts them in the same registry, and never compresses again.
+//! The registry's compressed blobs are hashed but not kept (the puller's choice, see
+//! berth-distribution's `pull`); the puller records where each layer came from
+//! (`Store::add_blob_source`) so a push to that registry can skip or mount it.
 
 use std::io::{self, BufRead, BufReader, Read};
 
