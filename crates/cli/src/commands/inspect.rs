@@ -101,13 +101,19 @@ pub async fn run(client: &Client, args: InspectArgs) -> CmdResult {
             Err(e) => errors.push(e.to_string()),
         }
     }
+    // Docker prints an empty line when a template matched nothing.
+    if tpl.is_some() && raws.is_empty() {
+        println!();
+    }
+    print_inspected(tpl.as_ref(), &raws, errors)
+}
+
+/// Prints inspected objects as `docker … inspect` does: each through the `-f` template, or
+/// all as one indented JSON array (even when empty); then fails with the errors, if any.
+pub fn print_inspected(tpl: Option<&Template>, raws: &[bytes::Bytes], errors: Vec<String>) -> CmdResult {
     match tpl {
         Some(tpl) => {
-            // Docker prints an empty line when nothing matched.
-            if raws.is_empty() {
-                println!();
-            }
-            for raw in &raws {
+            for raw in raws {
                 let value = Value::parse(raw).map_err(|e| Failure::new(1, e))?;
                 let none = |_: &str, _: &[Value]| None;
                 let text = tpl.render(&value, &none).map_err(|e| Failure::new(1, e))?;
@@ -115,7 +121,6 @@ pub async fn run(client: &Client, args: InspectArgs) -> CmdResult {
             }
         }
         None => {
-            // Docker prints the array even when empty, then the errors.
             let mut joined = Vec::from(&b"["[..]);
             for (i, raw) in raws.iter().enumerate() {
                 if i > 0 {

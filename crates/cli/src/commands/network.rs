@@ -14,7 +14,7 @@ use crate::client::{self, Client, ClientError};
 use crate::commands::ps::filters_json;
 use crate::commands::{CmdResult, Failure};
 use crate::format::Table;
-use crate::json::{self, Value};
+use crate::json::Value;
 use crate::template::{self, Template};
 
 /// `berth network`
@@ -559,34 +559,7 @@ async fn inspect(client: &Client, a: InspectArgs) -> CmdResult {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match tpl {
-        Some(tpl) => {
-            for raw in &raws {
-                let value = Value::parse(raw).map_err(|e| Failure::new(1, e))?;
-                let none = |_: &str, _: &[Value]| None;
-                println!(
-                    "{}",
-                    tpl.render(&value, &none).map_err(|e| Failure::new(1, e))?
-                );
-            }
-        }
-        None => {
-            let mut joined = Vec::from(&b"["[..]);
-            for (i, raw) in raws.iter().enumerate() {
-                if i > 0 {
-                    joined.push(b',');
-                }
-                joined.extend_from_slice(raw.trim_ascii());
-            }
-            joined.push(b']');
-            println!("{}", json::indent(&joined, "", "    "));
-        }
-    }
-    if errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(Failure::new(1, errors.join("\n")))
-    }
+    super::inspect::print_inspected(tpl.as_ref(), &raws, errors)
 }
 
 async fn rm(client: &Client, a: RmArgs) -> CmdResult {
