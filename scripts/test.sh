@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 cargo build --workspace --bins
-cargo test --workspace -- --test-threads=2
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --no-fail-fast -- --test-threads=2
