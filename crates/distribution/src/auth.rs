@@ -128,6 +128,38 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
     out
 }
 
+/// The OAuth error of a Bearer challenge (RFC 6750 §3.1) in distribution's client's words,
+/// which it reports before the body's: `invalid_token` → "unauthorized: authentication
+/// required", `insufficient_scope` → "denied: requested access to the resource is denied"
+/// (or the challenge's `error_description`).
+pub(crate) fn bearer_error_message(header: &str) -> Option<String> {
+    let mut rest = header.trim();
+    while !rest.is_empty() {
+        let (scheme, after) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (params, next) = parse_params(after);
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let (code, default) = match params.get("error").map(String::as_str) {
+                Some("invalid_token") => ("unauthorized", "authentication required"),
+                Some("insufficient_scope") => {
+                    ("denied", "requested access to the resource is denied")
+                }
+                _ => {
+                    rest = next.trim_start_matches([',', ' ']);
+                    continue;
+                }
+            };
+            let message = params
+                .get("error_description")
+                .filter(|d| !d.is_empty())
+                .map(String::as_str)
+                .unwrap_or(default);
+            return Some(format!("{code}: {message}"));
+        }
+        rest = next.trim_start_matches([',', ' ']);
+    }
+    None
+}
+
 /// `key="value", key=value` pairs up to the next scheme; returns them and what follows.
 fn parse_params(mut s: &str) -> (HashMap<String, String>, &str) {
     let mut params = HashMap::new();
@@ -446,6 +478,26 @@ mod tests {
                 service: "y".into()
             }
         );
+    }
+
+    #[test]
+    fn bearer_errors_as_distribution_words_them() {
+        let h = r#"Bearer realm="http://t/token",service="reg",scope="repository:a:pull",error="insufficient_scope""#;
+        assert_eq!(
+            bearer_error_message(h).as_deref(),
+            Some("denied: requested access to the resource is denied")
+        );
+        let h =
+            r#"Bearer realm="http://t/token",error="invalid_token",error_description="expired""#;
+        assert_eq!(
+            bearer_error_message(h).as_deref(),
+            Some("unauthorized: expired")
+        );
+        assert_eq!(
+            bearer_error_message(r#"Bearer realm="x",service="y""#),
+            None
+        );
+        assert_eq!(bearer_error_message(r#"Basic realm="x""#), None);
     }
 
     #[test]

@@ -410,11 +410,7 @@ impl Repository {
         let mut retried = false;
         loop {
             let mut req = make();
-            if let Some(a) = self.auth.authorization(&self.scopes).await? {
-                if let Ok(v) = a.parse() {
-                    req.headers_mut().insert("Authorization", v);
-                }
-            }
+            self.authorize(&mut req).await?;
             let method = req.method().clone();
             let resp = self.http.send(req, self.endpoint.skip_verify).await?;
             if resp.status() == StatusCode::UNAUTHORIZED && !retried {
@@ -444,6 +440,48 @@ impl Repository {
             }
             return Ok(resp);
         }
+    }
+
+    /// Adds this session's `Authorization` to `req`, fetching a token when needed; a failure
+    /// is this request's, as Go's client reports an error of its transport.
+    async fn authorize(&self, req: &mut Request<Body>) -> Result<()> {
+        let authorization =
+            self.auth
+                .authorization(&self.scopes)
+                .await
+                .map_err(|e| Error::AuthFailed {
+                    method: go_method(req.method()),
+                    url: req.uri().to_string(),
+                    reason: e.to_string(),
+                })?;
+        if let Some(v) = authorization.and_then(|a| a.parse().ok()) {
+            req.headers_mut().insert("Authorization", v);
+        }
+        Ok(())
+    }
+
+    /// Sends a request whose body streams and so cannot be sent twice (a layer compressed
+    /// while it uploads). A 401 is not retried here: the refused token is forgotten and the
+    /// challenge learnt, and [`Error::TokenRefused`] tells the caller to start over (with the
+    /// bytes it kept), when the next request fetches a new token.
+    pub async fn send_once(&self, mut req: Request<Body>) -> Result<Response<Incoming>> {
+        self.authorize(&mut req).await?;
+        let method = go_method(req.method());
+        let url = req.uri().to_string();
+        let resp = self.http.send(req, self.endpoint.skip_verify).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        self.auth.forget(&self.scopes);
+        if self.auth.learn(challenge) && !self.auth.needs_credentials() {
+            return Err(Error::TokenRefused { method, url });
+        }
+        check(resp).await
     }
 
     /// Follows a blob's redirect chain without our credentials (the CDN has its own).
@@ -502,13 +540,20 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
     if status.is_success() {
         return Ok(resp);
     }
+    // As distribution's client: a Bearer challenge's error comes before the body's.
+    let challenge_error = status
+        .is_client_error()
+        .then(|| resp.headers().get("www-authenticate"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer_error_message);
     let body = resp
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let message = registry_message(status.as_u16(), &body);
+    let message = challenge_error.unwrap_or_else(|| registry_message(status.as_u16(), &body));
     Err(match status.as_u16() {
         401 | 403 => Error::Unauthorized(message),
         s => Error::Registry { status: s, message },

@@ -28,6 +28,20 @@ pub enum Error {
     /// The image store refused or failed.
     #[error(transparent)]
     Store(#[from] berth_store::Error),
+    /// Getting the authorization for a request failed (the token server refused the
+    /// credentials, or could not be reached); Go's client reports it as a failure of that
+    /// request: `Head "http://r/v2/app/manifests/v1": unauthorized: incorrect username or password`.
+    #[error("{method} \"{url}\": {reason}")]
+    AuthFailed {
+        method: String,
+        url: String,
+        reason: String,
+    },
+    /// The registry refused the session's token (expired, revoked) on a request whose body
+    /// cannot be sent again (a streamed upload). The token is forgotten: another attempt
+    /// fetches a new one.
+    #[error("{method} \"{url}\": the registry refused the bearer token")]
+    TokenRefused { method: String, url: String },
     /// The caller went away.
     #[error("context canceled")]
     Cancelled,
@@ -37,11 +51,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether another attempt might succeed (network trouble, 5xx, 429), as Docker retries.
+    /// Whether another attempt might succeed (network trouble, 5xx), as Docker retries: not
+    /// 429 (moby's `retryOnError` gives up on `TOOMANYREQUESTS`) nor other 4xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
-            Error::Registry { status, .. } => *status >= 500 || *status == 429,
+            Error::Transport { .. } | Error::TokenRefused { .. } => true,
+            Error::Registry { status, .. } => *status >= 500,
             _ => false,
         }
     }
@@ -69,6 +84,10 @@ pub(crate) fn go_method(m: &hyper::Method) -> String {
 struct ErrorBody {
     #[serde(default)]
     errors: Vec<ErrorItem>,
+    /// The older form token servers (Docker Hub's) answer: `{"details":"incorrect username
+    /// or password"}`.
+    #[serde(default)]
+    details: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -77,19 +96,60 @@ struct ErrorItem {
     code: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    detail: Option<serde_json::Value>,
+}
+
+/// The default message of distribution's error codes. An error carrying just that message
+/// and no detail is decoded by its client as the bare code, printed without the message
+/// ("unauthorized", not "unauthorized: authentication required").
+fn default_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "UNKNOWN" => "unknown error",
+        "UNSUPPORTED" => "The operation is unsupported.",
+        "UNAUTHORIZED" => "authentication required",
+        "DENIED" => "requested access to the resource is denied",
+        "UNAVAILABLE" => "service unavailable",
+        "TOOMANYREQUESTS" => "too many requests",
+        "DIGEST_INVALID" => "provided digest did not match uploaded content",
+        "SIZE_INVALID" => "provided length did not match content length",
+        "NAME_INVALID" => "invalid repository name",
+        "TAG_INVALID" => "manifest tag did not match URI",
+        "NAME_UNKNOWN" => "repository name not known to registry",
+        "MANIFEST_UNKNOWN" => "manifest unknown",
+        "MANIFEST_INVALID" => "manifest invalid",
+        "MANIFEST_UNVERIFIED" => "manifest failed signature verification",
+        "MANIFEST_BLOB_UNKNOWN" | "BLOB_UNKNOWN" => "blob unknown to registry",
+        "BLOB_UPLOAD_UNKNOWN" => "blob upload unknown to registry",
+        "BLOB_UPLOAD_INVALID" => "blob upload invalid",
+        "PAGINATION_NUMBER_INVALID" => "invalid number of results requested",
+        "RANGE_INVALID" => "invalid content range",
+        _ => return None,
+    })
 }
 
 /// Distribution's errcode text for a response: "manifest unknown: manifest unknown" (code's
-/// description lowercased, then the message), several joined as Go joins them; else the
+/// description lowercased, then the message), several joined as Go joins them; a `details`
+/// body as distribution's client reads it (`unauthorized: <details>` for a 401); else the
 /// status as Go's client prints an unexpected one.
 pub(crate) fn registry_message(status: u16, body: &[u8]) -> String {
     if let Ok(b) = serde_json::from_slice::<ErrorBody>(body) {
+        if !b.details.is_empty() {
+            let code = match status {
+                401 => "unauthorized",
+                429 => "toomanyrequests",
+                _ => "unknown",
+            };
+            return format!("{code}: {}", b.details);
+        }
         let items: Vec<String> = b
             .errors
             .iter()
             .map(|e| {
                 let code = e.code.to_ascii_lowercase().replace('_', " ");
-                if e.message.is_empty() {
+                let bare = e.detail.as_ref().is_none_or(|d| d.is_null())
+                    && default_message(&e.code).is_some_and(|m| m == e.message);
+                if e.message.is_empty() || bare {
                     code
                 } else {
                     format!("{code}: {}", e.message)
@@ -128,5 +188,24 @@ mod tests {
             "received unexpected HTTP status: 500 Internal Server Error"
         );
         assert_eq!(go_method(&hyper::Method::GET), "Get");
+        // The default message without a detail: the bare code, as distribution decodes it.
+        assert_eq!(
+            registry_message(
+                401,
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+            ),
+            "unauthorized"
+        );
+        assert_eq!(
+            registry_message(
+                401,
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository"}]}]}"#
+            ),
+            "unauthorized: authentication required"
+        );
+        assert_eq!(
+            registry_message(401, br#"{"details":"incorrect username or password"}"#),
+            "unauthorized: incorrect username or password"
+        );
     }
 }

@@ -18,7 +18,7 @@
 //! blob instead of uploading it, and push compresses other layers once and caches them.
 //!
 //! A broken download (connection cut, timeout, 5xx) is retried up to `MAX_ATTEMPTS` times,
-//! resuming at the byte reached with a `Range` request so the thread unpacking it never
+//! after Docker's countdown (`retry`), resuming at the byte reached with a `Range` request so the thread unpacking it never
 //! notices. A registry that ignores ranges answers 200 with the whole blob; the bytes already
 //! consumed are then read and dropped, which costs the transfer again but still never restarts
 //! the unpacking nor the hashes (dropping is cheaper than undoing a half-unpacked layer).
@@ -39,11 +39,10 @@ use crate::auth::Credentials;
 use crate::client::{check, empty, Client, Repository};
 use crate::error::{Error, Result};
 use crate::progress::Message;
+use crate::retry::{self, MAX_ATTEMPTS};
 
 /// Layers downloaded at once (dockerd's `max-concurrent-downloads` default).
 pub const CONCURRENT_LAYERS: usize = 3;
-/// Attempts per layer download, as Docker (`maxDownloadAttempts`).
-const MAX_ATTEMPTS: u32 = 5;
 /// A body that sends nothing for this long is a broken connection.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Progress updates per layer at most this often (Docker's progress reader: 100 ms).
@@ -948,15 +947,8 @@ async fn download(
             Err(e) if e.is_retryable() && attempt + 1 < MAX_ATTEMPTS => {
                 attempt += 1;
                 tracing::warn!(layer = %job.desc.digest, error = %e, attempt, offset, "layer download failed; retrying");
-                // Docker waits 5 s more each time; berth 1 s more, counting down the same way.
-                for left in (1..=attempt).rev() {
-                    let unit = if left == 1 { "second" } else { "seconds" };
-                    progress.send(Message::layer(
-                        &job.id,
-                        format!("Retrying in {left} {unit}"),
-                    ))?;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                retry::countdown(attempt, |text| progress.send(Message::layer(&job.id, text)))
+                    .await?;
             }
             Err(e) => return Err(e),
         }

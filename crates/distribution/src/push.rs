@@ -8,7 +8,8 @@
 //!    ("Mounted from team/app");
 //! 3. else an upload: the cached gzip when there is one (one PUT when small, PATCHes of 256 MB
 //!    when big), or the layer gzipped now into the cache while the same bytes stream to the
-//!    registry in one PATCH (see `push_compress`). A failed upload is retried from the cache.
+//!    registry in one PATCH (see `push_compress`). A failed upload is retried from the cache,
+//!    after Docker's countdown (`retry`); one whose token expired mid-stream, at once.
 //!
 //! Each layer pushed records where it now lives, for the next push's HEAD or mount.
 
@@ -30,11 +31,12 @@ use crate::client::{check, empty, full, Client, Repository};
 use crate::error::{Error, Result};
 use crate::push_compress::compress_layer;
 use crate::push_upload::{self as upload, ChannelBody, Started};
+use crate::retry;
 
 /// Layers uploaded at once. Docker's default is 5; more buys nothing on one link.
 pub const MAX_CONCURRENT_UPLOADS: usize = 5;
 /// Attempts per layer (Docker: 5), for network trouble and 5xx answers.
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: u32 = retry::MAX_ATTEMPTS;
 
 /// What a push reports, per layer (`id`: the short diff ID Docker shows).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,11 @@ pub enum Progress {
     MountedFrom {
         id: String,
         from: String,
+    },
+    /// The countdown before another attempt: "Retrying in 5 seconds".
+    Retrying {
+        id: String,
+        text: String,
     },
 }
 
@@ -319,9 +326,21 @@ async fn push_layer(
                 let _ = progress.send(Progress::Pushed(id));
                 return record(&digest, size);
             }
+            // An expired token refused mid-stream: at once, with a new token, from the cache
+            // the compression filled meanwhile.
+            Err(e @ Error::TokenRefused { .. }) if attempt < ATTEMPTS => {
+                tracing::info!(layer = %id, attempt, error = %e, "token refused; uploading again");
+            }
             Err(e) if e.is_retryable() && !is_missing_credentials(&e) && attempt < ATTEMPTS => {
                 tracing::warn!(layer = %id, attempt, error = %e, "layer upload failed; retrying");
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt) * 2)).await;
+                retry::countdown(attempt, |text| {
+                    let _ = progress.send(Progress::Retrying {
+                        id: id.clone(),
+                        text,
+                    });
+                    Ok(())
+                })
+                .await?;
             }
             Err(e) => return Err(e),
         }
@@ -361,9 +380,7 @@ async fn upload_layer(
     }
 
     // Fresh: compress into the cache and stream the same bytes in one PATCH.
-    let tar_size = std::fs::metadata(store.layer_tar_path(diff_id)?)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let tar_size = store.layer_tar(diff_id).map(|t| t.size()).unwrap_or(0);
     reporter.total.store(tar_size, Ordering::Relaxed);
     let (tx, body) = ChannelBody::new(None);
     let compressor = {
@@ -372,8 +389,7 @@ async fn upload_layer(
         let counter = counter.clone();
         tokio::task::spawn_blocking(move || compress_layer(&store, &diff_id, Some(tx), counter))
     };
-    let body = upload::once_body(body);
-    let patched = upload::patch(repo, &session, &body, None).await;
+    let patched = upload::patch_stream(repo, &session, body).await;
     // The cache is completed even when the upload failed, so a retry sends the file.
     let layer = compressor
         .await

@@ -192,9 +192,8 @@ pub fn compress_layer(
     tx: Option<mpsc::Sender<io::Result<Bytes>>>,
     read: Arc<AtomicU64>,
 ) -> Result<CompressedLayer> {
-    let path = store.layer_tar_path(diff_id)?;
-    let mut tar =
-        std::fs::File::open(&path).map_err(|e| Error::Invalid(format!("layer {diff_id}: {e}")))?;
+    // The layer's blob, or its tar rebuilt from its index; checked against the diff ID at its end.
+    let mut tar = store.layer_tar(diff_id)?;
     let blob = store.compressed_writer()?;
     let tee = Tee {
         blob,

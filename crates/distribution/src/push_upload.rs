@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -244,16 +244,16 @@ pub async fn upload_file(
     finish(repo, &session, digest).await
 }
 
-/// A body that can be produced once (a live stream); later calls (the retry after a 401)
-/// get an empty body, which the registry refuses, so the caller retries from the cache.
-pub fn once_body(body: Body) -> impl Fn() -> Body + Sync {
-    let slot = Mutex::new(Some(body));
-    move || {
-        slot.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_else(empty)
-    }
+/// Sends a live stream (`body`, of unknown length) in one PATCH and returns where the session
+/// continues. The stream cannot be replayed: a refused token is [`Error::TokenRefused`], for
+/// the caller to upload again from what it kept.
+pub async fn patch_stream(repo: &Repository, session: &Session, body: Body) -> Result<Session> {
+    let req = Request::patch(&session.0)
+        .header("Content-Type", "application/octet-stream")
+        .body(body)
+        .map_err(|e| Error::Invalid(format!("upload {}: {e}", session.0)))?;
+    let resp = check(repo.send_once(req).await?).await?;
+    location(repo, &resp)
 }
 
 /// A small blob (a config) from memory.

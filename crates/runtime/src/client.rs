@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::protocol::{files, ExitStatus, OkReply, Request, ShimConfig, StartReport, StateReply};
 
 /// Errors talking to a shim.
@@ -40,10 +40,10 @@ pub enum Error {
     Shim(String),
 }
 
-/// Writes `<state_dir>/shim.json` atomically.
+/// Writes `<state_dir>/shim.json` atomically (runtime state: not flushed to disk).
 pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), Error> {
     let data = serde_json::to_vec_pretty(config).map_err(|e| Error::Protocol(e.to_string()))?;
-    write_atomic(&state_dir.join(files::CONFIG), &data)?;
+    write_replace(&state_dir.join(files::CONFIG), &data)?;
     Ok(())
 }
 

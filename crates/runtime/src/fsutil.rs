@@ -1,11 +1,17 @@
-//! Crash-safe file writes: a reader sees either the old file or the whole new one.
+//! Replacing runtime-state files so that a reader sees either the old file or the whole new one.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Writes `data` to `path` via a temp file in the same directory, fsync, rename, dir fsync.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Replaces `path` with `data` via a temp file in the same directory and a rename.
+///
+/// Used for the runtime state under the exec root (the shim's config, pid and exit record).
+/// It is not flushed to disk: it describes processes that a machine crash ends anyway (a
+/// container whose exit record is lost reads as exited with 255, as under Docker), while
+/// each fsync would sit on a container's start or exit path. A process crash loses nothing:
+/// the rename is atomic for every other process.
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -19,10 +25,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself is only durable once the directory is synced.
-        File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -38,8 +41,8 @@ mod tests {
     fn replaces_content() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        write_replace(&p, b"one").unwrap();
+        write_replace(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }

@@ -1,23 +1,21 @@
 //! `docker commit`: a new image made of a parent image's layers plus one layer read as a tar
 //! stream (a container's writable layer), with a config the caller builds.
 //!
-//! The layer is unpacked into a temp snapshot while a tee stores the tar as a blob, hashing
-//! it as it is written, as `import` does. Only when the stream read to its end without error
-//! are the blob, the snapshot, the config and the records published, in one redb
-//! transaction: a failed commit leaves no blob, no snapshot and no image. An empty layer (the
+//! The layer is unpacked into a temp snapshot while its tar is hashed and kept as an index
+//! over that snapshot (tarsplit.rs). Only when the stream read to its end without error are
+//! the index, the snapshot, the config and the records published, in one redb
+//! transaction: a failed commit leaves no index, no snapshot and no image. An empty layer (the
 //! 1024-byte empty tar: the container changed nothing) is not stored; Docker then records
 //! only a history entry with `empty_layer`, and so do we.
 
-use std::io::{self, BufReader, Read};
+use std::io::Read;
 
 use oci_spec::image::ImageConfiguration;
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::content::TeeReader;
 use crate::digest::{chain_id, chain_ids, sha256_of};
 use crate::error::Error;
 use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
-use crate::unpack::{unpack, BUF_SIZE};
 use crate::{Image, Reference, Store};
 
 /// Builds the new image's config blob from the diff ID of the new layer, or `None` when the
@@ -48,26 +46,18 @@ impl Store {
                 ));
             }
         }
-        let mut tee = BufReader::with_capacity(
-            BUF_SIZE,
-            TeeReader {
-                inner: layer,
-                blob: self.content.writer()?,
-            },
-        );
-        let snapshot = self.snapshots.temp()?;
-        let unpacked = unpack(&mut tee, snapshot.path())?;
-        // Reads to the end, so an error the producer reports after the end-of-archive
-        // marker still fails the commit, and the padding is part of the digest.
-        io::copy(&mut tee, &mut io::sink()).map_err(Error::Io)?;
-        let pending = tee.into_inner().blob.finish()?;
-        let empty = pending.digest == empty_tar_digest();
+        // Unpacked while its tar is split into an index over the snapshot (tarsplit.rs). Reads
+        // to the end, so an error the producer reports after the end-of-archive marker still
+        // fails the commit, and the padding is part of the digest.
+        let split = self.unpack_split(layer)?;
+        let empty = split.diff_id == empty_tar_digest();
+        let (diff_id, unpacked_size, tar_size) = (split.diff_id.clone(), split.size, split.tar_size);
 
-        let config_bytes = build_config((!empty).then_some(pending.digest.as_str()))?;
+        let config_bytes = build_config((!empty).then_some(diff_id.as_str()))?;
         let config: ImageConfiguration = decode("image config", &config_bytes)?;
         let mut expected = parent.config.rootfs().diff_ids().clone();
         if !empty {
-            expected.push(pending.digest.clone());
+            expected.push(diff_id.clone());
         }
         if config.rootfs().diff_ids() != &expected {
             return Err(Error::Corrupt(
@@ -77,12 +67,12 @@ impl Store {
         let parent_chains = chain_ids(parent.config.rootfs().diff_ids());
         let chains = chain_ids(&expected);
         let new_layer = (!empty).then(|| {
-            let chain = chain_id(parent_chains.last().map(String::as_str), &pending.digest);
+            let chain = chain_id(parent_chains.last().map(String::as_str), &diff_id);
             let record = LayerRecord {
-                diff_id: pending.digest.clone(),
+                diff_id: diff_id.clone(),
                 parent: parent_chains.last().cloned(),
-                size: unpacked.size,
-                tar_size: pending.size,
+                size: unpacked_size,
+                tar_size,
             };
             (chain, record)
         });
@@ -96,8 +86,9 @@ impl Store {
         let record = ImageRecord {
             created,
             chain_ids: chains,
-            size: parent.size + if empty { 0 } else { unpacked.size },
+            size: parent.size + if empty { 0 } else { unpacked_size },
             repo_digests: Vec::new(),
+            parent: Some(parent.id.clone()),
         };
 
         {
@@ -106,19 +97,25 @@ impl Store {
             // them (checked under the lock, which deletes hold too).
             {
                 let txn = self.db.begin_read()?;
+                let gone = || {
+                    Error::Conflict(format!(
+                        "the image {} was removed during the commit",
+                        parent.id
+                    ))
+                };
+                // The new image names it as its parent, so it must still exist.
+                if txn.open_table(IMAGES)?.get(parent.id.as_str())?.is_none() {
+                    return Err(gone());
+                }
                 let layers = txn.open_table(LAYERS)?;
                 for c in &parent_chains {
                     if layers.get(c.as_str())?.is_none() {
-                        return Err(Error::Conflict(format!(
-                            "the image {} was removed during the commit",
-                            parent.id
-                        )));
+                        return Err(gone());
                     }
                 }
             }
             if let Some((chain, _)) = &new_layer {
-                pending.commit()?;
-                self.snapshots.commit(snapshot, chain)?;
+                self.publish_split(split, chain)?;
             }
             self.content.write_all(&config_bytes)?;
             let txn = self.db.begin_write()?;
@@ -208,8 +205,14 @@ mod tests {
         assert!(std::os::unix::fs::FileTypeExt::is_char_device(
             &wh.file_type()
         ));
-        // Blobs: base layer, base config, new layer, new config.
-        assert_eq!(count(&dir.path().join("root/blobs/sha256")), 4);
+        // Blobs: base layer (imported), base config, new config; the new layer's tar is an
+        // index over its snapshot, which gives back the very bytes committed.
+        assert_eq!(count(&dir.path().join("root/blobs/sha256")), 3);
+        assert_eq!(count(&dir.path().join("root/layer-index")), 1);
+        let mut tar_back = Vec::new();
+        let new_diff = &image.config.rootfs().diff_ids()[1];
+        store.layer_tar(new_diff).unwrap().read_to_end(&mut tar_back).unwrap();
+        assert_eq!(tar_back, layer);
     }
 
     #[test]
@@ -256,6 +259,8 @@ mod tests {
         assert_eq!(count(&dir.path().join("root/blobs/sha256")), 2);
         assert_eq!(store.list().unwrap().len(), 1);
     }
+
+    use std::io;
 
     struct FailingReader;
 

@@ -142,11 +142,6 @@ impl Store {
         self.compressed_blobs()?.path(digest)
     }
 
-    /// Path of a layer's uncompressed tar (what push compresses).
-    pub fn layer_tar_path(&self, diff_id: &str) -> Result<PathBuf, Error> {
-        self.content.path(diff_id)
-    }
-
     /// Records that `source.repository` holds `source.digest`, a compressed form of layer
     /// `diff_id` (after a pull or a push). Most recent last; old entries make room.
     pub fn add_blob_source(&self, diff_id: &str, source: BlobSource) -> Result<(), Error> {

@@ -201,6 +201,11 @@ pub struct PendingBlob {
 }
 
 impl PendingBlob {
+    /// Where the blob is until `commit` (none once published).
+    pub(crate) fn temp_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// Publishes the blob under its digest. Replacing an existing copy is harmless: same bytes.
     pub fn commit(mut self) -> Result<(), Error> {
         let Some(from) = self.path.take() else {
@@ -222,22 +227,6 @@ impl Drop for PendingBlob {
         if let Some(p) = self.path.take() {
             let _ = std::fs::remove_file(p);
         }
-    }
-}
-
-impl ContentStore {
-    /// A blob made of the file at `path` without copying its bytes: a hard link under a temp
-    /// name, fsynced. For `load`, whose extracted layer tar *is* the blob: `path` must be on
-    /// the store's filesystem, private to the caller, and `digest`/`size` computed by the
-    /// store from every byte of it just before (so digests still never come from outside).
-    pub(crate) fn link_pending(&self, path: &Path, digest: String, size: u64) -> Result<PendingBlob, Error> {
-        // The archive may name a layer through an in-archive symlink; link the file itself.
-        let file = std::fs::canonicalize(path).map_err(|e| ctx(e, path.display()))?;
-        let tmp = self.dir.join(temp_name("blob"));
-        std::fs::hard_link(&file, &tmp).map_err(|e| ctx(e, tmp.display()))?;
-        let pending = PendingBlob { dir: self.dir.clone(), path: Some(tmp.clone()), digest, size };
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| ctx(e, "fsync blob"))?;
-        Ok(pending)
     }
 }
 

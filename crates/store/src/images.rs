@@ -33,6 +33,10 @@ pub(crate) struct ImageRecord {
     pub(crate) size: u64,
     #[serde(default)]
     pub(crate) repo_digests: Vec<String>,
+    /// The image this one was committed from (Docker's `Parent`). Imported, loaded and
+    /// pulled images have none; records written before parents were kept decode as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parent: Option<String>,
 }
 
 /// One unpacked layer.
@@ -134,7 +138,7 @@ impl Store {
             (blobs, chains)
         };
         txn.commit()?;
-        let b = self.content.gc(|d| blobs.contains(d))?;
+        let b = self.content.gc(|d| blobs.contains(d))? + self.indexes.gc(|d| blobs.contains(d))?;
         let s = self.snapshots.gc(|c| chains.contains(c))?;
         if b + s > 0 {
             tracing::info!(
@@ -204,6 +208,7 @@ impl Store {
             chain_ids: vec![chain_id.clone()],
             size: unpacked.size,
             repo_digests: Vec::new(),
+            parent: None,
         };
         let layer = LayerRecord {
             diff_id: diff_id.clone(),
@@ -329,8 +334,10 @@ impl Store {
             .ok_or_else(|| Error::ImageNotFound(reference.familiar()))
     }
 
-    /// Removes the image, its tags, its config blob and every layer no other image uses.
-    pub fn delete(&self, image_id: &str) -> Result<(), Error> {
+    /// Removes the image, its tags, its config blob and every layer no other image uses;
+    /// returns the chain ids of the layers it freed, top first (Docker lists them so).
+    /// Refuses an image that another image names as its parent.
+    pub fn delete(&self, image_id: &str) -> Result<Vec<String>, Error> {
         let hex = image_id.strip_prefix(SHA256_PREFIX).unwrap_or(image_id);
         let detached;
         {
@@ -362,6 +369,10 @@ impl Store {
                 for item in images.iter()? {
                     let (_, v) = item?;
                     let other: ImageRecord = decode("image record", v.value())?;
+                    // Checked here too, under the lock: a commit may have just made a child.
+                    if other.parent.as_deref() == Some(id.as_str()) {
+                        return Err(child_conflict(&id));
+                    }
                     used.extend(other.chain_ids);
                 }
                 let mut layers = txn.open_table(LAYERS)?;
@@ -392,17 +403,20 @@ impl Store {
             // After the commit nothing references these; a crash here leaves garbage for open().
             for b in &dead_blobs {
                 self.content.remove(b)?;
+                self.indexes.remove(b)?;
             }
             self.forget_compressed(&dead_blobs)?;
             let mut handles = Vec::new();
             for c in &dead_layers {
                 handles.push(self.snapshots.detach(c)?);
             }
-            detached = handles;
+            detached = (handles, dead_layers);
         }
         // Deleting the trees is the slow part; it happens outside the lock via Drop.
-        drop(detached);
-        Ok(())
+        let (handles, mut freed) = detached;
+        drop(handles);
+        freed.reverse();
+        Ok(freed)
     }
 
     /// The full id whose hex starts with `prefix`, if exactly one does.
@@ -487,6 +501,7 @@ impl Store {
             repo_digests,
             created: rec.created,
             size: rec.size,
+            parent: rec.parent,
             config,
             docker_config,
         })
@@ -498,6 +513,18 @@ fn familiar(full: &str) -> String {
     Reference::parse(full)
         .map(|r| r.familiar())
         .unwrap_or_else(|_| full.to_string())
+}
+
+/// Docker's refusal to delete an image another image was committed from.
+pub(crate) fn child_conflict(id: &str) -> Error {
+    let short: String = id
+        .trim_start_matches(SHA256_PREFIX)
+        .chars()
+        .take(12)
+        .collect();
+    Error::Conflict(format!(
+        "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+    ))
 }
 
 fn check_taggable(r: &Reference) -> Result<(), Error> {
@@ -531,5 +558,57 @@ impl Store {
                 Ok((c, size))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod parent_tests {
+    use super::*;
+    use crate::testutil::{require_root, TarBuf};
+    use std::sync::Arc;
+
+    #[test]
+    fn records_written_before_parents_still_decode() {
+        let old = br#"{"created":1,"chain_ids":["sha256:a"],"size":3,"repo_digests":[]}"#;
+        let rec: ImageRecord = decode("image record", old).unwrap();
+        assert_eq!(rec.parent, None);
+        let text = String::from_utf8(encode(&rec).unwrap()).unwrap();
+        assert!(!text.contains("parent"), "{text}");
+    }
+
+    #[test]
+    fn a_parent_cannot_be_deleted_before_its_child() {
+        if !require_root("a_parent_cannot_be_deleted_before_its_child") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
+        let store = Store::open(&dir.path().join("root"), db).unwrap();
+        let mut base = TarBuf::new();
+        base.file("a", b"1");
+        let parent = store
+            .import(&mut &base.finish()[..], ImportOptions::default())
+            .unwrap();
+        let empty = [0u8; 1024];
+        let diff_ids = parent.config.rootfs().diff_ids().clone();
+        let config = Box::new(move |_: Option<&str>| {
+            let v = serde_json::json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            });
+            Ok(serde_json::to_vec(&v).unwrap())
+        });
+        let child = store
+            .commit(&parent, &mut &empty[..], config, None)
+            .unwrap();
+        assert_eq!(child.parent.as_deref(), Some(parent.id.as_str()));
+        let err = store.delete(&parent.id).unwrap_err().to_string();
+        assert!(
+            err.ends_with("(cannot be forced) - image has dependent child images"),
+            "{err}"
+        );
+        assert_eq!(store.list().unwrap().len(), 2, "nothing went");
+        store.delete(&child.id).unwrap();
+        store.delete(&parent.id).unwrap();
     }
 }

@@ -2,7 +2,11 @@
 //! overlayfs snapshotter.
 //!
 //! Layout under the data root:
-//! - `blobs/sha256/<hex>`: layer tars (uncompressed) and image configs, by digest;
+//! - `blobs/sha256/<hex>`: image configs by digest, and the uncompressed tars of layers that
+//!   have no index (stored before indexes existed, imported or committed, or not indexable);
+//! - `layer-index/<diff hex>`: a layer's tar as an index over its snapshot (tarsplit.rs): the
+//!   tar's bytes other than file contents, and for each file its path and size, from which
+//!   `Store::layer_tar` rebuilds the exact tar its diff ID names;
 //! - `snapshots/<chain hex>`: each layer unpacked once, shared by every image using it;
 //! - `containers-rootfs/<key>/{upper,work,merged}`: a container's writable layer (overlay2),
 //!   or `containers-rootfs/<key>/vfs`: its full copy of the image (vfs);
@@ -27,6 +31,7 @@ mod pulled;
 mod reference;
 mod save;
 mod snapshot;
+mod tarsplit;
 mod unpack;
 mod usage;
 mod vfs;
@@ -44,6 +49,7 @@ pub use load::LoadedImage;
 pub use pulled::{Pulled, PulledLayer};
 pub use save::SaveItem;
 pub use snapshot::{Driver, Mount, RootfsTree};
+pub use tarsplit::LayerTar;
 
 /// Re-exported so callers name the exact types the store uses.
 pub use oci_spec::image::{Config as ImageConfig, ImageConfiguration};
@@ -54,6 +60,7 @@ pub struct Store {
     root: PathBuf,
     db: Arc<redb::Database>,
     content: content::ContentStore,
+    indexes: tarsplit::IndexDir,
     snapshots: snapshot::Snapshots,
     /// Serialises the short "publish files + commit record" and "commit removal + unpublish"
     /// phases, so an import never references a layer that a concurrent delete is removing.
@@ -88,6 +95,8 @@ pub struct Image {
     pub created: i64,
     /// Sum of the layers' unpacked content sizes.
     pub size: u64,
+    /// The image this one was committed from (Docker's `Parent`), if made locally.
+    pub parent: Option<String>,
     /// The image config.
     pub config: oci_spec::image::ImageConfiguration,
     /// The config's `config` object as stored, with Docker's fields that the OCI type drops
@@ -110,6 +119,7 @@ impl Store {
             root: root.to_path_buf(),
             db,
             content: content::ContentStore::open(root)?,
+            indexes: tarsplit::IndexDir::open(root)?,
             snapshots: snapshot::Snapshots::open(root, driver)?,
             publish: Mutex::new(()),
         };

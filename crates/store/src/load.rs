@@ -5,16 +5,19 @@
 //! an index is narrowed to this host's platform (manifest.rs), and the entry's annotations
 //! name it (Docker's rules, `manifest::image_name`); an unnamed one loads untagged.
 //!
-//! The archive is first extracted into a temp directory of the store (its members come in
-//! any order, and the manifest is last). Each layer is then checked while it is unpacked: its
-//! blob, compressed or not, against the digest its manifest names (layouts), and the
-//! uncompressed tar against the diff ID its config names, so nothing unverified is kept. The
-//! image is published only when every layer is in place: a bad archive leaves the store
-//! unchanged, and what a crash leaves is removed by the next open's garbage collection.
+//! The archive is read once, member by member, and never extracted: its members come in any
+//! order (Docker's layers before the manifest that names them), so every member that looks
+//! like a layer (a tar, or gzip or zstd) is unpacked into a temp snapshot as it streams, its
+//! tar kept as an index over that snapshot (tarsplit.rs), and hashed on the way; small
+//! members (manifests, configs) are kept in memory. Then the manifests pick their layers by
+//! member name: each is checked against the digest its descriptor names (layouts) and the
+//! diff ID its config names, so nothing unverified is kept, and members no image uses are
+//! dropped. The images are published only when every layer is in place: a bad archive leaves
+//! the store unchanged, and what a crash leaves is removed by the next open's garbage
+//! collection (temp snapshots and indexes included).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::ImageConfiguration;
@@ -23,13 +26,13 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::compression::{decompress, Compression};
-use crate::content::TeeReader;
 use crate::digest::{chain_id, format_digest, hex_part, sha256_of};
-use crate::error::{ctx, Error};
+use crate::error::Error;
 use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
 use crate::manifest::{self, media, Descriptor, Index};
 use crate::platform::Matcher;
-use crate::unpack::{unpack, BUF_SIZE};
+use crate::tarsplit::SplitLayer;
+use crate::unpack::BUF_SIZE;
 use crate::{Reference, Store};
 
 /// One entry of Docker's `manifest.json`.
@@ -62,8 +65,7 @@ struct ToLoad {
 /// A layer unpacked and verified, not yet published.
 struct FreshLayer {
     record: LayerRecord,
-    blob: crate::content::PendingBlob,
-    snapshot: crate::snapshot::TempSnapshot,
+    layer: SplitLayer,
 }
 
 /// An image whose layers are all in place or fresh, ready to record.
@@ -74,11 +76,12 @@ struct Prepared {
     tags: Vec<Reference>,
 }
 
-/// One layer blob in the extracted archive.
+/// One layer an image names.
 struct LayerSource {
-    /// How errors name it: its path in the archive.
+    /// How errors name it: its path in the archive, or its digest in a layout.
     name: String,
-    path: PathBuf,
+    /// The archive member holding it.
+    key: PathBuf,
     /// The descriptor the blob must match (digest and size of the bytes as stored,
     /// compressed or not); none in Docker's format, whose layers are named by path only.
     descriptor: Option<Descriptor>,
@@ -86,30 +89,190 @@ struct LayerSource {
 
 /// JSON blobs (manifests, indexes, configs) are read whole; a bigger one is hostile.
 const MAX_JSON_BLOB: u64 = 32 << 20;
+/// All small members kept in memory together; an archive needing more is refused.
+const MAX_SMALL_TOTAL: u64 = 512 << 20;
+
+/// What one regular member of the archive turned out to be.
+enum Member {
+    /// Not a layer by its first bytes, and small: kept (JSON, or a tiny layer such as the
+    /// 1024 zero bytes of an empty tar).
+    Small(Vec<u8>),
+    /// Unpacked as it streamed; `stored` is the digest and size of its bytes as stored.
+    Layer { layer: SplitLayer, stored: (String, u64) },
+    /// Its layer went to the image at this chain (a second chain unpacks it again from there).
+    Used { chain: String, stored: (String, u64), diff_id: String },
+    /// Looked like a layer but is not one; an error only if an image uses it.
+    Failed(String),
+    /// Neither a layer nor small enough to keep.
+    Big,
+}
+
+/// The archive as read: its members by normalised path, and its symlinks (Docker links a
+/// layer repeated in the archive to its first copy).
+#[derive(Default)]
+struct Archive {
+    members: HashMap<PathBuf, Member>,
+    links: HashMap<PathBuf, PathBuf>,
+}
+
+impl Archive {
+    fn has(&self, name: &str) -> bool {
+        self.members.contains_key(Path::new(name))
+    }
+
+    /// The member a manifest names, following an in-archive link at most once.
+    fn key(&self, name: &str) -> Result<PathBuf, Error> {
+        let rel = relative(Path::new(name))
+            .ok_or_else(|| Error::InvalidArchive(format!("unsafe path in manifest: {name}")))?;
+        Ok(self.links.get(&rel).cloned().unwrap_or(rel))
+    }
+
+    /// A small member's bytes (JSON metadata).
+    fn small(&self, key: &Path, name: &str) -> Result<Vec<u8>, Error> {
+        match self.members.get(key) {
+            Some(Member::Small(b)) => Ok(b.clone()),
+            Some(_) => Err(Error::InvalidArchive(format!("{name} is too big or not JSON"))),
+            None => Err(Error::InvalidArchive(format!("{name} is missing from the archive"))),
+        }
+    }
+}
 
 impl Store {
     /// Loads every image of a save archive or OCI layout (plain, gzip'd or zstd'd tar).
     pub fn load_archive(&self, input: &mut dyn Read) -> Result<Vec<LoadedImage>, Error> {
-        let dir = self.snapshots.temp()?;
-        extract(&mut decompress(input)?, dir.path())?;
-        let images = if dir.path().join("manifest.json").exists() {
-            docker_images(dir.path())?
-        } else if dir.path().join("index.json").exists() {
-            oci_images(dir.path(), &Matcher::host())?
+        let mut archive = self.read_archive(&mut decompress(input)?)?;
+        let images = if archive.has("manifest.json") {
+            docker_images(&archive)?
+        } else if archive.has("index.json") {
+            oci_images(&archive, &Matcher::host())?
         } else {
             return Err(Error::InvalidArchive(
                 "no manifest.json or index.json in the archive (was it made by docker save?)"
                     .into(),
             ));
         };
-        // Every image is unpacked and checked before any is published: a bad image anywhere
-        // in the archive leaves the store as it was.
+        // Every image is checked before any is published: a bad image anywhere in the
+        // archive leaves the store as it was.
         let mut unpacked_here = HashMap::new();
         let mut prepared = Vec::new();
         for image in &images {
-            prepared.push(self.prepare_image(image, &mut unpacked_here)?);
+            prepared.push(self.prepare_image(image, &mut archive, &mut unpacked_here)?);
         }
+        drop(archive); // unused layers go before the publish takes the lock
         self.publish(prepared, unpacked_here)
+    }
+
+    /// Reads the whole archive, unpacking layer-looking members as they come.
+    fn read_archive(&self, input: &mut dyn Read) -> Result<Archive, Error> {
+        let bad = |what: String| Error::InvalidArchive(what);
+        let mut archive = Archive::default();
+        let mut small_total = 0u64;
+        let mut outer = tar::Archive::new(input);
+        for entry in outer
+            .entries()
+            .map_err(|e| bad(format!("reading archive: {e}")))?
+        {
+            let mut entry = entry.map_err(|e| bad(format!("reading archive: {e}")))?;
+            let name = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+            let rel = relative(&name)
+                .ok_or_else(|| bad(format!("unsafe path in archive: {}", name.display())))?;
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    let member = self.read_member(&mut entry, size, &rel)?;
+                    if let Member::Small(b) = &member {
+                        small_total += b.len() as u64;
+                        if small_total > MAX_SMALL_TOTAL {
+                            return Err(bad("the archive holds too much metadata".into()));
+                        }
+                    }
+                    archive.links.remove(&rel);
+                    archive.members.insert(rel, member);
+                }
+                tar::EntryType::Symlink => {
+                    let link = entry
+                        .link_name()
+                        .map_err(|e| bad(e.to_string()))?
+                        .unwrap_or_default()
+                        .into_owned();
+                    let resolved = relative(&rel.parent().unwrap_or(Path::new("")).join(&link))
+                        .filter(|_| !link.is_absolute())
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "link out of the archive: {} -> {}",
+                                name.display(),
+                                link.display()
+                            ))
+                        })?;
+                    archive.members.remove(&rel);
+                    archive.links.insert(rel, resolved);
+                }
+                // Nothing else belongs in a save archive; skipped.
+                _ => {}
+            }
+        }
+        Ok(archive)
+    }
+
+    /// Reads one member: a layer (by its first bytes) is unpacked as it streams.
+    fn read_member(&self, entry: &mut dyn Read, size: u64, rel: &Path) -> Result<Member, Error> {
+        let mut head = Vec::with_capacity(512);
+        entry
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::InvalidArchive(format!("reading archive: {e}")))?;
+        let compression = Compression::sniff(&head).ok();
+        let plain_tar = head.len() == 512 && is_tar_header(&head);
+        let mut rest = Cursor::new(head).chain(entry);
+        if plain_tar || matches!(compression, Some(Compression::Gzip | Compression::Zstd)) {
+            let result = if plain_tar {
+                self.unpack_split(&mut rest).map(|layer| {
+                    let stored = (layer.diff_id.clone(), layer.tar_size);
+                    Member::Layer { layer, stored }
+                })
+            } else {
+                self.unpack_stored(&mut rest, compression.unwrap_or(Compression::None))
+            };
+            return match result {
+                Ok(m) => Ok(m),
+                Err(Error::InvalidArchive(e)) => {
+                    // The rest of the member is skipped by the outer reader.
+                    tracing::debug!(member = %rel.display(), error = %e, "member is no layer");
+                    Ok(Member::Failed(e))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if size > MAX_JSON_BLOB {
+            io::copy(&mut rest, &mut io::sink())
+                .map_err(|e| Error::InvalidArchive(format!("reading archive: {e}")))?;
+            return Ok(Member::Big);
+        }
+        let mut bytes = Vec::new();
+        rest.read_to_end(&mut bytes)
+            .map_err(|e| Error::InvalidArchive(format!("reading archive: {e}")))?;
+        Ok(Member::Small(bytes))
+    }
+
+    /// Unpacks a stored layer blob (compressed or not), hashing the stored bytes too.
+    fn unpack_stored(&self, input: &mut dyn Read, compression: Compression) -> Result<Member, Error> {
+        let mut stored = HashingReader {
+            inner: input,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let layer = {
+            let mut tar = compression.reader(BufReader::with_capacity(BUF_SIZE, &mut stored));
+            self.unpack_split(&mut tar)?
+        };
+        // Bytes after the compressed stream are part of the blob its digest covers.
+        io::copy(&mut stored, &mut io::sink())
+            .map_err(|e| Error::InvalidArchive(e.to_string()))?;
+        let digest = format_digest(stored.hasher.finalize().as_slice());
+        Ok(Member::Layer { layer, stored: (digest, stored.size) })
     }
 
     /// Unpacks and verifies the layers of `image` that neither the store nor this load
@@ -117,6 +280,7 @@ impl Store {
     fn prepare_image(
         &self,
         image: &ToLoad,
+        archive: &mut Archive,
         unpacked_here: &mut HashMap<String, FreshLayer>,
     ) -> Result<Prepared, Error> {
         let config: ImageConfiguration =
@@ -135,24 +299,25 @@ impl Store {
         let mut parent: Option<String> = None;
         let mut chain_ids = Vec::new();
         let mut size = 0;
-        for (diff_id, layer) in diff_ids.iter().zip(&image.layers) {
+        for (diff_id, source) in diff_ids.iter().zip(&image.layers) {
             let chain = chain_id(parent.as_deref(), diff_id);
-            if let Some(fresh) = unpacked_here.get(&chain) {
-                size += fresh.record.size;
-            } else if let Some(rec) = self.layer_record(&chain)? {
-                size += rec.size;
-            } else {
-                let (record, blob, snapshot) =
-                    self.unpack_verified(layer, diff_id, parent.clone())?;
+            let in_place = match unpacked_here.get(&chain) {
+                Some(fresh) => Some(fresh.record.size),
+                None => self.layer_record(&chain)?.map(|r| r.size),
+            };
+            // Checked even when the layer is in place: the archive must be what it claims.
+            let layer = self.layer_for(archive, source, diff_id, &chain, in_place.is_none(), unpacked_here)?;
+            if let Some(s) = in_place {
+                size += s;
+            } else if let Some(layer) = layer {
+                let record = LayerRecord {
+                    diff_id: diff_id.to_string(),
+                    parent: parent.clone(),
+                    size: layer.size,
+                    tar_size: layer.tar_size,
+                };
                 size += record.size;
-                unpacked_here.insert(
-                    chain.clone(),
-                    FreshLayer {
-                        record,
-                        blob,
-                        snapshot,
-                    },
-                );
+                unpacked_here.insert(chain.clone(), FreshLayer { record, layer });
             }
             parent = Some(chain.clone());
             chain_ids.push(chain);
@@ -171,9 +336,77 @@ impl Store {
                 chain_ids,
                 size,
                 repo_digests: Vec::new(),
+                parent: None,
             },
             tags: image.tags.clone(),
         })
+    }
+
+    /// Checks the member `source` names against its descriptor and `diff_id`; when `needed`,
+    /// hands out its unpacked layer for `chain` (unpacking it again if another chain took it).
+    fn layer_for(
+        &self,
+        archive: &mut Archive,
+        source: &LayerSource,
+        diff_id: &str,
+        chain: &str,
+        needed: bool,
+        unpacked_here: &HashMap<String, FreshLayer>,
+    ) -> Result<Option<SplitLayer>, Error> {
+        let name = &source.name;
+        if let Some(Member::Small(bytes)) = archive.members.get(&source.key) {
+            // A small layer (an empty tar is 1024 bytes) was kept as bytes: unpack it now.
+            let bytes = bytes.clone();
+            let compression = Compression::sniff(&bytes)?;
+            let member = match self.unpack_stored(&mut bytes.as_slice(), compression) {
+                Ok(m) => m,
+                Err(Error::InvalidArchive(e)) => Member::Failed(e),
+                Err(e) => return Err(e),
+            };
+            archive.members.insert(source.key.clone(), member);
+        }
+        let (stored, got_diff) = match archive.members.get(&source.key) {
+            None => {
+                return Err(Error::InvalidArchive(format!(
+                    "layer {name} is missing from the archive"
+                )))
+            }
+            Some(Member::Failed(e)) => return Err(Error::InvalidArchive(format!("layer {name}: {e}"))),
+            Some(Member::Big | Member::Small(_)) => {
+                return Err(Error::InvalidArchive(format!("layer {name} is not a tar archive")))
+            }
+            Some(Member::Layer { layer, stored }) => (stored.clone(), layer.diff_id.clone()),
+            Some(Member::Used { stored, diff_id, .. }) => (stored.clone(), diff_id.clone()),
+        };
+        if let Some(want) = &source.descriptor {
+            if stored.0 != want.digest || stored.1 != want.size {
+                return Err(Error::InvalidArchive(format!(
+                    "layer {name} does not match its descriptor: expected {} ({} bytes), got {} ({} bytes)",
+                    want.digest, want.size, stored.0, stored.1
+                )));
+            }
+        }
+        if got_diff != diff_id {
+            return Err(Error::InvalidArchive(format!(
+                "layer {name} does not match its diff ID: expected {diff_id}, got {got_diff}"
+            )));
+        }
+        if !needed {
+            return Ok(None);
+        }
+        if let Some(Member::Used { chain: first, .. }) = archive.members.get(&source.key) {
+            // The same member at another position (another chain): same content, but a
+            // snapshot belongs to one chain, so it is unpacked once more, from the first.
+            let from = unpacked_here
+                .get(first)
+                .ok_or_else(|| Error::Corrupt(format!("layer {name} went missing during the load")))?;
+            return Ok(Some(self.unpack_split(&mut from.layer.reader()?)?));
+        }
+        let used = Member::Used { chain: chain.to_string(), stored, diff_id: got_diff };
+        match archive.members.insert(source.key.clone(), used) {
+            Some(Member::Layer { layer, .. }) => Ok(Some(layer)),
+            _ => Err(Error::Corrupt(format!("layer {name} went missing during the load"))),
+        }
     }
 
     /// Publishes the fresh layers' files, then records every image in one transaction.
@@ -184,10 +417,9 @@ impl Store {
     ) -> Result<Vec<LoadedImage>, Error> {
         let _g = self.lock();
         let mut layer_rows = Vec::new();
-        for (chain, layer) in fresh {
-            layer.blob.commit()?;
-            self.snapshots.commit(layer.snapshot, &chain)?;
-            layer_rows.push((chain, layer.record));
+        for (chain, fresh) in fresh {
+            self.publish_split(fresh.layer, &chain)?;
+            layer_rows.push((chain, fresh.record));
         }
         for image in &images {
             self.content.write_all(&image.config_bytes)?;
@@ -238,100 +470,17 @@ impl Store {
             .map(|v| decode::<LayerRecord>("layer record", v.value()))
             .transpose()
     }
-
-    /// Unpacks one layer into a temp snapshot while storing its uncompressed tar as a blob;
-    /// fails unless the blob matches its descriptor and the tar the diff ID the config names.
-    fn unpack_verified(
-        &self,
-        layer: &LayerSource,
-        diff_id: &str,
-        parent: Option<String>,
-    ) -> Result<
-        (
-            LayerRecord,
-            crate::content::PendingBlob,
-            crate::snapshot::TempSnapshot,
-        ),
-        Error,
-    > {
-        let file = File::open(&layer.path).map_err(|e| ctx(e, &layer.name))?;
-        let mut stored = HashingReader {
-            inner: file,
-            hasher: Sha256::new(),
-            size: 0,
-        };
-        let snapshot = self.snapshots.temp()?;
-        let (unpacked, pending) = if is_plain_tar(&layer.path)? {
-            // The common case (`docker save` writes plain tars): the extracted file is the
-            // blob already, so it is linked, never copied; a second core hashes the whole
-            // file (trailing bytes too) while this one unpacks it from its own handle.
-            let unpacked = std::thread::scope(|s| {
-                let hashing = s.spawn(|| {
-                    // Big reads: io::copy's 8 KiB would make this syscall-bound.
-                    let mut buf = vec![0u8; BUF_SIZE];
-                    while stored.read(&mut buf)? > 0 {}
-                    io::Result::Ok(())
-                });
-                let unpacked = File::open(&layer.path)
-                    .map_err(|e| ctx(e, &layer.name))
-                    .and_then(|f| unpack(&mut BufReader::with_capacity(BUF_SIZE, f), snapshot.path()));
-                let hashed = hashing.join().map_err(|_| Error::Corrupt("layer hashing panicked".into()))?;
-                hashed.map_err(|e| ctx(e, &layer.name))?;
-                unpacked
-            })?;
-            let digest = format_digest(stored.hasher.clone().finalize().as_slice());
-            (unpacked, self.content.link_pending(&layer.path, digest, stored.size)?)
-        } else {
-            let blob = self.content.writer()?;
-            let mut tee = BufReader::with_capacity(
-                BUF_SIZE,
-                TeeReader {
-                    inner: decompress(&mut stored)?,
-                    blob,
-                },
-            );
-            let unpacked = unpack(&mut tee, snapshot.path())?;
-            // Bytes after the end-of-archive marker are still part of the tar the diff ID covers.
-            io::copy(&mut tee, &mut io::sink())
-                .map_err(|e| Error::InvalidArchive(format!("{}: {e}", layer.name)))?;
-            (unpacked, tee.into_inner().blob.finish()?)
-        };
-        if let Some(want) = &layer.descriptor {
-            // ...and bytes after the compressed stream part of the blob its digest covers.
-            io::copy(&mut stored, &mut io::sink()).map_err(|e| ctx(e, &layer.name))?;
-            let got = format_digest(stored.hasher.finalize().as_slice());
-            if got != want.digest || stored.size != want.size {
-                return Err(Error::InvalidArchive(format!(
-                    "layer {} does not match its descriptor: expected {} ({} bytes), got {got} ({} bytes)",
-                    layer.name, want.digest, want.size, stored.size
-                )));
-            }
-        }
-        if pending.digest != diff_id {
-            return Err(Error::InvalidArchive(format!(
-                "layer {} does not match its diff ID: expected {diff_id}, got {}",
-                layer.name, pending.digest
-            )));
-        }
-        let rec = LayerRecord {
-            diff_id: diff_id.to_string(),
-            parent,
-            size: unpacked.size,
-            tar_size: pending.size,
-        };
-        Ok((rec, pending, snapshot))
-    }
 }
 
 /// The images Docker's `manifest.json` lists.
-fn docker_images(dir: &Path) -> Result<Vec<ToLoad>, Error> {
-    let manifest = std::fs::read(dir.join("manifest.json")).map_err(|e| ctx(e, "manifest.json"))?;
+fn docker_images(archive: &Archive) -> Result<Vec<ToLoad>, Error> {
+    let manifest = archive.small(Path::new("manifest.json"), "manifest.json")?;
     let entries: Vec<ManifestEntry> = serde_json::from_slice(&manifest)
         .map_err(|e| Error::InvalidArchive(format!("manifest.json: {e}")))?;
     entries
         .into_iter()
         .map(|entry| {
-            let config_bytes = read_limited(&member(dir, &entry.config)?, &entry.config)?;
+            let config_bytes = archive.small(&archive.key(&entry.config)?, &entry.config)?;
             let tags = entry
                 .repo_tags
                 .iter()
@@ -344,7 +493,7 @@ fn docker_images(dir: &Path) -> Result<Vec<ToLoad>, Error> {
                 .map(|l| {
                     Ok(LayerSource {
                         name: l.clone(),
-                        path: member(dir, l)?,
+                        key: archive.key(l)?,
                         descriptor: None,
                     })
                 })
@@ -360,8 +509,8 @@ fn docker_images(dir: &Path) -> Result<Vec<ToLoad>, Error> {
 }
 
 /// The images an OCI layout's `index.json` lists, each narrowed to one manifest for `matcher`.
-fn oci_images(dir: &Path, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
-    let index_bytes = read_limited(&dir.join("index.json"), "index.json")?;
+fn oci_images(archive: &Archive, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
+    let index_bytes = archive.small(Path::new("index.json"), "index.json")?;
     let index: Index = match manifest::parse(&index_bytes, media::OCI_INDEX)? {
         manifest::Document::Index(i) => i,
         manifest::Document::Manifest(_) => {
@@ -377,7 +526,7 @@ fn oci_images(dir: &Path, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
                 d.digest, d.size
             )));
         }
-        read_limited(&blob_member(dir, &d.digest)?, &d.digest)
+        archive.small(&blob_member(archive, &d.digest)?, &d.digest)
     };
     let mut out = Vec::new();
     for entry in index
@@ -414,7 +563,7 @@ fn oci_images(dir: &Path, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
                 Compression::check_layer_media_type(&l.media_type)?;
                 Ok(LayerSource {
                     name: l.digest.clone(),
-                    path: blob_member(dir, &l.digest)?,
+                    key: blob_member(archive, &l.digest)?,
                     descriptor: Some(l.clone()),
                 })
             })
@@ -433,12 +582,12 @@ fn oci_images(dir: &Path, matcher: &Matcher) -> Result<Vec<ToLoad>, Error> {
 }
 
 /// The file of blob `digest` in a layout; it must be there (we never fetch).
-fn blob_member(dir: &Path, digest: &str) -> Result<PathBuf, Error> {
+fn blob_member(archive: &Archive, digest: &str) -> Result<PathBuf, Error> {
     let hex = hex_part(digest).ok_or_else(|| {
         Error::InvalidArchive(format!("unsupported or malformed digest {digest:?}"))
     })?;
-    let path = member(dir, &format!("blobs/sha256/{hex}"))?;
-    if !path.is_file() {
+    let path = archive.key(&format!("blobs/sha256/{hex}"))?;
+    if !archive.members.contains_key(&path) {
         return Err(Error::InvalidArchive(format!(
             "blob {digest} is missing from the archive"
         )));
@@ -446,28 +595,17 @@ fn blob_member(dir: &Path, digest: &str) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// A whole small file, refusing one too big to be JSON metadata.
-fn read_limited(path: &Path, name: &str) -> Result<Vec<u8>, Error> {
-    let file = File::open(path).map_err(|e| ctx(e, name))?;
-    let mut buf = Vec::new();
-    file.take(MAX_JSON_BLOB + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ctx(e, name))?;
-    if buf.len() as u64 > MAX_JSON_BLOB {
-        return Err(Error::InvalidArchive(format!("{name} is too big")));
+/// Whether `block` is a tar header (its checksum holds), as a plain layer starts.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return false;
     }
-    Ok(buf)
+    let h = tar::Header::from_byte_slice(block);
+    let sum: u32 = block[..148].iter().chain(&block[156..]).map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+    h.cksum().ok() == Some(sum)
 }
 
 /// Hashes and counts the bytes of a blob as they are read.
-/// Whether the layer file starts as an uncompressed tar does.
-fn is_plain_tar(path: &Path) -> Result<bool, Error> {
-    let mut head = [0u8; 6];
-    let n = std::os::unix::fs::FileExt::read_at(&File::open(path).map_err(|e| ctx(e, path.display()))?, &mut head, 0)
-        .map_err(|e| ctx(e, path.display()))?;
-    Ok(n > 0 && Compression::sniff(&head[..n]).ok() == Some(Compression::None))
-}
-
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -481,78 +619,6 @@ impl<R: Read> Read for HashingReader<R> {
         self.size += n as u64;
         Ok(n)
     }
-}
-
-/// Extracts the archive's files, directories and in-archive symlinks (Docker links repeated
-/// layers to their first copy). Nothing is written outside `dir`: names are relative without
-/// `..`, links must point inside, and no file is written through a link.
-fn extract(input: &mut dyn Read, dir: &Path) -> Result<(), Error> {
-    let bad = |what: String| Error::InvalidArchive(what);
-    let mut archive = tar::Archive::new(input);
-    for entry in archive
-        .entries()
-        .map_err(|e| bad(format!("reading archive: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| bad(format!("reading archive: {e}")))?;
-        let name = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let rel = relative(&name)
-            .ok_or_else(|| bad(format!("unsafe path in archive: {}", name.display())))?;
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let target = dir.join(&rel);
-        if through_link(dir, &rel) {
-            return Err(bad(format!(
-                "path in archive goes through a link: {}",
-                name.display()
-            )));
-        }
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                std::fs::create_dir_all(&target).map_err(|e| ctx(e, target.display()))?
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| ctx(e, p.display()))?;
-                }
-                let mut out = File::create(&target).map_err(|e| ctx(e, target.display()))?;
-                // Layer tars become blobs as they are (see `link_pending`): their disk writes
-                // start now rather than at the blob's fsync.
-                let mut writeback = crate::fsutil::EarlyWriteback::default();
-                let mut buf = vec![0u8; BUF_SIZE];
-                loop {
-                    let n = entry.read(&mut buf).map_err(|e| bad(format!("{}: {e}", name.display())))?;
-                    if n == 0 {
-                        break;
-                    }
-                    io::Write::write_all(&mut out, &buf[..n]).map_err(|e| ctx(e, target.display()))?;
-                    writeback.wrote(&out, n);
-                }
-            }
-            tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| bad(e.to_string()))?
-                    .unwrap_or_default()
-                    .into_owned();
-                let resolved = rel.parent().unwrap_or(Path::new("")).join(&link);
-                if link.is_absolute() || relative(&resolved).is_none() {
-                    return Err(bad(format!(
-                        "link out of the archive: {} -> {}",
-                        name.display(),
-                        link.display()
-                    )));
-                }
-                if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| ctx(e, p.display()))?;
-                }
-                std::os::unix::fs::symlink(&link, &target).map_err(|e| ctx(e, target.display()))?;
-            }
-            // Nothing else belongs in a save archive; skipped rather than made.
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// `name` without `.` components, if it stays inside (no `..` above its start, not absolute).
@@ -571,34 +637,6 @@ fn relative(name: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
-}
-
-/// Whether a directory on the way to `rel` is a symlink.
-fn through_link(dir: &Path, rel: &Path) -> bool {
-    let mut p = dir.to_path_buf();
-    let parents: Vec<_> = rel
-        .parent()
-        .map(|x| x.components().collect())
-        .unwrap_or_default();
-    parents.into_iter().any(|c| {
-        p.push(c);
-        std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
-    })
-}
-
-/// The file a manifest names, following an in-archive link at most once.
-fn member(dir: &Path, name: &str) -> Result<PathBuf, Error> {
-    let rel = relative(Path::new(name))
-        .ok_or_else(|| Error::InvalidArchive(format!("unsafe path in manifest: {name}")))?;
-    let path = dir.join(&rel);
-    match std::fs::read_link(&path) {
-        Ok(link) => {
-            let resolved = relative(&rel.parent().unwrap_or(Path::new("")).join(link))
-                .ok_or_else(|| Error::InvalidArchive(format!("link out of the archive: {name}")))?;
-            Ok(dir.join(resolved))
-        }
-        Err(_) => Ok(path),
-    }
 }
 
 #[cfg(test)]
@@ -757,12 +795,14 @@ mod tests {
             std::fs::read(dirs[1].1.join("etc/motd")).unwrap(),
             b"zstd layer"
         );
-        // Layers are kept uncompressed, under their diff IDs, as save expects them.
+        // Layers read back uncompressed, byte for byte, under their diff IDs, as save
+        // expects them, from indexes over the snapshots (no second copy of the tar).
         for (diff_id, (_, _, tar)) in image.config.rootfs().diff_ids().iter().zip(two_layers()) {
-            assert_eq!(
-                std::fs::read(s.content.path(diff_id).unwrap()).unwrap(),
-                tar
-            );
+            let mut got = Vec::new();
+            s.layer_tar(diff_id).unwrap().read_to_end(&mut got).unwrap();
+            assert_eq!(got, tar);
+            assert!(!s.content.path(diff_id).unwrap().exists());
+            assert!(s.indexes.path(diff_id).unwrap().exists());
         }
         // Loading again finds everything in place.
         assert_eq!(
@@ -924,7 +964,7 @@ mod tests {
         let before = {
             let s = Store::open(&root, db.clone()).unwrap();
             s.load_archive(&mut archive.as_slice()).unwrap();
-            let mut names: Vec<_> = ["blobs/sha256", "snapshots"]
+            let mut names: Vec<_> = ["blobs/sha256", "snapshots", "layer-index"]
                 .iter()
                 .flat_map(|d| {
                     std::fs::read_dir(root.join(d))
@@ -943,6 +983,9 @@ mod tests {
         std::fs::write(snaps.join(".tmp-snap-1-2-3/index.json"), b"{}").unwrap();
         std::fs::create_dir_all(snaps.join(".tmp-snap-4-5-6/etc")).unwrap();
         std::fs::write(blobs.join(".tmp-blob-7-8-9"), b"partial").unwrap();
+        // An index written but not published, and one whose layer never got recorded.
+        std::fs::write(root.join("layer-index/.tmp-index-1-2-3"), b"partial").unwrap();
+        std::fs::write(root.join("layer-index").join(hex_part(&orphan).unwrap()), b"BTSPLIT1").unwrap();
         // delete: a detached snapshot not yet removed.
         std::fs::create_dir_all(snaps.join(".tmp-del-1-2-3/usr")).unwrap();
         // A layer published (blob, snapshot, row) whose image record never committed.
@@ -967,7 +1010,7 @@ mod tests {
         std::fs::write(snaps.join("stray-file"), b"?").unwrap();
 
         let s = Store::open(&root, db.clone()).unwrap();
-        let mut after: Vec<_> = ["blobs/sha256", "snapshots"]
+        let mut after: Vec<_> = ["blobs/sha256", "snapshots", "layer-index"]
             .iter()
             .flat_map(|d| {
                 std::fs::read_dir(root.join(d))

@@ -1,7 +1,7 @@
 //! Images from a registry: layers arrive one stream each (several at once), are unpacked
 //! while they stream, and the image is recorded in one transaction at the end.
 //!
-//! Each layer is published (its uncompressed tar blob, its snapshot and its `layers_v1` row)
+//! Each layer is published (its tar's index, its snapshot and its `layers_v1` row)
 //! as soon as it is complete and verified, before the image is: a pull interrupted after some
 //! layers (ctrl-c, a registry failure) leaves those layers for the next pull to reuse by chain
 //! ID, while no image, tag or digest refers to anything half-done. Layers no image uses are
@@ -17,12 +17,11 @@ use std::io::{self, BufRead, BufReader, Read};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::compression::Compression;
-use crate::content::{PendingBlob, TeeReader};
 use crate::digest::{chain_id, sha256_of};
 use crate::error::Error;
 use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
-use crate::snapshot::TempSnapshot;
-use crate::unpack::{unpack, BUF_SIZE};
+use crate::tarsplit::SplitLayer;
+use crate::unpack::BUF_SIZE;
 use crate::{Image, Reference, Store};
 
 /// A layer unpacked and verified against its diff ID, not yet visible.
@@ -30,8 +29,7 @@ use crate::{Image, Reference, Store};
 pub struct PulledLayer {
     chain_id: String,
     record: LayerRecord,
-    blob: PendingBlob,
-    snapshot: TempSnapshot,
+    layer: SplitLayer,
 }
 
 impl PulledLayer {
@@ -64,7 +62,7 @@ impl Store {
     }
 
     /// Unpacks one layer from `input` (its blob as the registry sends it: gzip, zstd or plain),
-    /// storing the uncompressed tar alongside; fails unless the tar matches `diff_id`. Reads
+    /// keeping its uncompressed tar as an index over the snapshot; fails unless the tar matches `diff_id`. Reads
     /// `input` to its end, so a caller hashing it sees every byte. Blocking: run it on a
     /// thread of its own.
     pub fn unpack_layer(
@@ -75,27 +73,17 @@ impl Store {
     ) -> Result<PulledLayer, Error> {
         let mut input = BufReader::with_capacity(BUF_SIZE, input);
         let compression = Compression::sniff(input.fill_buf()?)?;
-        let snapshot = self.snapshots.temp()?;
-        let blob = self.content.writer()?;
-        let mut tee = BufReader::with_capacity(
-            BUF_SIZE,
-            TeeReader {
-                inner: compression.reader(&mut input),
-                blob,
-            },
-        );
-        let unpacked = unpack(&mut tee, snapshot.path())?;
-        // Bytes after the end-of-archive marker are still part of the tar the diff ID covers...
-        io::copy(&mut tee, &mut io::sink())?;
-        let TeeReader { inner, blob } = tee.into_inner();
-        drop(inner);
-        // ...and bytes after the compressed stream part of the blob the caller is hashing.
+        // The tar is kept as an index over the snapshot (tarsplit.rs), not as a second copy.
+        let layer = {
+            let mut tar = compression.reader(&mut input);
+            self.unpack_split(&mut tar)?
+        };
+        // Bytes after the compressed stream are part of the blob the caller is hashing.
         io::copy(&mut input, &mut io::sink())?;
-        let pending = blob.finish()?;
-        if pending.digest != diff_id {
+        if layer.diff_id != diff_id {
             return Err(Error::InvalidArchive(format!(
                 "layer does not match its diff ID: expected {diff_id}, got {}",
-                pending.digest
+                layer.diff_id
             )));
         }
         let chain = chain_id(parent, diff_id);
@@ -104,19 +92,17 @@ impl Store {
             record: LayerRecord {
                 diff_id: diff_id.to_string(),
                 parent: parent.map(String::from),
-                size: unpacked.size,
-                tar_size: pending.size,
+                size: layer.size,
+                tar_size: layer.tar_size,
             },
-            blob: pending,
-            snapshot,
+            layer,
         })
     }
 
     /// Makes a verified layer visible to later pulls (files, then its row).
     pub fn publish_layer(&self, layer: PulledLayer) -> Result<(), Error> {
         let _g = self.lock();
-        layer.blob.commit()?;
-        self.snapshots.commit(layer.snapshot, &layer.chain_id)?;
+        self.publish_split(layer.layer, &layer.chain_id)?;
         let txn = self.db.begin_write()?;
         {
             let mut layers = txn.open_table(LAYERS)?;
@@ -191,6 +177,7 @@ impl Store {
                     chain_ids: chain_ids.clone(),
                     size,
                     repo_digests: Vec::new(),
+                    parent: None,
                 });
                 if let Some(d) = repo_digest {
                     if !record.repo_digests.iter().any(|x| x == d) {

@@ -3,19 +3,18 @@
 //! `blobs/sha256/…`) whose `manifest.json` and `repositories` are Docker's own; Docker's
 //! loader (20.10 included) follows `manifest.json`, which points into `blobs/`.
 //!
-//! Blobs are copied from the store as they are, so image IDs (config digests) and layer
-//! diff IDs stay the same across a save and a load. Every blob is hashed as it is copied and
-//! a mismatch fails the save: a corrupt store never produces an archive that looks good.
+//! Blobs are copied from the store as they are (a layer's tar from its blob, or rebuilt from
+//! its index over its snapshot), so image IDs (config digests) and layer diff IDs stay the
+//! same across a save and a load. Every layer is hashed as it is copied and a mismatch fails
+//! the save: a corrupt store never produces an archive that looks good.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
-use crate::digest::{format_digest, hex_part, sha256_of};
-use crate::error::{ctx, Error};
+use crate::digest::{hex_part, sha256_of};
+use crate::error::Error;
 use crate::{Image, Reference, Store};
 
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -94,27 +93,26 @@ impl Store {
         tar.into_inner().map_err(Error::Io)?.flush().map_err(Error::Io)
     }
 
-    /// Copies a layer's tar into the archive once, checking its digest on the way; returns
-    /// its size.
+    /// Copies a layer's tar into the archive once (its blob, or rebuilt from its index),
+    /// checked against its digest on the way; returns its size.
     fn add_layer<W: Write>(
         &self,
         tar: &mut tar::Builder<W>,
         diff_id: &str,
         written: &mut std::collections::HashSet<String>,
     ) -> Result<u64, Error> {
-        let path = self.content.path(diff_id)?;
-        let file = File::open(&path).map_err(|e| ctx(e, path.display()))?;
-        let size = file.metadata().map_err(|e| ctx(e, path.display()))?.len();
+        let layer = self.layer_tar(diff_id)?;
+        let size = layer.size();
         if !written.insert(diff_id.to_string()) {
             return Ok(size);
         }
         let mut header = header(&blob_path(diff_id)?, size);
-        let mut reader = HashingReader { inner: file, hasher: Sha256::new() };
-        tar.append(&mut header, &mut reader).map_err(Error::Io)?;
-        let got = format_digest(reader.hasher.finalize().as_slice());
-        if got != diff_id {
-            return Err(Error::Corrupt(format!("layer {diff_id} does not match its digest (read {got})")));
-        }
+        // Big reads: the default 8 KiB copy would make a rebuilt layer syscall-bound.
+        let mut reader = io::BufReader::with_capacity(1 << 20, layer);
+        tar.append(&mut header, &mut reader).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => Error::Corrupt(e.to_string()),
+            _ => Error::Io(e),
+        })?;
         Ok(size)
     }
 }
@@ -153,17 +151,4 @@ fn header(path: &str, size: u64) -> tar::Header {
 fn add_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> Result<(), Error> {
     let mut h = header(path, data.len() as u64);
     tar.append(&mut h, data).map_err(Error::Io)
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }

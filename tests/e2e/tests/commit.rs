@@ -85,9 +85,11 @@ fn commit_makes_an_image_of_the_changes() {
         )
     );
     let container = d.ok(&["inspect", "-f", "{{.Id}}", "c1"]);
+    // The parent is the container's image, as Docker records it.
+    let parent = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     assert_eq!(
         inspect("{{.Container}}|{{.Config.Hostname}}|{{.Parent}}"),
-        format!("{container}|{}|", &container[..12])
+        format!("{container}|{}|{parent}", &container[..12])
     );
     assert!(inspect("{{json .Config.Env}}").contains("\"A=1\""));
 

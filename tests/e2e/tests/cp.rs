@@ -376,3 +376,72 @@ fn cp_refuses_read_only_rootfs_and_volumes() {
         )
     );
 }
+
+#[test]
+fn cp_paths_that_ask_for_a_directory_and_the_root() {
+    let d = Daemon::start();
+    let tmp = TempDir::new();
+    d.ok(&[
+        "run",
+        "--name",
+        "cpr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /f; ln -s /gone /dangling",
+    ]);
+    let cli = |docker: bool, args: &[&str]| {
+        if docker {
+            d.docker(args)
+        } else {
+            d.berth(args)
+        }
+    };
+    for docker in [false, true] {
+        // A trailing `/` or `/.` on a file, or a file in the way: Docker's lstat error (it
+        // names its own host path there; berth names the container's).
+        for (src, quoted) in [
+            ("cpr:/f/", "/f/"),
+            ("cpr:/f/.", "/f/."),
+            ("cpr:/f/x", "/f/x"),
+        ] {
+            let r = cli(
+                docker,
+                &["cp", src, tmp.path().join("out").to_str().unwrap()],
+            );
+            let want = format!("Error response from daemon: lstat {quoted}: not a directory");
+            assert_eq!(
+                (r.code, r.stderr.trim()),
+                (1, want.as_str()),
+                "docker={docker} {src}"
+            );
+        }
+        // Through a dangling link it is not found.
+        let r = cli(
+            docker,
+            &[
+                "cp",
+                "cpr:/dangling/",
+                tmp.path().join("out").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            (r.code, r.stderr.trim()),
+            (1, "Error: No such container:path: cpr:/dangling/"),
+            "docker={docker}"
+        );
+        assert!(!tmp.path().join("out").exists());
+
+        // The root copies as its contents, into a new directory or an existing one.
+        let fresh = tmp.path().join(format!("root-{docker}"));
+        let r = cli(docker, &["cp", "cpr:/", fresh.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "docker={docker}: {}", r.stderr);
+        assert_eq!(std::fs::read_to_string(fresh.join("f")).unwrap(), "x\n");
+        assert!(fresh.join("bin/busybox").is_file());
+        let existing = tmp.path().join(format!("into-{docker}"));
+        std::fs::create_dir(&existing).unwrap();
+        let r = cli(docker, &["cp", "cpr:/", existing.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "docker={docker}: {}", r.stderr);
+        assert_eq!(std::fs::read_to_string(existing.join("f")).unwrap(), "x\n");
+    }
+}

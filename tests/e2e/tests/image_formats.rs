@@ -455,7 +455,7 @@ fn system_df_accounts_for_every_byte_of_images_containers_and_volumes() {
         + sum("Volumes", "/UsageData/Size");
 
     let root = &d.data_root;
-    let mut paths = vec![root.join("blobs/sha256"), root.join("snapshots")];
+    let mut paths = vec![root.join("blobs/sha256"), root.join("layer-index"), root.join("snapshots")];
     for entry in std::fs::read_dir(root.join("containers-rootfs")).unwrap() {
         paths.push(entry.unwrap().path().join("upper"));
     }
@@ -465,7 +465,7 @@ fn system_df_accounts_for_every_byte_of_images_containers_and_volumes() {
         .trim()
         .to_string();
     paths.push(PathBuf::from(mountpoint));
-    // Exact: blobs and snapshots are all the images hold, `upper` all a container writes, and
+    // Exact: blobs, layer indexes and snapshots are all the images hold, `upper` all a container writes, and
     // no file is hard-linked across them. What else is under the data root is not usage
     // `docker system df` reports: the metadata database, container configs and logs.
     assert_eq!(reported, du_files(&paths), "df: {df}");

@@ -89,7 +89,7 @@ fn history_and_inspect_show_dockers_fields() {
     assert_eq!(missing.code, 1);
     assert_eq!(
         missing.stderr.trim(),
-        "Error response from daemon: No such image: nosuch"
+        "Error response from daemon: No such image: nosuch:latest"
     );
 
     // Inspect: the fields Docker fills for an imported image, with its empty values.
@@ -297,4 +297,52 @@ fn prune_removes_unused_images_and_frees_disk() {
     let out = d.docker(&["image", "prune", "-a", "-f"]);
     assert!(out.stdout.contains("untagged: used:1\n"), "{}", out.stdout);
     assert_eq!(d.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn missing_and_malformed_names_get_dockers_errors() {
+    let d = Daemon::start();
+    for docker in [false, true] {
+        let cli = |args: &[&str]| if docker { d.docker(args) } else { d.berth(args) };
+        let err = |args: &[&str]| {
+            let r = cli(args);
+            (r.code, r.stderr.trim().to_string())
+        };
+        // rmi: the client names a missing image; with -f it is reported, not failed on.
+        let missing = "Error: No such image: nosuch\nError: No such image: nosuch:v2";
+        assert_eq!(err(&["rmi", "nosuch", "nosuch:v2"]), (1, missing.into()));
+        assert_eq!(err(&["rmi", "-f", "nosuch", "nosuch:v2"]), (0, missing.into()));
+        // The daemon names a missing reference with its default tag, an id as given.
+        assert_eq!(
+            err(&["history", "nosuch"]),
+            (1, "Error response from daemon: No such image: nosuch:latest".into())
+        );
+        assert_eq!(
+            err(&["tag", "sha256:abc123", "x"]),
+            (1, "Error response from daemon: No such image: sha256:abc123".into())
+        );
+        // A name that is no reference is refused as such (400), not reported missing.
+        assert_eq!(
+            err(&["rmi", "bad@@name"]),
+            (1, "Error response from daemon: invalid reference format".into())
+        );
+        assert_eq!(
+            err(&["rmi", "UPPER"]),
+            (
+                1,
+                "Error response from daemon: invalid reference format: repository name must be lowercase"
+                    .into()
+            )
+        );
+        assert_eq!(
+            err(&["image", "inspect", "nosuch"]),
+            (1, "Error: No such image: nosuch".into())
+        );
+        assert_eq!(
+            err(&["inspect", "--type", "container", "nosuch"]),
+            (1, "Error: No such container: nosuch".into())
+        );
+    }
+    // Nothing was removed on the way.
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}"]), "busybox");
 }

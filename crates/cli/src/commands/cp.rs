@@ -319,7 +319,8 @@ async fn from_container(
     } else {
         Target::Replace {
             dst: PathBuf::from(clean(&dst_path)),
-            contents: src_base == "." && rebase_name.is_none(),
+            // `dir/.` and `/` come as their contents (the root's entries are "/", "/a", …).
+            contents: (src_base == "." || src_base.is_empty()) && rebase_name.is_none(),
         }
     };
     let handle = tokio::runtime::Handle::current();

@@ -45,7 +45,7 @@ async fn fetch(
             .await
         {
             Ok(b) => return Ok(Some(b)),
-            // With --type, docker passes the daemon's "No such …" through.
+            // Without --type, the next kind is tried.
             Err(e) if e.is_not_found() && kind.is_none() => {}
             Err(e) => return Err(e),
         }
@@ -60,7 +60,7 @@ async fn fetch(
             .await
         {
             Ok(b) => return Ok(Some(b)),
-            // With --type, docker passes the daemon's "No such …" through.
+            // Without --type, the next kind is tried.
             Err(e) if e.is_not_found() && kind.is_none() => {}
             Err(e) => return Err(e),
         }
@@ -98,6 +98,11 @@ pub async fn run(client: &Client, args: InspectArgs) -> CmdResult {
             Ok(Some(raw)) => raws.push(raw),
             Ok(None) => errors.push(format!("Error: No such object: {name}")),
             Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
+            // With --type, docker's client names the missing object itself.
+            Err(e) if e.is_not_found() => {
+                let kind = args.kind.as_deref().unwrap_or("object");
+                errors.push(format!("Error: No such {kind}: {name}"))
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }

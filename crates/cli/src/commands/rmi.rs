@@ -31,6 +31,9 @@ pub async fn run(client: &Client, args: RmiArgs) -> CmdResult {
         q.push(("noprune", "1".to_string()));
     }
     let q = client::query(&q);
+    // As docker's CLI: errors come after the removals, and with -f an image that is not
+    // there is reported but does not fail the command.
+    let mut errors = Vec::new();
     let mut failed = false;
     for image in &args.images {
         let path = format!("/images/{}{q}", client::enc_path(image));
@@ -49,11 +52,19 @@ pub async fn run(client: &Client, args: RmiArgs) -> CmdResult {
                 }
             }
             Err(e @ ClientError::Connect { .. }) => return Err(Failure::from(e)),
+            // docker's client reads any 404 here as a missing image.
+            Err(e) if e.is_not_found() => {
+                errors.push(format!("Error: No such image: {image}"));
+                failed |= !args.force;
+            }
             Err(e) => {
-                eprintln!("{e}");
+                errors.push(e.to_string());
                 failed = true;
             }
         }
+    }
+    for e in &errors {
+        eprintln!("{e}");
     }
     Ok(if failed { 1 } else { 0 })
 }

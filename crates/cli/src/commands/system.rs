@@ -220,7 +220,8 @@ fn verbose(du: &DiskUsage) -> String {
             tag,
             format::short_id(&i.id),
             format::ago(i.created),
-            format::human_size(i.size, 3),
+            // docker 20.10 shows `{{.VirtualSize}}` here, in go-units' 4 digits.
+            hs(i.size),
             shared,
             unique,
             i.containers.to_string(),
@@ -263,7 +264,7 @@ fn verbose(du: &DiskUsage) -> String {
     t.row(["VOLUME NAME", "LINKS", "SIZE"]);
     for v in du.volumes.as_deref().unwrap_or_default() {
         let (size, links) = match &v.usage_data {
-            Some(u) if u.size != -1 => (format::human_size(u.size, 3), u.ref_count.to_string()),
+            Some(u) if u.size != -1 => (hs(u.size), u.ref_count.to_string()),
             Some(u) => ("N/A".to_string(), u.ref_count.to_string()),
             None => ("N/A".to_string(), "N/A".to_string()),
         };
@@ -333,7 +334,9 @@ mod tests {
         assert!(lines[2].starts_with("REPOSITORY            TAG       IMAGE ID       CREATED "), "{}", lines[2]);
         assert!(lines[2].ends_with("SIZE      SHARED SIZE   UNIQUE SIZE   CONTAINERS"), "{}", lines[2]);
         assert!(lines[3].starts_with("berth-bench/busybox   latest    940f4176874e   "), "{}", lines[3]);
-        assert!(lines[3].ends_with("1.98MB    0B            1.984MB       0"), "{}", lines[3]);
+        // docker 20.10 (the CLI berth answers like) prints these image and volume sizes
+        // with 4 digits: it shows `{{.VirtualSize}}` and go-units' `HumanSize`.
+        assert!(lines[3].ends_with("1.984MB   0B            1.984MB       0"), "{}", lines[3]);
         assert_eq!(lines[6], "Containers space usage:");
         assert!(lines[9].starts_with("72b329712ee8   busybox   \"sh -c 'head -c 3000…\"   1               3MB       "), "{}", lines[9]);
         assert!(lines[9].ends_with("Exited (0) 5 seconds ago   dfc"), "{}", lines[9]);

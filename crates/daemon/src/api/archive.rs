@@ -81,9 +81,12 @@ pub async fn get(
             .with_container_fs(&id, move |_, fs| {
                 let r = fs.resolve_parent(&path)?;
                 let stat = archive::path_stat(&r, &name)?;
-                // The top entry is named after the path's last component; `dir/.` means its contents.
-                let top = if path.ends_with("/.") || stat.name == "/" {
+                // The top entry is named after the path's last component; `dir/.` means its
+                // contents, and the root's entries are "/", "/a", … as Docker names them.
+                let top = if path.ends_with("/.") {
                     ".".to_string()
+                } else if stat.name == "/" {
+                    String::new()
                 } else {
                     stat.name.clone()
                 };

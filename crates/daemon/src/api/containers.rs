@@ -2,6 +2,7 @@
 
 use super::error::{bad_request, ApiResult};
 use super::query::Query;
+use super::image_inspect::GraphDriver;
 use crate::engine::{Engine, ListOptions, WaitCondition};
 use crate::humanize;
 use crate::io::logs;
@@ -113,13 +114,9 @@ pub async fn wait(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): R
 
 pub async fn inspect(State(engine): Engine_, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let c = engine.container(&id)?;
-    let mut view = serde_json::to_value(inspect_view(&engine, &c.snapshot())).map_err(|e| crate::engine::Error::Internal(e.to_string()))?;
+    let mut view = inspect_view(&engine, &c.snapshot())?;
     // API 1.41's NetworkSettings has fields the model no longer carries.
     view["NetworkSettings"] = engine.container_network_settings(&c.snapshot());
-    // Docker's vfs driver has no metadata: `Data` is null, which the model cannot say.
-    if engine.store.driver() == berth_store::Driver::Vfs {
-        view["GraphDriver"]["Data"] = serde_json::Value::Null;
-    }
     Ok(Json(view))
 }
 
@@ -234,8 +231,8 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
 
 /// overlay2's directories as Docker lists them (without its init layer, which berth has
 /// not); empty for vfs, which has none to show.
-fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::HashMap<String, String> {
-    let mut data = std::collections::HashMap::new();
+fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::BTreeMap<String, String> {
+    let mut data = std::collections::BTreeMap::new();
     let tree = engine.store.resolve(&rec.image_id).and_then(|image| engine.store.rootfs_tree(&rec.id, &image));
     if let Ok(berth_store::RootfsTree::Changes { upper, lowers }) = tree {
         let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
@@ -250,10 +247,11 @@ fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::HashMap
     data
 }
 
-fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
+/// The container's inspect JSON (without API 1.41's `NetworkSettings`, which the handler adds).
+fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crate::engine::Error> {
     let dir = engine.paths.container_dir(&rec.id);
     let s = &rec.state;
-    ContainerInspectResponse {
+    let model = ContainerInspectResponse {
         id: Some(rec.id.clone()),
         created: Some(rec.created.clone()),
         path: Some(rec.path.clone()),
@@ -294,11 +292,18 @@ fn inspect_view(engine: &Engine, rec: &Record) -> ContainerInspectResponse {
         process_label: Some(String::new()),
         app_armor_profile: Some(String::new()),
         host_config: Some(rec.host_config.clone()),
-        graph_driver: Some(DriverData { name: engine.store.driver().name().into(), data: graph_driver_data(engine, rec) }),
+        // A placeholder holding `GraphDriver`'s place in the field order: the model's type
+        // cannot say vfs's `"Data": null`, so the shared view replaces it below.
+        graph_driver: Some(DriverData::default()),
         mounts: Some(engine.mount_points(&rec.mounts)),
         config: Some(rec.config.clone()),
         // `inspect` replaces it with the engine's API 1.41 view (`container_network_settings`).
         network_settings: None,
         ..Default::default()
-    }
+    };
+    let json = |e: serde_json::Error| crate::engine::Error::Internal(e.to_string());
+    let mut view = serde_json::to_value(model).map_err(json)?;
+    let driver = GraphDriver::new(engine.store.driver(), graph_driver_data(engine, rec));
+    view["GraphDriver"] = serde_json::to_value(driver).map_err(json)?;
+    Ok(view)
 }

@@ -3,6 +3,7 @@
 //! dropped `Parent`, `Container`, `ContainerConfig`, `DockerVersion` and `VirtualSize`).
 
 use crate::engine::ImageDetail;
+use berth_store::Driver;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -35,11 +36,22 @@ pub struct ImageInspect {
     metadata: BTreeMap<String, String>,
 }
 
+/// `GraphDriver` in image and container inspect: the driver's directories, or for vfs, which
+/// keeps no metadata, `"Data": null` as Docker shows it.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct GraphDriver {
-    data: BTreeMap<String, String>,
+pub struct GraphDriver {
+    data: Option<BTreeMap<String, String>>,
     name: String,
+}
+
+impl GraphDriver {
+    pub fn new(driver: Driver, data: BTreeMap<String, String>) -> GraphDriver {
+        GraphDriver {
+            data: (driver != Driver::Vfs).then_some(data),
+            name: driver.name().into(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -182,7 +194,7 @@ pub fn inspect_view(d: &ImageDetail) -> ImageInspect {
         id: image.id.clone(),
         repo_tags: image.repo_tags.clone(),
         repo_digests: image.repo_digests.clone(),
-        parent: String::new(),
+        parent: image.parent.clone().unwrap_or_default(),
         comment: text("comment").or(history_comment).unwrap_or_default(),
         created: text("created").unwrap_or_default(),
         container: text("container").unwrap_or_default(),
@@ -196,10 +208,7 @@ pub fn inspect_view(d: &ImageDetail) -> ImageInspect {
         os_version: text("os.version"),
         size: image.size as i64,
         virtual_size: image.size as i64,
-        graph_driver: GraphDriver {
-            data,
-            name: "overlay2".into(),
-        },
+        graph_driver: GraphDriver::new(d.driver, data),
         root_fs: RootFs {
             typ: "layers".into(),
             layers: image.config.rootfs().diff_ids().clone(),

@@ -20,7 +20,8 @@ type Engine_ = State<Arc<Engine>>;
 pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<ListItem>>> {
     let q = Query::parse(q.as_deref());
     let filters = q.filters().map_err(bad_request)?;
-    let filter = engine.image_filter(&filters).await?;
+    let mut filter = engine.image_filter(&filters).await?;
+    filter.all = q.flag("all");
     let images = engine.images_filtered(&filter).await?;
     Ok(Json(images.iter().map(|i| ListItem { virtual_size: i.size as i64, summary: summary_view(i) }).collect()))
 }
@@ -91,16 +92,14 @@ pub async fn get_action(State(engine): Engine_, Path(rest): Path<String>) -> Api
     let (name, action) = split_action(&rest)?;
     match action {
         "json" => {
-            let detail = engine.image_detail(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
-            let mut view = serde_json::to_value(super::image_inspect::inspect_view(&detail)).map_err(|e| Error::Internal(e.to_string()))?;
-            // Docker's vfs driver shows no layer directories: `{"Data": null, "Name": "vfs"}`.
-            if engine.store.driver() == berth_store::Driver::Vfs {
-                view["GraphDriver"] = serde_json::json!({ "Data": null, "Name": "vfs" });
-            }
-            Ok(Json(view).into_response())
+            let detail = engine.image_detail(name).await.map_err(|e| match e {
+                Error::InvalidParameter(m) => Error::InvalidParameter(format!("no such image: {name}: {m}")),
+                _ => Error::NotFound(format!("No such image: {name}")),
+            })?;
+            Ok(Json(super::image_inspect::inspect_view(&detail)).into_response())
         }
         "history" => {
-            let rows = engine.image_history(name).await.map_err(|_| Error::NotFound(format!("No such image: {name}")))?;
+            let rows = engine.image_history(name).await?;
             Ok(Json(rows.into_iter().map(history_item).collect::<Vec<_>>()).into_response())
         }
         "get" => super::save::archive(&engine, &[name.to_string()]).await,
@@ -125,7 +124,7 @@ pub async fn post_action(State(engine): Engine_, Path(rest): Path<String>, RawQu
 
 pub async fn remove(State(engine): Engine_, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref());
-    let deleted = engine.remove_image(&name, q.flag("force")).await?;
+    let deleted = engine.remove_image(&name, q.flag("force"), !q.flag("noprune")).await?;
     Ok(Json(deleted).into_response())
 }
 
@@ -139,7 +138,7 @@ pub(super) fn summary_view(image: &Image) -> ImageSummary {
     let dangling = image.repo_tags.is_empty() && image.repo_digests.is_empty();
     ImageSummary {
         id: image.id.clone(),
-        parent_id: String::new(),
+        parent_id: image.parent.clone().unwrap_or_default(),
         repo_tags: if dangling { vec!["<none>:<none>".into()] } else { image.repo_tags.clone() },
         repo_digests: if dangling { vec!["<none>@<none>".into()] } else { image.repo_digests.clone() },
         created: image.created,

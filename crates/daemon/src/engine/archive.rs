@@ -69,6 +69,8 @@ pub struct Resolved {
     pub name: String,
     /// The container path, cleaned, for messages and link targets.
     pub path: String,
+    /// The path as given, as messages quote it.
+    pub given: String,
 }
 
 /// Splits a container path into components, letting ".." stop at "/" as the kernel does.
@@ -127,19 +129,36 @@ impl ContainerFs {
         let comps = clean(path);
         let shown = format!("/{}", comps.join("/"));
         let (base, rest) = self.base_for(&comps)?;
+        let given = path.to_string();
         let Some((name, dir)) = rest.split_last() else {
             return Ok(Resolved {
                 parent: base,
                 name: ".".into(),
                 path: shown,
+                given,
             });
         };
-        let parent = open_in_root(&base, dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
-            .map_err(|e| not_found_or(e, path, &self.name))?;
+        // Docker quotes a missing path as given, a file in the way by its cleaned path.
+        let parent =
+            open_in_root(&base, dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|e| {
+                let quoted = if e == Errno::ENOTDIR {
+                    shown.as_str()
+                } else {
+                    path
+                };
+                not_found_or(e, quoted, &self.name)
+            })?;
+        // A trailing `/` or `/.` asks for a directory, through a final symlink too (as
+        // Docker's lstat of such a path does): a file fails, a dangling link is not found.
+        if path.ends_with('/') || path.ends_with("/.") {
+            open_in_root(&base, rest, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
+                .map_err(|e| not_found_or(e, path, &self.name))?;
+        }
         Ok(Resolved {
             parent,
             name: name.clone(),
             path: shown,
+            given,
         })
     }
 
@@ -176,9 +195,12 @@ impl ContainerFs {
 
 fn not_found_or(e: Errno, path: &str, container: &str) -> Error {
     match e {
-        Errno::ENOENT | Errno::ENOTDIR => Error::NotFound(format!(
+        Errno::ENOENT => Error::NotFound(format!(
             "Could not find the file {path} in container {container}"
         )),
+        // A file where the path needs a directory: Docker's lstat error, a 500 (it names its
+        // host path; we name the container's).
+        Errno::ENOTDIR => Error::Internal(format!("lstat {path}: not a directory")),
         e => Error::Internal(format!("{path}: {e}")),
     }
 }
@@ -208,12 +230,13 @@ fn go_mode(st_mode: u32) -> u32 {
 }
 
 fn stat_entry(r: &Resolved, container: &str) -> Result<FileStat> {
-    fstatat(
+    let st = fstatat(
         Some(r.parent.as_raw_fd()),
         r.name.as_str(),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| not_found_or(e, &r.path, container))
+    .map_err(|e| not_found_or(e, &r.given, container))?;
+    Ok(st)
 }
 
 /// The stat Docker reports: the entry itself (a symlink is not followed), with a symlink's

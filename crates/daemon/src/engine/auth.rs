@@ -80,10 +80,11 @@ impl Engine {
                     .unwrap_or("")
                     .to_string();
                 if auth.learn(&challenge) {
+                    // A refused token request fails the ping, in Go's words for it.
                     let header = auth
                         .authorization(&[])
                         .await
-                        .map_err(|e| Error::Internal(e.to_string()))?;
+                        .map_err(|e| Error::Internal(format!("Get \"{url}\": {e}")))?;
                     status = match client
                         .http()
                         .send(get(header.as_deref())?, ep.skip_verify)

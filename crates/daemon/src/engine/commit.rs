@@ -10,6 +10,7 @@
 //! layer, only a history entry marked `empty_layer`. A running container is paused for the
 //! commit (`pause`, default true) and unpaused after it, whatever happened.
 
+use super::chunks::ChunkWriter;
 use super::diff::{layer_changes, tree_changes};
 use super::{blocking, changes, Container, Engine, Error, Result};
 use crate::state::Status;
@@ -22,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 /// `POST /commit`'s parameters.
@@ -161,15 +162,10 @@ impl Engine {
                 let (tx, rx) = sync_channel(4);
                 let (root, changes) = (&root, &changes);
                 let producer = s.spawn(move || {
-                    let mut out = ChunkWriter {
-                        tx,
-                        buf: Vec::with_capacity(CHUNK),
-                    };
+                    let mut out = ChunkWriter::new(tx, CHUNK);
                     match write_layer(root, changes, deletions, &mut out) {
                         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                            let _ = out
-                                .tx
-                                .send(Err(io::Error::new(e.kind(), format!("commit: {e}"))));
+                            out.fail(io::Error::new(e.kind(), format!("commit: {e}")));
                         }
                         _ => {}
                     }
@@ -466,32 +462,6 @@ fn host_arch() -> &'static str {
 
 /// How much tar we gather before handing it to the store.
 const CHUNK: usize = 256 * 1024;
-
-/// The producer's side of the pipe into the store.
-struct ChunkWriter {
-    tx: SyncSender<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped reading"))
-    }
-}
 
 /// The store's side: a producer's error comes out of `read`, so a half-written layer can
 /// never pass for a whole one.
@@ -962,14 +932,10 @@ mod tests {
     #[test]
     fn a_producer_error_reaches_the_reader() {
         let (tx, rx) = sync_channel(2);
-        let mut w = ChunkWriter {
-            tx,
-            buf: Vec::new(),
-        };
+        let mut w = ChunkWriter::new(tx, CHUNK);
         w.write_all(b"abc").unwrap();
         w.flush().unwrap();
-        w.tx.send(Err(io::Error::other("walk failed"))).unwrap();
-        drop(w);
+        w.fail(io::Error::other("walk failed"));
         let mut r = ChunkReader {
             rx,
             chunk: Vec::new(),

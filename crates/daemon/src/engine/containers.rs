@@ -86,6 +86,9 @@ impl Engine {
             Ok(pid) => {
                 c.events.send_modify(|l| l.shim_active = true);
                 self.attach_waiting(&c).await;
+                // Registered before the start, so the shim answers the moment a short-lived
+                // container exits instead of after its cleanup.
+                let exit_wait = shim::send_wait(&self.paths.run_dir(&id)).await.ok();
                 let started_at = now_rfc3339();
                 if let Err(e) = shim::call(&self.paths.run_dir(&id), &Request::Start).await {
                     // The shim reports the exit; the monitor below records it.
@@ -106,7 +109,7 @@ impl Engine {
                 }
                 self.commit(&c, rec.clone())?;
                 self.container_event(&rec, "start", &[]);
-                self.clone().monitor(c.clone());
+                self.clone().monitor_from(c.clone(), exit_wait);
                 self.monitor_health(c, true);
                 Ok(())
             }
@@ -377,10 +380,19 @@ impl Engine {
 
     /// Watches a running container's shim until the container exits, then records it.
     pub(super) fn monitor(self: Arc<Self>, c: Arc<Container>) {
+        self.monitor_from(c, None)
+    }
+
+    /// `monitor`, answered on `exit_wait` (a `shim::send_wait` connection) when there is one.
+    fn monitor_from(self: Arc<Self>, c: Arc<Container>, exit_wait: Option<tokio::io::BufReader<tokio::net::UnixStream>>) {
         tokio::spawn(async move {
             let id = c.id();
             let dir = self.paths.run_dir(&id);
-            let (status, conn) = match shim::wait(&dir).await {
+            let waited = match exit_wait {
+                Some(conn) => shim::wait_reply(conn).await,
+                None => shim::wait(&dir).await,
+            };
+            let (status, conn) = match waited {
                 Ok((status, conn)) => (status, Some(conn)),
                 // The shim is gone; it leaves its verdict on disk when it can.
                 Err(e) => (

@@ -8,6 +8,7 @@
 //! read-only bind of its copy. Nothing can be written through either.
 //! The mount lives as long as the tar stream and is always removed.
 
+use super::chunks::ChunkWriter;
 use super::{blocking, Engine, Error, Result};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -38,17 +39,14 @@ impl Engine {
         .await?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            let mut out = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
+            let mut out = ChunkWriter::new(tx, CHUNK);
             let result = write_tar(&mount.path, &mut out);
             drop(mount);
             if let Err(e) = result {
                 // The client may be gone already; then nobody needs to hear about it.
                 if e.kind() != io::ErrorKind::BrokenPipe {
                     tracing::warn!("export: {e}");
-                    let _ = tx.blocking_send(Err(e));
+                    out.fail(e);
                 }
             }
         });
@@ -74,7 +72,9 @@ impl ReadOnlyMount {
         for m in mounts {
             if let Err(e) = m.mount_on(&path, true) {
                 drop(ReadOnlyMount { path });
-                return Err(Error::Internal(format!("mount the container's filesystem: {e}")));
+                return Err(Error::Internal(format!(
+                    "mount the container's filesystem: {e}"
+                )));
             }
         }
         Ok(ReadOnlyMount { path })
@@ -101,32 +101,6 @@ impl Drop for ReadOnlyMount {
             Err(e) => tracing::warn!("unmount {}: {e}", self.path.display()),
         }
         let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
-/// Sends what is written to the HTTP body in chunks; fails once the body is gone.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
     }
 }
 

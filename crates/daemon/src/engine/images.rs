@@ -1,7 +1,8 @@
 //! Image operations that need the engine (containers matter for removal) on top of the store.
 
-use super::{blocking, changes, lock, Engine, Error, Result};
+use super::{blocking, changes, Engine, Error, Result};
 use berth_store::{Image, ImportOptions, Reference};
+use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 /// `POST /images/create?fromSrc=-`: what to import and how to name it.
@@ -57,9 +58,22 @@ impl Engine {
         Ok(image)
     }
 
+    /// The image `name` (a reference or an id) names. A name that is neither is refused as
+    /// Docker refuses it (400, "invalid reference format…"), not reported missing.
     pub async fn image(&self, name: &str) -> Result<Image> {
+        let id_like = |h: &str| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if !id_like(name.strip_prefix("sha256:").unwrap_or(name)) {
+            Reference::parse(name)?;
+        }
         let (store, name) = (self.store.clone(), name.to_string());
-        blocking(move || store.resolve(&name).map_err(Error::from)).await
+        blocking(move || {
+            store.resolve(&name).map_err(|e| match e {
+                // Docker names a missing reference with its default tag.
+                berth_store::Error::ImageNotFound(_) => Error::NotFound(format!("No such image: {}", with_default_tag(&name))),
+                e => Error::from(e),
+            })
+        })
+        .await
     }
 
     pub async fn images(&self) -> Result<Vec<Image>> {
@@ -79,76 +93,6 @@ impl Engine {
         blocking(move || store.tag(&id, &reference).map_err(Error::from)).await?;
         self.image_event(&image.id, &name, "tag");
         Ok(())
-    }
-
-    /// `rmi`: untags a reference, and deletes the image once nothing names or uses it.
-    /// Conflicts follow Docker: images used by containers need force, running ones always win.
-    pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Deleted>> {
-        let image = self.image(name).await?;
-        let short = short_id(&image.id);
-        let users: Vec<(String, bool)> = self
-            .all_containers()
-            .iter()
-            .map(|c| lock(&c.rec).clone())
-            .filter(|r| r.image_id == image.id)
-            .map(|r| (r.id.chars().take(12).collect(), r.state.status == crate::state::Status::Running))
-            .collect();
-        let by_reference = Reference::parse(name).ok().filter(|r| {
-            let full = r.to_string();
-            image.repo_tags.iter().any(|t| *t == full)
-        });
-        let mut out = Vec::new();
-        let store = self.store.clone();
-        if let Some(reference) = by_reference {
-            let last_tag = image.repo_tags.len() <= 1;
-            if last_tag && !force {
-                if let Some((cid, _)) = users.first() {
-                    return Err(Error::Conflict(format!(
-                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {cid} is using its referenced image {short}"
-                    )));
-                }
-            }
-            let (untag, store) = (reference.clone(), store.clone());
-            blocking(move || store.untag(&untag).map(drop).map_err(Error::from)).await?;
-            self.image_event(&image.id, &image.id, "untag");
-            out.push(Deleted::Untagged(reference.to_string()));
-            if !last_tag || !users.is_empty() {
-                return Ok(out);
-            }
-        } else {
-            if let Some((cid, _)) = users.iter().find(|(_, running)| *running) {
-                return Err(Error::Conflict(format!(
-                    "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {cid}"
-                )));
-            }
-            if !force {
-                if image.repo_tags.len() > 1 {
-                    return Err(Error::Conflict(format!(
-                        "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
-                    )));
-                }
-                if let Some((cid, _)) = users.first() {
-                    return Err(Error::Conflict(format!(
-                        "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {cid}"
-                    )));
-                }
-            }
-            for tag in &image.repo_tags {
-                let reference = Reference::parse(tag)?;
-                let store = store.clone();
-                blocking(move || store.untag(&reference).map(drop).map_err(Error::from)).await?;
-                self.image_event(&image.id, &image.id, "untag");
-                out.push(Deleted::Untagged(tag.clone()));
-            }
-            if !users.is_empty() {
-                return Ok(out);
-            }
-        }
-        let id = image.id.clone();
-        blocking(move || store.delete(&id).map_err(Error::from)).await?;
-        self.image_event(&image.id, &image.id, "delete");
-        out.push(Deleted::Deleted(image.id));
-        Ok(out)
     }
 }
 
@@ -178,6 +122,8 @@ pub struct ImageDetail {
     pub blob: Value,
     /// Unpacked layer directories, bottom first.
     pub layer_dirs: Vec<std::path::PathBuf>,
+    /// The storage driver, which `GraphDriver` names.
+    pub driver: berth_store::Driver,
 }
 
 /// Removed by a prune: what the API reports, and the bytes freed.
@@ -196,9 +142,11 @@ pub struct ImageFilter {
     /// Created strictly before / after these times, unix nanoseconds (`before=`/`since=`).
     before: Option<i128>,
     since: Option<i128>,
+    /// `all=1`: intermediate images (untagged parents of other images) too.
+    pub all: bool,
 }
 
-fn bool_filter(key: &str, values: &[String]) -> Result<Option<bool>> {
+pub(super) fn bool_filter(key: &str, values: &[String]) -> Result<Option<bool>> {
     let mut out = None;
     for v in values {
         out = Some(match v.to_ascii_lowercase().as_str() {
@@ -259,7 +207,7 @@ pub fn reference_matches(pattern: &str, tag: &str) -> bool {
 
 /// The config's creation time in unix nanoseconds (Docker compares images to the
 /// nanosecond), else the record's seconds.
-fn created_nanos(image: &Image) -> i128 {
+pub(super) fn created_nanos(image: &Image) -> i128 {
     image
         .config
         .created()
@@ -274,7 +222,7 @@ fn image_labels(image: &Image) -> std::collections::HashMap<String, String> {
 }
 
 /// `label=k`, `label=k=v` (and for prune `label!=…`): whether `image` matches all of `wants`.
-fn labels_match(image: &Image, wants: &[String], negate: bool) -> bool {
+pub(super) fn labels_match(image: &Image, wants: &[String], negate: bool) -> bool {
     let labels = image_labels(image);
     wants.iter().all(|w| {
         let has = match w.split_once('=') {
@@ -313,9 +261,14 @@ pub fn parse_until(v: &str, now: i64) -> Result<i64> {
 }
 
 impl ImageFilter {
-    fn matches(&self, image: &Image) -> bool {
+    /// `parents`: the images some image was committed from.
+    fn matches(&self, image: &Image, parents: &HashSet<&str>) -> bool {
         let dangling = image.repo_tags.is_empty() && image.repo_digests.is_empty();
-        self.dangling.is_none_or(|d| d == dangling)
+        // An untagged parent is an intermediate image: only `-a` shows it, and never as
+        // dangling (Docker lists dangling images from the heads of the image tree).
+        let intermediate = dangling && parents.contains(image.id.as_str());
+        !(intermediate && (!self.all || self.dangling == Some(true)))
+            && self.dangling.is_none_or(|d| d == dangling)
             && labels_match(image, &self.labels, false)
             && self.before.is_none_or(|t| created_nanos(image) < t)
             && self.since.is_none_or(|t| created_nanos(image) > t)
@@ -359,7 +312,9 @@ impl Engine {
     /// Images matching `filter`, newest first.
     pub async fn images_filtered(&self, filter: &ImageFilter) -> Result<Vec<Image>> {
         let mut images = self.images().await?;
-        images.retain(|i| filter.matches(i));
+        let parents: HashSet<String> = images.iter().filter_map(|i| i.parent.clone()).collect();
+        let parents: HashSet<&str> = parents.iter().map(String::as_str).collect();
+        images.retain(|i| filter.matches(i, &parents));
         // Newest first to the nanosecond, as Docker orders them; the record keeps seconds.
         images.sort_by_key(|i| std::cmp::Reverse(created_nanos(i)));
         for i in &mut images {
@@ -375,7 +330,17 @@ impl Engine {
         let store = self.store.clone();
         let img = image.clone();
         let sizes = blocking(move || store.layer_sizes(&img).map_err(Error::from)).await?;
-        Ok(history_rows(&image, &sizes))
+        // Docker names the rows from the top down by walking the parent chain, one image
+        // per row, as far as the chain goes; the rows below stay `<missing>`.
+        let rows = image.config.history().as_ref().map_or(0, Vec::len);
+        let mut ancestors = vec![(image.id.clone(), image.repo_tags.clone())];
+        let mut parent = image.parent.clone();
+        while let Some(id) = parent.filter(|_| ancestors.len() < rows) {
+            let Ok(p) = self.image(&id).await else { break };
+            ancestors.push((p.id.clone(), p.repo_tags.clone()));
+            parent = p.parent;
+        }
+        Ok(history_rows(&image, &sizes, &ancestors))
     }
 
     /// Everything `GET /images/{name}/json` shows.
@@ -386,77 +351,10 @@ impl Engine {
             let bytes = store.config_blob(&image)?;
             let blob = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let layer_dirs = store.layer_dirs(&image)?.into_iter().map(|(_, p)| p).collect();
-            Ok(ImageDetail { image, blob, layer_dirs })
+            let driver = store.driver();
+            Ok(ImageDetail { image, blob, layer_dirs, driver })
         })
         .await
-    }
-
-    /// `POST /images/prune`: removes dangling images (or, with `dangling=false`, every image)
-    /// that no container uses, running or not. Frees their blobs and snapshots.
-    pub async fn prune_images(&self, filters: &std::collections::HashMap<String, Vec<String>>) -> Result<PruneReport> {
-        let mut dangling_only = true;
-        let mut until = None;
-        let (mut labels, mut not_labels) = (Vec::new(), Vec::new());
-        let now = chrono::Utc::now().timestamp();
-        for (key, values) in filters {
-            match key.as_str() {
-                "dangling" => dangling_only = bool_filter(key, values)?.unwrap_or(true),
-                "until" => {
-                    for v in values {
-                        until = Some(parse_until(v, now)?);
-                    }
-                }
-                "label" => labels = values.clone(),
-                "label!" => not_labels = values.clone(),
-                _ => return Err(Error::InvalidParameter(format!("Invalid filter '{key}'"))),
-            }
-        }
-        let used: std::collections::HashSet<String> =
-            self.all_containers().iter().map(|c| lock(&c.rec).image_id.clone()).collect();
-        let all = self.images().await?;
-        let doomed: Vec<Image> = all
-            .iter()
-            .filter(|i| !used.contains(&i.id))
-            .filter(|i| !dangling_only || (i.repo_tags.is_empty() && i.repo_digests.is_empty()))
-            .filter(|i| until.is_none_or(|u| created_nanos(i) < i128::from(u) * 1_000_000_000))
-            .filter(|i| labels_match(i, &labels, false) && labels_match(i, &not_labels, true))
-            .cloned()
-            .collect();
-        let mut report = PruneReport::default();
-        for image in doomed {
-            // Layers that another image still uses are not freed, so don't count them.
-            let store = self.store.clone();
-            let (img, ids) = (image.clone(), image.id.clone());
-            let sizes = blocking(move || store.layer_sizes(&img).map_err(Error::from)).await?;
-            for tag in &image.repo_tags {
-                let reference = Reference::parse(tag)?;
-                let store = self.store.clone();
-                blocking(move || store.untag(&reference).map(drop).map_err(Error::from)).await?;
-                self.image_event(&image.id, &image.id, "untag");
-                report.deleted.push(Deleted::Untagged(tag.clone()));
-            }
-            let store = self.store.clone();
-            blocking(move || store.delete(&ids).map_err(Error::from)).await?;
-            self.image_event(&image.id, &image.id, "delete");
-            report.deleted.push(Deleted::Deleted(image.id.clone()));
-            let others = self.images().await?;
-            let store = self.store.clone();
-            let live: std::collections::HashSet<String> = blocking(move || {
-                let mut live = std::collections::HashSet::new();
-                for o in &others {
-                    live.extend(store.layer_sizes(o)?.into_iter().map(|(c, _)| c));
-                }
-                Ok(live)
-            })
-            .await?;
-            for (chain, size) in sizes.into_iter().rev() {
-                if !live.contains(&chain) {
-                    report.deleted.push(Deleted::Deleted(chain));
-                    report.reclaimed += size;
-                }
-            }
-        }
-        Ok(report)
     }
 }
 
@@ -468,8 +366,9 @@ fn with_default_tag(name: &str) -> String {
     }
 }
 
-/// Pairs history entries with layer sizes (entries marked `empty_layer` made none).
-fn history_rows(image: &Image, sizes: &[(String, u64)]) -> Vec<HistoryEntry> {
+/// Pairs history entries with layer sizes (entries marked `empty_layer` made none), and
+/// names the top rows after `ancestors` (the image, its parent, …: id and tags).
+fn history_rows(image: &Image, sizes: &[(String, u64)], ancestors: &[(String, Vec<String>)]) -> Vec<HistoryEntry> {
     let history = image.config.history().clone().unwrap_or_default();
     let mut layers = sizes.iter();
     let mut rows: Vec<HistoryEntry> = history
@@ -492,9 +391,9 @@ fn history_rows(image: &Image, sizes: &[(String, u64)]) -> Vec<HistoryEntry> {
         })
         .collect();
     rows.reverse();
-    if let Some(top) = rows.first_mut() {
-        top.id = image.id.clone();
-        top.tags = image.repo_tags.clone();
+    for (row, (id, tags)) in rows.iter_mut().zip(ancestors) {
+        row.id = id.clone();
+        row.tags = tags.clone();
     }
     rows
 }

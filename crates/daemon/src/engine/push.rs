@@ -153,6 +153,7 @@ fn progress_message(p: &Progress) -> Message {
         Progress::Pushed(id) => layer_status(id, "Pushed"),
         Progress::Exists(id) => layer_status(id, "Layer already exists"),
         Progress::MountedFrom { id, from } => layer_status(id, &format!("Mounted from {from}")),
+        Progress::Retrying { id, text } => layer_status(id, text),
     }
 }
 
@@ -335,10 +336,13 @@ fn push_error(e: berth_distribution::Error, anonymous: bool) -> String {
     match e {
         e if push::is_missing_credentials(&e) => "no basic auth credentials".into(),
         berth_distribution::Error::Unauthorized(m)
-            if anonymous && m == "unauthorized: authentication required" =>
+            if anonymous
+                && (m == "unauthorized" || m == "unauthorized: authentication required") =>
         {
             "no basic auth credentials".into()
         }
+        // Docker's layer uploads unwrap a failed token request from the request it was for.
+        berth_distribution::Error::AuthFailed { reason, .. } => reason,
         other => other.to_string(),
     }
 }

@@ -10,14 +10,7 @@ use tokio::net::UnixStream;
 /// Connects to the shim in `state_dir`, sends `req`, and returns the stream positioned after
 /// the reply line, with that line.
 pub async fn request(state_dir: &Path, req: &Request) -> Result<(BufReader<UnixStream>, String)> {
-    // Connecting a UNIX socket is immediate (or refused), so the blocking connect is fine here.
-    let stream = berth_runtime::with_socket_path(state_dir, |p| std::os::unix::net::UnixStream::connect(p))
-        .and_then(|s| {
-            s.set_nonblocking(true)?;
-            UnixStream::from_std(s)
-        })
-        .map_err(|e| Error::Internal(format!("cannot reach the container's shim: {e}")))?;
-    let mut stream = BufReader::new(stream);
+    let mut stream = BufReader::new(connect(state_dir)?);
     let mut line = serde_json::to_vec(req).map_err(|e| Error::Internal(e.to_string()))?;
     line.push(b'\n');
     stream.get_mut().write_all(&line).await?;
@@ -27,6 +20,16 @@ pub async fn request(state_dir: &Path, req: &Request) -> Result<(BufReader<UnixS
         return Err(Error::Internal("the container's shim closed the connection".into()));
     }
     Ok((stream, reply))
+}
+
+fn connect(state_dir: &Path) -> Result<UnixStream> {
+    // Connecting a UNIX socket is immediate (or refused), so the blocking connect is fine here.
+    berth_runtime::with_socket_path(state_dir, |p| std::os::unix::net::UnixStream::connect(p))
+        .and_then(|s| {
+            s.set_nonblocking(true)?;
+            UnixStream::from_std(s)
+        })
+        .map_err(|e| Error::Internal(format!("cannot reach the container's shim: {e}")))
 }
 
 #[derive(serde::Deserialize)]
@@ -49,7 +52,27 @@ pub async fn call(state_dir: &Path, req: &Request) -> Result<()> {
 /// Waits for the container to exit. The returned connection closes when the shim has
 /// finished cleaning up (rootfs unmounted, cgroup removed).
 pub async fn wait(state_dir: &Path) -> Result<(ExitStatus, BufReader<UnixStream>)> {
-    let (conn, reply) = request(state_dir, &Request::Wait).await?;
+    wait_reply(send_wait(state_dir).await?).await
+}
+
+/// Sends a `Wait` without waiting for its answer, so it can be registered before the start:
+/// the shim then answers the moment the container exits.
+pub async fn send_wait(state_dir: &Path) -> Result<BufReader<UnixStream>> {
+    let stream = connect(state_dir)?;
+    let mut stream = BufReader::new(stream);
+    let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| Error::Internal(e.to_string()))?;
+    line.push(b'\n');
+    stream.get_mut().write_all(&line).await?;
+    Ok(stream)
+}
+
+/// The exit status answering a `send_wait`.
+pub async fn wait_reply(mut conn: BufReader<UnixStream>) -> Result<(ExitStatus, BufReader<UnixStream>)> {
+    let mut reply = String::new();
+    conn.read_line(&mut reply).await?;
+    if reply.is_empty() {
+        return Err(Error::Internal("the container's shim closed the connection".into()));
+    }
     let status = serde_json::from_str(&reply).map_err(|e| Error::Internal(format!("shim exit reply: {e}")))?;
     Ok((status, conn))
 }

@@ -24,7 +24,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
 use oci_spec::runtime::Spec;
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::protocol::{files, ShimConfig, StartErrorKind, StartReport};
 use supervise::Shim;
 
@@ -283,7 +283,7 @@ fn listen_and_watch(state_dir: &Path) -> Result<(UnixListener, SignalFd), String
     let listener =
         UnixListener::bind(files::SOCKET).map_err(|e| format!("bind {}: {e}", sock.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    write_atomic(
+    write_replace(
         &state_dir.join(files::PID),
         format!("{}\n", std::process::id()).as_bytes(),
     )

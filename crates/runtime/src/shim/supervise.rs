@@ -18,7 +18,7 @@ use super::exec::{Exec, ExecFd};
 use super::exit::{exit_code, now_rfc3339, oom_killed, ZERO_TIME};
 use super::logger::JsonLog;
 use super::rootfs;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::protocol::{files, ExitStatus, OkReply, Request, ShimConfig, StateReply, Status};
 
 /// A created container the shim stays with until it exits.
@@ -640,7 +640,7 @@ impl Shim {
         };
         match serde_json::to_vec(&status) {
             Ok(data) => {
-                if let Err(e) = write_atomic(&self.state_dir.join(files::EXIT), &data) {
+                if let Err(e) = write_replace(&self.state_dir.join(files::EXIT), &data) {
                     eprintln!("berth-shim: write exit.json: {e}");
                 }
             }
@@ -648,6 +648,7 @@ impl Shim {
         }
         self.stdio = Stdio::default();
         self.exec_finalize();
+        self.read_late_requests();
         let mut waiters = Vec::new();
         for mut c in std::mem::take(&mut self.state.conns) {
             match c.role {
@@ -671,6 +672,35 @@ impl Shim {
         let _ = std::fs::remove_file(self.state_dir.join(files::SOCKET));
         for c in waiters {
             c.finish();
+        }
+    }
+
+    /// Takes the connections that arrived while the container was exiting and reads the
+    /// requests already sent on them. The daemon's `Wait` for a short-lived container often
+    /// lands here; answering it now, rather than at the connection's close after the cgroup
+    /// and rootfs cleanup, keeps that cleanup off `run`'s path. Only `Wait` and `State` are
+    /// answered; anything else is refused, the container being gone.
+    fn read_late_requests(&mut self) {
+        self.accept();
+        for i in 0..self.state.conns.len() {
+            let c = &mut self.state.conns[i];
+            if c.role != Role::Request {
+                continue;
+            }
+            match c.read() {
+                Input::Request(Ok(Request::Wait)) => c.role = Role::Wait,
+                Input::Request(Ok(req @ Request::State)) => self.handle_request(i, req),
+                Input::Request(Ok(_)) => {
+                    c.reply(&OkReply::err(format!("container {} has exited", self.cfg.id)));
+                    c.role = Role::Closing;
+                }
+                Input::Request(Err(e)) => {
+                    c.reply(&OkReply::err(format!("bad request: {e}")));
+                    c.role = Role::Closing;
+                }
+                // Not sent yet: held until the cleanup is done, as before.
+                Input::Data(_) | Input::None => {}
+            }
         }
     }
 }
