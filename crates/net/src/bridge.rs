@@ -115,11 +115,22 @@ pub fn attach(ep: &Endpoint) -> Result<(), Error> {
         .ok_or_else(|| Error::Link(format!("bridge {} not found", ep.bridge)))?;
     nl.add_veth(ep.host_ifname, master, ep.ifname, ns.as_raw_fd(), ep.mac)
         .map_err(link_err(format!("creating veth {}", ep.host_ifname)))?;
-    let result = configure_inside(ns, ep);
+    let result = set_hairpin(ep.host_ifname).and_then(|()| configure_inside(ns, ep));
     if result.is_err() {
         let _ = remove_link(ep.host_ifname);
     }
     result
+}
+
+/// Hairpin mode on the container's bridge port, as Docker sets it when it has no userland
+/// proxy (berth never has one): a container reaching its own published port through a host
+/// address is DNATed back to itself, and with br_netfilter on (dockerd turns it on) that
+/// frame is bridged back out of the port it came in by, which a bridge refuses otherwise.
+fn set_hairpin(host_ifname: &str) -> Result<(), Error> {
+    write_sysctl(
+        &format!("/sys/class/net/{host_ifname}/brport/hairpin_mode"),
+        "1",
+    )
 }
 
 /// Addresses the container end and adds its route, from inside its namespace.

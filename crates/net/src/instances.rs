@@ -46,6 +46,7 @@ pub fn collect_stale() -> Vec<String> {
             continue;
         }
         let _ = crate::nft::delete_table(&table);
+        let _ = crate::fastpath::delete(&table);
         let _ = crate::nft::sync_filter_forward(&table, &[]);
         for bridge in lines.filter(|l| !l.is_empty()) {
             let _ = crate::bridge::remove_link(bridge);

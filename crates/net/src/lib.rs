@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod dns;
 pub mod etc_files;
+pub mod fastpath;
 pub mod instances;
 pub mod ipam;
 pub mod mode;

@@ -84,6 +84,16 @@ impl Ruleset {
                     "    ip saddr {} oifname != \"{}\" masquerade",
                     b.subnet, b.bridge
                 );
+                // Hairpin NAT: a container reaching a published port (its own or a neighbour's)
+                // through a host address comes back into its bridge after DNAT. Its source
+                // becomes the gateway, so the reply goes back through the host and is un-NATed
+                // there; without it a neighbour would answer straight over the bridge, untracked
+                // (see raw_prerouting), and a container cannot talk to its own address.
+                let _ = writeln!(
+                    t,
+                    "    ip saddr {} oifname \"{}\" ct status dnat masquerade",
+                    b.subnet, b.bridge
+                );
             }
             // Host connections to a port published on 127.0.0.1, after DNAT.
             let _ = writeln!(
@@ -191,7 +201,7 @@ pub fn sync_filter_forward(table: &str, bridges: &[String]) -> Result<(), NftErr
     run_nft(&["-f", "-"], Some(&script)).map(drop)
 }
 
-fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
+pub(crate) fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
     let mut child = Command::new("nft")
         .args(args)
         .stdin(if stdin.is_some() {
@@ -256,6 +266,9 @@ mod tests {
         assert!(text.contains("iifname \"br-1\" oifname != \"br-1\" drop"));
         assert!(text.contains("iifname \"berth0\" oifname { \"br-1\" } drop"));
         assert!(text.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.18.0.2:80"));
+        assert!(
+            text.contains("ip saddr 172.18.0.0/16 oifname \"berth0\" ct status dnat masquerade")
+        );
         assert!(text.contains(
             "iifname \"berth0\" ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 ip daddr != 172.18.0.1 notrack"
         ));

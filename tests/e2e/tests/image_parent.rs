@@ -97,6 +97,9 @@ fn commit_records_the_parent_and_rmi_refuses_to_orphan_children() {
     );
     assert_eq!(d.ok(&["images", "-a", "-q", "-f", "dangling=true"]), "");
     assert_eq!(d.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B");
+    // `system df` lists images as `images` does (its layers still count in the total).
+    let df = d.docker(&["system", "df", "-v", "--format", "{{range .Images}}{{.ID}} {{end}}"]);
+    assert_eq!(df.stdout.trim(), child, "{}", df.stderr);
     assert_eq!(d.berth(&["rmi", short]).stderr.trim(), refused);
 
     // The parent is part of the record: it survives a restart.

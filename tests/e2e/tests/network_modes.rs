@@ -648,7 +648,10 @@ fn user_network_names_resolve_through_the_embedded_dns() {
     d.kill_daemon(libc::SIGKILL);
     d.spawn();
     let out = d.ok(&["exec", "web", "nslookup", "-type=a", "www"]);
-    assert!(out.contains(&format!("Address: {ip}")), "after a daemon restart: {out}");
+    assert!(
+        out.contains(&format!("Address: {ip}")),
+        "after a daemon restart: {out}"
+    );
     // The server goes with the container: its namespace is gone, and nothing is left bound.
     d.ok(&["rm", "-f", "web"]);
     assert!(!d.exec_root.join("netns").join(&web).exists());
@@ -731,4 +734,59 @@ fn unknown_names_are_forwarded_from_the_containers_namespace() {
     assert_eq!(from.ip().to_string(), ip);
     d.ok(&["rm", "-f", "probe"]);
     d.ok(&["network", "rm", "h5fwd"]);
+}
+
+/// A container started on the default bridge (no embedded DNS server) that is connected to
+/// a user-defined network gets the server then, as under Docker: its resolv.conf is rebuilt
+/// around 127.0.0.11 (its options kept, `ndots:0` added) and names on the new network
+/// resolve.
+#[test]
+fn connecting_a_default_bridge_container_brings_the_embedded_dns() {
+    let d = Daemon::start();
+    d.ok(&["network", "create", "h3dns"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--network",
+        "h3dns",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.h3dns.IPAddress}}",
+        "named",
+    ]);
+    // Upstreams on the host's loopback: a forwarded query never leaves the machine.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--dns",
+        "127.0.0.1",
+        "--dns-search",
+        ".",
+        "--dns-option",
+        "timeout:2",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let before = d.ok(&["exec", "plain", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    let r = d.docker(&["network", "connect", "h3dns", "plain"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        d.ok(&["exec", "plain", "cat", "/etc/resolv.conf"]),
+        "nameserver 127.0.0.11\noptions timeout:2 ndots:0"
+    );
+    let out = d.ok(&["exec", "plain", "nslookup", "-type=a", "named"]);
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    d.ok(&["rm", "-f", "plain", "named"]);
+    d.ok(&["network", "rm", "h3dns"]);
 }

@@ -74,6 +74,8 @@ fn system_df_reports_what_is_on_disk() {
     // CLI's table below.
     let c = row(&verbose, &d.ok(&["ps", "-aq", "-f", "name=filler"]));
     assert_eq!((c[1], c[3], c[4], c[c.len() - 1]), ("busybox", "1", "3MB", "filler"), "{verbose}");
+    // Docker quotes an argument that holds a space in the command it lists.
+    assert_eq!(c[2], "\"sh -c 'head -c 3000…\"", "{verbose}");
     assert_eq!(row(&verbose, "dfdata"), ["dfdata", "1", "2MB"]);
     assert!(verbose.ends_with("Build cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED"), "{verbose}");
 

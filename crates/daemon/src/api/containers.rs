@@ -194,8 +194,10 @@ fn status_text(rec: &Record) -> String {
     }
 }
 
+/// Docker's `Command` in lists: the path and args, an arg holding a space in single quotes.
 fn command_line(rec: &Record) -> String {
-    std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+    let quoted = |a: &String| if a.contains(' ') { format!("'{a}'") } else { a.clone() };
+    std::iter::once(rec.path.clone()).chain(rec.args.iter().map(quoted)).collect::<Vec<_>>().join(" ")
 }
 
 pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {

@@ -422,7 +422,13 @@ impl Engine {
         rec.state.exit_code = status.exit_code as i64;
         rec.state.oom_killed = status.oom_killed;
         rec.state.finished_at = if status.finished_at.is_empty() { now_rfc3339() } else { status.finished_at };
-        if let Err(e) = self.commit(c, rec.clone()) {
+        if rec.host_config.auto_remove == Some(true) {
+            // `--rm` (which takes no restart policy) deletes the record right below: saving
+            // the exit first would only put one more disk flush on `run --rm`'s path. A crash
+            // in between leaves it "running" with its shim gone, which start-up records as
+            // this exit and removes.
+            self.commit_in_memory(c, rec.clone());
+        } else if let Err(e) = self.commit(c, rec.clone()) {
             tracing::error!("recording exit of {id}: {e}");
         }
         c.events.send_modify(|l| l.exits += 1);

@@ -132,6 +132,7 @@ impl Engine {
             *per_image.entry(r.image_id.as_str()).or_default() += 1;
         }
         let size_of = |p: &String| piece_size.get(p).copied().unwrap_or(0);
+        let parents: std::collections::HashSet<&str> = images.iter().filter_map(|i| i.parent.as_deref()).collect();
         let image_usage = images
             .iter()
             .zip(&image_pieces)
@@ -144,6 +145,12 @@ impl Engine {
                     shared_size: shared,
                     containers: per_image.get(image.id.as_str()).copied().unwrap_or(0),
                 }
+            })
+            // As Docker's list without `all`: untagged parents of other images are left out
+            // (their layers still count in `layers_size`).
+            .filter(|u| {
+                let untagged = u.image.repo_tags.is_empty() && u.image.repo_digests.is_empty();
+                !(untagged && parents.contains(u.image.id.as_str()))
             })
             .collect();
 

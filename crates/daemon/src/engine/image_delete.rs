@@ -102,7 +102,12 @@ impl Engine {
     ) -> Result<()> {
         let (mut id, mut force, mut quiet) = (id.to_string(), force, quiet);
         loop {
-            let image = self.image(&id).await?;
+            let image = match self.image(&id).await {
+                Ok(image) => image,
+                // Gone meanwhile (another rmi): nothing left to do quietly.
+                Err(Error::NotFound(_)) if quiet => return Ok(()),
+                Err(e) => return Err(e),
+            };
             let check = Check {
                 references: !force,
                 stopped: !force,

@@ -296,6 +296,12 @@ impl Engine {
     /// Saves `rec` as the container's record, in memory and on disk.
     fn commit(&self, c: &Container, rec: Record) -> Result<()> {
         self.records.save(&rec)?;
+        self.commit_in_memory(c, rec);
+        Ok(())
+    }
+
+    /// `commit` without the disk write, for a record that is deleted right after.
+    fn commit_in_memory(&self, c: &Container, rec: Record) {
         let lifecycle = {
             let mut current = lock(&c.rec);
             *current = rec;
@@ -305,7 +311,6 @@ impl Engine {
             l.running = lifecycle.0;
             l.exit_code = lifecycle.1;
         });
-        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@
 //! (exec root `/run/berth`) uses bridge `berth0` and table `ip berth`; others derive their
 //! names from their exec root, and all pick subnets under one host-wide lock.
 
+mod embedded_dns;
 mod ops;
 mod publish;
 mod records;
@@ -28,6 +29,7 @@ mod views;
 use super::{lock, Engine, Error, Result};
 use crate::state::{Record, Status};
 use berth_net::bridge;
+use berth_net::fastpath;
 use berth_net::ipam::{self, Subnet};
 use berth_net::nft::{self, BridgeRules, PortRule, Ruleset};
 use berth_net::ports::Reservation;
@@ -113,6 +115,46 @@ impl State {
         ports.sort_by_key(|p| (p.host_port, p.proto));
         Ruleset { bridges, ports }
     }
+
+    /// The running members of each bridge network, for the same-network fast path.
+    fn fast_path(&self) -> Vec<fastpath::Segment> {
+        let mut segments: Vec<fastpath::Segment> = self
+            .networks
+            .values()
+            .filter(|n| n.is_bridge())
+            .map(|n| {
+                let mut members: Vec<fastpath::Member> = self
+                    .containers
+                    .values()
+                    .flat_map(|c| &c.attachments)
+                    .filter(|a| a.network_id == n.id)
+                    .filter_map(|a| a.active.as_ref())
+                    .map(|ep| fastpath::Member {
+                        mac: ep.mac.clone(),
+                        host_ifname: ep.host_ifname.clone(),
+                    })
+                    .collect();
+                members.sort_by(|a, b| a.mac.cmp(&b.mac));
+                fastpath::Segment {
+                    bridge: n.bridge.clone(),
+                    members,
+                }
+            })
+            .collect();
+        segments.sort_by(|a, b| a.bridge.cmp(&b.bridge));
+        segments
+    }
+
+    /// Whether network `id` has two running members or more (then a new member needs the
+    /// fast path re-applied; a lone one has no one to shortcut to).
+    fn shared(&self, id: &str) -> bool {
+        self.containers
+            .values()
+            .flat_map(|c| &c.attachments)
+            .filter(|a| a.network_id == id && a.active.is_some())
+            .count()
+            > 1
+    }
 }
 
 /// Finds by full ID, exact name, then unique ID prefix, as Docker resolves networks.
@@ -195,6 +237,16 @@ impl Networks {
             .ruleset()
             .apply(&self.table)
             .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Re-installs the same-network fast path (`berth_net::fastpath`). A failure only costs
+    /// speed (the bridge still carries the traffic), so it is logged. Nothing is re-applied
+    /// when a member leaves: its entry then names a veth that is gone, and the next member to
+    /// take its address (and so its MAC) re-applies the whole table before it runs.
+    fn apply_fast_path(&self, state: &State) {
+        if let Err(e) = fastpath::apply(&self.table, &state.fast_path()) {
+            tracing::warn!("same-network fast path: {e}");
+        }
     }
 
     /// Re-syncs the accept rules for our bridges in `filter FORWARD` (see `berth_net::nft`),
@@ -376,6 +428,7 @@ impl Engine {
             }
         }
         self.networks.apply_rules(&st)?;
+        self.networks.apply_fast_path(&st);
         self.networks.sync_forward(&st);
         Ok(())
     }
@@ -394,6 +447,9 @@ impl Engine {
             return;
         }
         if let Err(e) = nft::delete_table(&self.networks.table) {
+            tracing::warn!("{e}");
+        }
+        if let Err(e) = fastpath::delete(&self.networks.table) {
             tracing::warn!("{e}");
         }
         if let Err(e) = nft::sync_filter_forward(&self.networks.table, &[]) {
@@ -550,6 +606,9 @@ impl Engine {
             }
             if !nets.ports.is_empty() {
                 self.networks.apply_rules(&st)?;
+            }
+            if nets.attachments.iter().any(|a| st.shared(&a.network_id)) {
+                self.networks.apply_fast_path(&st);
             }
             Ok(())
         })();

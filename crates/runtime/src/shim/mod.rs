@@ -138,7 +138,8 @@ fn shim_child(state_dir: &Path, mut report: File) -> i32 {
             // If the launcher is gone the daemon learns the state from the socket instead.
             let _ = send(&mut report, &created);
             drop(report);
-            memory::release_unused_code();
+            // The code the create path touched is dropped a moment later (see `Shim::new`),
+            // not here: the daemon's start request is already on its way.
             shim.run();
             0
         }

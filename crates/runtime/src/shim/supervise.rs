@@ -65,7 +65,8 @@ pub(super) struct LoopState {
     pub(super) exited: Option<(i32, String)>,
     drain_deadline: Option<Instant>,
     /// When to drop the code pages the create and start paths touched: a moment after the
-    /// start, so a short-lived container does not pay for it while it runs.
+    /// create and again after the start, so neither path nor a short-lived container waits
+    /// for it.
     release_memory_at: Option<Instant>,
     created_deadline: Option<Instant>,
     killed_for_timeout: bool,
@@ -113,6 +114,8 @@ impl Shim {
         let state = LoopState {
             status: Some(Status::Created),
             created_deadline: Some(Instant::now() + CREATED_TIMEOUT),
+            // A container left created is trimmed too; a start soon after postpones it.
+            release_memory_at: Some(Instant::now() + RELEASE_MEMORY_AFTER),
             ..Default::default()
         };
         Shim {
@@ -234,12 +237,12 @@ impl Shim {
         let deadline = match self.status() {
             Status::Created => self.state.created_deadline,
             Status::Exited => self.state.drain_deadline,
-            Status::Running => self.state.release_memory_at,
+            Status::Running => None,
         };
-        let deadline = match (deadline, self.exec_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [deadline, self.state.release_memory_at, self.exec_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         match deadline {
             Some(d) => {
                 d.saturating_duration_since(Instant::now())

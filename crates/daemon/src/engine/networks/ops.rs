@@ -309,7 +309,7 @@ impl Engine {
     /// `POST /networks/{id}/connect`: joins at once when the container runs, else at its
     /// next start.
     pub fn network_connect(
-        &self,
+        self: &std::sync::Arc<Self>,
         network: &str,
         container: &str,
         settings: Option<EndpointSettings>,
@@ -363,12 +363,21 @@ impl Engine {
                 let _ = self.networks.save_container(&mut st, &rec.id, nets);
                 return Err(e);
             }
+            if st.shared(&net.id) {
+                self.networks.apply_fast_path(&st);
+            }
         } else {
             nets.attachments.push(attachment);
             self.networks.save_container(&mut st, &rec.id, nets)?;
         }
         drop(st);
         if running {
+            // A container started on the default bridge gets the embedded DNS server now.
+            if !net.predefined {
+                if let Err(e) = self.join_embedded_dns(&rec) {
+                    tracing::warn!("{}: {e}", rec.id);
+                }
+            }
             self.network_event_for(&net.id, &net.name, &net.driver, "connect", Some(&rec.id));
         }
         Ok(())
