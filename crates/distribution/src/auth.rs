@@ -300,6 +300,11 @@ impl Authorizer {
         }
     }
 
+    /// Whether the registry asks for Bearer tokens.
+    pub fn uses_tokens(&self) -> bool {
+        matches!(self.current(), Some(Challenge::Bearer { .. }))
+    }
+
     /// Whether the registry asks for Basic credentials and this session has none.
     pub fn needs_credentials(&self) -> bool {
         self.creds.is_none() && self.current() == Some(Challenge::Basic)

@@ -478,7 +478,7 @@ impl Repository {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         self.auth.forget(&self.scopes);
-        if self.auth.learn(challenge) && !self.auth.needs_credentials() {
+        if self.auth.learn(challenge) && self.auth.uses_tokens() {
             return Err(Error::TokenRefused { method, url });
         }
         check(resp).await

@@ -133,7 +133,12 @@ fn default_message(code: &str) -> Option<&'static str> {
 /// body as distribution's client reads it (`unauthorized: <details>` for a 401); else the
 /// status as Go's client prints an unexpected one.
 pub(crate) fn registry_message(status: u16, body: &[u8]) -> String {
-    if let Ok(b) = serde_json::from_slice::<ErrorBody>(body) {
+    // Distribution's client reads the body of 4xx answers only (`HandleErrorResponse`).
+    let client_error = (400..500).contains(&status);
+    let parsed = client_error
+        .then(|| serde_json::from_slice::<ErrorBody>(body).ok())
+        .flatten();
+    if let Some(b) = parsed {
         if !b.details.is_empty() {
             let code = match status {
                 401 => "unauthorized",
@@ -186,6 +191,10 @@ mod tests {
         assert_eq!(
             registry_message(500, b"oops"),
             "received unexpected HTTP status: 500 Internal Server Error"
+        );
+        assert_eq!(
+            registry_message(503, br#"{"errors":[{"code":"UNAVAILABLE","message":"x"}]}"#),
+            "received unexpected HTTP status: 503 Service Unavailable"
         );
         assert_eq!(go_method(&hyper::Method::GET), "Get");
         // The default message without a detail: the bare code, as distribution decodes it.

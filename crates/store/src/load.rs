@@ -948,6 +948,45 @@ mod tests {
     }
 
     #[test]
+    fn one_member_at_two_positions_is_unpacked_for_each() {
+        if !require_root("one_member_at_two_positions_is_unpacked_for_each") {
+            return;
+        }
+        let (base, top) = (two_layers()[0].2.clone(), two_layers()[1].2.clone());
+        let config = |diff_ids: Vec<String>| {
+            serde_json::to_vec(&json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }))
+            .unwrap()
+        };
+        let mut l = Layout::new();
+        l.file("base/layer.tar", &base);
+        l.file("top/layer.tar", &top);
+        l.file("one.json", &config(vec![sha256_of(&base)]));
+        // The same base member again, now above another layer: another chain, another snapshot.
+        l.file("two.json", &config(vec![sha256_of(&top), sha256_of(&base)]));
+        let manifest = json!([
+            {"Config": "one.json", "RepoTags": ["one:1"], "Layers": ["base/layer.tar"]},
+            {"Config": "two.json", "RepoTags": ["two:1"], "Layers": ["top/layer.tar", "base/layer.tar"]},
+        ]);
+        l.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        let archive = l.tar.into_inner().unwrap();
+        let (_d, s) = store();
+        assert_eq!(s.load_archive(&mut archive.as_slice()).unwrap().len(), 2);
+        let two = s.resolve("two:1").unwrap();
+        let dirs = s.layer_dirs(&two).unwrap();
+        assert_eq!(std::fs::read(dirs[1].1.join("etc/hostname")).unwrap(), b"base");
+        let one = s.resolve("one:1").unwrap();
+        assert_ne!(s.layer_dirs(&one).unwrap()[0].1, dirs[1].1);
+        // Either snapshot rebuilds the tar; removing one image keeps the other's readable.
+        s.delete(&one.id).unwrap();
+        let mut got = Vec::new();
+        s.layer_tar(&sha256_of(&base)).unwrap().read_to_end(&mut got).unwrap();
+        assert_eq!(got, base);
+    }
+
+    #[test]
     fn open_collects_what_any_interrupted_operation_leaves() {
         if !require_root("open_collects_what_any_interrupted_operation_leaves") {
             return;

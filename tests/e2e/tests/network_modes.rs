@@ -44,16 +44,26 @@ fn files_follow_the_flags() {
         "busybox",
         "true",
     ]);
-    let fmt = "{{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}} {{.HostsPath}}";
+    // The file paths are empty until the first start, as Docker records them then.
+    let fmt = "{{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}} [{{.HostsPath}}]";
     assert_eq!(
         d.ok(&["inspect", "-f", fmt, &id]),
+        "[\"foo:1.2.3.4\"] [\"1.1.1.1\"] [\"x.org\"] [\"attempts:2\"] []"
+    );
+    d.ok(&["start", "-a", &id]);
+    let dir = d.data_root.join("containers").join(&id);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostsPath}} {{.HostnamePath}} {{.ResolvConfPath}}",
+            &id
+        ]),
         format!(
-            "[\"foo:1.2.3.4\"] [\"1.1.1.1\"] [\"x.org\"] [\"attempts:2\"] {}",
-            d.data_root
-                .join("containers")
-                .join(&id)
-                .join("hosts")
-                .display()
+            "{} {} {}",
+            dir.join("hosts").display(),
+            dir.join("hostname").display(),
+            dir.join("resolv.conf").display()
         )
     );
     let out = d.ok(&[
@@ -240,6 +250,11 @@ fn container_mode_joins_a_running_container() {
     assert!(d
         .ok(&["exec", &c2, "cat", "/etc/hosts"])
         .ends_with("10.1.1.1 shared"));
+    // Inspect names the files it shares: the other container's, as Docker shows them.
+    let paths = "{{.HostsPath}} {{.HostnamePath}} {{.ResolvConfPath}}";
+    let c1_paths = d.ok(&["inspect", "-f", paths, "c1"]);
+    assert!(c1_paths.contains(&c1), "{c1_paths}");
+    assert_eq!(d.ok(&["inspect", "-f", paths, &c2]), c1_paths);
     d.ok(&["rm", "-f", &c2]);
 
     // Docker's refusals, from the daemon, with `docker run`'s exit code.
@@ -739,7 +754,7 @@ fn unknown_names_are_forwarded_from_the_containers_namespace() {
 /// A container started on the default bridge (no embedded DNS server) that is connected to
 /// a user-defined network gets the server then, as under Docker: its resolv.conf is rebuilt
 /// around 127.0.0.11 (its options kept, `ndots:0` added) and names on the new network
-/// resolve.
+/// resolve, also after a daemon restart.
 #[test]
 fn connecting_a_default_bridge_container_brings_the_embedded_dns() {
     let d = Daemon::start();
@@ -787,6 +802,15 @@ fn connecting_a_default_bridge_container_brings_the_embedded_dns() {
     );
     let out = d.ok(&["exec", "plain", "nslookup", "-type=a", "named"]);
     assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    // Live restore: the server died with the old daemon; the new one serves again.
+    let mut d = d;
+    d.kill_daemon(libc::SIGKILL);
+    d.spawn();
+    let out = d.ok(&["exec", "plain", "nslookup", "-type=a", "named"]);
+    assert!(
+        out.contains(&format!("Address: {ip}")),
+        "after a daemon restart: {out}"
+    );
     d.ok(&["rm", "-f", "plain", "named"]);
     d.ok(&["network", "rm", "h3dns"]);
 }

@@ -199,6 +199,14 @@ fn containers_of_one_network_talk_through_the_fast_path_and_only_they() {
         "",
         "another network reached the site"
     );
+    // Not even one way: a SYN that got through would sit in the site's table as SYN_RECV,
+    // its answer lost on the way back.
+    let o1_ip = inspect(&d, "o1", "{{.NetworkSettings.Networks.other.IPAddress}}");
+    let sockets = dok(&d, &["exec", "site", "netstat", "-tn"]);
+    assert!(
+        !sockets.contains(&format!("{o1_ip}:")),
+        "a packet from another network reached the site:\n{sockets}"
+    );
 
     // A restarted member comes back on a new veth, which the fast path follows.
     dok(&d, &["restart", "-t", "0", "peer"]);

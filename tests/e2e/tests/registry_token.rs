@@ -399,6 +399,8 @@ struct HoldingProxy {
     addr: String,
     hold: Arc<Mutex<Option<(String, Duration)>>>,
     held: Arc<AtomicBool>,
+    /// Answer this many next requests starting with this prefix 500 themselves.
+    fail: Arc<Mutex<Option<(String, u32)>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -408,10 +410,12 @@ impl HoldingProxy {
         let addr = listener.local_addr().unwrap().to_string();
         let hold: Arc<Mutex<Option<(String, Duration)>>> = Arc::default();
         let held = Arc::new(AtomicBool::new(false));
+        let fail: Arc<Mutex<Option<(String, u32)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, hd, s, up) = (
+        let (h, hd, f, s, up) = (
             hold.clone(),
             held.clone(),
+            fail.clone(),
             stop.clone(),
             upstream.to_string(),
         );
@@ -424,9 +428,10 @@ impl HoldingProxy {
                 let Ok(server) = TcpStream::connect(&up) else {
                     continue;
                 };
-                let (h, hd) = (h.clone(), hd.clone());
+                let (h, hd, f) = (h.clone(), hd.clone(), f.clone());
                 let (mut c_read, mut s_write) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let mut c_fail = client.try_clone().unwrap();
                 std::thread::spawn(move || {
                     let mut buf = vec![0u8; 64 << 10];
                     while let Ok(n) = c_read.read(&mut buf) {
@@ -445,6 +450,30 @@ impl HoldingProxy {
                                 _ => None,
                             }
                         };
+                        let failing = {
+                            let mut fail = f.lock().unwrap();
+                            match fail.as_mut() {
+                                Some((prefix, left))
+                                    if *left > 0 && buf[..n].starts_with(prefix.as_bytes()) =>
+                                {
+                                    *left -= 1;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        };
+                        if failing {
+                            // The request never reaches the registry; the connection ends.
+                            let body =
+                                r#"{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}"#;
+                            let _ = write!(
+                                c_fail,
+                                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = c_fail.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
                         if let Some(d) = wait {
                             std::thread::sleep(d);
                             hd.store(true, Ordering::SeqCst);
@@ -466,8 +495,14 @@ impl HoldingProxy {
             addr,
             hold,
             held,
+            fail,
             stop,
         }
+    }
+
+    /// Answers the next `times` requests whose line starts with `prefix` with a 500.
+    fn fail_next(&self, prefix: &str, times: u32) {
+        *self.fail.lock().unwrap() = Some((prefix.to_string(), times));
     }
 
     /// Holds the next request whose line starts with `prefix` ("PATCH /v2/app/") for `d`.
@@ -786,4 +821,67 @@ fn tokens_expiring_mid_push_and_mid_pull_are_replaced() {
     );
     let run = berth(&d2, cfg2.path(), &["run", "--rm", &app, "echo", "renewed"]);
     assert_eq!(run.stdout.trim(), "renewed", "{}", run.stderr);
+}
+
+#[test]
+fn failed_uploads_are_retried_after_dockers_countdown() {
+    // Docker's countdown (5 s, then 10 s) with 20 ms seconds (see berth_distribution::retry).
+    std::env::set_var("BERTH_REGISTRY_RETRY_SECOND_MS", "20");
+    let reg = TokenRegistry::start();
+    let proxy = HoldingProxy::start(&reg.registry.addr);
+    let d = Daemon::start();
+    let cfg = TempDir::new();
+    assert_ok(
+        &berth(
+            &d,
+            cfg.path(),
+            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
+        ),
+        "login",
+    );
+    let app = format!("{}/team/app:v1", proxy.addr);
+    d.ok(&["tag", "busybox", &app]);
+    let layer = d.ok(&["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", &app]);
+    let id = &layer.trim()["sha256:".len()..][..12];
+
+    // Failing every time: 5 attempts, then the registry's error. (First: once the layer is
+    // in team/app, berth would mount it from there.)
+    let other = format!("{}/team/other:v1", proxy.addr);
+    d.ok(&["tag", "busybox", &other]);
+    proxy.fail_next("POST /v2/team/other/blobs/uploads/", 100);
+    let failed = berth(&d, cfg.path(), &["push", &other]);
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stdout.contains("Retrying in 20 seconds"),
+        "{}",
+        failed.stdout
+    );
+    assert_eq!(
+        failed.stderr.trim(),
+        "received unexpected HTTP status: 500 Internal Server Error"
+    );
+    let left = proxy.fail.lock().unwrap().as_ref().map(|(_, n)| *n);
+    assert_eq!(left, Some(95), "Docker's 5 attempts");
+
+    // Two failed starts of the layer's upload: retried after 5, then 10 seconds.
+    proxy.fail_next("POST /v2/team/app/blobs/uploads/", 2);
+    let pushed = berth(&d, cfg.path(), &["push", &app]);
+    assert_ok(&pushed, "push");
+    for line in [
+        format!("{id}: Retrying in 5 seconds"),
+        format!("{id}: Retrying in 1 second"),
+        format!("{id}: Retrying in 10 seconds"),
+        format!("{id}: Pushed"),
+    ] {
+        assert!(
+            pushed.stdout.contains(&line),
+            "no {line:?} in:\n{}",
+            pushed.stdout
+        );
+    }
+    assert!(
+        !pushed.stdout.contains("Retrying in 15 seconds"),
+        "{}",
+        pushed.stdout
+    );
 }

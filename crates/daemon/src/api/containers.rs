@@ -251,7 +251,9 @@ fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::BTreeMa
 
 /// The container's inspect JSON (without API 1.41's `NetworkSettings`, which the handler adds).
 fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crate::engine::Error> {
-    let dir = engine.paths.container_dir(&rec.id);
+    // Empty before the first start; under `--network container:` the other's files.
+    let etc_dir = engine.etc_files_dir(rec);
+    let etc_path = |file: &str| etc_dir.as_ref().map_or(String::new(), |d| d.join(file).display().to_string());
     let s = &rec.state;
     let model = ContainerInspectResponse {
         id: Some(rec.id.clone()),
@@ -281,9 +283,9 @@ fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crat
             health: s.health.clone(),
         }),
         image: Some(rec.image_id.clone()),
-        resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
-        hostname_path: Some(dir.join("hostname").display().to_string()),
-        hosts_path: Some(dir.join("hosts").display().to_string()),
+        resolv_conf_path: Some(etc_path("resolv.conf")),
+        hostname_path: Some(etc_path("hostname")),
+        hosts_path: Some(etc_path("hosts")),
         // Empty for the `none` driver, as Docker shows it.
         log_path: Some(if logs::driver::readable(rec) { engine.paths.log_path(&rec.id).display().to_string() } else { String::new() }),
         name: Some(format!("/{}", rec.name)),

@@ -2,9 +2,10 @@
 //! itself the way Docker measures it (apparent sizes, hard links once, symlinks not
 //! followed, mounts not entered).
 //!
-//! An image takes its unpacked layers (snapshots) and its blobs: the config and, unlike in
-//! Docker's overlay2 store, each layer's uncompressed tar, which berth keeps so `save` hands
-//! out the exact bytes the diff IDs name. Both count, so the images' total (`LayersSize`)
+//! An image takes its unpacked layers (snapshots) and its other files: the config blob and,
+//! for each layer, what keeps its uncompressed tar so `save` hands out the exact bytes the
+//! diff IDs name (an index over the snapshot, as Docker's tar-split files, or a whole tar for
+//! layers stored without one; `Store::image_blobs`). All count, so the images' total (`LayersSize`)
 //! plus the containers' writable layers and the volumes is what `du` finds under the data
 //! root, less directories themselves and the metadata database. `df`'s per-image sizes count
 //! the same pieces (so RECLAIMABLE stays right); `docker images` keeps the content size.

@@ -837,6 +837,30 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Where the hosts, hostname and resolv.conf files that inspect names for `rec` live, as
+    /// Docker records them at each start: nowhere before the first; under `--network
+    /// container:<x>` x's (the files the two share, following a chain of such modes), else
+    /// the container's own directory.
+    pub fn etc_files_dir(&self, rec: &Record) -> Option<std::path::PathBuf> {
+        use berth_net::mode::NetworkMode;
+        if rec.state.started_at == crate::state::ZERO_TIME {
+            return None;
+        }
+        let mut owner = rec.clone();
+        for _ in 0..16 {
+            let Ok(NetworkMode::Container(target)) =
+                NetworkMode::parse(owner.host_config.network_mode.as_deref())
+            else {
+                break;
+            };
+            match self.container(&target) {
+                Ok(c) if c.snapshot().id != rec.id => owner = c.snapshot(),
+                _ => break,
+            }
+        }
+        Some(self.paths.container_dir(&owner.id))
+    }
+
     fn network_event(&self, network_id: &str, action: &str, container: Option<&str>) {
         let (name, driver) = {
             let st = self.nets();
@@ -976,6 +1000,62 @@ mod tests {
         assert_eq!(used.len(), 2);
         let subnet: Subnet = "10.1.0.0/24".parse().unwrap();
         assert_eq!(subnet.first_free(&used), Some("10.1.0.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn fast_path_groups_running_members_by_network() {
+        let mut st = State::default();
+        let mut other = rec("n2", "db");
+        other.bridge = "b2".into();
+        st.networks.insert("n1".into(), rec("n1", "web"));
+        st.networks.insert("n2".into(), other);
+        let endpoint = |ip: &str, veth: &str| ActiveEndpoint {
+            endpoint_id: "e".into(),
+            ip: ip.parse().unwrap(),
+            prefix: 24,
+            gateway: "10.1.0.1".parse().unwrap(),
+            mac: format!("mac-{ip}"),
+            host_ifname: veth.into(),
+            ifname: "eth0".into(),
+        };
+        let on = |net: &str, active: Option<ActiveEndpoint>| Attachment {
+            network_id: net.into(),
+            aliases: vec![],
+            requested_ip: None,
+            active,
+        };
+        let attached = |attachments| ContainerNetworks {
+            attachments,
+            ports: vec![],
+        };
+        st.containers.insert(
+            "c1".into(),
+            attached(vec![
+                on("n1", Some(endpoint("10.1.0.2", "va"))),
+                on("n2", Some(endpoint("10.2.0.2", "vx"))),
+            ]),
+        );
+        st.containers.insert(
+            "c2".into(),
+            attached(vec![on("n1", Some(endpoint("10.1.0.3", "vb")))]),
+        );
+        st.containers
+            .insert("c3".into(), attached(vec![on("n2", None)]));
+        let segments = st.fast_path();
+        let veths = |bridge: &str| -> Vec<String> {
+            segments
+                .iter()
+                .find(|s| s.bridge == bridge)
+                .unwrap()
+                .members
+                .iter()
+                .map(|m| m.host_ifname.clone())
+                .collect()
+        };
+        assert_eq!(veths("b"), ["va", "vb"]);
+        assert_eq!(veths("b2"), ["vx"], "a stopped container is no member");
+        assert!(st.shared("n1"));
+        assert!(!st.shared("n2"));
     }
 
     #[test]

@@ -327,7 +327,11 @@ impl Engine {
             || mode == "none"
             || mode.starts_with("container:")
         {
-            let which = if net.driver == "null" || mode == "none" { "none" } else { "host" };
+            let which = if net.driver == "null" || mode == "none" {
+                "none"
+            } else {
+                "host"
+            };
             return Err(Error::Conflict(format!(
                 "container cannot be disconnected from {which} network or connected to {which} network"
             )));
