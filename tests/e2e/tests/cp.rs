@@ -444,4 +444,24 @@ fn cp_paths_that_ask_for_a_directory_and_the_root() {
         assert_eq!(r.code, 0, "docker={docker}: {}", r.stderr);
         assert_eq!(std::fs::read_to_string(existing.join("f")).unwrap(), "x\n");
     }
+    // Headers as Docker's archive package writes them: the mode with its file type bits,
+    // the owner named from the host's files (uid 0 is root there).
+    for args in [&["cp", "cpr:/f", "-"][..], &["export", "cpr"][..]] {
+        let out = d.berth_cmd(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let mut archive = tar::Archive::new(&out.stdout[..]);
+        let entry = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap().to_str() == Some("f"))
+            .unwrap();
+        let h = entry.header();
+        assert_eq!(h.mode().unwrap(), 0o100644, "{args:?}");
+        assert_eq!(
+            (h.username().unwrap(), h.groupname().unwrap()),
+            (Some("root"), Some("root")),
+            "{args:?}"
+        );
+    }
 }

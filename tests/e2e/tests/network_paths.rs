@@ -123,13 +123,21 @@ fn containers_of_one_network_talk_through_the_fast_path_and_only_they() {
         ],
     );
     let peer_mac = inspect(&d, "peer", "{{.NetworkSettings.Networks.fast.MacAddress}}");
-    let (table, text) = fast_path_naming(&site_mac).expect("fast path installed");
-    let mut veths = ports_of(&bridge);
-    veths.sort();
+    let veths = ports_of(&bridge);
     assert_eq!(veths.len(), 2, "{veths:?}");
-    for name in veths.iter().chain([&site_mac, &peer_mac]) {
-        assert!(text.contains(name.as_str()), "{name} missing from:\n{text}");
-    }
+    // Installed off the start path: a moment after the start at most.
+    let names_all = |names: &[&String]| {
+        fast_path_naming(&site_mac)
+            .is_some_and(|(_, text)| names.iter().all(|n| text.contains(n.as_str())))
+    };
+    assert!(
+        eventually(5, || names_all(&[
+            &veths[0], &veths[1], &site_mac, &peer_mac
+        ])),
+        "{veths:?} {site_mac} {peer_mac} not all in:\n{:?}",
+        fast_path_naming(&site_mac)
+    );
+    let (table, _) = fast_path_naming(&site_mac).unwrap();
     assert_eq!(
         dok(
             &d,
@@ -158,6 +166,11 @@ fn containers_of_one_network_talk_through_the_fast_path_and_only_they() {
             ],
         );
     }
+    let o1_mac = inspect(&d, "o1", "{{.NetworkSettings.Networks.other.MacAddress}}");
+    assert!(
+        eventually(5, || fast_path_naming(&o1_mac).is_some()),
+        "no fast path for the other network"
+    );
     let netns = inspect(&d, "o1", "{{.NetworkSettings.SandboxKey}}");
     let in_o1 = |args: &[&str]| {
         let out = Command::new("nsenter")
@@ -217,15 +230,17 @@ fn containers_of_one_network_talk_through_the_fast_path_and_only_they() {
         ),
         "hello-fast"
     );
-    let (_, text) = fast_path_naming(&site_mac).expect("fast path still installed");
     assert!(
         eventually(5, || ports_of(&bridge).len() == 2),
         "{:?}",
         ports_of(&bridge)
     );
-    for v in ports_of(&bridge) {
-        assert!(text.contains(&v), "{v} missing from:\n{text}");
-    }
+    let veths = ports_of(&bridge);
+    assert!(
+        eventually(5, || names_all(&[&veths[0], &veths[1]])),
+        "{veths:?} not both in:\n{:?}",
+        fast_path_naming(&site_mac)
+    );
 
     // With no container left, stopping berthd takes the table away with the rest.
     for c in ["site", "peer", "o1", "o2"] {

@@ -19,6 +19,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::{fstatat, FileStat, Mode};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -329,12 +330,45 @@ fn append_raw<W: Write>(
 fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
-    h.set_mode(st.st_mode & 0o7777);
+    // With the file type bits, as Docker's archive package writes the mode.
+    h.set_mode(st.st_mode & (libc::S_IFMT | 0o7777));
     h.set_uid(u64::from(st.st_uid));
     h.set_gid(u64::from(st.st_gid));
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
+    name_owners(&mut h);
     h
+}
+
+/// Fills a header's user and group names from its ids as Docker's tars carry them: Go's
+/// tar looks the ids up on the host (the daemon's /etc/passwd and /etc/group, not the
+/// container's) and caches them for the process's life; so do we. Unknown ids stay nameless.
+pub fn name_owners(h: &mut tar::Header) {
+    static NAMES: std::sync::OnceLock<(HashMap<u64, String>, HashMap<u64, String>)> =
+        std::sync::OnceLock::new();
+    let (users, groups) =
+        NAMES.get_or_init(|| (ids_by_name("/etc/passwd"), ids_by_name("/etc/group")));
+    if let Some(n) = h.uid().ok().and_then(|u| users.get(&u)) {
+        let _ = h.set_username(n);
+    }
+    if let Some(n) = h.gid().ok().and_then(|g| groups.get(&g)) {
+        let _ = h.set_groupname(n);
+    }
+}
+
+/// `name:x:id:…` lines → id → name, the first name of an id winning (as getpwuid).
+fn ids_by_name(path: &str) -> HashMap<u64, String> {
+    let mut out = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let mut fields = line.split(':');
+        let (Some(name), Some(id)) = (fields.next(), fields.nth(1)) else {
+            continue;
+        };
+        if let Ok(id) = id.parse() {
+            out.entry(id).or_insert_with(|| name.to_string());
+        }
+    }
+    out
 }
 
 fn append<W: Write>(

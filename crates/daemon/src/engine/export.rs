@@ -136,6 +136,7 @@ fn append_dir_contents<W: Write>(
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_size(0);
+        super::archive::name_owners(&mut header);
         if !kind.is_dir() && meta.nlink() > 1 {
             if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
                 header.set_entry_type(tar::EntryType::Link);

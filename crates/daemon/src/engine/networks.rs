@@ -21,6 +21,7 @@
 //! names from their exec root, and all pick subnets under one host-wide lock.
 
 mod embedded_dns;
+mod fast_path;
 mod ops;
 mod publish;
 mod records;
@@ -54,6 +55,8 @@ pub struct Networks {
     broken: Mutex<Option<String>>,
     /// For the host-wide registry of instances (`berth_net::instances`).
     exec_root: std::path::PathBuf,
+    /// The same-network fast path as installed.
+    fast_path: fast_path::FastPathState,
 }
 
 #[derive(Default)]
@@ -228,6 +231,7 @@ impl Networks {
             default_bridge,
             broken: Mutex::default(),
             exec_root: exec_root.to_path_buf(),
+            fast_path: Default::default(),
         })
     }
 
@@ -237,16 +241,6 @@ impl Networks {
             .ruleset()
             .apply(&self.table)
             .map_err(|e| Error::Internal(e.to_string()))
-    }
-
-    /// Re-installs the same-network fast path (`berth_net::fastpath`). A failure only costs
-    /// speed (the bridge still carries the traffic), so it is logged. Nothing is re-applied
-    /// when a member leaves: its entry then names a veth that is gone, and the next member to
-    /// take its address (and so its MAC) re-applies the whole table before it runs.
-    fn apply_fast_path(&self, state: &State) {
-        if let Err(e) = fastpath::apply(&self.table, &state.fast_path()) {
-            tracing::warn!("same-network fast path: {e}");
-        }
     }
 
     /// Re-syncs the accept rules for our bridges in `filter FORWARD` (see `berth_net::nft`),
@@ -428,7 +422,7 @@ impl Engine {
             }
         }
         self.networks.apply_rules(&st)?;
-        self.networks.apply_fast_path(&st);
+        self.networks.install_fast_path(&st);
         self.networks.sync_forward(&st);
         Ok(())
     }
@@ -437,6 +431,7 @@ impl Engine {
     /// rules and the bridges; with some running, leave everything for the next berthd (live
     /// restore) so their traffic and published ports keep working.
     pub fn stop_networking(&self) {
+        let _no_install = self.networks.hold_fast_path();
         let st = self.nets();
         let active = st
             .containers
@@ -522,7 +517,7 @@ impl Engine {
     /// Start time: gives the container its addresses, interfaces and published ports.
     /// On error nothing is left (no veth, rule, address or port).
     /// Blocks briefly (netlink, and `nft` when ports are published).
-    pub(crate) fn connect_networks(&self, rec: &Record) -> Result<()> {
+    pub(crate) fn connect_networks(self: &Arc<Self>, rec: &Record) -> Result<()> {
         let mut st = self.nets();
         let Some(mut nets) = st.containers.get(&rec.id).cloned() else {
             return Ok(());
@@ -607,15 +602,16 @@ impl Engine {
             if !nets.ports.is_empty() {
                 self.networks.apply_rules(&st)?;
             }
-            if nets.attachments.iter().any(|a| st.shared(&a.network_id)) {
-                self.networks.apply_fast_path(&st);
-            }
             Ok(())
         })();
         match result {
             Ok(()) => {
                 lock(&self.networks.reservations).insert(rec.id.clone(), held);
+                let shared = nets.attachments.iter().any(|a| st.shared(&a.network_id));
                 drop(st);
+                if shared {
+                    self.refresh_fast_path(members_of(&nets));
+                }
                 for a in &nets.attachments {
                     self.network_event(&a.network_id, "connect", Some(&rec.id));
                 }
@@ -889,6 +885,18 @@ impl Engine {
         }
         self.events.publish("network", action, id, attributes);
     }
+}
+
+/// A container's running endpoints as fast-path members.
+fn members_of(nets: &ContainerNetworks) -> Vec<fastpath::Member> {
+    nets.attachments
+        .iter()
+        .filter_map(|a| a.active.as_ref())
+        .map(|ep| fastpath::Member {
+            mac: ep.mac.clone(),
+            host_ifname: ep.host_ifname.clone(),
+        })
+        .collect()
 }
 
 /// An attachment from a create request's or a connect request's endpoint settings.

@@ -345,6 +345,7 @@ impl Engine {
         }
         let mut attachment = attachment_for(&net, &settings.unwrap_or_default())?;
         let running = rec.state.status == Status::Running;
+        let mut joined = Vec::new();
         if running {
             let index = (0..)
                 .find(|i| {
@@ -367,14 +368,19 @@ impl Engine {
                 let _ = self.networks.save_container(&mut st, &rec.id, nets);
                 return Err(e);
             }
-            if st.shared(&net.id) {
-                self.networks.apply_fast_path(&st);
-            }
+            joined.push(berth_net::fastpath::Member {
+                mac: ep.mac.clone(),
+                host_ifname: ep.host_ifname.clone(),
+            });
         } else {
             nets.attachments.push(attachment);
             self.networks.save_container(&mut st, &rec.id, nets)?;
         }
+        let shared = running && st.shared(&net.id);
         drop(st);
+        if shared {
+            self.refresh_fast_path(joined);
+        }
         if running {
             // A container started on the default bridge gets the embedded DNS server now.
             if !net.predefined {
