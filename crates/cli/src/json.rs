@@ -1,6 +1,7 @@
 //! JSON as docker's CLI shows it: objects keep the daemon's key order (Go marshals struct
 //! fields in declaration order, and `serde_json::Value` would sort them), encoding escapes
-//! `<`, `>` and `&` like Go's, and indentation follows Go's `json.Indent`.
+//! strings like docker's template `json` (Go's encoder without HTML escaping), and indentation
+//! follows Go's `json.Indent`.
 
 use std::fmt;
 
@@ -33,7 +34,7 @@ impl Value {
         }
     }
 
-    /// Compact JSON, escaped like Go's encoder.
+    /// Compact JSON as docker's template `json` writes it: Go's encoder with `SetEscapeHTML(false)`.
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         self.write_json(&mut out);
@@ -117,10 +118,9 @@ fn write_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Go escapes these so JSON can be embedded in HTML; docker's output shows it.
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            // Docker's `json` turns off Go's HTML escaping of `<`, `>` and `&`, but Go
+            // escapes these two line separators regardless.
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -262,10 +262,16 @@ mod tests {
 
     #[test]
     fn keeps_order_and_escapes_like_go() {
-        let v = Value::parse(br#"{"b":1,"a":[true,null,"x<y"],"c":{}}"#).unwrap();
-        assert_eq!(v.to_json(), r#"{"b":1,"a":[true,null,"x\u003cy"],"c":{}}"#);
+        let v = Value::parse(br#"{"b":1,"a":[true,null,"x<y&\u2028"],"c":{}}"#).unwrap();
+        assert_eq!(
+            v.to_json(),
+            r#"{"b":1,"a":[true,null,"x<y&\u2028"],"c":{}}"#
+        );
         assert_eq!(v.get("b"), Some(&Value::Int(1)));
-        assert_eq!(v.to_template_text(), "map[a:[true <nil> x<y] b:1 c:map[]]");
+        assert_eq!(
+            v.to_template_text(),
+            "map[a:[true <nil> x<y&\u{2028}] b:1 c:map[]]"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::json::Value;
 #[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
+    /// `{{json .}}` of the whole row HTML-escapes, as docker's formatter contexts do.
+    row_json_escapes_html: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,13 @@ enum Operand {
 /// Answers docker's template methods (`.Label "k"`) for the current row.
 pub type MethodFn<'a> = &'a dyn Fn(&str, &[Value]) -> Option<Value>;
 
+/// What every action of one rendering sees besides its dot.
+struct Env<'a> {
+    method: MethodFn<'a>,
+    /// The row whose `json` HTML-escapes (see `Template::row_json_escapes_html`).
+    html_escaped_row: Option<&'a Value>,
+}
+
 impl Template {
     /// Parses `src`; errors read like Go's `template: …`.
     pub fn parse(src: &str) -> Result<Template, String> {
@@ -59,13 +68,29 @@ impl Template {
         if let Some(word) = end {
             return Err(format!("template: unexpected {{{{{word}}}}}"));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            row_json_escapes_html: false,
+        })
+    }
+
+    /// For the rows of docker's list formatters (`ps`, `images`, `history`, `network ls`,
+    /// `volume ls`, `stats`): their Go contexts marshal themselves with `json.Marshal`, which
+    /// escapes `<`, `>` and `&`, so `{{json .}}` shows `\u003cnone\u003e` where `{{json .Tag}}`
+    /// (a plain string under docker's non-escaping `json`) shows `<none>`.
+    pub fn formatter_rows(mut self) -> Template {
+        self.row_json_escapes_html = true;
+        self
     }
 
     /// Renders against `data`; `method` answers method calls such as `.Label "k"`.
     pub fn render(&self, data: &Value, method: MethodFn<'_>) -> Result<String, String> {
         let mut out = String::new();
-        render_parts(&self.parts, data, method, &mut out)?;
+        let env = Env {
+            method,
+            html_escaped_row: self.row_json_escapes_html.then_some(data),
+        };
+        render_parts(&self.parts, data, &env, &mut out)?;
         Ok(out)
     }
 }
@@ -175,26 +200,26 @@ fn truthy(v: &Option<Value>) -> bool {
 fn render_parts(
     parts: &[Part],
     data: &Value,
-    method: MethodFn<'_>,
+    env: &Env<'_>,
     out: &mut String,
 ) -> Result<(), String> {
     for part in parts {
         match part {
             Part::Text(t) => out.push_str(t),
-            Part::Action(pipeline) => match eval_pipeline(pipeline, data, method)? {
+            Part::Action(pipeline) => match eval_pipeline(pipeline, data, env)? {
                 Some(v) => out.push_str(&v.to_template_text()),
                 None => out.push_str("<no value>"),
             },
             Part::Block(kind, pipeline, body, else_body) => {
-                let v = eval_pipeline(pipeline, data, method)?;
+                let v = eval_pipeline(pipeline, data, env)?;
                 match kind {
                     BlockKind::If => {
                         let branch = if truthy(&v) { body } else { else_body };
-                        render_parts(branch, data, method, out)?;
+                        render_parts(branch, data, env, out)?;
                     }
                     BlockKind::With => match v.filter(|x| truthy(&Some(x.clone()))) {
-                        Some(dot) => render_parts(body, &dot, method, out)?,
-                        None => render_parts(else_body, data, method, out)?,
+                        Some(dot) => render_parts(body, &dot, env, out)?,
+                        None => render_parts(else_body, data, env, out)?,
                     },
                     BlockKind::Range => {
                         let elems: Vec<Value> = match v {
@@ -213,10 +238,10 @@ fn render_parts(
                             }
                         };
                         if elems.is_empty() {
-                            render_parts(else_body, data, method, out)?;
+                            render_parts(else_body, data, env, out)?;
                         }
                         for e in &elems {
-                            render_parts(body, e, method, out)?;
+                            render_parts(body, e, env, out)?;
                         }
                     }
                 }
@@ -320,11 +345,11 @@ fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
 fn eval_pipeline(
     pipeline: &[Command],
     data: &Value,
-    method: MethodFn<'_>,
+    env: &Env<'_>,
 ) -> Result<Option<Value>, String> {
     let mut prev: Option<Option<Value>> = None;
     for cmd in pipeline {
-        prev = Some(eval_command(cmd, data, method, prev)?);
+        prev = Some(eval_command(cmd, data, env, prev)?);
     }
     Ok(prev.flatten())
 }
@@ -349,7 +374,7 @@ fn lookup(data: &Value, path: &[String]) -> Option<Value> {
 fn eval_command(
     cmd: &Command,
     data: &Value,
-    method: MethodFn<'_>,
+    env: &Env<'_>,
     piped: Option<Option<Value>>,
 ) -> Result<Option<Value>, String> {
     let (head, rest) = match cmd.split_first() {
@@ -364,12 +389,12 @@ fn eval_command(
         args.push(p);
     }
     match head {
-        Operand::Ident(name) => call(name, &args),
+        Operand::Ident(name) => call(name, &args, env),
         Operand::Field(path) if !args.is_empty() => {
             // `.Label "k"`: a method of the row, answered by the caller.
             let name = path.join(".");
             let values: Vec<Value> = args.into_iter().map(|a| a.unwrap_or(Value::Null)).collect();
-            method(&name, &values)
+            (env.method)(&name, &values)
                 .map(Some)
                 .ok_or_else(|| format!("template: can't evaluate field {name}"))
         }
@@ -383,7 +408,7 @@ fn text_of(v: &Option<Value>) -> String {
         .unwrap_or_else(|| "<no value>".into())
 }
 
-fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
+fn call(name: &str, args: &[Option<Value>], env: &Env<'_>) -> Result<Option<Value>, String> {
     let want = |n: usize| {
         if args.len() == n {
             Ok(())
@@ -398,7 +423,15 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Option<Value>, String> {
         "json" => {
             want(1)?;
             let v = args[0].clone().unwrap_or(Value::Null);
-            Ok(Some(Value::String(v.to_json())))
+            let json = v.to_json();
+            // `<>&` only occur inside JSON strings, so escaping the text escapes the strings.
+            Ok(Some(Value::String(if env.html_escaped_row == Some(&v) {
+                json.replace('<', "\\u003c")
+                    .replace('>', "\\u003e")
+                    .replace('&', "\\u0026")
+            } else {
+                json
+            })))
         }
         "join" => {
             want(2)?;
@@ -521,6 +554,21 @@ mod tests {
 
     fn render(src: &str) -> Result<String, String> {
         Template::parse(src)?.render(&data(), &no_methods)
+    }
+
+    #[test]
+    fn json_escapes_html_only_for_formatter_rows() {
+        let row = Value::parse(br#"{"Labels":"k=<a&b>","Tag":"<none>"}"#).unwrap();
+        let plain = Template::parse("{{json .}} {{json .Tag}}").unwrap();
+        assert_eq!(
+            plain.render(&row, &no_methods).unwrap(),
+            r#"{"Labels":"k=<a&b>","Tag":"<none>"} "<none>""#
+        );
+        let rows = plain.formatter_rows();
+        assert_eq!(
+            rows.render(&row, &no_methods).unwrap(),
+            r#"{"Labels":"k=\u003ca\u0026b\u003e","Tag":"\u003cnone\u003e"} "<none>""#
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Store {
             size: blob.size,
         };
         let _g = self.lock();
-        if !self.content.path(diff_id)?.exists() {
+        if !self.has_layer_tar(diff_id)? {
             return Err(Error::NotFound(format!(
                 "layer {diff_id} is not in the store"
             )));
@@ -229,12 +229,7 @@ impl Store {
                 let (k, v) = item?;
                 let key = k.value().to_string();
                 let diff_id = key.split(' ').next().unwrap_or_default();
-                if self
-                    .content
-                    .path(diff_id)
-                    .map(|p| p.exists())
-                    .unwrap_or(false)
-                {
+                if self.has_layer_tar(diff_id).unwrap_or(false) {
                     let layer: CompressedLayer = decode("compressed layer", v.value())?;
                     keep.insert(layer.digest);
                 } else {
@@ -249,12 +244,7 @@ impl Store {
             for item in s.iter()? {
                 let (k, _) = item?;
                 let diff_id = k.value().to_string();
-                if !self
-                    .content
-                    .path(&diff_id)
-                    .map(|p| p.exists())
-                    .unwrap_or(false)
-                {
+                if !self.has_layer_tar(&diff_id).unwrap_or(false) {
                     dead.push(diff_id);
                 }
             }

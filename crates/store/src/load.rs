@@ -44,6 +44,9 @@ struct ManifestEntry {
     repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers")]
     layers: Vec<String>,
+    /// The image this one was committed from, when the archive holds it too.
+    #[serde(rename = "Parent", default)]
+    parent: Option<String>,
 }
 
 /// An image the archive held: its ID and the references it was loaded under.
@@ -60,6 +63,8 @@ struct ToLoad {
     config_name: String,
     layers: Vec<LayerSource>,
     tags: Vec<Reference>,
+    /// `Parent` from Docker's `manifest.json`.
+    parent: Option<String>,
 }
 
 /// A layer unpacked and verified, not yet published.
@@ -158,6 +163,7 @@ impl Store {
         for image in &images {
             prepared.push(self.prepare_image(image, &mut archive, &mut unpacked_here)?);
         }
+        link_parents(&images, &mut prepared)?;
         drop(archive); // unused layers go before the publish takes the lock
         self.publish(prepared, unpacked_here)
     }
@@ -446,7 +452,16 @@ impl Store {
             let mut table = txn.open_table(IMAGES)?;
             let mut tags = txn.open_table(TAGS)?;
             for image in &images {
-                table.insert(image.id.as_str(), encode(&image.record)?.as_slice())?;
+                // An image loaded again keeps its parent, as Docker keeps it beside the image.
+                let old: Option<ImageRecord> = table
+                    .get(image.id.as_str())?
+                    .map(|v| decode("image record", v.value()))
+                    .transpose()?;
+                let mut record = image.record.clone();
+                if record.parent.is_none() {
+                    record.parent = old.and_then(|o| o.parent);
+                }
+                table.insert(image.id.as_str(), encode(&record)?.as_slice())?;
                 for t in &image.tags {
                     tags.insert(t.full().as_str(), image.id.as_str())?;
                 }
@@ -503,9 +518,40 @@ fn docker_images(archive: &Archive) -> Result<Vec<ToLoad>, Error> {
                 config_name: entry.config,
                 layers,
                 tags,
+                parent: entry.parent,
             })
         })
         .collect()
+}
+
+/// Records each `Parent` of `manifest.json` as moby's loader does: only a parent loaded from
+/// the same archive counts, and it must be the image the child was committed from (its
+/// history one entry shorter and otherwise the same), else the whole load fails.
+fn link_parents(images: &[ToLoad], prepared: &mut [Prepared]) -> Result<(), Error> {
+    let history = |p: &Prepared| {
+        serde_json::from_slice::<serde_json::Value>(&p.config_bytes)
+            .ok()
+            .and_then(|c| c.get("history").and_then(|h| h.as_array().cloned()))
+            .unwrap_or_default()
+    };
+    for i in 0..prepared.len() {
+        let Some(parent_id) = images[i].parent.as_deref() else { continue };
+        let Some(parent) = prepared.iter().find(|p| p.id == parent_id && p.id != prepared[i].id) else {
+            continue;
+        };
+        let (child_history, parent_history) = (history(&prepared[i]), history(parent));
+        let valid = (child_history.is_empty() && parent_history.is_empty())
+            || (child_history.len() == parent_history.len() + 1
+                && child_history.starts_with(&parent_history));
+        if !valid {
+            return Err(Error::InvalidArchive(format!(
+                "image {parent_id} is not a valid parent for {}",
+                prepared[i].id
+            )));
+        }
+        prepared[i].record.parent = Some(parent_id.to_string());
+    }
+    Ok(())
 }
 
 /// The images an OCI layout's `index.json` lists, each narrowed to one manifest for `matcher`.
@@ -573,6 +619,7 @@ fn oci_images(archive: &Archive, matcher: &Matcher) -> Result<Vec<ToLoad>, Error
             config_name: m.config.digest.clone(),
             layers,
             tags,
+            parent: None,
         });
     }
     if out.is_empty() {

@@ -82,7 +82,14 @@ impl Store {
             if item.tags.is_empty() {
                 manifests.push(index_entry(&manifest_digest, manifest.len(), None));
             }
-            docker_manifest.push(json!({"Config": config_path, "RepoTags": tags, "Layers": layer_paths}));
+            let mut entry = json!({"Config": config_path, "RepoTags": tags, "Layers": layer_paths});
+            // As Docker: the parent is named only when it is saved too, so a load can link them.
+            if let Some(parent) = item.image.parent.as_deref() {
+                if parent != item.image.id && items.iter().any(|i| i.image.id == parent) {
+                    entry["Parent"] = json!(parent);
+                }
+            }
+            docker_manifest.push(entry);
         }
         let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
         add_file(&mut tar, "index.json", &to_json(&index)?)?;

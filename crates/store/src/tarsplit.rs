@@ -937,6 +937,11 @@ impl crate::Store {
         self.indexes.path(diff_id)
     }
 
+    /// Whether the store keeps layer `diff_id`'s tar (as a blob or an index).
+    pub(crate) fn has_layer_tar(&self, diff_id: &str) -> Result<bool, Error> {
+        Ok(self.content.path(diff_id)?.exists() || self.indexes.path(diff_id)?.exists())
+    }
+
     /// A snapshot of a layer with diff ID `diff_id` (any chain: a layer's unpacked content
     /// does not depend on its parents).
     fn snapshot_of(&self, diff_id: &str) -> Result<PathBuf, Error> {

@@ -108,7 +108,7 @@ pub fn context(e: &Entry, human: bool, trunc: bool) -> Value {
 pub fn render(entries: &[Entry], fmt: &str, human: bool, trunc: bool) -> Result<String, Failure> {
     let (is_table, body) = template::strip_table(fmt);
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map_err(|e| crate::commands::inspect::template_failure(&e))?;
+    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
     let mut table = Table::new();
     if is_table {
         table.line(&template::header(&tpl, &|f| title(f, human)));

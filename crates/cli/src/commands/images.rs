@@ -245,7 +245,7 @@ fn render(list: &[Listed], fmt: &str, show_digests: bool, trunc: bool) -> Result
     let (is_table, body) = template::strip_table(fmt);
     // Docker lets `\t` and `\n` be typed literally in a format.
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map_err(|e| crate::commands::inspect::template_failure(&e))?;
+    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
     let mut table = Table::new();
     if is_table {
         table.line(&template::header(&tpl, &title));

@@ -35,6 +35,9 @@ pub struct PsArgs {
     /// Show the latest created container (includes all states)
     #[arg(short = 'l', long = "latest")]
     pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
 }
 
 /// Docker's default `ps` table.
@@ -236,11 +239,11 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         q.push(("filters", filters_json(&args.filter)?));
     }
     // Sizes cost the daemon a walk of each container's files: ask only when shown.
-    if args
+    let size_in_format = args
         .format
         .as_deref()
-        .is_some_and(|f| f.contains(".Size") || f.contains("json ."))
-    {
+        .is_some_and(|f| f.contains(".Size") || f.contains("json ."));
+    if args.size || size_in_format {
         q.push(("size", "1".to_string()));
     }
     let list: Vec<ContainerSummary> = client
@@ -256,14 +259,22 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         return Ok(0);
     }
 
+    // As docker, `-s` adds a SIZE column to the default table only.
+    let default_format = if args.size {
+        format!("{DEFAULT_FORMAT}\t{{{{.Size}}}}")
+    } else {
+        DEFAULT_FORMAT.to_string()
+    };
     let fmt = match args.format.as_deref() {
-        None | Some("") | Some("table") => DEFAULT_FORMAT,
+        None | Some("") | Some("table") => default_format.as_str(),
         Some(f) => f,
     };
     let (is_table, body) = template::strip_table(fmt);
     // Docker lets `\t` and `\n` be typed literally in a format.
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map_err(|e| crate::commands::inspect::template_failure(&e))?;
+    let tpl = Template::parse(&body)
+        .map(Template::formatter_rows)
+        .map_err(|e| crate::commands::inspect::template_failure(&e))?;
     let mut out = Table::new();
     if is_table {
         out.line(&template::header(&tpl, &title));

@@ -265,6 +265,7 @@ fn render(format: &str, rows: &[Shared], trunc: bool) -> Result<String, Failure>
     // Docker lets `\t` and `\n` be typed literally in a format.
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
     let tpl = Template::parse(&body)
+        .map(Template::formatter_rows)
         .map_err(|e| Failure::new(1, crate::commands::inspect::template_failure(&e).message))?;
     let no_methods = |_: &str, _: &[Value]| None;
     let mut table = Table::new();

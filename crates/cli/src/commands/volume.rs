@@ -201,7 +201,7 @@ async fn ls(client: &Client, a: LsArgs) -> CmdResult {
     };
     let (is_table, body) = template::strip_table(fmt);
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map_err(|e| crate::commands::inspect::template_failure(&e))?;
+    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
     let mut out = Table::new();
     if is_table {
         out.line(&template::header(&tpl, &title));

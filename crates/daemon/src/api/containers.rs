@@ -127,7 +127,20 @@ pub async fn list(State(engine): Engine_, RawQuery(q): RawQuery) -> ApiResult<Js
         limit: q.int("limit").filter(|l| *l > 0).map(|l| l as usize),
         filters: q.filters().map_err(bad_request)?,
     };
-    Ok(Json(engine.list(&opts)?.iter().map(|r| summary_view(&engine, r)).collect()))
+    let records = engine.list(&opts)?;
+    let mut views: Vec<ContainerSummary> = records.iter().map(|r| summary_view(&engine, r)).collect();
+    // Sizes walk each container's files, so only on request and off the async workers.
+    if q.flag("size") {
+        let e = engine.clone();
+        let sizes = tokio::task::spawn_blocking(move || records.iter().map(|r| e.container_sizes(r)).collect::<Vec<_>>())
+            .await
+            .map_err(crate::engine::Error::from)?;
+        for (view, (rw, root_fs)) in views.iter_mut().zip(sizes) {
+            view.size_rw = Some(rw);
+            view.size_root_fs = Some(root_fs);
+        }
+    }
+    Ok(Json(views))
 }
 
 pub async fn logs(State(engine): Engine_, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {

@@ -279,56 +279,159 @@ pub fn write_tar(r: &Resolved, top: &str, out: impl Write) -> io::Result<()> {
     b.into_inner()?.flush()
 }
 
-/// Appends an entry with `name` exactly as given: the tar crate's path setters drop a leading
-/// "./", which docker's CLI needs to see in a `dir/.` archive to rebase the entries. Names
-/// and link targets longer than the header's 100 bytes go in GNU long-name entries.
-fn append_raw<W: Write>(
+/// Appends an entry with `name` (and `link`) exactly as given, the way Go's `archive/tar`
+/// writes Docker's headers (moby's archive package asks for `FormatPAX`): a ustar header
+/// when every field fits, a long name split into ustar's `prefix` when it can be; otherwise
+/// a PAX extended header (`path`, `linkpath`, `uid`, `gid`, `size`) ahead of a ustar header
+/// holding what fits. The tar crate's path setters are not used: they drop a leading "./",
+/// which docker's CLI needs to see in a `dir/.` archive to rebase the entries.
+pub(super) fn append_entry<W: Write>(
     b: &mut tar::Builder<W>,
     mut h: tar::Header,
     name: &[u8],
     link: Option<&[u8]>,
     data: impl Read,
 ) -> io::Result<()> {
-    for (kind, value) in [
-        (tar::EntryType::GNULongName, Some(name)),
-        (tar::EntryType::GNULongLink, link),
-    ] {
-        let Some(value) = value.filter(|v| v.len() > 100) else {
-            continue;
-        };
-        let mut long = tar::Header::new_gnu();
-        if let Some(g) = long.as_gnu_mut() {
-            g.name[..13].copy_from_slice(b"././@LongLink");
-        }
-        long.set_entry_type(kind);
-        long.set_mode(0o644);
-        long.set_size(value.len() as u64 + 1);
-        long.set_cksum();
-        b.append(
-            &long,
-            value
-                .iter()
-                .copied()
-                .chain([0u8])
-                .collect::<Vec<u8>>()
-                .as_slice(),
-        )?;
+    const NAME_LEN: usize = 100;
+    const MAX_ID: u64 = 0o7777777; // 7 octal digits
+    const MAX_SIZE: u64 = 0o77777777777; // 11 octal digits
+    let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut ustar = true;
+    if name.len() > NAME_LEN || !name.is_ascii() {
+        pax.push(("path", name.to_vec()));
+        ustar &= split_ustar_path(name).is_some();
     }
+    if let Some(link) = link.filter(|l| l.len() > NAME_LEN || !l.is_ascii()) {
+        pax.push(("linkpath", link.to_vec()));
+        ustar = false;
+    }
+    for (key, value) in [("uid", h.uid()?), ("gid", h.gid()?)] {
+        if value > MAX_ID {
+            pax.push((key, value.to_string().into_bytes()));
+            ustar = false;
+        }
+    }
+    if h.size()? > MAX_SIZE {
+        pax.push(("size", h.size()?.to_string().into_bytes()));
+        ustar = false;
+    }
+
     let old = h.as_old_mut();
-    old.name = [0; 100];
-    let n = name.len().min(100);
-    old.name[..n].copy_from_slice(&name[..n]);
-    if let Some(link) = link {
-        old.linkname = [0; 100];
-        let n = link.len().min(100);
-        old.linkname[..n].copy_from_slice(&link[..n]);
+    old.name = [0; NAME_LEN];
+    old.linkname = [0; NAME_LEN];
+    if ustar {
+        let (prefix, rest) = split_ustar_path(name).unwrap_or((&[], name));
+        old.name[..rest.len()].copy_from_slice(rest);
+        if let Some(link) = link {
+            old.linkname[..link.len()].copy_from_slice(link);
+        }
+        if let Some(u) = h.as_ustar_mut() {
+            u.prefix = [0; 155];
+            u.prefix[..prefix.len()].copy_from_slice(prefix);
+        }
+    } else {
+        pax.sort_by(|a, b| a.0.cmp(b.0));
+        let records: Vec<u8> = pax.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        let mut x = tar::Header::new_ustar();
+        set_truncated(&mut x.as_old_mut().name, &pax_header_name(name));
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_mode(0);
+        x.set_uid(0);
+        x.set_gid(0);
+        x.set_mtime(0);
+        x.set_size(records.len() as u64);
+        x.set_cksum();
+        b.append(&x, records.as_slice())?;
+        // What does not fit is left to the PAX records, as Go leaves it.
+        set_truncated(&mut h.as_old_mut().name, name);
+        if let Some(link) = link {
+            set_truncated(&mut h.as_old_mut().linkname, link);
+        }
+        for (key, value) in [("uid", h.uid()?), ("gid", h.gid()?)] {
+            if value > MAX_ID {
+                let field = if key == "uid" {
+                    &mut h.as_old_mut().uid
+                } else {
+                    &mut h.as_old_mut().gid
+                };
+                field.copy_from_slice(b"0000000\0");
+            }
+        }
+        if h.size()? > MAX_SIZE {
+            h.as_old_mut().size.copy_from_slice(b"00000000000\0");
+        }
+    }
+    // Go writes the device numbers of every entry (zero for a non-device) as octal.
+    if let Some(u) = h.as_ustar_mut() {
+        for field in [&mut u.dev_major, &mut u.dev_minor] {
+            if *field == [0; 8] {
+                *field = *b"0000000\0";
+            }
+        }
     }
     h.set_cksum();
     b.append(&h, data)
 }
 
+/// Go's `splitUSTARPath`: a long ASCII name cut at a '/' into `prefix` (155 bytes) and
+/// `name` (100 bytes), a directory's trailing '/' staying with the name.
+fn split_ustar_path(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    if name.len() <= 100 || !name.is_ascii() {
+        return None;
+    }
+    let mut len = name.len().min(156);
+    if len == name.len() && name[len - 1] == b'/' {
+        len -= 1;
+    }
+    let i = name[..len].iter().rposition(|&c| c == b'/')?;
+    let suffix = name.len() - i - 1;
+    (i > 0 && suffix > 0 && suffix <= 100 && i <= 155).then(|| (&name[..i], &name[i + 1..]))
+}
+
+/// One PAX record, `"<len> <key>=<value>\n"`, its length counting its own digits.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3;
+    let mut len = body + body.to_string().len();
+    if (body + len.to_string().len()) != len {
+        len = body + len.to_string().len();
+    }
+    [format!("{len} {key}=").as_bytes(), value, b"\n"].concat()
+}
+
+/// Go names an entry's PAX header `<dir>/PaxHeaders.0/<file>` (cleaned, like `path.Join`).
+fn pax_header_name(name: &[u8]) -> Vec<u8> {
+    let name = String::from_utf8_lossy(name);
+    let (dir, file) = name
+        .rsplit_once('/')
+        .map_or(("", name.as_ref()), |(d, f)| (d, f));
+    let joined: Vec<&str> = dir
+        .split('/')
+        .chain(["PaxHeaders.0", file])
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    joined.join("/").into_bytes()
+}
+
+/// Fills a header field with the ASCII bytes of `value` that fit, as Go's best effort does
+/// (a '/' cut at the end is dropped so a file does not read as a directory).
+fn set_truncated(field: &mut [u8], value: &[u8]) {
+    let ascii: Vec<u8> = value.iter().copied().filter(u8::is_ascii).collect();
+    field.fill(0);
+    let n = ascii.len().min(field.len());
+    field[..n].copy_from_slice(&ascii[..n]);
+    if ascii.len() > field.len() {
+        let kept = ascii[..field.len() - 1]
+            .iter()
+            .rposition(|&c| c != b'/')
+            .map_or(0, |p| p + 1);
+        if field[field.len() - 1] == b'/' {
+            field[kept..].fill(0);
+        }
+    }
+}
+
 fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
+    let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     // With the file type bits, as Docker's archive package writes the mode.
     h.set_mode(st.st_mode & (libc::S_IFMT | 0o7777));
@@ -381,7 +484,7 @@ fn append<W: Write>(
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => {
             let h = header_for(&st, tar::EntryType::Directory);
-            append_raw(b, h, &[path, b"/"].concat(), None, io::empty())?;
+            append_entry(b, h, &[path, b"/"].concat(), None, io::empty())?;
             let fd = openat(
                 Some(dir.as_raw_fd()),
                 name,
@@ -409,12 +512,12 @@ fn append<W: Write>(
             let f = File::from(own(fd));
             let mut h = header_for(&st, tar::EntryType::Regular);
             h.set_size(st.st_size as u64);
-            append_raw(b, h, path, None, f.take(st.st_size as u64))?;
+            append_entry(b, h, path, None, f.take(st.st_size as u64))?;
         }
         libc::S_IFLNK => {
             let t = readlinkat(Some(dir.as_raw_fd()), name)?;
             let h = header_for(&st, tar::EntryType::Symlink);
-            append_raw(b, h, path, Some(t.as_bytes()), io::empty())?;
+            append_entry(b, h, path, Some(t.as_bytes()), io::empty())?;
         }
         fmt @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
             let kind = match fmt {
@@ -427,7 +530,7 @@ fn append<W: Write>(
                 h.set_device_major(libc::major(st.st_rdev))?;
                 h.set_device_minor(libc::minor(st.st_rdev))?;
             }
-            append_raw(b, h, path, None, io::empty())?;
+            append_entry(b, h, path, None, io::empty())?;
         }
         // Sockets cannot be archived; Docker skips them too.
         _ => {}

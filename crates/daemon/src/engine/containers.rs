@@ -107,7 +107,14 @@ impl Engine {
                 if by_policy.is_none() {
                     rec.restart_count = 0;
                 }
-                self.commit(&c, rec.clone())?;
+                // Running in memory before the disk flush: the process already runs, and a
+                // signal sent the moment it prints (`run`'s signal proxy) must find it so.
+                self.commit_in_memory(&c, rec.clone());
+                if let Err(e) = self.records.save(&rec) {
+                    // The start fails as before, but the running process stays watched.
+                    self.clone().monitor_from(c.clone(), exit_wait);
+                    return Err(e.into());
+                }
                 self.container_event(&rec, "start", &[]);
                 self.clone().monitor_from(c.clone(), exit_wait);
                 self.monitor_health(c, true);

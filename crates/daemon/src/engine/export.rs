@@ -8,11 +8,13 @@
 //! read-only bind of its copy. Nothing can be written through either.
 //! The mount lives as long as the tar stream and is always removed.
 
+use super::archive::append_entry;
 use super::chunks::ChunkWriter;
 use super::{blocking, Engine, Error, Result};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,35 +135,42 @@ fn append_dir_contents<W: Write>(
         if kind.is_socket() {
             continue;
         }
-        let mut header = tar::Header::new_gnu();
+        let mut header = tar::Header::new_ustar();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_size(0);
         super::archive::name_owners(&mut header);
+        let name = rel.as_os_str().as_bytes();
         if !kind.is_dir() && meta.nlink() > 1 {
             if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
                 header.set_entry_type(tar::EntryType::Link);
-                tar.append_link(&mut header, &rel, first)?;
+                let first = first.as_os_str().as_bytes();
+                append_entry(tar, header, name, Some(first), io::empty())?;
                 continue;
             }
             links.insert((meta.dev(), meta.ino()), rel.clone());
         }
         if kind.is_dir() {
-            let mut name = rel.clone().into_os_string();
-            name.push("/");
-            tar.append_data(&mut header, name, io::empty())?;
+            append_entry(tar, header, &[name, b"/"].concat(), None, io::empty())?;
             append_dir_contents(tar, root, &rel, links)?;
         } else if kind.is_symlink() {
-            tar.append_link(&mut header, &rel, std::fs::read_link(&path)?)?;
+            let target = std::fs::read_link(&path)?;
+            append_entry(
+                tar,
+                header,
+                name,
+                Some(target.as_os_str().as_bytes()),
+                io::empty(),
+            )?;
         } else if kind.is_file() {
             header.set_size(meta.len());
             let file = std::fs::File::open(&path)?;
             // A file that changes size while we read it (a running container) must still
             // fill exactly the size the header announced.
-            let mut data = file.take(meta.len()).chain(io::repeat(0)).take(meta.len());
-            tar.append_data(&mut header, &rel, &mut data)?;
+            let data = file.take(meta.len()).chain(io::repeat(0)).take(meta.len());
+            append_entry(tar, header, name, None, data)?;
         } else {
             // Devices and fifos: the header says it all.
-            tar.append_data(&mut header, &rel, io::empty())?;
+            append_entry(tar, header, name, None, io::empty())?;
         }
     }
     Ok(())

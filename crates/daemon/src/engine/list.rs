@@ -45,3 +45,13 @@ fn matches(r: &Record, opts: &ListOptions) -> bool {
             })
     })
 }
+
+impl Engine {
+    /// `ps -s`'s sizes of one container, as Docker's `SizeRw` and `SizeRootFs`: the bytes of
+    /// its writable layer, and those plus its image's. Walks the disk: call it off the async workers.
+    pub fn container_sizes(&self, rec: &Record) -> (i64, i64) {
+        let size_rw = self.size_rw(rec);
+        let image = self.store.resolve(&rec.image_id).map(|i| i.size).unwrap_or(0);
+        (size_rw as i64, (image + size_rw) as i64)
+    }
+}

@@ -1,0 +1,222 @@
+//! Small Docker-compatibility gaps: `ps -s` sizes, the template `json` function's escaping,
+//! and `Parent` in `save`/`load` archives. Expected texts are what Docker 20.10 (dockerd and
+//! its CLI) prints for the same steps.
+
+use berth_e2e::{tempdir::TempDir, Daemon};
+use std::path::Path;
+
+/// `manifest.json` of a save archive.
+fn manifest(archive: &Path) -> Vec<serde_json::Value> {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).expect("open archive"));
+    for entry in tar.entries().expect("read archive") {
+        let entry = entry.expect("read entry");
+        if entry.path().unwrap().as_os_str() == "manifest.json" {
+            return serde_json::from_reader(entry).expect("manifest.json is JSON");
+        }
+    }
+    panic!("no manifest.json in {}", archive.display());
+}
+
+/// `archive` with its `manifest.json` replaced by `entries`, written to `out`.
+fn with_manifest(archive: &Path, entries: &[serde_json::Value], out: &Path) {
+    let mut input = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    let mut builder = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        if entry.path().unwrap().as_os_str() == "manifest.json" {
+            let json = serde_json::to_vec(entries).unwrap();
+            header.set_size(json.len() as u64);
+            header.set_cksum();
+            builder.append(&header, &json[..]).unwrap();
+        } else {
+            builder.append(&header, &mut entry).unwrap();
+        }
+    }
+    builder.finish().unwrap();
+}
+
+#[test]
+fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "--name",
+        "sized",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /f",
+    ]);
+    let image_size = d.ok(&["images", "--format", "{{.Size}}", "busybox"]);
+    let want = format!("6B (virtual {image_size})");
+
+    // `-s` adds docker's SIZE column to the default table, from both CLIs.
+    for out in [
+        d.ok(&["ps", "-a", "-s"]),
+        d.docker(&["ps", "-a", "-s"]).stdout,
+    ] {
+        let mut lines = out.lines();
+        let header = lines.next().unwrap();
+        assert!(header.ends_with("NAMES     SIZE"), "{out}");
+        let row = lines.next().unwrap();
+        assert!(row.ends_with(&format!("sized     {want}")), "{out}");
+    }
+    // A format naming `.Size` asks the daemon for sizes without `-s`.
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Size}}"]),
+        format!("sized {want}")
+    );
+    let r = d.docker(&["ps", "-a", "--format", "{{.Names}} {{.Size}}"]);
+    assert_eq!(r.stdout.trim(), format!("sized {want}"), "{}", r.stderr);
+    // `-s` with a format of its own adds no column.
+    assert_eq!(d.ok(&["ps", "-a", "-s", "--format", "{{.Names}}"]), "sized");
+
+    // The API: SizeRw and SizeRootFs only when asked for.
+    let r = d.docker(&["ps", "-a", "-s", "--format", "{{json .}}"]);
+    assert!(
+        r.stdout.contains(&format!(r#""Size":"{want}""#)),
+        "{}",
+        r.stdout
+    );
+    let list = |query: &str| -> serde_json::Value {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--unix-socket", d.socket.to_str().unwrap()])
+            .arg(format!("http://berth/v1.41/containers/json?all=1{query}"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let sized = list("&size=true");
+    assert_eq!(sized[0]["SizeRw"], 6, "{sized}");
+    assert!(sized[0]["SizeRootFs"].as_i64().unwrap() > 6, "{sized}");
+    let without_sizes = list("");
+    assert!(
+        without_sizes[0].get("SizeRw").is_none() && without_sizes[0].get("SizeRootFs").is_none(),
+        "{without_sizes}"
+    );
+}
+
+#[test]
+fn template_json_escapes_html_only_in_formatter_rows() {
+    let d = Daemon::start();
+    d.ok(&[
+        "create", "--name", "tagged", "-l", "x=a<b>&c", "busybox", "true",
+    ]);
+    for cli in ["berth", "docker"] {
+        let run = |args: &[&str]| {
+            let r = if cli == "berth" {
+                d.berth(args)
+            } else {
+                d.docker(args)
+            };
+            assert_eq!(r.code, 0, "{cli} {args:?}: {}", r.stderr);
+            r.stdout.trim().to_string()
+        };
+        // Docker's `json` does not HTML-escape...
+        assert_eq!(
+            run(&["inspect", "-f", "{{json .Config.Labels}}", "tagged"]),
+            r#"{"x":"a<b>&c"}"#,
+            "{cli}"
+        );
+        assert_eq!(
+            run(&["ps", "-a", "--format", "{{json .Labels}}"]),
+            r#""x=a<b>&c""#,
+            "{cli}"
+        );
+        // ...but a list row marshals itself with Go's escaping encoder.
+        let row = run(&["ps", "-a", "--format", "{{json .}}"]);
+        assert!(
+            row.contains(r#""Labels":"x=a\u003cb\u003e\u0026c""#),
+            "{cli}: {row}"
+        );
+        let image = run(&["images", "--format", "{{json .}}", "busybox"]);
+        assert!(
+            image.contains(r#""Digest":"\u003cnone\u003e""#),
+            "{cli}: {image}"
+        );
+        assert_eq!(
+            run(&["images", "--format", "{{json .Digest}}", "busybox"]),
+            r#""<none>""#,
+            "{cli}"
+        );
+    }
+}
+
+#[test]
+fn save_names_a_saved_parent_and_load_restores_it() {
+    let d = Daemon::start();
+    let tmp = TempDir::new();
+    let base = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "maker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo child > /file",
+    ]);
+    let child = d.ok(&["commit", "maker", "child:v1"]);
+    d.ok(&["rm", "maker"]);
+
+    // Alone, the child names no parent: the archive would not hold it.
+    let alone = tmp.path().join("alone.tar");
+    d.ok(&["save", "-o", alone.to_str().unwrap(), "child:v1"]);
+    let entries = manifest(&alone);
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].get("Parent").is_none(), "{entries:?}");
+
+    let both = tmp.path().join("both.tar");
+    d.ok(&["save", "-o", both.to_str().unwrap(), "busybox", "child:v1"]);
+    let entries = manifest(&both);
+    let child_entry = entries
+        .iter()
+        .find(|e| e["RepoTags"][0] == "child:v1")
+        .unwrap();
+    assert_eq!(child_entry["Parent"], base.as_str(), "{entries:?}");
+    let base_entry = entries
+        .iter()
+        .find(|e| e["RepoTags"][0] == "busybox:latest")
+        .unwrap();
+    assert!(base_entry.get("Parent").is_none(), "{entries:?}");
+
+    // A link that is not a commit's (the base's history is not one longer than the child's)
+    // fails the load as moby's loader does, and nothing is loaded.
+    let mut swapped = entries.clone();
+    for e in &mut swapped {
+        let obj = e.as_object_mut().unwrap();
+        if obj.remove("Parent").is_none() {
+            obj.insert("Parent".into(), child.as_str().into());
+        }
+    }
+    let bad = tmp.path().join("bad.tar");
+    with_manifest(&both, &swapped, &bad);
+    d.ok(&["rmi", "child:v1"]);
+    let r = d.docker(&["load", "-i", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("image {child} is not a valid parent for {base}")),
+        "{}",
+        r.stderr
+    );
+    assert_ne!(
+        d.berth(&["image", "inspect", "child:v1"]).code,
+        0,
+        "nothing loaded"
+    );
+
+    // The good archive brings the link back, seen by both CLIs and by `rmi`'s rules.
+    d.ok(&["load", "-i", both.to_str().unwrap()]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Parent}}", "child:v1"]),
+        base
+    );
+    let r = d.docker(&["image", "inspect", "-f", "{{.Parent}}", "child:v1"]);
+    assert_eq!(r.stdout.trim(), base, "{}", r.stderr);
+    assert_eq!(
+        d.ok(&["history", "-q", "--no-trunc", "child:v1"]),
+        format!("{child}\n{base}")
+    );
+}
