@@ -219,4 +219,82 @@ fn save_names_a_saved_parent_and_load_restores_it() {
         d.ok(&["history", "-q", "--no-trunc", "child:v1"]),
         format!("{child}\n{base}")
     );
+    // Loading an image again without its parent keeps the link it has.
+    d.ok(&["load", "-i", alone.to_str().unwrap()]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Parent}}", "child:v1"]),
+        base
+    );
+}
+
+/// Names of a tar's entries (PAX and prefix names resolved) and the magic of its first header.
+fn tar_names(data: &[u8]) -> (Vec<String>, Vec<u8>) {
+    let mut archive = tar::Archive::new(data);
+    let names = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    (names, data[257..265].to_vec())
+}
+
+#[test]
+fn cp_and_export_write_ustar_headers_with_pax_for_long_names() {
+    let d = Daemon::start();
+    let long = "c".repeat(120);
+    let script = format!(
+        "mkdir -p /t/{dir} && echo x > /t/{dir}/f && echo y > /t/{long}",
+        dir = "d".repeat(100)
+    );
+    d.ok(&["run", "--name", "named", "busybox", "sh", "-c", &script]);
+    let split = format!("t/{}/f", "d".repeat(100));
+    let long_path = format!("t/{long}");
+
+    let cp = d.berth_cmd(&["cp", "named:/t", "-"]).output().unwrap();
+    assert!(
+        cp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    let (names, magic) = tar_names(&cp.stdout);
+    // Go's archive/tar (Docker's) writes POSIX ustar, not GNU's "ustar  \0".
+    assert_eq!(magic, b"ustar\x0000");
+    assert!(
+        names.contains(&split) && names.contains(&long_path),
+        "{names:?}"
+    );
+    assert!(
+        !cp.stdout.windows(13).any(|w| w == b"././@LongLink"),
+        "no GNU long names"
+    );
+
+    let export = d.berth_cmd(&["export", "named"]).output().unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let (names, magic) = tar_names(&export.stdout);
+    assert_eq!(magic, b"ustar\x0000");
+    assert!(
+        names.contains(&split) && names.contains(&long_path),
+        "{names:?}"
+    );
+    assert!(
+        !export.stdout.windows(13).any(|w| w == b"././@LongLink"),
+        "no GNU long names"
+    );
+
+    // The docker CLI takes the archive back apart.
+    let tmp = TempDir::new();
+    let r = d.docker(&["cp", "named:/t", tmp.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(&long_path)).unwrap(),
+        "y\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(&split)).unwrap(),
+        "x\n"
+    );
 }

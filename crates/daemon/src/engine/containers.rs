@@ -429,6 +429,11 @@ impl Engine {
         rec.state.exit_code = status.exit_code as i64;
         rec.state.oom_killed = status.oom_killed;
         rec.state.finished_at = if status.finished_at.is_empty() { now_rfc3339() } else { status.finished_at };
+        // As Docker, whose health monitor stops with the container and leaves it unhealthy
+        // in the same update (the probe loop then ends on its own).
+        if let Some(health) = rec.state.health.as_mut() {
+            health.status = Some(berth_api::models::HealthStatusEnum::UNHEALTHY);
+        }
         if rec.host_config.auto_remove == Some(true) {
             // `--rm` (which takes no restart policy) deletes the record right below: saving
             // the exit first would only put one more disk flush on `run --rm`'s path. A crash

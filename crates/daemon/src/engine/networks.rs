@@ -44,7 +44,8 @@ use std::sync::{Arc, Mutex};
 /// berthd's network state.
 pub struct Networks {
     db: NetworkDb,
-    state: Mutex<State>,
+    /// Shared with the fast path's background installs.
+    state: Arc<Mutex<State>>,
     /// Host sockets holding published ports, per container.
     reservations: Mutex<HashMap<String, Vec<Reservation>>>,
     /// This instance's nftables table.
@@ -56,7 +57,7 @@ pub struct Networks {
     /// For the host-wide registry of instances (`berth_net::instances`).
     exec_root: std::path::PathBuf,
     /// The same-network fast path as installed.
-    fast_path: fast_path::FastPathState,
+    fast_path: Arc<fast_path::FastPathState>,
 }
 
 #[derive(Default)]
@@ -222,10 +223,10 @@ impl Networks {
         };
         Ok(Networks {
             db,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
                 containers: containers.into_iter().collect(),
-            }),
+            })),
             reservations: Mutex::default(),
             table,
             default_bridge,
@@ -517,7 +518,7 @@ impl Engine {
     /// Start time: gives the container its addresses, interfaces and published ports.
     /// On error nothing is left (no veth, rule, address or port).
     /// Blocks briefly (netlink, and `nft` when ports are published).
-    pub(crate) fn connect_networks(self: &Arc<Self>, rec: &Record) -> Result<()> {
+    pub(crate) fn connect_networks(&self, rec: &Record) -> Result<()> {
         let mut st = self.nets();
         let Some(mut nets) = st.containers.get(&rec.id).cloned() else {
             return Ok(());
@@ -610,7 +611,7 @@ impl Engine {
                 let shared = nets.attachments.iter().any(|a| st.shared(&a.network_id));
                 drop(st);
                 if shared {
-                    self.refresh_fast_path(members_of(&nets));
+                    self.networks.refresh_fast_path(&members_of(&nets));
                 }
                 for a in &nets.attachments {
                     self.network_event(&a.network_id, "connect", Some(&rec.id));
@@ -748,6 +749,9 @@ impl Engine {
         }
         nets.ports.clear();
         lock(&self.networks.reservations).remove(id);
+        if had_active {
+            self.networks.refresh_fast_path(&[]);
+        }
         if had_active || had_ports {
             if let Err(e) = self.networks.save_container(st, id, nets) {
                 tracing::error!("{e}");

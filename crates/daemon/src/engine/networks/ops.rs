@@ -379,7 +379,7 @@ impl Engine {
         let shared = running && st.shared(&net.id);
         drop(st);
         if shared {
-            self.refresh_fast_path(joined);
+            self.networks.refresh_fast_path(&joined);
         }
         if running {
             // A container started on the default bridge gets the embedded DNS server now.
@@ -431,6 +431,7 @@ impl Engine {
             if let Err(e) = bridge::detach(&ep.host_ifname) {
                 tracing::warn!("{e}");
             }
+            self.networks.refresh_fast_path(&[]);
             if let Err(e) = self.networks.apply_rules(&st) {
                 tracing::warn!("{e}");
             }
