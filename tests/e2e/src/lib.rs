@@ -291,10 +291,31 @@ pub mod tempdir {
 }
 
 /// A private Docker Engine (Debian's docker.io) on its own socket and directories, for
-/// interoperability tests; stopped and cleaned up on drop. Its containers get no network.
+/// interoperability tests; stopped and cleaned up on drop.
 pub struct Dockerd {
     root: tempdir::TempDir,
     child: Child,
+    bridge: String,
+}
+
+/// Creates the private dockerd's own default bridge, with an address outside Docker's and
+/// berth's address pools. `--bridge none` would be simpler, but dockerd then deletes the
+/// host's `docker0`, breaking the host's Docker.
+fn private_bridge() -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    let name = format!("bdk{}x{n}", pid % 100_000);
+    let subnet = format!("10.254.{}.1/24", (pid + n) % 250 + 1);
+    for args in [
+        vec!["link", "add", "name", &name, "type", "bridge"],
+        vec!["addr", "add", &subnet, "dev", &name],
+        vec!["link", "set", &name, "up"],
+    ] {
+        let status = Command::new("ip").args(&args).status().expect("ip");
+        assert!(status.success(), "ip {args:?} failed");
+    }
+    name
 }
 
 impl Dockerd {
@@ -302,6 +323,7 @@ impl Dockerd {
         require_root();
         let root = tempdir::TempDir::new();
         let log = std::fs::File::create(root.path().join("dockerd.log")).expect("dockerd log");
+        let bridge = private_bridge();
         let child = Command::new("dockerd")
             .arg("-H")
             .arg(format!("unix://{}", root.path().join("docker.sock").display()))
@@ -311,12 +333,12 @@ impl Dockerd {
             .arg(root.path().join("exec"))
             .arg("--pidfile")
             .arg(root.path().join("dockerd.pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            .args(["--bridge", &bridge, "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("dockerd (scripts/deps.sh --test installs docker.io)");
-        let d = Dockerd { root, child };
+        let d = Dockerd { root, child, bridge };
         assert!(eventually(60, || d.docker(&["version"]).code == 0), "dockerd did not start");
         d
     }
@@ -343,5 +365,6 @@ impl Drop for Dockerd {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         unmount_below(self.root.path());
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
     }
 }
