@@ -103,9 +103,16 @@ enum Member {
     /// 1024 zero bytes of an empty tar).
     Small(Vec<u8>),
     /// Unpacked as it streamed; `stored` is the digest and size of its bytes as stored.
-    Layer { layer: SplitLayer, stored: (String, u64) },
+    Layer {
+        layer: SplitLayer,
+        stored: (String, u64),
+    },
     /// Its layer went to the image at this chain (a second chain unpacks it again from there).
-    Used { chain: String, stored: (String, u64), diff_id: String },
+    Used {
+        chain: String,
+        stored: (String, u64),
+        diff_id: String,
+    },
     /// Looked like a layer but is not one; an error only if an image uses it.
     Failed(String),
     /// Neither a layer nor small enough to keep.
@@ -136,8 +143,12 @@ impl Archive {
     fn small(&self, key: &Path, name: &str) -> Result<Vec<u8>, Error> {
         match self.members.get(key) {
             Some(Member::Small(b)) => Ok(b.clone()),
-            Some(_) => Err(Error::InvalidArchive(format!("{name} is too big or not JSON"))),
-            None => Err(Error::InvalidArchive(format!("{name} is missing from the archive"))),
+            Some(_) => Err(Error::InvalidArchive(format!(
+                "{name} is too big or not JSON"
+            ))),
+            None => Err(Error::InvalidArchive(format!(
+                "{name} is missing from the archive"
+            ))),
         }
     }
 }
@@ -264,7 +275,11 @@ impl Store {
     }
 
     /// Unpacks a stored layer blob (compressed or not), hashing the stored bytes too.
-    fn unpack_stored(&self, input: &mut dyn Read, compression: Compression) -> Result<Member, Error> {
+    fn unpack_stored(
+        &self,
+        input: &mut dyn Read,
+        compression: Compression,
+    ) -> Result<Member, Error> {
         let mut stored = HashingReader {
             inner: input,
             hasher: Sha256::new(),
@@ -275,10 +290,12 @@ impl Store {
             self.unpack_split(&mut tar)?
         };
         // Bytes after the compressed stream are part of the blob its digest covers.
-        io::copy(&mut stored, &mut io::sink())
-            .map_err(|e| Error::InvalidArchive(e.to_string()))?;
+        io::copy(&mut stored, &mut io::sink()).map_err(|e| Error::InvalidArchive(e.to_string()))?;
         let digest = format_digest(stored.hasher.finalize().as_slice());
-        Ok(Member::Layer { layer, stored: (digest, stored.size) })
+        Ok(Member::Layer {
+            layer,
+            stored: (digest, stored.size),
+        })
     }
 
     /// Unpacks and verifies the layers of `image` that neither the store nor this load
@@ -312,7 +329,14 @@ impl Store {
                 None => self.layer_record(&chain)?.map(|r| r.size),
             };
             // Checked even when the layer is in place: the archive must be what it claims.
-            let layer = self.layer_for(archive, source, diff_id, &chain, in_place.is_none(), unpacked_here)?;
+            let layer = self.layer_for(
+                archive,
+                source,
+                diff_id,
+                &chain,
+                in_place.is_none(),
+                unpacked_here,
+            )?;
             if let Some(s) = in_place {
                 size += s;
             } else if let Some(layer) = layer {
@@ -377,12 +401,18 @@ impl Store {
                     "layer {name} is missing from the archive"
                 )))
             }
-            Some(Member::Failed(e)) => return Err(Error::InvalidArchive(format!("layer {name}: {e}"))),
+            Some(Member::Failed(e)) => {
+                return Err(Error::InvalidArchive(format!("layer {name}: {e}")))
+            }
             Some(Member::Big | Member::Small(_)) => {
-                return Err(Error::InvalidArchive(format!("layer {name} is not a tar archive")))
+                return Err(Error::InvalidArchive(format!(
+                    "layer {name} is not a tar archive"
+                )))
             }
             Some(Member::Layer { layer, stored }) => (stored.clone(), layer.diff_id.clone()),
-            Some(Member::Used { stored, diff_id, .. }) => (stored.clone(), diff_id.clone()),
+            Some(Member::Used {
+                stored, diff_id, ..
+            }) => (stored.clone(), diff_id.clone()),
         };
         if let Some(want) = &source.descriptor {
             if stored.0 != want.digest || stored.1 != want.size {
@@ -403,15 +433,21 @@ impl Store {
         if let Some(Member::Used { chain: first, .. }) = archive.members.get(&source.key) {
             // The same member at another position (another chain): same content, but a
             // snapshot belongs to one chain, so it is unpacked once more, from the first.
-            let from = unpacked_here
-                .get(first)
-                .ok_or_else(|| Error::Corrupt(format!("layer {name} went missing during the load")))?;
+            let from = unpacked_here.get(first).ok_or_else(|| {
+                Error::Corrupt(format!("layer {name} went missing during the load"))
+            })?;
             return Ok(Some(self.unpack_split(&mut from.layer.reader()?)?));
         }
-        let used = Member::Used { chain: chain.to_string(), stored, diff_id: got_diff };
+        let used = Member::Used {
+            chain: chain.to_string(),
+            stored,
+            diff_id: got_diff,
+        };
         match archive.members.insert(source.key.clone(), used) {
             Some(Member::Layer { layer, .. }) => Ok(Some(layer)),
-            _ => Err(Error::Corrupt(format!("layer {name} went missing during the load"))),
+            _ => Err(Error::Corrupt(format!(
+                "layer {name} went missing during the load"
+            ))),
         }
     }
 
@@ -535,8 +571,13 @@ fn link_parents(images: &[ToLoad], prepared: &mut [Prepared]) -> Result<(), Erro
             .unwrap_or_default()
     };
     for i in 0..prepared.len() {
-        let Some(parent_id) = images[i].parent.as_deref() else { continue };
-        let Some(parent) = prepared.iter().find(|p| p.id == parent_id && p.id != prepared[i].id) else {
+        let Some(parent_id) = images[i].parent.as_deref() else {
+            continue;
+        };
+        let Some(parent) = prepared
+            .iter()
+            .find(|p| p.id == parent_id && p.id != prepared[i].id)
+        else {
             continue;
         };
         let (child_history, parent_history) = (history(&prepared[i]), history(parent));
@@ -648,7 +689,12 @@ fn is_tar_header(block: &[u8]) -> bool {
         return false;
     }
     let h = tar::Header::from_byte_slice(block);
-    let sum: u32 = block[..148].iter().chain(&block[156..]).map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+    let sum: u32 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| u32::from(b))
+        .sum::<u32>()
+        + 8 * 32;
     h.cksum().ok() == Some(sum)
 }
 
@@ -1023,13 +1069,19 @@ mod tests {
         assert_eq!(s.load_archive(&mut archive.as_slice()).unwrap().len(), 2);
         let two = s.resolve("two:1").unwrap();
         let dirs = s.layer_dirs(&two).unwrap();
-        assert_eq!(std::fs::read(dirs[1].1.join("etc/hostname")).unwrap(), b"base");
+        assert_eq!(
+            std::fs::read(dirs[1].1.join("etc/hostname")).unwrap(),
+            b"base"
+        );
         let one = s.resolve("one:1").unwrap();
         assert_ne!(s.layer_dirs(&one).unwrap()[0].1, dirs[1].1);
         // Either snapshot rebuilds the tar; removing one image keeps the other's readable.
         s.delete(&one.id).unwrap();
         let mut got = Vec::new();
-        s.layer_tar(&sha256_of(&base)).unwrap().read_to_end(&mut got).unwrap();
+        s.layer_tar(&sha256_of(&base))
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, base);
     }
 
@@ -1071,7 +1123,11 @@ mod tests {
         std::fs::write(blobs.join(".tmp-blob-7-8-9"), b"partial").unwrap();
         // An index written but not published, and one whose layer never got recorded.
         std::fs::write(root.join("layer-index/.tmp-index-1-2-3"), b"partial").unwrap();
-        std::fs::write(root.join("layer-index").join(hex_part(&orphan).unwrap()), b"BTSPLIT1").unwrap();
+        std::fs::write(
+            root.join("layer-index").join(hex_part(&orphan).unwrap()),
+            b"BTSPLIT1",
+        )
+        .unwrap();
         // delete: a detached snapshot not yet removed.
         std::fs::create_dir_all(snaps.join(".tmp-del-1-2-3/usr")).unwrap();
         // A layer published (blob, snapshot, row) whose image record never committed.

@@ -74,7 +74,10 @@ impl Index {
                 i += 1;
                 continue;
             }
-            let run = bytes[i..].iter().position(|&b| b != 0).unwrap_or(bytes.len() - i);
+            let run = bytes[i..]
+                .iter()
+                .position(|&b| b != 0)
+                .unwrap_or(bytes.len() - i);
             if run >= MIN_ZERO_RUN {
                 self.raw(&bytes[raw_from..i]);
                 self.zeros(run as u64);
@@ -149,7 +152,9 @@ impl Index {
                 a
             })
         }
-        let u64_of = |r: &mut &[u8]| take(r, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        let u64_of = |r: &mut &[u8]| {
+            take(r, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
         let total = u64_of(&mut r).ok_or_else(bad)?;
         let mut index = Index::default();
         while let Some(tag) = take(&mut r, 1) {
@@ -194,7 +199,11 @@ enum Current {
     Done,
     Raw(Vec<u8>, usize),
     Zeros(u64),
-    File { file: File, left: u64, path: Vec<u8> },
+    File {
+        file: File,
+        left: u64,
+        path: Vec<u8>,
+    },
 }
 
 impl Rebuild {
@@ -246,7 +255,11 @@ impl Read for Rebuild {
                         Some(Segment::Zeros(n)) => Current::Zeros(n),
                         Some(Segment::File { path, size }) => {
                             let file = self.open(&path, size)?;
-                            Current::File { file, left: size, path }
+                            Current::File {
+                                file,
+                                left: size,
+                                path,
+                            }
                         }
                     };
                 }
@@ -280,7 +293,10 @@ impl Read for Rebuild {
                     if n == 0 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
-                            format!("layer file {} shrank while being read", String::from_utf8_lossy(path)),
+                            format!(
+                                "layer file {} shrank while being read",
+                                String::from_utf8_lossy(path)
+                            ),
                         ));
                     }
                     *left -= n as u64;
@@ -341,7 +357,9 @@ impl<'a, R: Read> SplitReader<'a, R> {
             Mode::Blob(w) => {
                 let pending = w.finish()?;
                 if pending.digest != digest {
-                    return Err(Error::Corrupt("layer blob does not match the stream".into()));
+                    return Err(Error::Corrupt(
+                        "layer blob does not match the stream".into(),
+                    ));
                 }
                 Split::Blob(pending)
             }
@@ -391,7 +409,10 @@ impl Default for Indexing {
     fn default() -> Self {
         Indexing {
             index: Index::default(),
-            state: State::Header { block: Box::new([0; BLOCK]), have: 0 },
+            state: State::Header {
+                block: Box::new([0; BLOCK]),
+                have: 0,
+            },
             files: HashSet::new(),
             dirs: HashSet::new(),
             symlinks: HashSet::new(),
@@ -403,9 +424,18 @@ impl Default for Indexing {
 }
 
 enum State {
-    Header { block: Box<[u8; BLOCK]>, have: usize },
-    Data { left: u64, pad: u64, data: Data },
-    Pad { left: u64 },
+    Header {
+        block: Box<[u8; BLOCK]>,
+        have: usize,
+    },
+    Data {
+        left: u64,
+        pad: u64,
+        data: Data,
+    },
+    Pad {
+        left: u64,
+    },
     /// After the end-of-archive block: whatever follows is kept as it is.
     Trailer,
 }
@@ -466,8 +496,10 @@ impl Splitter<'_> {
                     bytes = rest;
                     if *left == 0 {
                         let pad = *pad;
-                        if let State::Data { data: Data::Capture(c, ext), .. } =
-                            std::mem::replace(&mut st.state, State::Pad { left: pad })
+                        if let State::Data {
+                            data: Data::Capture(c, ext),
+                            ..
+                        } = std::mem::replace(&mut st.state, State::Pad { left: pad })
                         {
                             match ext {
                                 Ext::LongName => st.long_name = Some(c),
@@ -515,7 +547,10 @@ impl Splitter<'_> {
 
 impl State {
     fn header() -> State {
-        State::Header { block: Box::new([0; BLOCK]), have: 0 }
+        State::Header {
+            block: Box::new([0; BLOCK]),
+            have: 0,
+        }
     }
 }
 
@@ -565,7 +600,12 @@ impl Indexing {
             return Verdict::Continue;
         }
         let h = tar::Header::from_byte_slice(block);
-        let sum: u32 = block[..148].iter().chain(&block[156..]).map(|&b| u32::from(b)).sum::<u32>() + 8 * 32;
+        let sum: u32 = block[..148]
+            .iter()
+            .chain(&block[156..])
+            .map(|&b| u32::from(b))
+            .sum::<u32>()
+            + 8 * 32;
         if h.cksum().ok() != Some(sum) {
             return Verdict::Fallback("bad header checksum");
         }
@@ -579,8 +619,12 @@ impl Indexing {
             || kind.is_pax_local_extensions()
             || kind.is_pax_global_extensions();
         if !extension {
-            let pax_size = self.pax.as_deref().and_then(|p| pax_value(p, b"size", true));
-            if let Some(s) = pax_size.and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok()) {
+            let pax_size = self
+                .pax
+                .as_deref()
+                .and_then(|p| pax_value(p, b"size", true));
+            if let Some(s) = pax_size.and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
+            {
                 size = s;
             }
         }
@@ -589,7 +633,11 @@ impl Indexing {
             if size > 16 << 20 {
                 return Verdict::Fallback("huge extension header");
             }
-            let ext = if kind.is_gnu_longname() { Ext::LongName } else { Ext::Pax };
+            let ext = if kind.is_gnu_longname() {
+                Ext::LongName
+            } else {
+                Ext::Pax
+            };
             Data::Capture(Vec::new(), ext)
         } else if recognized && kind.is_gnu_longlink() {
             Data::Verbatim
@@ -617,13 +665,26 @@ impl Indexing {
             }
             d => d,
         };
-        self.state = if size == 0 { State::header() } else { State::Data { left: size, pad, data } };
+        self.state = if size == 0 {
+            State::header()
+        } else {
+            State::Data {
+                left: size,
+                pad,
+                data,
+            }
+        };
         Verdict::Continue
     }
 
     /// Decides how an entry's content is kept, and whether the entry could undo what the
     /// index took from the snapshot. Takes the PAX records and long name that describe it.
-    fn entry(&mut self, h: &tar::Header, kind: tar::EntryType, size: u64) -> Result<Data, &'static str> {
+    fn entry(
+        &mut self,
+        h: &tar::Header,
+        kind: tar::EntryType,
+        size: u64,
+    ) -> Result<Data, &'static str> {
         let long_name = self.long_name.take();
         let pax = self.pax.take();
         if kind.is_gnu_longname()
@@ -650,7 +711,9 @@ impl Indexing {
             },
         };
         let comps = clean_path(&raw).map_err(|_| "bad path")?;
-        if !self.symlinks.is_empty() && (1..comps.len()).any(|i| self.symlinks.contains(&join(&comps[..i]))) {
+        if !self.symlinks.is_empty()
+            && (1..comps.len()).any(|i| self.symlinks.contains(&join(&comps[..i])))
+        {
             return Err("path through a symlink of the layer");
         }
         let Some(name) = comps.last() else {
@@ -674,7 +737,11 @@ impl Indexing {
         }
         if kind.is_dir() {
             // Directories merge into existing ones; only a file in the way is removed.
-            return if self.files.contains(&path) { Err("directory over a file of the same layer") } else { Ok(Data::Verbatim) };
+            return if self.files.contains(&path) {
+                Err("directory over a file of the same layer")
+            } else {
+                Ok(Data::Verbatim)
+            };
         }
         if self.files.contains(&path) || self.dirs.contains(&path) {
             return Err("entry replaces a file of the same layer");
@@ -721,7 +788,8 @@ impl IndexDir {
 
     /// Where the index of layer `diff_id` is (or would be).
     pub(crate) fn path(&self, diff_id: &str) -> Result<PathBuf, Error> {
-        let hex = hex_part(diff_id).ok_or_else(|| Error::Corrupt(format!("bad digest {diff_id:?}")))?;
+        let hex =
+            hex_part(diff_id).ok_or_else(|| Error::Corrupt(format!("bad digest {diff_id:?}")))?;
         Ok(self.dir.join(hex))
     }
 
@@ -739,9 +807,15 @@ impl IndexDir {
     pub(crate) fn write(&self, diff_id: &str, index: &Index) -> Result<PendingIndex, Error> {
         let to = self.path(diff_id)?;
         let tmp = self.dir.join(temp_name("index"));
-        let pending = PendingIndex { dir: self.dir.clone(), tmp: Some(tmp.clone()), to };
+        let pending = PendingIndex {
+            dir: self.dir.clone(),
+            tmp: Some(tmp.clone()),
+            to,
+        };
         let mut f = File::create(&tmp).map_err(|e| ctx(e, tmp.display()))?;
-        f.write_all(&index.encode()).and_then(|_| f.sync_all()).map_err(|e| ctx(e, tmp.display()))?;
+        f.write_all(&index.encode())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| ctx(e, tmp.display()))?;
         Ok(pending)
     }
 
@@ -782,7 +856,9 @@ pub(crate) struct PendingIndex {
 impl PendingIndex {
     /// Publishes the index. Replacing an existing one is harmless: same layer, same bytes.
     pub(crate) fn commit(mut self) -> Result<(), Error> {
-        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
         if let Err(e) = std::fs::rename(&tmp, &self.to) {
             let _ = std::fs::remove_file(&tmp);
             return Err(ctx(e, self.to.display()));
@@ -825,9 +901,13 @@ impl SplitLayer {
     /// The layer's tar, read back before it is published (a second use of one archive member).
     pub(crate) fn reader(&self) -> Result<Box<dyn Read + '_>, Error> {
         match &self.stored {
-            Stored::Index(index, _) => Ok(Box::new(Rebuild::new(index.clone(), self.snapshot.path())?)),
+            Stored::Index(index, _) => {
+                Ok(Box::new(Rebuild::new(index.clone(), self.snapshot.path())?))
+            }
             Stored::Blob(blob) => {
-                let p = blob.temp_path().ok_or_else(|| Error::Corrupt("blob already published".into()))?;
+                let p = blob
+                    .temp_path()
+                    .ok_or_else(|| Error::Corrupt("blob already published".into()))?;
                 Ok(Box::new(File::open(p).map_err(|e| ctx(e, p.display()))?))
             }
         }
@@ -890,7 +970,13 @@ impl crate::Store {
             }
             Split::Blob(blob) => Stored::Blob(blob),
         };
-        Ok(SplitLayer { diff_id, tar_size, size: unpacked.size, snapshot, stored })
+        Ok(SplitLayer {
+            diff_id,
+            tar_size,
+            size: unpacked.size,
+            snapshot,
+            stored,
+        })
     }
 
     /// Publishes a split layer's files under `chain`; call under the store lock, before the
@@ -914,17 +1000,22 @@ impl crate::Store {
                 (Box::new(f), size)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let index = self
-                    .indexes
-                    .read(diff_id)?
-                    .ok_or_else(|| Error::Corrupt(format!("layer {diff_id} has neither a tar nor an index")))?;
+                let index = self.indexes.read(diff_id)?.ok_or_else(|| {
+                    Error::Corrupt(format!("layer {diff_id} has neither a tar nor an index"))
+                })?;
                 let snapshot = self.snapshot_of(diff_id)?;
                 let size = index.total;
                 (Box::new(Rebuild::new(index, &snapshot)?), size)
             }
             Err(e) => return Err(ctx(e, blob.display())),
         };
-        Ok(LayerTar { inner, size, diff_id: diff_id.to_string(), hasher: Sha256::new(), read: 0 })
+        Ok(LayerTar {
+            inner,
+            size,
+            diff_id: diff_id.to_string(),
+            hasher: Sha256::new(),
+            read: 0,
+        })
     }
 
     /// What keeps layer `diff_id`'s tar on disk besides its snapshot (for `system df`): its
@@ -958,7 +1049,9 @@ impl crate::Store {
                 }
             }
         }
-        Err(Error::Corrupt(format!("layer {diff_id} has no snapshot to read its tar from")))
+        Err(Error::Corrupt(format!(
+            "layer {diff_id} has no snapshot to read its tar from"
+        )))
     }
 }
 
@@ -983,7 +1076,10 @@ mod tests {
 
     fn rebuilt(dir: &Path, index: Index) -> Vec<u8> {
         let mut out = Vec::new();
-        Rebuild::new(index, &dir.join("snap")).unwrap().read_to_end(&mut out).unwrap();
+        Rebuild::new(index, &dir.join("snap"))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -1046,21 +1142,36 @@ mod tests {
 
         let (dir, split, digest) = split(&tar);
         assert_eq!(digest, crate::digest::sha256_of(&tar));
-        let Split::Index(index) = split else { panic!("fell back to a blob") };
+        let Split::Index(index) = split else {
+            panic!("fell back to a blob")
+        };
         // The index holds no file content: far smaller than the tar.
         let encoded = index.encode();
         assert!(encoded.len() < 8 << 10, "{} bytes", encoded.len());
         assert_eq!(Index::decode(&encoded).unwrap(), index);
         assert_eq!(rebuilt(dir.path(), index.clone()), tar);
-        assert_eq!(std::fs::read(dir.path().join("snap").join(&pax_path)).unwrap(), b"pax content");
+        assert_eq!(
+            std::fs::read(dir.path().join("snap").join(&pax_path)).unwrap(),
+            b"pax content"
+        );
 
         // A snapshot file whose size changed is an error, never a different tar.
         std::fs::write(dir.path().join("snap/usr/lib/big"), b"short").unwrap();
         let mut out = Vec::new();
-        let err = Rebuild::new(index.clone(), &dir.path().join("snap")).unwrap().read_to_end(&mut out).unwrap_err();
-        assert!(err.to_string().contains("changed since the layer was stored"), "{err}");
+        let err = Rebuild::new(index.clone(), &dir.path().join("snap"))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("changed since the layer was stored"),
+            "{err}"
+        );
         std::fs::remove_file(dir.path().join("snap/usr/lib/big")).unwrap();
-        assert!(Rebuild::new(index, &dir.path().join("snap")).unwrap().read_to_end(&mut out).is_err());
+        assert!(Rebuild::new(index, &dir.path().join("snap"))
+            .unwrap()
+            .read_to_end(&mut out)
+            .is_err());
     }
 
     #[test]
@@ -1070,7 +1181,9 @@ mod tests {
         }
         let twice = {
             let mut t = TarBuf::new();
-            t.file("a/f", b"first").file("x", b"kept").file("a/f", b"second");
+            t.file("a/f", b"first")
+                .file("x", b"kept")
+                .file("a/f", b"second");
             t.finish()
         };
         let whiteout = {
@@ -1087,12 +1200,15 @@ mod tests {
         };
         let link_over_dir = {
             let mut t = TarBuf::new();
-            t.file("d/f", b"content").raw(EntryType::Symlink, "d", Some("/"), b"", 0o777, 0);
+            t.file("d/f", b"content")
+                .raw(EntryType::Symlink, "d", Some("/"), b"", 0o777, 0);
             t.finish()
         };
         for tar in [twice, whiteout, through_symlink, link_over_dir] {
             let (_dir, split, digest) = split(&tar);
-            let Split::Blob(blob) = split else { panic!("indexed a layer that undoes its files") };
+            let Split::Blob(blob) = split else {
+                panic!("indexed a layer that undoes its files")
+            };
             assert_eq!(blob.digest, digest);
             assert_eq!(std::fs::read(blob.temp_path().unwrap()).unwrap(), tar);
         }
@@ -1101,7 +1217,9 @@ mod tests {
         t.file("d/f", b"content").dir("d/");
         let tar = t.finish();
         let (dir, split, _) = split(&tar);
-        let Split::Index(index) = split else { panic!("a directory entry forced a blob") };
+        let Split::Index(index) = split else {
+            panic!("a directory entry forced a blob")
+        };
         assert_eq!(rebuilt(dir.path(), index), tar);
     }
 
@@ -1114,7 +1232,7 @@ mod tests {
         t.pax(&[("size", b"700")]);
         let mut tar = t.finish();
         tar.truncate(tar.len() - 1024); // the end-of-archive blocks
-        // A header claiming 0 bytes, then 700 bytes of content, as the PAX record says.
+                                        // A header claiming 0 bytes, then 700 bytes of content, as the PAX record says.
         let mut h = Header::new_ustar();
         h.set_path("f").unwrap();
         h.set_size(0);
@@ -1124,8 +1242,13 @@ mod tests {
         tar.extend((0..700u32).map(|i| (i % 200 + 1) as u8));
         tar.extend_from_slice(&[0u8; 324 + 1024]);
         let (dir, split, _) = split(&tar);
-        assert_eq!(std::fs::metadata(dir.path().join("snap/f")).unwrap().len(), 700);
-        let Split::Index(index) = split else { panic!("fell back") };
+        assert_eq!(
+            std::fs::metadata(dir.path().join("snap/f")).unwrap().len(),
+            700
+        );
+        let Split::Index(index) = split else {
+            panic!("fell back")
+        };
         assert_eq!(rebuilt(dir.path(), index), tar);
     }
 }

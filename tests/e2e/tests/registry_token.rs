@@ -3,8 +3,9 @@
 //! the requested scopes and issues Distribution-format JWTs (RS256, signed with `openssl` by
 //! a key whose self-signed certificate is the registry's `rootcertbundle`, sent in `x5c`).
 //! berth logs in, pushes and pulls; wrong passwords and anonymous pulls fail with the same
-//! messages the real docker CLI and dockerd print against the same set-up; and a token that
-//! expires in the middle of a push or a pull is replaced and the request sent again.
+//! messages the real docker CLI and dockerd print against the same set-up; a token that
+//! expires in the middle of a push or a pull is replaced and the request sent again (where
+//! dockerd 20.10 fails); and failed uploads are retried after Docker's countdown.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -759,6 +760,9 @@ fn login_push_and_pull_with_distribution_token_auth_as_docker() {
 
 #[test]
 fn tokens_expiring_mid_push_and_mid_pull_are_replaced() {
+    // dockerd 20.10 fails both ("unauthorized: authentication required", "error pulling image
+    // configuration: download failed after attempts=1: …"): it keeps a refused token until
+    // its cached lifetime ends. berth drops a refused token and asks for a new one once.
     let reg = TokenRegistry::start();
     let proxy = HoldingProxy::start(&reg.registry.addr);
     let d = Daemon::start();

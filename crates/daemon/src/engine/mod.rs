@@ -300,7 +300,7 @@ impl Engine {
         Ok(())
     }
 
-    /// `commit` without the disk write, for a record that is deleted right after.
+    /// `commit`'s in-memory half: the record as the API and waiters see it, not yet on disk.
     fn commit_in_memory(&self, c: &Container, rec: Record) {
         let lifecycle = {
             let mut current = lock(&c.rec);
