@@ -318,7 +318,7 @@ pub(crate) enum Split {
 /// splits the stream into an index as it goes.
 pub(crate) struct SplitReader<'a, R> {
     inner: R,
-    hasher: Sha256,
+    hasher: ParallelHash,
     size: u64,
     splitter: Splitter<'a>,
 }
@@ -328,7 +328,7 @@ impl<'a, R: Read> SplitReader<'a, R> {
     pub(crate) fn new(inner: R, snapshot: &'a Path, blobs: &'a ContentStore) -> Self {
         SplitReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: ParallelHash::new(),
             size: 0,
             splitter: Splitter {
                 snapshot,
@@ -343,7 +343,7 @@ impl<'a, R: Read> SplitReader<'a, R> {
     pub(crate) fn finish(mut self) -> Result<(String, u64, Split), Error> {
         let mut buf = vec![0u8; 64 << 10];
         while self.read(&mut buf).map_err(read_err)? > 0 {}
-        let digest = format_digest(self.hasher.finalize().as_slice());
+        let digest = self.hasher.finish()?;
         let split = match self.splitter.mode {
             Mode::Index(mut st) => {
                 if let State::Header { block, have } = &st.state {
@@ -368,10 +368,66 @@ impl<'a, R: Read> SplitReader<'a, R> {
     }
 }
 
+/// sha256 on a second core: the unpacking thread only copies its bytes into batches.
+struct ParallelHash {
+    batch: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ParallelHash {
+    const BATCH: usize = 1 << 20;
+
+    fn new() -> ParallelHash {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for batch in rx {
+                hasher.update(&batch);
+            }
+            format_digest(hasher.finalize().as_slice())
+        });
+        ParallelHash { batch: Vec::with_capacity(Self::BATCH), tx: Some(tx), worker: Some(worker) }
+    }
+
+    fn update(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.batch.extend_from_slice(bytes);
+        if self.batch.len() >= Self::BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+        let tx = self.tx.as_ref().ok_or_else(|| io::Error::other("hash finished"))?;
+        tx.send(batch).map_err(|_| io::Error::other("layer hashing stopped"))
+    }
+
+    fn finish(&mut self) -> Result<String, Error> {
+        if !self.batch.is_empty() {
+            self.send().map_err(Error::Io)?;
+        }
+        self.tx = None;
+        let worker = self.worker.take().ok_or_else(|| Error::Corrupt("hash finished twice".into()))?;
+        worker.join().map_err(|_| Error::Corrupt("layer hashing panicked".into()))
+    }
+}
+
+impl Drop for ParallelHash {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker; joining it leaves no thread behind.
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
 impl<R: Read> Read for SplitReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(&buf[..n])?;
         self.size += n as u64;
         self.splitter.feed(&buf[..n])?;
         Ok(n)
