@@ -387,7 +387,11 @@ impl ParallelHash {
             }
             format_digest(hasher.finalize().as_slice())
         });
-        ParallelHash { batch: Vec::with_capacity(Self::BATCH), tx: Some(tx), worker: Some(worker) }
+        ParallelHash {
+            batch: Vec::with_capacity(Self::BATCH),
+            tx: Some(tx),
+            worker: Some(worker),
+        }
     }
 
     fn update(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -400,8 +404,12 @@ impl ParallelHash {
 
     fn send(&mut self) -> io::Result<()> {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
-        let tx = self.tx.as_ref().ok_or_else(|| io::Error::other("hash finished"))?;
-        tx.send(batch).map_err(|_| io::Error::other("layer hashing stopped"))
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("hash finished"))?;
+        tx.send(batch)
+            .map_err(|_| io::Error::other("layer hashing stopped"))
     }
 
     fn finish(&mut self) -> Result<String, Error> {
@@ -409,8 +417,13 @@ impl ParallelHash {
             self.send().map_err(Error::Io)?;
         }
         self.tx = None;
-        let worker = self.worker.take().ok_or_else(|| Error::Corrupt("hash finished twice".into()))?;
-        worker.join().map_err(|_| Error::Corrupt("layer hashing panicked".into()))
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| Error::Corrupt("hash finished twice".into()))?;
+        worker
+            .join()
+            .map_err(|_| Error::Corrupt("layer hashing panicked".into()))
     }
 }
 
