@@ -7,6 +7,7 @@ mod flags;
 mod format;
 mod json;
 mod jsonmessage;
+mod listing;
 mod stream;
 mod template;
 mod term;

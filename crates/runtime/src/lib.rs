@@ -7,6 +7,7 @@
 //! `exit.json` with [`read_exit`].
 
 pub mod cgroup_stats;
+pub mod cgroup_warmup;
 pub mod client;
 mod fsutil;
 pub mod protocol;

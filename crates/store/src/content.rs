@@ -230,21 +230,6 @@ impl Drop for PendingBlob {
     }
 }
 
-/// A reader that copies everything it reads into a blob: lets one pass over a layer both store
-/// the uncompressed tar and unpack it.
-pub(crate) struct TeeReader<R> {
-    pub(crate) inner: R,
-    pub(crate) blob: BlobWriter,
-}
-
-impl<R: Read> Read for TeeReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.blob.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,14 @@
 //! - `images_v1`: image id → ImageRecord (JSON);
 //! - `images_tags_v1`: full reference ("docker.io/library/busybox:latest") → image id;
 //! - `layers_v1`: chain id → LayerRecord (JSON); one row per unpacked snapshot.
+//! - `images_removed_v1`: image id → RemovedRecord (JSON), images deleted while stopped
+//!   containers use them, kept for those containers only.
+//!
+//! A layer row stays while an image, a removed image or a lease (a save or push reading it)
+//! uses it; when the last goes its files go too.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader, Read};
+use std::io::Read;
 
 use oci_spec::image::{
     Arch, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -14,15 +19,16 @@ use oci_spec::image::{
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::content::TeeReader;
 use crate::digest::{is_lower_hex, sha256_of, SHA256_PREFIX};
 use crate::error::Error;
-use crate::unpack::{unpack, BUF_SIZE};
+use crate::snapshot::TempSnapshot;
 use crate::{Image, ImportOptions, Reference, Store};
 
 pub(crate) const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images_v1");
 pub(crate) const TAGS: TableDefinition<&str, &str> = TableDefinition::new("images_tags_v1");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers_v1");
+/// Images deleted while stopped containers still use them: image id → RemovedRecord (JSON).
+const REMOVED: TableDefinition<&str, &[u8]> = TableDefinition::new("images_removed_v1");
 
 /// What the database keeps about an image; the config itself is the blob named by the id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +43,17 @@ pub(crate) struct ImageRecord {
     /// pulled images have none; records written before parents were kept decode as none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) parent: Option<String>,
+}
+
+/// An image deleted (as Docker does on `rmi -f`) while stopped containers were made from it.
+/// Docker drops the image record but its layers stay under the containers' writable layers;
+/// here the record moves out of sight (no listing, no name, no short id) and stays for the
+/// containers until the last of them goes, then its layers are freed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RemovedRecord {
+    image: ImageRecord,
+    /// The containers' rootfs keys (`Store::prepare_rootfs`) still using it.
+    holders: Vec<String>,
 }
 
 /// One unpacked layer.
@@ -99,20 +116,46 @@ impl Store {
             txn.open_table(IMAGES)?;
             txn.open_table(TAGS)?;
             txn.open_table(LAYERS)?;
+            txn.open_table(REMOVED)?;
         }
         txn.commit()?;
         Ok(())
     }
 
-    /// Drops layer rows no image uses, then every blob and snapshot no row names.
+    /// Drops layer rows no image uses, then every blob and snapshot no row names. Removed
+    /// images whose containers are all gone (a crash between the two) go first.
     pub(crate) fn collect_garbage(&self) -> Result<(), Error> {
         let _g = self.lock();
         let txn = self.db.begin_write()?;
         let (blobs, chains) = {
-            let images = txn.open_table(IMAGES)?;
-            let mut layers = txn.open_table(LAYERS)?;
+            let mut removed = txn.open_table(REMOVED)?;
             let mut blobs = HashSet::new();
             let mut used = HashSet::new();
+            let mut updates = Vec::new();
+            for item in removed.iter()? {
+                let (k, v) = item?;
+                let mut rec: RemovedRecord = decode("removed image record", v.value())?;
+                let before = rec.holders.len();
+                rec.holders
+                    .retain(|h| self.snapshots.rootfs_path(h).is_ok_and(|p| p.exists()));
+                if rec.holders.is_empty() {
+                    updates.push((k.value().to_string(), None));
+                    continue;
+                }
+                if rec.holders.len() != before {
+                    updates.push((k.value().to_string(), Some(encode(&rec)?)));
+                }
+                blobs.insert(k.value().to_string());
+                used.extend(rec.image.chain_ids);
+            }
+            for (k, v) in updates {
+                match v {
+                    Some(v) => removed.insert(k.as_str(), v.as_slice())?,
+                    None => removed.remove(k.as_str())?,
+                };
+            }
+            let images = txn.open_table(IMAGES)?;
+            let mut layers = txn.open_table(LAYERS)?;
             for item in images.iter()? {
                 let (k, v) = item?;
                 blobs.insert(k.value().to_string());
@@ -155,24 +198,14 @@ impl Store {
         if let Some(t) = &opts.tag {
             check_taggable(t)?;
         }
-        let decoded = decompress(tar)?;
-
-        // One pass: the tee stores the uncompressed tar while unpack consumes it.
-        let blob = self.content.writer()?;
-        let mut tee = BufReader::with_capacity(
-            BUF_SIZE,
-            TeeReader {
-                inner: decoded,
-                blob,
-            },
-        );
-        let tmp = self.snapshots.temp()?;
-        let unpacked = unpack(&mut tee, tmp.path())?;
-        // Bytes after the end-of-archive marker are still part of the blob the digest covers.
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::InvalidArchive(e.to_string()))?;
-        let pending = tee.into_inner().blob.finish()?;
-        let diff_id = pending.digest.clone();
+        let mut decoded = decompress(tar)?;
+        // Unpacked while its tar is split into an index over the snapshot (tarsplit.rs), as
+        // load, pull and commit do; reads to the end, since bytes after the end-of-archive
+        // marker are part of the tar the diff ID covers.
+        let split = self.unpack_split(&mut decoded)?;
+        let diff_id = split.diff_id.clone();
         let chain_id = diff_id.clone();
+        let (unpacked_size, tar_size) = (split.size, split.tar_size);
 
         let now = chrono::Utc::now();
         let created = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -206,21 +239,20 @@ impl Store {
         let record = ImageRecord {
             created: now.timestamp(),
             chain_ids: vec![chain_id.clone()],
-            size: unpacked.size,
+            size: unpacked_size,
             repo_digests: Vec::new(),
             parent: None,
         };
         let layer = LayerRecord {
             diff_id: diff_id.clone(),
             parent: None,
-            size: unpacked.size,
-            tar_size: pending.size,
+            size: unpacked_size,
+            tar_size,
         };
 
         {
             let _g = self.lock();
-            pending.commit()?;
-            self.snapshots.commit(tmp, &chain_id)?;
+            self.publish_split(split, &chain_id)?;
             self.content.write_all(&config_bytes)?;
             let txn = self.db.begin_write()?;
             {
@@ -338,85 +370,234 @@ impl Store {
     /// returns the chain ids of the layers it freed, top first (Docker lists them so).
     /// Refuses an image that another image names as its parent.
     pub fn delete(&self, image_id: &str) -> Result<Vec<String>, Error> {
+        self.delete_as(image_id, &[])
+    }
+
+    /// [`Store::delete`] of an image the stopped containers with rootfs keys `holders` were
+    /// made from: it goes from every listing and name at once, but its record and layers
+    /// stay for those containers ([`Store::container_image`]) until the last one's rootfs is
+    /// removed. Frees nothing now.
+    pub fn delete_for_containers(&self, image_id: &str, holders: &[String]) -> Result<(), Error> {
+        self.delete_as(image_id, holders).map(drop)
+    }
+
+    fn delete_as(&self, image_id: &str, holders: &[String]) -> Result<Vec<String>, Error> {
         let hex = image_id.strip_prefix(SHA256_PREFIX).unwrap_or(image_id);
-        let detached;
-        {
-            let _g = self.lock();
-            let id = {
-                let txn = self.db.begin_read()?;
-                self.find_id(&txn, hex)?
-                    .ok_or_else(|| Error::ImageNotFound(image_id.to_string()))?
+        let _g = self.lock();
+        let id = {
+            let txn = self.db.begin_read()?;
+            self.find_id(&txn, hex)?
+                .ok_or_else(|| Error::ImageNotFound(image_id.to_string()))?
+        };
+        let txn = self.db.begin_write()?;
+        let (dead_layers, mut dead_blobs) = {
+            let mut images = txn.open_table(IMAGES)?;
+            let rec: ImageRecord = match images.remove(id.as_str())? {
+                Some(v) => decode("image record", v.value())?,
+                None => return Err(Error::ImageNotFound(image_id.to_string())),
             };
-            let txn = self.db.begin_write()?;
-            let (dead_layers, dead_blobs) = {
-                let mut images = txn.open_table(IMAGES)?;
-                let rec: ImageRecord = match images.remove(id.as_str())? {
-                    Some(v) => decode("image record", v.value())?,
-                    None => return Err(Error::ImageNotFound(image_id.to_string())),
+            for item in images.iter()? {
+                let (_, v) = item?;
+                let other: ImageRecord = decode("image record", v.value())?;
+                // Checked here too, under the lock: a commit may have just made a child.
+                if other.parent.as_deref() == Some(id.as_str()) {
+                    return Err(child_conflict(&id));
+                }
+            }
+            drop(images);
+            let mut tags = txn.open_table(TAGS)?;
+            let mut dead_tags = Vec::new();
+            for item in tags.iter()? {
+                let (k, v) = item?;
+                if v.value() == id {
+                    dead_tags.push(k.value().to_string());
+                }
+            }
+            for t in dead_tags {
+                tags.remove(t.as_str())?;
+            }
+            drop(tags);
+            let mut removed = txn.open_table(REMOVED)?;
+            if !holders.is_empty() {
+                let mut held = match removed.get(id.as_str())? {
+                    Some(v) => decode::<RemovedRecord>("removed image record", v.value())?.holders,
+                    None => Vec::new(),
                 };
-                let mut tags = txn.open_table(TAGS)?;
-                let mut dead_tags = Vec::new();
-                for item in tags.iter()? {
-                    let (k, v) = item?;
-                    if v.value() == id {
-                        dead_tags.push(k.value().to_string());
-                    }
+                held.extend(
+                    holders
+                        .iter()
+                        .filter(|h| !held.contains(h))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                let removed_rec = RemovedRecord {
+                    image: rec,
+                    holders: held,
+                };
+                removed.insert(id.as_str(), encode(&removed_rec)?.as_slice())?;
+                drop(removed);
+                (Vec::new(), Vec::new())
+            } else {
+                // Still held as a removed image (deleted earlier, loaded again since): the
+                // config blob stays for its containers.
+                let mut blobs = Vec::new();
+                if removed.get(id.as_str())?.is_none() {
+                    blobs.push(id.clone());
                 }
-                for t in dead_tags {
-                    tags.remove(t.as_str())?;
-                }
-                let mut used = HashSet::new();
-                for item in images.iter()? {
-                    let (_, v) = item?;
-                    let other: ImageRecord = decode("image record", v.value())?;
-                    // Checked here too, under the lock: a commit may have just made a child.
-                    if other.parent.as_deref() == Some(id.as_str()) {
-                        return Err(child_conflict(&id));
-                    }
-                    used.extend(other.chain_ids);
-                }
-                let mut layers = txn.open_table(LAYERS)?;
-                let mut dead_layers = Vec::new();
-                let mut dead_diffs = Vec::new();
-                for c in &rec.chain_ids {
-                    if used.contains(c) || dead_layers.contains(c) {
-                        continue;
-                    }
-                    if let Some(v) = layers.remove(c.as_str())? {
-                        let l: LayerRecord = decode("layer record", v.value())?;
-                        dead_diffs.push(l.diff_id);
-                    }
-                    dead_layers.push(c.clone());
-                }
-                // The same layer blob can sit at another position (another chain) in another image.
-                let mut live_diffs = HashSet::new();
-                for item in layers.iter()? {
-                    let (_, v) = item?;
-                    let l: LayerRecord = decode("layer record", v.value())?;
-                    live_diffs.insert(l.diff_id);
-                }
-                let mut dead_blobs = vec![id.clone()];
-                dead_blobs.extend(dead_diffs.into_iter().filter(|d| !live_diffs.contains(d)));
-                (dead_layers, dead_blobs)
-            };
-            txn.commit()?;
-            // After the commit nothing references these; a crash here leaves garbage for open().
-            for b in &dead_blobs {
-                self.content.remove(b)?;
-                self.indexes.remove(b)?;
+                drop(removed);
+                let (layers, diffs) = self.drop_unused_layers(&txn, &rec.chain_ids)?;
+                blobs.extend(diffs);
+                (layers, blobs)
             }
-            self.forget_compressed(&dead_blobs)?;
-            let mut handles = Vec::new();
-            for c in &dead_layers {
-                handles.push(self.snapshots.detach(c)?);
-            }
-            detached = (handles, dead_layers);
-        }
-        // Deleting the trees is the slow part; it happens outside the lock via Drop.
-        let (handles, mut freed) = detached;
+        };
+        txn.commit()?;
+        dead_blobs.dedup();
+        let (handles, freed) = self.unpublish(dead_layers, &dead_blobs)?;
+        drop(_g);
         drop(handles);
-        freed.reverse();
         Ok(freed)
+    }
+
+    /// An image as a container made from it sees it, by full id: also one deleted while the
+    /// container holds it ([`Store::delete_for_containers`]), which nothing else can name.
+    pub fn container_image(&self, id: &str) -> Result<Image, Error> {
+        let txn = self.db.begin_read()?;
+        if let Some(image) = self.load(&txn, id)? {
+            return Ok(image);
+        }
+        match txn.open_table(REMOVED)?.get(id)? {
+            Some(v) => {
+                let rec: RemovedRecord = decode("removed image record", v.value())?;
+                self.build_image(id.to_string(), rec.image, Vec::new())
+            }
+            None => Err(Error::ImageNotFound(id.to_string())),
+        }
+    }
+
+    /// A container's rootfs (key `key`) went: the removed images it held that nobody else
+    /// holds go now, with the layers only they used.
+    pub(crate) fn release_container(&self, key: &str) -> Result<(), Error> {
+        let holds = |rec: &RemovedRecord| rec.holders.iter().any(|h| h == key);
+        {
+            // Nearly always nothing is held: no write transaction (and its sync) for that.
+            let txn = self.db.begin_read()?;
+            let mut any = false;
+            for item in txn.open_table(REMOVED)?.iter()? {
+                let (_, v) = item?;
+                any |= holds(&decode("removed image record", v.value())?);
+            }
+            if !any {
+                return Ok(());
+            }
+        }
+        let _g = self.lock();
+        let txn = self.db.begin_write()?;
+        let (dead_layers, dead_blobs) = {
+            let mut removed = txn.open_table(REMOVED)?;
+            let mut updates = Vec::new();
+            for item in removed.iter()? {
+                let (k, v) = item?;
+                let mut rec: RemovedRecord = decode("removed image record", v.value())?;
+                if holds(&rec) {
+                    rec.holders.retain(|h| h != key);
+                    updates.push((k.value().to_string(), rec));
+                }
+            }
+            let mut candidates = Vec::new();
+            let mut dead_configs = Vec::new();
+            for (id, rec) in updates {
+                if rec.holders.is_empty() {
+                    removed.remove(id.as_str())?;
+                    candidates.extend(rec.image.chain_ids);
+                    dead_configs.push(id);
+                } else {
+                    removed.insert(id.as_str(), encode(&rec)?.as_slice())?;
+                }
+            }
+            drop(removed);
+            let images = txn.open_table(IMAGES)?;
+            let mut blobs = Vec::new();
+            for id in dead_configs {
+                // Loaded again meanwhile: the listed image keeps its config.
+                if images.get(id.as_str())?.is_none() {
+                    blobs.push(id);
+                }
+            }
+            drop(images);
+            let (layers, diffs) = self.drop_unused_layers(&txn, &candidates)?;
+            blobs.extend(diffs);
+            (layers, blobs)
+        };
+        txn.commit()?;
+        let (handles, _) = self.unpublish(dead_layers, &dead_blobs)?;
+        drop(_g);
+        drop(handles);
+        Ok(())
+    }
+
+    /// Removes the rows of the layers among `candidates` that no image, removed image or
+    /// lease uses; returns them (bottom first) and the diff IDs whose tar no row needs now.
+    fn drop_unused_layers(
+        &self,
+        txn: &redb::WriteTransaction,
+        candidates: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
+        let mut used = HashSet::new();
+        for item in txn.open_table(IMAGES)?.iter()? {
+            let (_, v) = item?;
+            used.extend(decode::<ImageRecord>("image record", v.value())?.chain_ids);
+        }
+        for item in txn.open_table(REMOVED)?.iter()? {
+            let (_, v) = item?;
+            used.extend(
+                decode::<RemovedRecord>("removed image record", v.value())?
+                    .image
+                    .chain_ids,
+            );
+        }
+        let mut layers = txn.open_table(LAYERS)?;
+        let mut dead_layers = Vec::new();
+        let mut dead_diffs = Vec::new();
+        for c in candidates {
+            if used.contains(c) || dead_layers.contains(c) || self.leases.defer(c) {
+                continue;
+            }
+            if let Some(v) = layers.remove(c.as_str())? {
+                let l: LayerRecord = decode("layer record", v.value())?;
+                dead_diffs.push(l.diff_id);
+                dead_layers.push(c.clone());
+            }
+        }
+        // The same layer tar can sit at another position (another chain) in another image.
+        let mut live_diffs = HashSet::new();
+        for item in layers.iter()? {
+            let (_, v) = item?;
+            live_diffs.insert(decode::<LayerRecord>("layer record", v.value())?.diff_id);
+        }
+        dead_diffs.retain(|d| !live_diffs.contains(d));
+        Ok((dead_layers, dead_diffs))
+    }
+
+    /// Removes the files of layers and blobs whose rows a committed transaction dropped (a
+    /// crash here leaves garbage for `open`). Call under the lock; returns the snapshots'
+    /// handles, to drop after it (deleting trees is the slow part), and the layers, top first.
+    fn unpublish(
+        &self,
+        dead_layers: Vec<String>,
+        dead_blobs: &[String],
+    ) -> Result<(Vec<TempSnapshot>, Vec<String>), Error> {
+        for b in dead_blobs {
+            self.content.remove(b)?;
+            self.indexes.remove(b)?;
+        }
+        self.forget_compressed(dead_blobs)?;
+        let mut handles = Vec::new();
+        for c in &dead_layers {
+            handles.push(self.snapshots.detach(c)?);
+        }
+        let mut freed = dead_layers;
+        freed.reverse();
+        Ok((handles, freed))
     }
 
     /// The full id whose hex starts with `prefix`, if exactly one does.
@@ -505,6 +686,112 @@ impl Store {
             config,
             docker_config,
         })
+    }
+}
+
+/// Layers a running save or push reads, by chain id, with how many readers hold each. A
+/// delete leaves such a layer's row (and so its snapshot, index or blob) in place and marks it
+/// deferred; the last reader's release frees it, unless an image took it up meanwhile.
+#[derive(Debug, Default)]
+pub(crate) struct Leases(std::sync::Mutex<LeaseState>);
+
+#[derive(Debug, Default)]
+struct LeaseState {
+    held: HashMap<String, usize>,
+    deferred: HashSet<String>,
+}
+
+impl Leases {
+    fn state(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        // Counters only: a panic elsewhere cannot leave them half-updated.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `chain` is leased; if so it is marked to be freed at the release.
+    fn defer(&self, chain: &str) -> bool {
+        let mut st = self.state();
+        let leased = st.held.contains_key(chain);
+        if leased {
+            st.deferred.insert(chain.to_string());
+        }
+        leased
+    }
+}
+
+/// Keeps an image's layers readable while alive (see [`Store::lease`]).
+#[derive(Debug)]
+pub struct LayerLease<'a> {
+    store: &'a Store,
+    chains: Vec<String>,
+}
+
+impl Drop for LayerLease<'_> {
+    fn drop(&mut self) {
+        let freed: Vec<String> = {
+            let mut st = self.store.leases.state();
+            let mut freed = Vec::new();
+            for c in &self.chains {
+                let last = match st.held.get_mut(c) {
+                    Some(n) => {
+                        *n -= 1;
+                        *n == 0
+                    }
+                    None => false,
+                };
+                if last {
+                    st.held.remove(c);
+                    if st.deferred.remove(c) {
+                        freed.push(c.clone());
+                    }
+                }
+            }
+            freed
+        };
+        if !freed.is_empty() {
+            if let Err(e) = self.store.free_layers(&freed) {
+                // Left as garbage for the next open.
+                tracing::warn!("freeing layers after a save or push: {e}");
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Holds `image`'s layers for a save or push that rebuilds their tars: an `rmi` meanwhile
+    /// removes the image but leaves its layers until the lease is dropped. Fails if the image
+    /// (its layers) is already gone.
+    pub fn lease(&self, image: &Image) -> Result<LayerLease<'_>, Error> {
+        let chains = crate::digest::chain_ids(image.config.rootfs().diff_ids());
+        let _g = self.lock();
+        {
+            let txn = self.db.begin_read()?;
+            let layers = txn.open_table(LAYERS)?;
+            for c in &chains {
+                if layers.get(c.as_str())?.is_none() {
+                    return Err(Error::ImageNotFound(image.id.clone()));
+                }
+            }
+        }
+        let mut st = self.leases.state();
+        for c in &chains {
+            *st.held.entry(c.clone()).or_default() += 1;
+        }
+        Ok(LayerLease {
+            store: self,
+            chains,
+        })
+    }
+
+    /// Frees the layers among `chains` that nothing uses any more.
+    fn free_layers(&self, chains: &[String]) -> Result<(), Error> {
+        let g = self.lock();
+        let txn = self.db.begin_write()?;
+        let (layers, blobs) = self.drop_unused_layers(&txn, chains)?;
+        txn.commit()?;
+        let (handles, _) = self.unpublish(layers, &blobs)?;
+        drop(g);
+        drop(handles);
+        Ok(())
     }
 }
 
@@ -610,5 +897,80 @@ mod parent_tests {
         assert_eq!(store.list().unwrap().len(), 2, "nothing went");
         store.delete(&child.id).unwrap();
         store.delete(&parent.id).unwrap();
+    }
+
+    fn reopen(dir: &std::path::Path, db: &Arc<redb::Database>) -> Store {
+        Store::open(&dir.join("root"), db.clone()).unwrap()
+    }
+
+    #[test]
+    fn an_image_deleted_under_a_container_stays_for_it_alone() {
+        if !require_root("an_image_deleted_under_a_container_stays_for_it_alone") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
+        let store = reopen(dir.path(), &db);
+        let mut tar = TarBuf::new();
+        tar.file("only-here", b"held");
+        let image = store
+            .import(&mut &tar.finish()[..], ImportOptions::default())
+            .unwrap();
+        let (chain, snapshot) = store.layer_dirs(&image).unwrap().remove(0);
+        store.prepare_rootfs("c1", &image).unwrap();
+        store
+            .delete_for_containers(&image.id, &["c1".to_string()])
+            .unwrap();
+        assert!(store.list().unwrap().is_empty(), "out of every listing");
+        assert!(matches!(
+            store.resolve(&image.id),
+            Err(Error::ImageNotFound(_))
+        ));
+        assert_eq!(store.container_image(&image.id).unwrap().id, image.id);
+        // An open (the crash collection) keeps it while the container's rootfs is there.
+        drop(store);
+        let store = reopen(dir.path(), &db);
+        assert!(snapshot.is_dir(), "{chain} kept");
+        store.remove_rootfs("c1").unwrap();
+        assert!(!snapshot.exists(), "freed with the last container");
+        assert!(store.container_image(&image.id).is_err());
+        assert!(
+            !store.content.path(&image.id).unwrap().exists(),
+            "config gone"
+        );
+    }
+
+    #[test]
+    fn a_lease_keeps_layers_readable_through_a_delete() {
+        if !require_root("a_lease_keeps_layers_readable_through_a_delete") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
+        let store = reopen(dir.path(), &db);
+        let mut tar = TarBuf::new();
+        tar.file("a", &[7u8; 5000]);
+        let bytes = tar.finish();
+        let image = store
+            .import(&mut &bytes[..], ImportOptions::default())
+            .unwrap();
+        let diff_id = image.config.rootfs().diff_ids()[0].clone();
+        let (_, snapshot) = store.layer_dirs(&image).unwrap().remove(0);
+        let lease = store.lease(&image).unwrap();
+        assert!(
+            store.delete(&image.id).unwrap().is_empty(),
+            "no layer freed yet"
+        );
+        let mut back = Vec::new();
+        store
+            .layer_tar(&diff_id)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, bytes, "rebuilt from its index after the delete");
+        assert!(store.lease(&image).is_ok(), "a second reader may join");
+        drop(lease);
+        assert!(!snapshot.exists(), "freed with the last lease");
+        assert!(matches!(store.lease(&image), Err(Error::ImageNotFound(_))));
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! Layout under the data root:
 //! - `blobs/sha256/<hex>`: image configs by digest, and the uncompressed tars of layers that
-//!   have no index (stored before indexes existed, imported or committed, or not indexable);
+//!   have no index (stored before indexes existed, or not indexable);
 //! - `layer-index/<diff hex>`: a layer's tar as an index over its snapshot (tarsplit.rs): the
 //!   tar's bytes other than file contents, and for each file its path and size, from which
 //!   `Store::layer_tar` rebuilds the exact tar its diff ID names;
 //! - `snapshots/<chain hex>`: each layer unpacked once, shared by every image using it;
 //! - `containers-rootfs/<key>/{upper,work,merged}`: a container's writable layer (overlay2),
 //!   or `containers-rootfs/<key>/vfs`: its full copy of the image (vfs);
-//! - metadata in the daemon's redb database, tables `images_v1`, `images_tags_v1`, `layers_v1`.
+//! - metadata in the daemon's redb database, tables `images_v1`, `images_tags_v1`, `layers_v1`,
+//!   `images_removed_v1` (images deleted while stopped containers use them).
 //!
 //! Files are always published before the one redb transaction that references them, and
 //! unpublished after the one that stops referencing them, so a crash leaves at worst
@@ -45,6 +46,7 @@ pub use compression::Compression;
 pub use compressed::{BlobSource, CompressedLayer};
 pub use error::Error;
 pub use reference::Reference;
+pub use images::LayerLease;
 pub use load::LoadedImage;
 pub use pulled::{Pulled, PulledLayer};
 pub use save::SaveItem;
@@ -66,6 +68,8 @@ pub struct Store {
     /// phases, so an import never references a layer that a concurrent delete is removing.
     /// Slow work (unpacking, deleting trees) happens outside it.
     publish: Mutex<()>,
+    /// Layers a save or push is reading (images.rs).
+    leases: images::Leases,
 }
 
 /// What `docker import` passes besides the tarball.
@@ -122,6 +126,7 @@ impl Store {
             indexes: tarsplit::IndexDir::open(root)?,
             snapshots: snapshot::Snapshots::open(root, driver)?,
             publish: Mutex::new(()),
+            leases: images::Leases::default(),
         };
         store.init_tables()?;
         store.collect_garbage()?;
@@ -164,9 +169,11 @@ impl Store {
         self.snapshots.rootfs_tree(key, &chain)
     }
 
-    /// Removes a container's rootfs directories; idempotent.
+    /// Removes a container's rootfs directories, and the deleted image it alone still held
+    /// (`Store::delete_for_containers`); idempotent.
     pub fn remove_rootfs(&self, key: &str) -> Result<(), Error> {
-        self.snapshots.remove_rootfs(key)
+        self.snapshots.remove_rootfs(key)?;
+        self.release_container(key)
     }
 
     /// Directory of a container's rootfs (holds upper, work and an empty `merged` mount point

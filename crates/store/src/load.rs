@@ -736,20 +736,9 @@ fn relative(name: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
     use crate::platform::host_platform;
-    use crate::testutil::{require_root, TarBuf};
+    use crate::testutil::{count, image_config, require_root, temp_store as store, TarBuf};
     use serde_json::json;
     use std::sync::Arc;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).unwrap());
-        let s = Store::open(&dir.path().join("root"), db).unwrap();
-        (dir, s)
-    }
-
-    fn count(p: &Path) -> usize {
-        std::fs::read_dir(p).unwrap().count()
-    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -793,12 +782,9 @@ mod tests {
             layers: &[(&str, Vec<u8>, Vec<u8>)],
         ) -> (serde_json::Value, String) {
             let diff_ids: Vec<String> = layers.iter().map(|(_, _, tar)| sha256_of(tar)).collect();
-            let config = serde_json::to_vec(&json!({
-                "architecture": arch, "os": "linux",
-                "config": {"Cmd": ["/bin/sh"]},
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            }))
-            .unwrap();
+            let mut config = image_config(arch, &diff_ids);
+            config["config"] = json!({"Cmd": ["/bin/sh"]});
+            let config = serde_json::to_vec(&config).unwrap();
             let config_desc = self.blob(media::OCI_CONFIG, &config);
             let layer_descs: Vec<_> = layers
                 .iter()
@@ -836,6 +822,25 @@ mod tests {
             (media::OCI_LAYER_GZIP, gzip(&base), base),
             (media::OCI_LAYER_ZSTD, zstd(&top), top),
         ]
+    }
+
+    /// A `docker save` archive of images over the two_layers() tars (`base/layer.tar`,
+    /// `top/layer.tar`): per image, `(name, its config's diff IDs, its layer members)`,
+    /// tagged `name:1`.
+    fn docker_archive(images: &[(&str, Vec<String>, &[&str])]) -> Vec<u8> {
+        let mut l = Layout::new();
+        l.file("base/layer.tar", &two_layers()[0].2);
+        l.file("top/layer.tar", &two_layers()[1].2);
+        let mut manifest = Vec::new();
+        for (name, diff_ids, members) in images {
+            let config = serde_json::to_vec(&image_config("amd64", diff_ids)).unwrap();
+            l.file(&format!("{name}.json"), &config);
+            manifest.push(json!({
+                "Config": format!("{name}.json"), "RepoTags": [format!("{name}:1")], "Layers": members,
+            }));
+        }
+        l.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        l.tar.into_inner().unwrap()
     }
 
     fn annotated(mut desc: serde_json::Value, annotations: serde_json::Value) -> serde_json::Value {
@@ -1006,29 +1011,16 @@ mod tests {
         if !require_root("one_bad_image_in_an_archive_stores_none_of_them") {
             return;
         }
-        let (base, top) = (two_layers()[0].2.clone(), two_layers()[1].2.clone());
-        let config = |diff_ids: Vec<String>| {
-            serde_json::to_vec(&json!({
-                "architecture": "amd64", "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            }))
-            .unwrap()
-        };
-        let mut l = Layout::new();
-        l.file("base/layer.tar", &base);
-        l.file("top/layer.tar", &top);
-        l.file("good.json", &config(vec![sha256_of(&base)]));
-        // The second image claims the wrong diff ID for its top layer.
-        l.file(
-            "bad.json",
-            &config(vec![sha256_of(&base), sha256_of(b"other")]),
-        );
-        let manifest = json!([
-            {"Config": "good.json", "RepoTags": ["good:1"], "Layers": ["base/layer.tar"]},
-            {"Config": "bad.json", "RepoTags": ["bad:1"], "Layers": ["base/layer.tar", "top/layer.tar"]},
+        let base = sha256_of(&two_layers()[0].2);
+        let archive = docker_archive(&[
+            ("good", vec![base.clone()], &["base/layer.tar"]),
+            // The second image claims the wrong diff ID for its top layer.
+            (
+                "bad",
+                vec![base, sha256_of(b"other")],
+                &["base/layer.tar", "top/layer.tar"],
+            ),
         ]);
-        l.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-        let archive = l.tar.into_inner().unwrap();
         let (d, s) = store();
         let err = s.load_archive(&mut archive.as_slice()).unwrap_err();
         assert!(
@@ -1046,25 +1038,16 @@ mod tests {
             return;
         }
         let (base, top) = (two_layers()[0].2.clone(), two_layers()[1].2.clone());
-        let config = |diff_ids: Vec<String>| {
-            serde_json::to_vec(&json!({
-                "architecture": "amd64", "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            }))
-            .unwrap()
-        };
-        let mut l = Layout::new();
-        l.file("base/layer.tar", &base);
-        l.file("top/layer.tar", &top);
-        l.file("one.json", &config(vec![sha256_of(&base)]));
-        // The same base member again, now above another layer: another chain, another snapshot.
-        l.file("two.json", &config(vec![sha256_of(&top), sha256_of(&base)]));
-        let manifest = json!([
-            {"Config": "one.json", "RepoTags": ["one:1"], "Layers": ["base/layer.tar"]},
-            {"Config": "two.json", "RepoTags": ["two:1"], "Layers": ["top/layer.tar", "base/layer.tar"]},
+        let archive = docker_archive(&[
+            ("one", vec![sha256_of(&base)], &["base/layer.tar"]),
+            // The same base member again, now above another layer: another chain, another
+            // snapshot.
+            (
+                "two",
+                vec![sha256_of(&top), sha256_of(&base)],
+                &["top/layer.tar", "base/layer.tar"],
+            ),
         ]);
-        l.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-        let archive = l.tar.into_inner().unwrap();
         let (_d, s) = store();
         assert_eq!(s.load_archive(&mut archive.as_slice()).unwrap().len(), 2);
         let two = s.resolve("two:1").unwrap();
@@ -1099,9 +1082,8 @@ mod tests {
             m,
             json!({manifest::ANNOTATION_IMAGE_NAME: "keep:1"}),
         )]);
-        let before = {
-            let s = Store::open(&root, db.clone()).unwrap();
-            s.load_archive(&mut archive.as_slice()).unwrap();
+        // Every blob, snapshot and layer index under the root, sorted.
+        let contents = || {
             let mut names: Vec<_> = ["blobs/sha256", "snapshots", "layer-index"]
                 .iter()
                 .flat_map(|d| {
@@ -1112,6 +1094,11 @@ mod tests {
                 .collect();
             names.sort();
             names
+        };
+        let before = {
+            let s = Store::open(&root, db.clone()).unwrap();
+            s.load_archive(&mut archive.as_slice()).unwrap();
+            contents()
         };
         let blobs = root.join("blobs/sha256");
         let snaps = root.join("snapshots");
@@ -1152,16 +1139,7 @@ mod tests {
         std::fs::write(snaps.join("stray-file"), b"?").unwrap();
 
         let s = Store::open(&root, db.clone()).unwrap();
-        let mut after: Vec<_> = ["blobs/sha256", "snapshots", "layer-index"]
-            .iter()
-            .flat_map(|d| {
-                std::fs::read_dir(root.join(d))
-                    .unwrap()
-                    .map(|e| e.unwrap().path())
-            })
-            .collect();
-        after.sort();
-        assert_eq!(after, before);
+        assert_eq!(contents(), before);
         assert!(s.layer_record(&orphan).unwrap().is_none());
         assert_eq!(s.resolve("keep:1").unwrap().id, id);
     }

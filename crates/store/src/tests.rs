@@ -1,6 +1,6 @@
 //! Store-level tests on a real filesystem and a real redb database.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,6 +59,12 @@ impl Env {
             .join("blobs/sha256")
             .join(hex_part(digest).unwrap())
     }
+    /// A layer's index (imports, loads, pulls and commits keep one instead of its tar).
+    fn index(&self, diff_id: &str) -> std::path::PathBuf {
+        self.root()
+            .join("layer-index")
+            .join(hex_part(diff_id).unwrap())
+    }
     fn snap(&self, chain: &str) -> std::path::PathBuf {
         self.root().join("snapshots").join(hex_part(chain).unwrap())
     }
@@ -99,11 +105,15 @@ fn import_writes_record_config_blob_and_snapshot() {
     assert!(img.repo_digests.is_empty());
     assert_eq!(img.size, 3 + 12);
     assert!((img.created - chrono::Utc::now().timestamp()).abs() < 60);
-    assert_eq!(
-        std::fs::read(e.blob(&diff_id)).unwrap(),
-        tar,
-        "layer blob is the uncompressed tar"
-    );
+    assert!(!e.blob(&diff_id).exists(), "no whole tar: an index");
+    assert!(e.index(&diff_id).exists());
+    let mut back = Vec::new();
+    e.store
+        .layer_tar(&diff_id)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, tar, "the index gives back the uncompressed tar");
     assert_eq!(
         std::fs::read(e.snap(&diff_id).join("etc/hostname")).unwrap(),
         b"one"
@@ -160,8 +170,9 @@ fn gzip_and_plain_share_one_layer() {
     let b = e.store.import(&mut gz.as_slice(), opts(None)).unwrap();
     assert_eq!(a.config.rootfs().diff_ids(), b.config.rootfs().diff_ids());
     assert_eq!(count(&e.root().join("snapshots")), 1);
-    // 1 layer blob + 2 configs.
-    assert_eq!(count(&e.root().join("blobs/sha256")), 3);
+    // 2 configs, and 1 layer index.
+    assert_eq!(count(&e.root().join("blobs/sha256")), 2);
+    assert_eq!(count(&e.root().join("layer-index")), 1);
 }
 
 #[test]
@@ -186,6 +197,7 @@ fn bad_input_is_rejected_and_leaves_nothing() {
     ));
     assert_eq!(count(&e.root().join("snapshots")), 0);
     assert_eq!(count(&e.root().join("blobs/sha256")), 0);
+    assert_eq!(count(&e.root().join("layer-index")), 0);
     assert!(e.store.list().unwrap().is_empty());
 }
 
@@ -293,7 +305,7 @@ fn tag_untag_delete_free_only_unused_content() {
     // Deleting a keeps the shared layer for b.
     e.store.delete(&a.id).unwrap();
     assert!(!e.blob(&a.id).exists());
-    assert!(e.blob(&diff).exists());
+    assert!(e.index(&diff).exists());
     assert!(e.snap(&diff).is_dir());
     assert!(matches!(
         e.store.resolve(&a.id),
@@ -301,7 +313,7 @@ fn tag_untag_delete_free_only_unused_content() {
     ));
     // Deleting b (tags a and b) frees the layer and the tags.
     e.store.delete(&hex_part(&b.id).unwrap()[..12]).unwrap();
-    assert!(!e.blob(&diff).exists());
+    assert!(!e.index(&diff).exists());
     assert!(!e.snap(&diff).exists());
     // With the tag ("a" alone could match another image's ID prefix by chance).
     assert!(matches!(e.store.resolve("a:latest"), Err(Error::ImageNotFound(_))));
@@ -315,6 +327,7 @@ fn tag_untag_delete_free_only_unused_content() {
     e.store.delete(&c.id).unwrap();
     assert_eq!(count(&e.root().join("snapshots")), 0);
     assert_eq!(count(&e.root().join("blobs/sha256")), 0);
+    assert_eq!(count(&e.root().join("layer-index")), 0);
 }
 
 #[test]
@@ -344,7 +357,8 @@ fn open_removes_leftovers_of_a_crash_and_keeps_the_rest() {
     std::fs::create_dir_all(snaps.join(hex_part(&sha256_of(b"orphan")).unwrap())).unwrap();
 
     let store = Store::open(&root, database).unwrap();
-    assert_eq!(count(&blobs), 2, "config + layer remain");
+    assert_eq!(count(&blobs), 1, "the config remains");
+    assert_eq!(count(&root.join("layer-index")), 1, "and the layer's index");
     assert_eq!(count(&snaps), 1);
     let again = store.resolve("keep").unwrap();
     assert_eq!(again.id, img.id);

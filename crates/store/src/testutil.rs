@@ -1,7 +1,35 @@
-//! Helpers for tests: hand-built tar entries (including hostile ones tar::Builder refuses to
-//! write) and the root check that fails under CI instead of skipping.
+//! Helpers for tests: a store on a throwaway root, hand-built tar entries (including hostile
+//! ones tar::Builder refuses to write), image configs, and the root check that fails under CI
+//! instead of skipping.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use tar::{EntryType, Header};
+
+use crate::Store;
+
+/// A store on a fresh root, and the directory holding it (removed when dropped).
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).unwrap());
+    let store = Store::open(&dir.path().join("root"), db).unwrap();
+    (dir, store)
+}
+
+/// How many entries `dir` holds.
+pub(crate) fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// The smallest image config the store accepts: a linux `arch` image whose layers have
+/// `diff_ids`. Tests add the fields they need.
+pub(crate) fn image_config(arch: &str, diff_ids: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+}
 
 /// True when running as root. Under CI=true a missing privilege is a failure, never a skip.
 pub(crate) fn require_root(test: &str) -> bool {

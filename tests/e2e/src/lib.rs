@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod net;
+pub mod registry;
+
 /// Where cargo put the workspace's binaries (`target/debug` unless overridden).
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("BERTH_BIN_DIR") {

@@ -465,3 +465,75 @@ fn cp_paths_that_ask_for_a_directory_and_the_root() {
         );
     }
 }
+
+/// Errors for paths that cannot be copied, through the docker 20.10 CLI, as it prints them
+/// against dockerd 20.10 for the same commands (dockerd quotes its host overlay path in
+/// `lstat` errors; berth quotes the container's, which is what the user named and all a
+/// client can use). The CLI asks HEAD first, so a missing path is its own message.
+#[test]
+fn cp_errors_read_as_dockerds() {
+    let d = Daemon::start();
+    d.ok(&["create", "--name", "cpe", "busybox", "sh"]);
+    let tmp = berth_e2e::tempdir::TempDir::new();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "hi").unwrap();
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    let (file, dir, out) = (
+        file.to_str().unwrap().to_string(),
+        dir.to_str().unwrap().to_string(),
+        tmp.path().join("out").to_str().unwrap().to_string(),
+    );
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["cp", "cpe:/nonexistent", &out],
+            "Error: No such container:path: cpe:/nonexistent",
+        ),
+        (
+            &["cp", &file, "cpe:/nonexist/x"],
+            "Error: No such container:path: cpe:/nonexist",
+        ),
+        (
+            &["cp", &file, "cpe:/etc/passwd/x"],
+            "Error response from daemon: extraction point is not a directory",
+        ),
+        (&["cp", &file, "cpe:/etc/passwd/"], "no such directory"),
+        (&["cp", &file, "cpe:/nonexist/dir/"], "no such directory"),
+        (&["cp", "cpe:/etc", &file], "cannot copy directory"),
+        (
+            &["cp", "cpe:/etc/passwd/x", &out],
+            "Error response from daemon: lstat /etc/passwd/x: not a directory",
+        ),
+        (
+            &["cp", "nosuch:/etc", &out],
+            "Error: No such container:path: nosuch:/etc",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = d.docker(args);
+        // Uploads are refused while the client's tar writer runs in the background; it may
+        // log that its pipe closed first, at random (against dockerd too).
+        let last = r.stderr.trim().lines().last().unwrap_or_default();
+        assert_eq!((r.code, last), (1, *want), "{args:?}: {}", r.stderr);
+    }
+    // A directory onto a file: refused by the client (its background tar writer may log
+    // that its pipe closed), nothing changed in the container.
+    let r = d.docker(&["cp", &dir, "cpe:/etc/passwd"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.trim_end().ends_with("cannot copy directory"),
+        "{}",
+        r.stderr
+    );
+    let r = d.docker(&["cp", "cpe:/etc/passwd", &format!("{file}/")]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (1, format!("stat {file}/: not a directory").as_str())
+    );
+    assert!(
+        !std::path::Path::new(&out).exists(),
+        "nothing written on the host"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hi");
+    d.ok(&["rm", "cpe"]);
+}

@@ -287,3 +287,67 @@ fn export_refuses_a_terminal_checks_its_output_and_cleans_up_after_a_client_leav
     .count()
         == 0));
 }
+
+/// What `docker export | tar tv` of a busybox container showed on dockerd 20.10 for the
+/// entries its init layer adds (busybox has /dev, /proc and /sys but no /etc/hosts...):
+/// (mode, name), the same whether the container was started or not.
+const INIT_LAYER_ENTRIES: &[(&str, &str)] = &[
+    ("-rwxr-xr-x", ".dockerenv"),
+    ("drwxr-xr-x", "dev/"),
+    ("-rwxr-xr-x", "dev/console"),
+    ("drwxr-xr-x", "dev/pts/"),
+    ("drwxr-xr-x", "dev/shm/"),
+    ("drwxr-xr-x", "etc/"),
+    ("-rwxr-xr-x", "etc/hostname"),
+    ("-rwxr-xr-x", "etc/hosts"),
+    ("lrwxrwxrwx", "etc/mtab"),
+    ("-rwxr-xr-x", "etc/resolv.conf"),
+    ("drwxr-xr-x", "proc/"),
+    ("drwxr-xr-x", "sys/"),
+];
+
+#[test]
+fn export_holds_the_init_layer_as_dockers_does() {
+    let d = Daemon::start();
+    let id = d.ok(&["create", "busybox", "sleep", "60"]);
+    let listing = |d: &Daemon| {
+        let out = d.berth_cmd(&["export", &id]).output().unwrap();
+        assert!(out.status.success());
+        let mut tar = Command::new("tar")
+            .args(["-tv"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        tar.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let out = tar.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let check = |listing: &str| {
+        let rows: Vec<(String, String)> = listing
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[0].to_string(), f[5].to_string())
+            })
+            .collect();
+        for (mode, name) in INIT_LAYER_ENTRIES {
+            assert!(
+                rows.iter().any(|(m, n)| m == mode && n == name),
+                "{mode} {name} missing:\n{listing}"
+            );
+            assert_eq!(
+                rows.iter().filter(|(_, n)| n == name).count(),
+                1,
+                "{name} twice"
+            );
+        }
+        assert!(listing.contains("etc/mtab -> /proc/mounts"), "{listing}");
+    };
+    check(&listing(&d));
+    d.ok(&["start", &id]);
+    // Running: the runtime's bind targets in the writable layer do not show through.
+    check(&listing(&d));
+    d.ok(&["rm", "-f", &id]);
+}

@@ -206,14 +206,18 @@ fn list_filters_and_formats() {
         docker.stderr
     );
 
-    // Untagging the last tag of an image a container uses leaves it dangling.
-    d.ok(&["create", "alpha:v1", "true"]);
+    // Forcing off the last tag of an image a stopped container uses deletes it, as dockerd
+    // 20.10 does (the container keeps its layers and shows the image's id).
+    d.ok(&["create", "--name", "alpha-user", "alpha:v1", "true"]);
     d.ok(&["rmi", "alpha:v1"]);
-    d.ok(&["image", "rm", "-f", "localhost:5000/alpha:v2"]);
-    let dangling = d.ok(&["images", "-q", "-f", "dangling=true"]);
-    assert!(
-        dangling.contains(&short(&a)) && dangling.contains(&short(&b)),
-        "{dangling}"
+    assert_eq!(
+        d.ok(&["image", "rm", "-f", "localhost:5000/alpha:v2"]),
+        format!("Untagged: localhost:5000/alpha:v2\nDeleted: {a}")
+    );
+    assert_eq!(d.ok(&["images", "-q", "-f", "dangling=true"]), short(&b));
+    assert_eq!(
+        d.ok(&["ps", "-a", "-f", "name=alpha-user", "--format", "{{.Image}}"]),
+        short(&a)
     );
 
     // Bad filters: Docker's messages and exit codes.
@@ -275,9 +279,10 @@ fn prune_removes_unused_images_and_frees_disk() {
     assert!(!out.contains("used:1"), "{out}");
     assert_eq!(d.ok(&["images", "--format", "{{.Repository}}"]), "used");
     let after = disk_usage(&d.data_root);
+    // The layer's snapshot (its tar is kept as a small index over it).
     assert!(
-        before - after >= 3_000_000 * 2,
-        "blobs and snapshots freed: {before} -> {after}"
+        before - after >= 3_000_000,
+        "snapshots and indexes freed: {before} -> {after}"
     );
 
     let r = d.docker(&["image", "prune", "-f", "--filter", "until=xyz"]);

@@ -6,38 +6,11 @@
 //! Requests go through `nc` from the busybox image: its static `wget` crashes in a rootfs
 //! without glibc's NSS modules whatever the network (it does so under Docker too).
 
+use berth_e2e::net::{dok, fetch_script, inspect, ports_of, web};
 use berth_e2e::{eventually, Daemon};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-
-/// `docker ARGS` against `d`, asserting success; trimmed stdout.
-fn dok(d: &Daemon, args: &[&str]) -> String {
-    let r = d.docker(args);
-    assert_eq!(
-        r.code,
-        0,
-        "docker {args:?}: {}{}\n--- daemon log ---\n{}",
-        r.stdout,
-        r.stderr,
-        d.log()
-    );
-    r.stdout.trim().to_string()
-}
-
-/// Starts busybox httpd serving `body` at /index.html.
-fn web(d: &Daemon, extra: &[&str], body: &str) -> String {
-    let script = format!("echo {body} > /tmp/index.html; exec httpd -f -p 80 -h /tmp");
-    let mut args = vec!["run", "-d"];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    dok(d, &args)
-}
-
-/// A shell line fetching /index.html from `host:port` with nc; prints the body's last line.
-fn fetch_script(host: &str, port: u16) -> String {
-    format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 {host} {port} | tail -n 1")
-}
 
 /// Fetches /index.html from the host side.
 fn http_get(addr: &str) -> String {
@@ -48,26 +21,6 @@ fn http_get(addr: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.lines().last().unwrap_or_default().to_string()
-}
-
-fn inspect(d: &Daemon, what: &str, format: &str) -> String {
-    dok(d, &["inspect", "-f", format, what])
-}
-
-/// The host ends of veths enslaved to `bridge`.
-fn ports_of(bridge: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split(": ")
-                .nth(1)
-                .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        })
-        .collect()
 }
 
 fn link_exists(name: &str) -> bool {

@@ -5,56 +5,9 @@
 //! between the host and this test's own containers; host addresses used are the bridge
 //! gateways.
 
+use berth_e2e::net::{dok, fetch_script, inspect, ports_of, web};
 use berth_e2e::{eventually, Daemon};
 use std::process::Command;
-
-/// `docker ARGS` against `d`, asserting success; trimmed stdout.
-fn dok(d: &Daemon, args: &[&str]) -> String {
-    let r = d.docker(args);
-    assert_eq!(
-        r.code,
-        0,
-        "docker {args:?}: {}{}\n--- daemon log ---\n{}",
-        r.stdout,
-        r.stderr,
-        d.log()
-    );
-    r.stdout.trim().to_string()
-}
-
-/// Starts busybox httpd serving `body` at /index.html; returns the container's ID.
-fn web(d: &Daemon, extra: &[&str], body: &str) -> String {
-    let script = format!("echo {body} > /tmp/index.html; exec httpd -f -p 80 -h /tmp");
-    let mut args = vec!["run", "-d"];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    dok(d, &args)
-}
-
-/// A shell line fetching /index.html from `host:port` with nc; prints the body's last line.
-fn fetch_script(host: &str, port: &str) -> String {
-    format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 {host} {port} | tail -n 1")
-}
-
-fn inspect(d: &Daemon, what: &str, format: &str) -> String {
-    dok(d, &["inspect", "-f", format, what])
-}
-
-/// The host ends of veths enslaved to `bridge`.
-fn ports_of(bridge: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split(": ")
-                .nth(1)
-                .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        })
-        .collect()
-}
 
 fn nft(args: &[&str]) -> String {
     String::from_utf8_lossy(&Command::new("nft").args(args).output().expect("nft").stdout)

@@ -8,23 +8,15 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_e2e::{bin_dir, eventually, repo_root, tempdir::TempDir, Daemon, Dockerd};
+use berth_e2e::registry::{berth_with_config, free_port, Auth, Registry, TcpServer};
+use berth_e2e::{repo_root, tempdir::TempDir, Daemon, Dockerd};
 use sha2::{Digest, Sha256};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
@@ -32,97 +24,6 @@ fn sha256(bytes: &[u8]) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A child process killed (and reaped) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: &str, what: &str) {
-    assert!(
-        eventually(30, || TcpStream::connect(addr).is_ok()),
-        "{what} did not start on {addr}"
-    );
-}
-
-/// `berth-registry` on a free loopback port.
-struct BerthRegistry {
-    addr: String,
-    _proc: Proc,
-    _dir: TempDir,
-}
-
-impl BerthRegistry {
-    fn start() -> BerthRegistry {
-        let dir = TempDir::new();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(bin_dir().join("berth-registry"))
-            .args(["--addr", &addr, "--root"])
-            .arg(dir.path().join("root"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("berth-registry");
-        let r = BerthRegistry {
-            addr,
-            _proc: Proc(child),
-            _dir: dir,
-        };
-        wait_listening(&r.addr, "berth-registry");
-        r
-    }
-}
-
-/// Debian's `docker-registry` (Distribution 2.8) with a config of our own, optionally with
-/// htpasswd basic auth for `user`/`password`.
-struct DistRegistry {
-    addr: String,
-    _proc: Proc,
-    _dir: TempDir,
-}
-
-impl DistRegistry {
-    fn start(basic_auth: Option<(&str, &str)>) -> DistRegistry {
-        let dir = TempDir::new();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("root").display()
-        );
-        if let Some((user, password)) = basic_auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("htpasswd (apache2-utils)");
-            assert!(out.status.success());
-            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-            config += &format!(
-                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            );
-        }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/deps.sh --test installs it)");
-        let r = DistRegistry {
-            addr,
-            _proc: Proc(child),
-            _dir: dir,
-        };
-        wait_listening(&r.addr, "docker-registry");
-        r
-    }
 }
 
 /// A raw HTTP/1.1 exchange (one request per connection).
@@ -325,36 +226,25 @@ struct Faults {
 struct Proxy {
     addr: String,
     faults: Arc<Mutex<Faults>>,
-    stop: Arc<AtomicBool>,
+    _server: TcpServer,
 }
 
 const TOKEN: &str = "test-token-0123456789";
 
 impl Proxy {
     fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let faults = Arc::new(Mutex::new(Faults::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (f, s, up, me) = (
-            faults.clone(),
-            stop.clone(),
-            upstream.to_string(),
-            addr.clone(),
-        );
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (f, up, me) = (f.clone(), up.clone(), me.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &up, &me, &f);
-                });
-            }
+        let (f, up) = (faults.clone(), upstream.to_string());
+        let server = TcpServer::start(move |conn| {
+            // The proxy's own address, for the token realm it hands out.
+            let me = conn.local_addr().unwrap().to_string();
+            let _ = serve(conn, &up, &me, &f);
         });
-        Proxy { addr, faults, stop }
+        Proxy {
+            addr: server.addr.clone(),
+            faults,
+            _server: server,
+        }
     }
 
     fn set(&self, change: impl FnOnce(&mut Faults)) {
@@ -363,13 +253,6 @@ impl Proxy {
 
     fn log(&self) -> Vec<String> {
         self.faults.lock().unwrap().log.clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.addr);
     }
 }
 
@@ -541,14 +424,6 @@ fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> Path
     cfg
 }
 
-fn berth_with_config(d: &Daemon, config: &Path, args: &[&str]) -> berth_e2e::Run {
-    d.berth_cmd(args)
-        .env("DOCKER_CONFIG", config)
-        .output()
-        .unwrap()
-        .into()
-}
-
 /// Images the store lists, to show a failed pull changed nothing.
 fn image_ids(d: &Daemon) -> String {
     d.ok(&[
@@ -562,7 +437,10 @@ fn image_ids(d: &Daemon) -> String {
 
 #[test]
 fn pulls_what_docker_pushed_to_distribution_with_basic_auth() {
-    let reg = DistRegistry::start(Some(("alice", "s3cret")));
+    let reg = Registry::distribution(Auth::Basic {
+        user: "alice",
+        password: "s3cret",
+    });
     let dockerd = Dockerd::start();
     let tmp = TempDir::new();
     // busybox made as the project makes it, pushed by the real docker CLI after `docker login`.
@@ -715,7 +593,7 @@ fn pulls_what_docker_pushed_to_distribution_with_basic_auth() {
 
 #[test]
 fn index_platforms_all_tags_and_unknown_images() {
-    let reg = BerthRegistry::start();
+    let reg = Registry::berth();
     let d = Daemon::start();
     let amd = push_image(
         &reg.addr,
@@ -860,7 +738,7 @@ fn broken_connections_and_bad_blobs() {
     // Docker's retry countdown (5, 10, 15, 20 s) with 20 ms seconds: the waits are Docker's,
     // only shorter (berthd reads this; see berth_distribution::retry).
     std::env::set_var("BERTH_REGISTRY_RETRY_SECOND_MS", "20");
-    let reg = BerthRegistry::start();
+    let reg = Registry::berth();
     let proxy = Proxy::start(&reg.addr);
     let d = Daemon::start();
     // 2 MB of incompressible bytes, so the layer spans many chunks.
@@ -951,7 +829,7 @@ fn broken_connections_and_bad_blobs() {
 
 #[test]
 fn interrupted_pull_leaves_no_image_and_keeps_complete_layers() {
-    let reg = BerthRegistry::start();
+    let reg = Registry::berth();
     let proxy = Proxy::start(&reg.addr);
     let d = Daemon::start();
     let small = layer(&[("small", b"done quickly")]);
@@ -1004,7 +882,7 @@ fn interrupted_pull_leaves_no_image_and_keeps_complete_layers() {
 
 #[test]
 fn bearer_tokens_from_the_challenge() {
-    let reg = BerthRegistry::start();
+    let reg = Registry::berth();
     let proxy = Proxy::start(&reg.addr);
     proxy.set(|f| f.bearer = Some(("bob".into(), "hunter2".into())));
     push_image(

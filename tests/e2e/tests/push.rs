@@ -3,99 +3,21 @@
 //! real docker CLI and a private dockerd pulling and running what berth pushed, and
 //! config.json compared byte for byte with what the docker CLI writes for the same login.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use berth_e2e::{bin_dir, eventually, tempdir::TempDir, Daemon, Dockerd, Run};
+use berth_e2e::registry::{
+    assert_ok, berth_with_config as berth, docker_with_config as docker, free_port, Auth, Registry,
+};
+use berth_e2e::{tempdir::TempDir, Daemon, Dockerd, Run};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The registries' basic auth user.
+const BASIC: Auth = Auth::Basic {
+    user: "user",
+    password: "pass",
+};
 
-/// A registry process on a loopback port, killed on drop.
-struct Registry {
-    addr: String,
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Registry {
-    /// `berth registry serve` with its own root.
-    fn berth() -> Registry {
-        let dir = TempDir::new();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(bin_dir().join("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.path().join("root"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("berth registry serve");
-        Registry::ready(addr, child, dir)
-    }
-
-    /// Debian's docker-registry (Distribution 2.8) with a fresh root, with basic auth for
-    /// user `user`, password `pass` when `auth`.
-    fn distribution(auth: bool) -> Registry {
-        let dir = TempDir::new();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            dir.path().join("root").display()
-        );
-        if auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", "user", "pass"])
-                .output()
-                .expect("htpasswd (apache2-utils)");
-            assert!(out.status.success());
-            std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/deps.sh --test installs it)");
-        Registry::ready(addr, child, dir)
-    }
-
-    fn ready(addr: String, child: Child, dir: TempDir) -> Registry {
-        let r = Registry {
-            addr,
-            child,
-            _dir: dir,
-        };
-        assert!(
-            eventually(30, || TcpStream::connect(&r.addr).is_ok()),
-            "registry did not start"
-        );
-        r
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `berth ARGS` with a docker config directory (and more PATH, for credential helpers).
-fn berth(d: &Daemon, config: &Path, args: &[&str]) -> Run {
-    berth_in(d, config, args, None)
-}
-
+/// `berth ARGS` with a docker config directory and more PATH, for credential helpers.
 fn berth_in(d: &Daemon, config: &Path, args: &[&str], path_prefix: Option<&Path>) -> Run {
     let mut cmd = d.berth_cmd(args);
     cmd.env("DOCKER_CONFIG", config);
@@ -112,15 +34,14 @@ fn berth_in(d: &Daemon, config: &Path, args: &[&str], path_prefix: Option<&Path>
     cmd.output().expect("run berth").into()
 }
 
-/// The docker CLI against a private dockerd with its own config directory.
-fn docker(dockerd: &Dockerd, config: &Path, args: &[&str]) -> Run {
-    let mut all = vec!["--config", config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    dockerd.docker(&all)
-}
-
-fn assert_ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what} failed:\n{}{}", r.stdout, r.stderr);
+/// `docker run --rm --network none IMAGE CMD…` on the private dockerd, asserting success;
+/// trimmed stdout.
+fn docker_run(dockerd: &Dockerd, config: &Path, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--network", "none", image];
+    args.extend_from_slice(cmd);
+    let run = docker(dockerd, config, &args);
+    assert_ok(&run, "docker run");
+    run.stdout.trim().to_string()
 }
 
 #[test]
@@ -199,21 +120,10 @@ fn push_to_berth_registry_docker_pulls_it_and_layers_are_reused() {
             pull.stdout
         );
     }
-    let run = docker(
-        &dockerd,
-        dcfg.path(),
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &app,
-            "echo",
-            "pushed by berth",
-        ],
+    assert_eq!(
+        docker_run(&dockerd, dcfg.path(), &app, &["echo", "pushed by berth"]),
+        "pushed by berth"
     );
-    assert_ok(&run, "docker run");
-    assert_eq!(run.stdout.trim(), "pushed by berth");
 
     // The docker CLI pushes through berthd as well.
     let via_docker = d.docker(&["push", &app]);
@@ -257,7 +167,7 @@ fn big_layers_are_compressed_once_and_sent_in_chunks() {
     ]);
     d.ok(&["commit", "big", "bigimg:v1"]);
     let first = Registry::berth();
-    let second = Registry::distribution(false);
+    let second = Registry::distribution(Auth::None);
     let cfg = TempDir::new();
     let (a, b) = (
         format!("{}/big:v1", first.addr),
@@ -284,28 +194,16 @@ fn big_layers_are_compressed_once_and_sent_in_chunks() {
     let dockerd = Dockerd::start();
     let dcfg = TempDir::new();
     assert_ok(&docker(&dockerd, dcfg.path(), &["pull", &b]), "docker pull");
-    let check = docker(
-        &dockerd,
-        dcfg.path(),
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &b,
-            "md5sum",
-            "-c",
-            "/big.md5",
-        ],
+    assert_eq!(
+        docker_run(&dockerd, dcfg.path(), &b, &["md5sum", "-c", "/big.md5"]),
+        "/big: OK"
     );
-    assert_ok(&check, "content check");
-    assert_eq!(check.stdout.trim(), "/big: OK");
 }
 
 #[test]
 fn push_and_login_with_distribution_and_basic_auth() {
     let d = Daemon::start();
-    let reg = Registry::distribution(true);
+    let reg = Registry::distribution(BASIC);
     let cfg = TempDir::new();
     let app = format!("{}/app", reg.addr);
     d.ok(&["tag", "busybox", &app]);
@@ -394,21 +292,15 @@ fn push_and_login_with_distribution_and_basic_auth() {
         &docker(&dockerd, dcfg.path(), &["pull", &app]),
         "docker pull",
     );
-    let run = docker(
-        &dockerd,
-        dcfg.path(),
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
+    assert_eq!(
+        docker_run(
+            &dockerd,
+            dcfg.path(),
             &app,
-            "echo",
-            "hello via distribution",
-        ],
+            &["echo", "hello via distribution"]
+        ),
+        "hello via distribution"
     );
-    assert_ok(&run, "docker run");
-    assert_eq!(run.stdout.trim(), "hello via distribution");
 
     // Logout: the same message and the same file as docker's.
     let out = berth(&d, cfg.path(), &["logout", &reg.addr]);
@@ -453,7 +345,7 @@ esac
 #[test]
 fn credential_helpers_keep_the_secrets() {
     let d = Daemon::start();
-    let reg = Registry::distribution(true);
+    let reg = Registry::distribution(BASIC);
     let tmp = TempDir::new();
     let (bin, secrets, cfg, dcfg, dsecrets) = (
         tmp.path().join("bin"),

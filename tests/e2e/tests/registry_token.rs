@@ -8,27 +8,22 @@
 //! dockerd 20.10 fails); and failed uploads are retried after Docker's countdown.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_e2e::{eventually, tempdir::TempDir, Daemon, Dockerd, Run};
+use berth_e2e::registry::{
+    assert_ok, berth_with_config as berth, docker_with_config as docker, Auth, Registry, TcpServer,
+};
+use berth_e2e::{tempdir::TempDir, Daemon, Dockerd};
 
 const SERVICE: &str = "test-registry";
 const ISSUER: &str = "test-issuer";
 /// Distribution accepts a token this long past its `exp` (its `Leeway`, for clock skew).
 const REGISTRY_LEEWAY: i64 = 60;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -192,13 +187,11 @@ struct TokenState {
 struct TokenServer {
     addr: String,
     state: Arc<Mutex<TokenState>>,
-    stop: Arc<AtomicBool>,
+    _server: TcpServer,
 }
 
 impl TokenServer {
     fn start(issuer: Issuer, user: &str, password: &str) -> TokenServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(TokenState {
             user: user.into(),
             password: password.into(),
@@ -206,22 +199,15 @@ impl TokenServer {
             refuse_anonymous: false,
             log: Vec::new(),
         }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, s) = (state.clone(), stop.clone());
-        let issuer = Arc::new(issuer);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (st, issuer) = (st.clone(), issuer.clone());
-                std::thread::spawn(move || {
-                    let _ = answer_token_request(conn, &st, &issuer);
-                });
-            }
+        let st = state.clone();
+        let server = TcpServer::start(move |conn| {
+            let _ = answer_token_request(conn, &st, &issuer);
         });
-        TokenServer { addr, state, stop }
+        TokenServer {
+            addr: server.addr.clone(),
+            state,
+            _server: server,
+        }
     }
 
     fn log(&self) -> Vec<TokenRequest> {
@@ -230,13 +216,6 @@ impl TokenServer {
 
     fn set_valid_for(&self, secs: i64) {
         self.state.lock().unwrap().valid_for = secs;
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.addr);
     }
 }
 
@@ -348,51 +327,6 @@ fn answer_token_request(
     Ok(())
 }
 
-/// Debian's docker-registry with token auth trusting `cert`, tokens from `realm`.
-struct Registry {
-    addr: String,
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Registry {
-    fn start(realm: &str, cert: &Path) -> Registry {
-        let dir = TempDir::new();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: {addr}\nauth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {cert}\n",
-            root = dir.path().join("root").display(),
-            cert = cert.display(),
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (scripts/deps.sh --test installs it)");
-        let r = Registry {
-            addr,
-            child,
-            _dir: dir,
-        };
-        assert!(
-            eventually(30, || TcpStream::connect(&r.addr).is_ok()),
-            "docker-registry did not start"
-        );
-        r
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A TCP relay in front of the registry that holds the first request starting with a given
 /// method and path for a while before passing it on: long enough for the token it carries
 /// to expire on the way.
@@ -402,102 +336,89 @@ struct HoldingProxy {
     held: Arc<AtomicBool>,
     /// Answer this many next requests starting with this prefix 500 themselves.
     fail: Arc<Mutex<Option<(String, u32)>>>,
-    stop: Arc<AtomicBool>,
+    _server: TcpServer,
 }
 
 impl HoldingProxy {
     fn start(upstream: &str) -> HoldingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let hold: Arc<Mutex<Option<(String, Duration)>>> = Arc::default();
         let held = Arc::new(AtomicBool::new(false));
         let fail: Arc<Mutex<Option<(String, u32)>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, hd, f, s, up) = (
+        let (h, hd, f, up) = (
             hold.clone(),
             held.clone(),
             fail.clone(),
-            stop.clone(),
             upstream.to_string(),
         );
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = conn else { continue };
-                let Ok(server) = TcpStream::connect(&up) else {
-                    continue;
-                };
-                let (h, hd, f) = (h.clone(), hd.clone(), f.clone());
-                let (mut c_read, mut s_write) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let mut c_fail = client.try_clone().unwrap();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 << 10];
-                    while let Ok(n) = c_read.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        // A read that starts a request: the head comes first on its connection.
-                        let wait = {
-                            let mut hold = h.lock().unwrap();
-                            match hold.as_ref() {
-                                Some((prefix, d)) if buf[..n].starts_with(prefix.as_bytes()) => {
-                                    let d = *d;
-                                    *hold = None;
-                                    Some(d)
-                                }
-                                _ => None,
-                            }
-                        };
-                        let failing = {
-                            let mut fail = f.lock().unwrap();
-                            match fail.as_mut() {
-                                Some((prefix, left))
-                                    if *left > 0 && buf[..n].starts_with(prefix.as_bytes()) =>
-                                {
-                                    *left -= 1;
-                                    true
-                                }
-                                _ => false,
-                            }
-                        };
-                        if failing {
-                            // The request never reaches the registry; the connection ends.
-                            let body =
-                                r#"{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}"#;
-                            let _ = write!(
-                                c_fail,
-                                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                                body.len()
-                            );
-                            let _ = c_fail.shutdown(std::net::Shutdown::Both);
-                            break;
-                        }
-                        if let Some(d) = wait {
-                            std::thread::sleep(d);
-                            hd.store(true, Ordering::SeqCst);
-                        }
-                        if s_write.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
+        let server = TcpServer::start(move |client| {
+            let Ok(server) = TcpStream::connect(&up) else {
+                return;
+            };
+            let (h, hd, f) = (h.clone(), hd.clone(), f.clone());
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let mut c_fail = client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 {
+                        break;
                     }
-                    let _ = s_write.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut s_read, mut c_write) = (server, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut s_read, &mut c_write);
-                    let _ = c_write.shutdown(std::net::Shutdown::Write);
-                });
-            }
+                    // A read that starts a request: the head comes first on its connection.
+                    let wait = {
+                        let mut hold = h.lock().unwrap();
+                        match hold.as_ref() {
+                            Some((prefix, d)) if buf[..n].starts_with(prefix.as_bytes()) => {
+                                let d = *d;
+                                *hold = None;
+                                Some(d)
+                            }
+                            _ => None,
+                        }
+                    };
+                    let failing = {
+                        let mut fail = f.lock().unwrap();
+                        match fail.as_mut() {
+                            Some((prefix, left))
+                                if *left > 0 && buf[..n].starts_with(prefix.as_bytes()) =>
+                            {
+                                *left -= 1;
+                                true
+                            }
+                            _ => false,
+                        }
+                    };
+                    if failing {
+                        // The request never reaches the registry; the connection ends.
+                        let body = r#"{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}"#;
+                        let _ = write!(
+                            c_fail,
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = c_fail.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if let Some(d) = wait {
+                        std::thread::sleep(d);
+                        hd.store(true, Ordering::SeqCst);
+                    }
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            let _ = std::io::copy(&mut s_read, &mut c_write);
+            let _ = c_write.shutdown(std::net::Shutdown::Write);
         });
         HoldingProxy {
-            addr,
+            addr: server.addr.clone(),
             hold,
             held,
             fail,
-            stop,
+            _server: server,
         }
     }
 
@@ -518,33 +439,6 @@ impl HoldingProxy {
     }
 }
 
-impl Drop for HoldingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.addr);
-    }
-}
-
-/// `berth ARGS` with a docker config directory.
-fn berth(d: &Daemon, config: &Path, args: &[&str]) -> Run {
-    d.berth_cmd(args)
-        .env("DOCKER_CONFIG", config)
-        .output()
-        .expect("run berth")
-        .into()
-}
-
-/// The docker CLI against a private dockerd with its own config directory.
-fn docker(dockerd: &Dockerd, config: &Path, args: &[&str]) -> Run {
-    let mut all = vec!["--config", config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    dockerd.docker(&all)
-}
-
-fn assert_ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what} failed:\n{}{}", r.stdout, r.stderr);
-}
-
 /// A token registry and its token server, for user `alice`, password `s3cret`.
 struct TokenRegistry {
     tokens: TokenServer,
@@ -558,13 +452,36 @@ impl TokenRegistry {
         let issuer = Issuer::new(keys.path());
         let cert = issuer.cert.clone();
         let tokens = TokenServer::start(issuer, "alice", "s3cret");
-        let registry = Registry::start(&format!("http://{}/token", tokens.addr), &cert);
+        let registry = Registry::distribution(Auth::Token {
+            realm: &format!("http://{}/token", tokens.addr),
+            service: SERVICE,
+            issuer: ISSUER,
+            cert: &cert,
+        });
         TokenRegistry {
             tokens,
             registry,
             _keys: keys,
         }
     }
+}
+
+/// A token registry behind a HoldingProxy, and a daemon whose client (config dir) is
+/// logged in to it through the proxy as `alice`.
+fn logged_in_through_proxy() -> (TokenRegistry, HoldingProxy, Daemon, TempDir) {
+    let reg = TokenRegistry::start();
+    let proxy = HoldingProxy::start(&reg.registry.addr);
+    let d = Daemon::start();
+    let cfg = TempDir::new();
+    assert_ok(
+        &berth(
+            &d,
+            cfg.path(),
+            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
+        ),
+        "login",
+    );
+    (reg, proxy, d, cfg)
 }
 
 #[test]
@@ -763,18 +680,7 @@ fn tokens_expiring_mid_push_and_mid_pull_are_replaced() {
     // dockerd 20.10 fails both ("unauthorized: authentication required", "error pulling image
     // configuration: download failed after attempts=1: …"): it keeps a refused token until
     // its cached lifetime ends. berth drops a refused token and asks for a new one once.
-    let reg = TokenRegistry::start();
-    let proxy = HoldingProxy::start(&reg.registry.addr);
-    let d = Daemon::start();
-    let cfg = TempDir::new();
-    assert_ok(
-        &berth(
-            &d,
-            cfg.path(),
-            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
-        ),
-        "login",
-    );
+    let (reg, proxy, d, cfg) = logged_in_through_proxy();
     // Tokens the registry takes for 3 s, kept a minute by the client (Docker's floor for
     // `expires_in`): the request held 5 s on its way carries a token refused on arrival.
     reg.tokens.set_valid_for(3);
@@ -831,18 +737,7 @@ fn tokens_expiring_mid_push_and_mid_pull_are_replaced() {
 fn failed_uploads_are_retried_after_dockers_countdown() {
     // Docker's countdown (5 s, then 10 s) with 20 ms seconds (see berth_distribution::retry).
     std::env::set_var("BERTH_REGISTRY_RETRY_SECOND_MS", "20");
-    let reg = TokenRegistry::start();
-    let proxy = HoldingProxy::start(&reg.registry.addr);
-    let d = Daemon::start();
-    let cfg = TempDir::new();
-    assert_ok(
-        &berth(
-            &d,
-            cfg.path(),
-            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
-        ),
-        "login",
-    );
+    let (_reg, proxy, d, cfg) = logged_in_through_proxy();
     let app = format!("{}/team/app:v1", proxy.addr);
     d.ok(&["tag", "busybox", &app]);
     let layer = d.ok(&["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", &app]);

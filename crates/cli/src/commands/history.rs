@@ -4,9 +4,9 @@ use clap::{ArgAction, Args};
 
 use crate::client::{self, Client};
 use crate::commands::{CmdResult, Failure};
-use crate::format::{self, Table};
+use crate::format;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{no_methods, ListPrinter};
 
 /// `berth history`
 #[derive(Debug, Clone, Args)]
@@ -106,27 +106,11 @@ pub fn context(e: &Entry, human: bool, trunc: bool) -> Value {
 
 /// Renders `entries` through `fmt` (a `table …` or plain template).
 pub fn render(entries: &[Entry], fmt: &str, human: bool, trunc: bool) -> Result<String, Failure> {
-    let (is_table, body) = template::strip_table(fmt);
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
-    let mut table = Table::new();
-    if is_table {
-        table.line(&template::header(&tpl, &|f| title(f, human)));
-    }
-    let mut plain = String::new();
+    let mut out = ListPrinter::new(fmt, &|f| title(f, human))?;
     for e in entries {
-        let none = |_: &str, _: &[Value]| None;
-        let line = tpl
-            .render(&context(e, human, trunc), &none)
-            .map_err(|e| Failure::new(1, e))?;
-        if is_table {
-            table.line(&line);
-        } else {
-            plain.push_str(&line);
-            plain.push('\n');
-        }
+        out.row(&context(e, human, trunc), &no_methods)?;
     }
-    Ok(if is_table { table.render() } else { plain })
+    Ok(out.finish())
 }
 
 /// `berth history`

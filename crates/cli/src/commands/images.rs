@@ -9,9 +9,9 @@ use clap::Args;
 use crate::client::{self, Client};
 use crate::commands::ps::{filters_json, go_time};
 use crate::commands::{CmdResult, Failure};
-use crate::format::{self, Table};
+use crate::format;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{no_methods, ListPrinter};
 
 /// `berth images`
 #[derive(Debug, Clone, Args)]
@@ -242,31 +242,15 @@ pub async fn run(client: &Client, args: ImagesArgs) -> CmdResult {
 }
 
 fn render(list: &[Listed], fmt: &str, show_digests: bool, trunc: bool) -> Result<String, Failure> {
-    let (is_table, body) = template::strip_table(fmt);
-    // Docker lets `\t` and `\n` be typed literally in a format.
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
-    let mut table = Table::new();
-    if is_table {
-        table.line(&template::header(&tpl, &title));
-    }
-    let mut plain = String::new();
+    let mut out = ListPrinter::new(fmt, &title)?;
     for item in list {
         let img = &item.summary;
         let vsize = item.virtual_size.unwrap_or(img.size);
         for row in rows(img, show_digests) {
-            let ctx = context(img, vsize, &row, trunc);
-            let none = |_: &str, _: &[Value]| None;
-            let line = tpl.render(&ctx, &none).map_err(|e| Failure::new(1, e))?;
-            if is_table {
-                table.line(&line);
-            } else {
-                plain.push_str(&line);
-                plain.push('\n');
-            }
+            out.row(&context(img, vsize, &row, trunc), &no_methods)?;
         }
     }
-    Ok(if is_table { table.render() } else { plain })
+    Ok(out.finish())
 }
 
 #[cfg(test)]

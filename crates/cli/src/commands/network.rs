@@ -13,9 +13,9 @@ use hyper::Method;
 use crate::client::{self, Client, ClientError};
 use crate::commands::ps::filters_json;
 use crate::commands::{CmdResult, Failure};
-use crate::format::Table;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{label_method, ListPrinter};
+use crate::template::Template;
 
 /// `berth network`
 #[derive(Debug, Args)]
@@ -495,43 +495,13 @@ async fn ls(client: &Client, a: LsArgs) -> CmdResult {
         None | Some("") | Some("table") => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
         Some(f) => f,
     };
-    let (is_table, body) = template::strip_table(fmt);
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
-    let mut out = Table::new();
-    if is_table {
-        out.line(&template::header(&tpl, &title));
-    }
-    let mut plain = String::new();
+    let mut out = ListPrinter::new(fmt, &title)?;
     for n in &networks {
         let labels = labels_of(n);
-        let method = |name: &str, args: &[Value]| -> Option<Value> {
-            match (name, args) {
-                ("Label", [Value::String(k)]) => Some(Value::String(
-                    labels
-                        .iter()
-                        .find(|(key, _)| key == k)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default(),
-                )),
-                _ => None,
-            }
-        };
-        let line = tpl
-            .render(&context(n, a.no_trunc), &method)
-            .map_err(|e| Failure::new(1, e))?;
-        if is_table {
-            out.line(&line);
-        } else {
-            plain.push_str(&line);
-            plain.push('\n');
-        }
+        let method = label_method(|k| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()));
+        out.row(&context(n, a.no_trunc), &method)?;
     }
-    if is_table {
-        print!("{}", out.render());
-    } else {
-        print!("{plain}");
-    }
+    print!("{}", out.finish());
     Ok(0)
 }
 

@@ -36,6 +36,9 @@ pub struct NetworkOpts {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip", value_name = "string")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6", value_name = "string")]
+    pub ip6: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
@@ -98,14 +101,21 @@ impl NetworkOpts {
             network.unwrap_or("default"),
             "" | "default" | "bridge" | "host" | "none"
         ) && !network.is_some_and(|n| n.starts_with("container:"));
+        // As docker 20.10's CLI: endpoint settings go with any `--network` but the default
+        // (an `--ip` or `--ip6` without one is dropped, not sent).
+        let default_mode = matches!(network.unwrap_or("default"), "" | "default");
+        let addressed = self.ip.is_some() || self.ip6.is_some();
         let endpoint =
-            (!self.network_alias.is_empty() || self.ip.is_some()).then(|| EndpointSettings {
-                aliases: (!self.network_alias.is_empty()).then(|| self.network_alias.clone()),
-                ipam_config: self.ip.as_ref().map(|ip| EndpointIpamConfig {
-                    ipv4_address: Some(ip.clone()),
+            (!default_mode && (!self.network_alias.is_empty() || addressed)).then(|| {
+                EndpointSettings {
+                    aliases: (!self.network_alias.is_empty()).then(|| self.network_alias.clone()),
+                    ipam_config: addressed.then(|| EndpointIpamConfig {
+                        ipv4_address: self.ip.clone(),
+                        ipv6_address: self.ip6.clone(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
+                }
             });
         if !self.network_alias.is_empty() && !user_network {
             return Err(usage_error(

@@ -7,9 +7,9 @@ use clap::Args;
 
 use crate::client::{self, Client};
 use crate::commands::{CmdResult, Failure};
-use crate::format::{self, Table};
+use crate::format;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{label_method, ListPrinter};
 
 /// `berth ps`
 #[derive(Debug, Clone, Args)]
@@ -269,47 +269,22 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         None | Some("") | Some("table") => default_format.as_str(),
         Some(f) => f,
     };
-    let (is_table, body) = template::strip_table(fmt);
-    // Docker lets `\t` and `\n` be typed literally in a format.
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body)
-        .map(Template::formatter_rows)
-        .map_err(|e| crate::commands::inspect::template_failure(&e))?;
-    let mut out = Table::new();
-    if is_table {
-        out.line(&template::header(&tpl, &title));
-    }
-    let mut plain = String::new();
+    let mut out = ListPrinter::new(fmt, &title)?;
     for c in &list {
-        let ctx = context(c, trunc);
-        let labels = c.labels.clone().unwrap_or_default();
-        let method = |name: &str, args: &[Value]| -> Option<Value> {
-            match (name, args) {
-                ("Label", [Value::String(k)]) => {
-                    Some(Value::String(labels.get(k).cloned().unwrap_or_default()))
-                }
-                _ => None,
-            }
-        };
-        let line = tpl.render(&ctx, &method).map_err(|e| Failure::new(1, e))?;
-        if is_table {
-            out.line(&line);
-        } else {
-            plain.push_str(&line);
-            plain.push('\n');
-        }
+        let labels = c.labels.as_ref();
+        out.row(
+            &context(c, trunc),
+            &label_method(|k| labels.and_then(|l| l.get(k)).cloned()),
+        )?;
     }
-    if is_table {
-        print!("{}", out.render());
-    } else {
-        print!("{plain}");
-    }
+    print!("{}", out.finish());
     Ok(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::Template;
 
     #[test]
     fn quoting_and_filters() {

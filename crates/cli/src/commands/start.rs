@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::client::{self, Client};
 use crate::commands::run::{self, Session};
-use crate::commands::{for_each_name, CmdResult, Failure};
+use crate::commands::{CmdResult, Failure};
 use crate::stream::{self, AttachStreams};
 
 /// `berth start`
@@ -68,10 +68,26 @@ pub async fn run(client: &Client, args: StartArgs) -> CmdResult {
                 f
             });
     }
-    for_each_name(&args.containers, |name| async move {
-        client
-            .post(&format!("/containers/{}/start", client::enc(&name)))
+    // As docker start: each refusal on its own line, then the containers that failed.
+    let mut failed = Vec::new();
+    for name in &args.containers {
+        match client
+            .post(&format!("/containers/{}/start", client::enc(name)))
             .await
-    })
-    .await
+        {
+            Ok(()) => println!("{name}"),
+            Err(e @ client::ClientError::Connect { .. }) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("{e}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    Err(Failure::new(
+        1,
+        format!("Error: failed to start containers: {}", failed.join(", ")),
+    ))
 }

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::client::{self, Client, ClientError};
 use crate::commands::{CmdResult, Failure};
-use crate::format::{self, Table};
+use crate::format;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{no_methods, ListPrinter};
 
 /// `berth stats`
 #[derive(Debug, Clone, Args)]
@@ -261,31 +261,14 @@ fn context(row: &Row, trunc: bool) -> Value {
 
 /// Renders every row through the format (docker's table by default).
 fn render(format: &str, rows: &[Shared], trunc: bool) -> Result<String, Failure> {
-    let (is_table, body) = template::strip_table(format);
-    // Docker lets `\t` and `\n` be typed literally in a format.
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body)
-        .map(Template::formatter_rows)
-        .map_err(|e| Failure::new(1, crate::commands::inspect::template_failure(&e).message))?;
-    let no_methods = |_: &str, _: &[Value]| None;
-    let mut table = Table::new();
-    let mut plain = String::new();
-    if is_table {
-        table.line(&template::header(&tpl, &title));
-    }
+    // docker stats reports template errors with exit code 1, and a failing row as a
+    // parsing error.
+    let mut out = ListPrinter::new(format, &title).map_err(|f| Failure::new(1, f.message))?;
     for row in rows {
-        let ctx = context(&lock(row), trunc);
-        let line = tpl
-            .render(&ctx, &no_methods)
-            .map_err(|e| Failure::new(1, format!("template parsing error: {e}")))?;
-        if is_table {
-            table.line(&line);
-        } else {
-            plain.push_str(&line);
-            plain.push('\n');
-        }
+        out.row(&context(&lock(row), trunc), &no_methods)
+            .map_err(|f| Failure::new(1, format!("template parsing error: {}", f.message)))?;
     }
-    Ok(if is_table { table.render() } else { plain })
+    Ok(out.finish())
 }
 
 /// Follows one container's stats into `row`, telling `first` once it has a first result

@@ -8,9 +8,10 @@ use hyper::Method;
 use crate::client::{self, Client, ClientError};
 use crate::commands::ps::filters_json;
 use crate::commands::{for_each_name, CmdResult, Failure};
-use crate::format::{self, Table};
+use crate::format;
 use crate::json::Value;
-use crate::template::{self, Template};
+use crate::listing::{label_method, ListPrinter};
+use crate::template::Template;
 
 /// `berth volume`
 #[derive(Debug, Args)]
@@ -199,35 +200,11 @@ async fn ls(client: &Client, a: LsArgs) -> CmdResult {
         None | Some("") | Some("table") => "table {{.Driver}}\t{{.Name}}",
         Some(f) => f,
     };
-    let (is_table, body) = template::strip_table(fmt);
-    let body = body.replace("\\t", "\t").replace("\\n", "\n");
-    let tpl = Template::parse(&body).map(Template::formatter_rows).map_err(|e| crate::commands::inspect::template_failure(&e))?;
-    let mut out = Table::new();
-    if is_table {
-        out.line(&template::header(&tpl, &title));
-    }
-    let mut plain = String::new();
+    let mut out = ListPrinter::new(fmt, &title)?;
     for v in &volumes {
-        let labels = v.labels.clone();
-        let method = |name: &str, args: &[Value]| -> Option<Value> {
-            match (name, args) {
-                ("Label", [Value::String(k)]) => Some(Value::String(labels.get(k).cloned().unwrap_or_default())),
-                _ => None,
-            }
-        };
-        let line = tpl.render(&context(v), &method).map_err(|e| Failure::new(1, e))?;
-        if is_table {
-            out.line(&line);
-        } else {
-            plain.push_str(&line);
-            plain.push('\n');
-        }
+        out.row(&context(v), &label_method(|k| v.labels.get(k).cloned()))?;
     }
-    if is_table {
-        print!("{}", out.render());
-    } else {
-        print!("{plain}");
-    }
+    print!("{}", out.finish());
     Ok(0)
 }
 

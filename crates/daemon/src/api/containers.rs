@@ -218,7 +218,7 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
     ContainerSummary {
         id: Some(rec.id.clone()),
         names: Some(vec![format!("/{}", rec.name)]),
-        image: Some(rec.image.clone()),
+        image: Some(engine.list_image_name(rec)),
         image_id: Some(rec.image_id.clone()),
         command: Some(command_line(rec)),
         created: Some(created),
@@ -248,7 +248,7 @@ pub(super) fn summary_view(engine: &Engine, rec: &Record) -> ContainerSummary {
 /// not); empty for vfs, which has none to show.
 fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::BTreeMap<String, String> {
     let mut data = std::collections::BTreeMap::new();
-    let tree = engine.store.resolve(&rec.image_id).and_then(|image| engine.store.rootfs_tree(&rec.id, &image));
+    let tree = engine.store.container_image(&rec.image_id).and_then(|image| engine.store.rootfs_tree(&rec.id, &image));
     if let Ok(berth_store::RootfsTree::Changes { upper, lowers }) = tree {
         let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
         if !lowers.is_empty() {

@@ -181,6 +181,12 @@ pub fn inspect_view(d: &ImageDetail) -> ImageInspect {
     let mut data = BTreeMap::new();
     if let Some((top, lower)) = d.layer_dirs.split_last() {
         data.insert("UpperDir".to_string(), top.display().to_string());
+        // Docker names the top layer's `merged` and `work` too, which exist only while
+        // something mounts the image; berth never mounts an image's layers on their own, so
+        // these name where they would be, beside the layer, and do not exist either.
+        let beside = |suffix: &str| format!("{}-{suffix}", top.display());
+        data.insert("MergedDir".to_string(), beside("merged"));
+        data.insert("WorkDir".to_string(), beside("work"));
         if !lower.is_empty() {
             let lower: Vec<String> = lower
                 .iter()

@@ -576,7 +576,7 @@ impl Engine {
         if spec.is_empty() {
             return Ok(None);
         }
-        let image = self.store.resolve(&rec.image_id)?;
+        let image = self.store.container_image(&rec.image_id)?;
         let mounts = self.store.prepare_rootfs(&rec.id, &image)?;
         let user = super::user::resolve(&spec, &super::user::layer_dirs(&mounts))
             .map_err(Error::InvalidParameter)?;
@@ -608,7 +608,7 @@ impl Engine {
                 writable_mounts,
             });
         }
-        let image = self.store.resolve(&rec.image_id)?;
+        let image = self.store.container_image(&rec.image_id)?;
         let layers = self.store.prepare_rootfs(&rec.id, &image)?;
         let dir = self.paths.exec_root.join("cp").join(format!(
             "{}-{:016x}",

@@ -127,7 +127,10 @@ impl Engine {
                     rec.state.exit_code = if *not_found { 127 } else { 126 };
                     rec.state.error = message.clone();
                 } else {
-                    rec.state.exit_code = 128;
+                    // As Docker: only when nothing set one (an exited container keeps its own).
+                    if rec.state.exit_code == 0 {
+                        rec.state.exit_code = 128;
+                    }
                     rec.state.error = e.to_string();
                 }
                 rec.state.restarting = false;
@@ -148,12 +151,15 @@ impl Engine {
         // Before anything is prepared: a log the driver cannot open fails the start cleanly.
         let log = crate::io::logs::driver::shim_log(rec, LOG_MAX_SIZE, LOG_MAX_FILES).map_err(Error::InvalidParameter)?;
         let t0 = std::time::Instant::now();
+        // The container's cgroup move, in the shim some milliseconds from now, then finds
+        // the kernel's attach lock warm (see `cgroup_warmup`); nothing waits for this.
+        tokio::task::spawn_blocking(berth_runtime::cgroup_warmup::warm_attach_lock);
         let run_dir = self.paths.run_dir(&id);
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(run_dir.join("bundle"))?;
         let (store, image_id, key) = (self.store.clone(), rec.image_id.clone(), id.clone());
         let mounts = blocking(move || {
-            let image = store.resolve(&image_id)?;
+            let image = store.container_image(&image_id)?;
             store.prepare_rootfs(&key, &image).map_err(Error::from)
         })
         .await?;
@@ -334,21 +340,21 @@ impl Engine {
         let host_resolv = etc_files::read_host_resolv_conf();
         let resolv = match mode {
             NetworkMode::Host => etc_files::resolv_conf_host_mode(&host_resolv, &dns),
-            NetworkMode::User(_) => etc_files::resolv_conf_embedded(&host_resolv, &dns).0,
+            _ if self.uses_embedded_dns(&rec.id) => etc_files::resolv_conf_embedded(&host_resolv, &dns).0,
             _ => etc_files::resolv_conf(&host_resolv, &dns),
         };
         std::fs::write(dir.join("resolv.conf"), resolv)?;
         Ok(())
     }
 
-    /// Starts the embedded DNS server of a container on a user-defined network (others
-    /// have none): its sockets opened inside the container's namespace, served here,
+    /// Starts the embedded DNS server of a container attached to a user-defined network
+    /// (`uses_embedded_dns`; others have none): its sockets opened inside the container's namespace, served here,
     /// answering from the container's networks and forwarding the rest to the container's
     /// `--dns` servers or the host's. Also for live restore: the old daemon's sockets died
     /// with it, the namespace did not.
     pub(super) fn start_dns(self: &Arc<Self>, rec: &Record) -> Result<()> {
         use berth_net::{dns, etc_files};
-        if !matches!(self.network_plan(rec)?.mode, NetworkMode::User(_)) {
+        if !self.uses_embedded_dns(&rec.id) {
             return Ok(());
         }
         let id = rec.id.as_str();

@@ -45,7 +45,7 @@ impl Engine {
         let rec = c.snapshot();
         let store = self.store.clone();
         blocking(move || {
-            let image = store.resolve(&rec.image_id)?;
+            let image = store.container_image(&rec.image_id)?;
             match store.rootfs_tree(&rec.id, &image)? {
                 RootfsTree::Changes { upper, lowers } => layer_changes(&upper, &lowers),
                 RootfsTree::Full { root, lowers } => tree_changes(&root, &lowers),

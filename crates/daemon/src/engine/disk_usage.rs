@@ -85,7 +85,7 @@ impl Engine {
     /// What a container's writable layer holds: overlay's upper directory; for a vfs copy,
     /// Docker's naive measure, the sizes of what the container added or changed.
     pub(super) fn size_rw(&self, rec: &Record) -> u64 {
-        let tree = self.store.resolve(&rec.image_id).and_then(|image| self.store.rootfs_tree(&rec.id, &image));
+        let tree = self.store.container_image(&rec.image_id).and_then(|image| self.store.rootfs_tree(&rec.id, &image));
         match tree {
             Ok(berth_store::RootfsTree::Changes { upper, .. }) => du(&upper),
             Ok(berth_store::RootfsTree::Full { root, lowers }) => {

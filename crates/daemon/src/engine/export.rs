@@ -7,6 +7,9 @@
 //! image layers (the kernel merges them, whiteouts and opaque directories included); for vfs a
 //! read-only bind of its copy. Nothing can be written through either.
 //! The mount lives as long as the tar stream and is always removed.
+//!
+//! Docker's export also holds the container's init layer, which berth does not keep on disk:
+//! the entries it would add are written in their places (`INIT_LAYER`).
 
 use super::archive::append_entry;
 use super::chunks::ChunkWriter;
@@ -31,9 +34,14 @@ impl Engine {
     /// filesystem come back here, before any byte is sent.
     pub async fn export(&self, name: &str) -> Result<TarChunks> {
         let rec = self.container(name)?.snapshot();
+        let init = InitLayer {
+            mtime: chrono::DateTime::parse_from_rfc3339(&rec.created)
+                .map(|t| t.timestamp().max(0) as u64)
+                .unwrap_or(0),
+        };
         let (store, exports) = (self.store.clone(), self.paths.exec_root.join("exports"));
         let mount = blocking(move || {
-            let image = store.resolve(&rec.image_id)?;
+            let image = store.container_image(&rec.image_id)?;
             // Creates the writable layer of a never-started container; `rm` removes it.
             let mounts = store.readonly_rootfs(&rec.id, &image)?;
             ReadOnlyMount::new(&exports, &rec.id, &mounts)
@@ -42,7 +50,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let mut out = ChunkWriter::new(tx, CHUNK);
-            let result = write_tar(&mount.path, &mut out);
+            let result = write_tar(&mount.path, &mut out, &init);
             drop(mount);
             if let Err(e) = result {
                 // The client may be gone already; then nobody needs to hear about it.
@@ -106,14 +114,95 @@ impl Drop for ReadOnlyMount {
     }
 }
 
+/// What Docker's init layer (moby's `initlayer.Setup`) puts below a container's writable
+/// layer where the image lacks it: mount points and bind targets, files mode 0755.
+const INIT_LAYER: &[(&str, InitKind)] = &[
+    (".dockerenv", InitKind::File),
+    ("dev/console", InitKind::File),
+    ("dev/pts", InitKind::Dir),
+    ("dev/shm", InitKind::Dir),
+    ("etc/hostname", InitKind::File),
+    ("etc/hosts", InitKind::File),
+    ("etc/mtab", InitKind::Symlink("/proc/mounts")),
+    ("etc/resolv.conf", InitKind::File),
+    ("proc", InitKind::Dir),
+    ("sys", InitKind::Dir),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InitKind {
+    File,
+    Dir,
+    Symlink(&'static str),
+}
+
+/// The init layer as one container has it: made when the container was.
+#[derive(Clone, Copy, Debug)]
+pub struct InitLayer {
+    /// Unix seconds of the container's creation (its entries', and their parents' mtime).
+    pub mtime: u64,
+}
+
+impl InitLayer {
+    /// The init-layer names directly in directory `rel` ("" for the root): entries and the
+    /// directories leading to them.
+    fn children(rel: &Path) -> Vec<(std::ffi::OsString, InitKind)> {
+        let mut out: Vec<(std::ffi::OsString, InitKind)> = Vec::new();
+        for (path, kind) in INIT_LAYER {
+            let Ok(rest) = Path::new(path).strip_prefix(rel) else {
+                continue;
+            };
+            let mut comps = rest.components();
+            let Some(first) = comps.next() else { continue };
+            let kind = if comps.next().is_some() {
+                InitKind::Dir
+            } else {
+                *kind
+            };
+            let name = first.as_os_str().to_os_string();
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, kind));
+            }
+        }
+        out
+    }
+
+    fn header(&self, kind: InitKind) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(match kind {
+            InitKind::File => tar::EntryType::Regular,
+            InitKind::Dir => tar::EntryType::Directory,
+            InitKind::Symlink(_) => tar::EntryType::Symlink,
+        });
+        h.set_mode(if matches!(kind, InitKind::Symlink(_)) {
+            0o777
+        } else {
+            0o755
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(0);
+        h.set_mtime(self.mtime);
+        super::archive::name_owners(&mut h);
+        h
+    }
+}
+
 /// Writes the tree under `root` as a tar, as Docker's archive package does: names relative
 /// to the root without a leading "./", directories before their contents, names sorted,
-/// hard links as link entries, sockets left out.
-pub fn write_tar(root: &Path, out: &mut impl Write) -> io::Result<()> {
+/// hard links as link entries, sockets left out; with `init`'s entries where the tree lacks
+/// them.
+pub fn write_tar(root: &Path, out: &mut impl Write, init: &InitLayer) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
-    append_dir_contents(&mut tar, root, Path::new(""), &mut links)?;
+    append_dir_contents(&mut tar, root, Path::new(""), &mut links, init)?;
     tar.into_inner()?.flush()
+}
+
+/// One name in a directory: on disk, or only in the init layer.
+enum Entry {
+    Disk(std::ffi::OsString),
+    Init(std::ffi::OsString, InitKind),
 }
 
 fn append_dir_contents<W: Write>(
@@ -121,25 +210,80 @@ fn append_dir_contents<W: Write>(
     root: &Path,
     rel: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    init: &InitLayer,
 ) -> io::Result<()> {
     let dir = root.join(rel);
-    let mut names = std::fs::read_dir(&dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    names.sort();
-    for name in names {
+    let mut names = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| Entry::Disk(e.file_name())))
+            .collect::<io::Result<Vec<_>>>()?,
+        // A directory only the init layer has.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for (name, kind) in InitLayer::children(rel) {
+        if !names
+            .iter()
+            .any(|n| matches!(n, Entry::Disk(d) if *d == name))
+        {
+            names.push(Entry::Init(name, kind));
+        }
+    }
+    let name_of = |e: &Entry| match e {
+        Entry::Disk(n) | Entry::Init(n, _) => n.clone(),
+    };
+    names.sort_by_key(name_of);
+    for entry in names {
+        let (name, init_kind) = match entry {
+            Entry::Disk(n) => (n, None),
+            Entry::Init(n, k) => (n, Some(k)),
+        };
         let rel = rel.join(&name);
+        let tar_name = rel.as_os_str().as_bytes();
+        if let Some(kind) = init_kind {
+            let header = init.header(kind);
+            match kind {
+                InitKind::Dir => {
+                    append_entry(tar, header, &[tar_name, b"/"].concat(), None, io::empty())?;
+                    append_dir_contents(tar, root, &rel, links, init)?;
+                }
+                InitKind::Symlink(target) => {
+                    append_entry(tar, header, tar_name, Some(target.as_bytes()), io::empty())?
+                }
+                InitKind::File => append_entry(tar, header, tar_name, None, io::empty())?,
+            }
+            continue;
+        }
         let path = root.join(&rel);
         let meta = std::fs::symlink_metadata(&path)?;
         let kind = meta.file_type();
         if kind.is_socket() {
             continue;
         }
+        let is_init_file = INIT_LAYER
+            .iter()
+            .any(|(p, k)| *k == InitKind::File && Path::new(p) == rel);
+        if is_init_file && kind.is_file() && meta.len() == 0 {
+            // The runtime's empty bind target: in Docker the init layer's file is there.
+            append_entry(
+                tar,
+                init.header(InitKind::File),
+                tar_name,
+                None,
+                io::empty(),
+            )?;
+            continue;
+        }
         let mut header = tar::Header::new_ustar();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_size(0);
         super::archive::name_owners(&mut header);
-        let name = rel.as_os_str().as_bytes();
+        // A directory the init layer adds to was copied up into it when the container was
+        // made: Docker shows that copy's time.
+        if kind.is_dir() && adds_to(root, &rel) {
+            header.set_mtime(init.mtime);
+        }
+        let name = tar_name;
         if !kind.is_dir() && meta.nlink() > 1 {
             if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
                 header.set_entry_type(tar::EntryType::Link);
@@ -151,7 +295,7 @@ fn append_dir_contents<W: Write>(
         }
         if kind.is_dir() {
             append_entry(tar, header, &[name, b"/"].concat(), None, io::empty())?;
-            append_dir_contents(tar, root, &rel, links)?;
+            append_dir_contents(tar, root, &rel, links, init)?;
         } else if kind.is_symlink() {
             let target = std::fs::read_link(&path)?;
             append_entry(
@@ -174,6 +318,17 @@ fn append_dir_contents<W: Write>(
         }
     }
     Ok(())
+}
+
+/// Whether the init layer creates something directly in directory `rel` of the tree under
+/// `root` (an entry the tree lacks, or the runtime's empty bind target standing for one).
+fn adds_to(root: &Path, rel: &Path) -> bool {
+    InitLayer::children(rel).into_iter().any(|(name, kind)| {
+        match std::fs::symlink_metadata(root.join(rel).join(&name)) {
+            Err(_) => true,
+            Ok(m) => kind == InitKind::File && m.is_file() && m.len() == 0,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -210,8 +365,12 @@ mod tests {
         let long = "x".repeat(150);
         std::fs::write(root.join("b/sub").join(&long), "").unwrap();
         let mut out = Vec::new();
-        write_tar(root, &mut out).unwrap();
-        let got = entries(&out);
+        write_tar(root, &mut out, &InitLayer { mtime: 0 }).unwrap();
+        // The init layer's entries are another test's subject.
+        let got: Vec<_> = entries(&out)
+            .into_iter()
+            .filter(|e| !is_init_name(&e.0))
+            .collect();
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
         let long_path = format!("b/sub/{long}");
         assert_eq!(
@@ -227,8 +386,96 @@ mod tests {
         );
         assert_eq!(got[5].1, tar::EntryType::Symlink);
         let mut archive = tar::Archive::new(&out[..]);
-        let file = archive.entries().unwrap().nth(2).unwrap().unwrap();
+        // Behind ".dockerenv", the first of the init layer's entries.
+        let file = archive.entries().unwrap().nth(3).unwrap().unwrap();
         assert_eq!(file.header().mode().unwrap() & 0o7777, 0o640);
         assert_eq!(file.link_name().unwrap().unwrap().to_str(), Some("a-link"));
+    }
+
+    fn is_init_name(name: &str) -> bool {
+        let name = name.trim_end_matches('/');
+        ["dev", "etc"].contains(&name) || INIT_LAYER.iter().any(|(p, _)| *p == name)
+    }
+
+    #[test]
+    fn the_init_layer_fills_in_what_the_tree_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // The image has /etc with a real hosts file, and /proc; the runtime left an empty
+        // bind target at /etc/hostname (mode 0644).
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+        std::fs::write(root.join("etc/hostname"), "").unwrap();
+        std::fs::set_permissions(
+            root.join("etc/hostname"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_tar(
+            root,
+            &mut out,
+            &InitLayer {
+                mtime: 1_700_000_000,
+            },
+        )
+        .unwrap();
+        let mut archive = tar::Archive::new(&out[..]);
+        let got: Vec<(String, u32, u64, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.mode().unwrap() & 0o7777,
+                    h.size().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ".dockerenv",
+                "dev/",
+                "dev/console",
+                "dev/pts/",
+                "dev/shm/",
+                "etc/",
+                "etc/hostname",
+                "etc/hosts",
+                "etc/mtab",
+                "etc/resolv.conf",
+                "proc/",
+                "sys/"
+            ]
+        );
+        let find = |n: &str| got.iter().find(|e| e.0 == n).unwrap().clone();
+        assert_eq!(
+            find("etc/hostname").1,
+            0o755,
+            "the init layer's file, not the bind target"
+        );
+        assert_eq!(find("etc/hosts").2, 20, "the image's own file stays");
+        assert_eq!(
+            find("etc/").3,
+            1_700_000_000,
+            "a directory the init layer adds to"
+        );
+        assert_ne!(
+            find("proc/").3,
+            1_700_000_000,
+            "the image's /proc is untouched"
+        );
+        let mut archive = tar::Archive::new(&out[..]);
+        let mtab = archive.entries().unwrap().nth(8).unwrap().unwrap();
+        assert_eq!(
+            mtab.link_name().unwrap().unwrap().to_str(),
+            Some("/proc/mounts")
+        );
     }
 }

@@ -123,14 +123,19 @@ impl Engine {
                 self.untag_one(&image.id, Reference::parse(tag)?, out)
                     .await?;
             }
-            // Unlike Docker, a forced delete keeps an image a stopped container was made
-            // from (untagged, dangling): its layers are that container's lower layers, which
-            // berth does not count separately.
-            if !self.image_users(&image.id).is_empty() {
-                return Ok(());
-            }
+            // A forced delete of an image stopped containers were made from removes it as
+            // Docker does, but its layers stay for those containers until the last goes.
+            let holders = self.image_holders(&image.id);
             let (store, del) = (self.store.clone(), image.id.clone());
-            let freed = blocking(move || store.delete(&del).map_err(Error::from)).await?;
+            let freed = blocking(move || {
+                if holders.is_empty() {
+                    store.delete(&del).map_err(Error::from)
+                } else {
+                    store.delete_for_containers(&del, &holders)?;
+                    Ok(Vec::new())
+                }
+            })
+            .await?;
             self.image_event(&image.id, &image.id, "delete");
             out.push(Deleted::Deleted(image.id.clone()));
             out.extend(freed.into_iter().map(Deleted::Deleted));
@@ -205,6 +210,16 @@ impl Engine {
                     r.state.status == crate::state::Status::Running,
                 )
             })
+            .collect()
+    }
+
+    /// Full ids (rootfs keys) of the containers made from the image.
+    fn image_holders(&self, id: &str) -> Vec<String> {
+        self.all_containers()
+            .iter()
+            .map(|c| lock(&c.rec).clone())
+            .filter(|r| r.image_id == id)
+            .map(|r| r.id)
             .collect()
     }
 

@@ -285,6 +285,21 @@ impl ImageFilter {
 }
 
 impl Engine {
+    /// A container's image as lists show it (moby's `refreshImage`): the name it was created
+    /// with while that still names the container's image, else the image's id (the name was
+    /// retagged or the image removed). Reads the store: call it off the async workers.
+    pub fn list_image_name(&self, rec: &crate::state::Record) -> String {
+        if rec.image == rec.image_id {
+            return rec.image.clone();
+        }
+        match self.store.resolve(&rec.image) {
+            Ok(image) if image.id == rec.image_id => rec.image.clone(),
+            _ => rec.image_id.clone(),
+        }
+    }
+}
+
+impl Engine {
     /// Checks `GET /images/json`'s filters, resolving `before`/`since` to their images.
     pub async fn image_filter(&self, filters: &std::collections::HashMap<String, Vec<String>>) -> Result<ImageFilter> {
         let mut f = ImageFilter::default();

@@ -51,7 +51,7 @@ impl Engine {
     /// its writable layer, and those plus its image's. Walks the disk: call it off the async workers.
     pub fn container_sizes(&self, rec: &Record) -> (i64, i64) {
         let size_rw = self.size_rw(rec);
-        let image = self.store.resolve(&rec.image_id).map(|i| i.size).unwrap_or(0);
+        let image = self.store.container_image(&rec.image_id).map(|i| i.size).unwrap_or(0);
         (size_rw as i64, (image + size_rw) as i64)
     }
 }

@@ -208,6 +208,14 @@ fn instance_tag(exec_root: &Path) -> String {
     format!("{:06x}", hash & 0xff_ffff)
 }
 
+/// Docker's refusal of `--ip`/`--ip6` on the predefined networks.
+const PREDEFINED_IP: &str = "user specified IP address is supported on user defined networks only";
+
+/// Whether `s` is a full 64-digit container ID (lower-case hex, as berth makes them).
+fn is_full_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn not_found(name: &str) -> Error {
     Error::NotFound(format!("network {name} not found"))
 }
@@ -477,9 +485,24 @@ impl Engine {
         let target = match mode {
             NetworkMode::Bridge => "bridge".to_string(),
             NetworkMode::User(name) => name,
-            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => {
-                return Ok(ContainerNetworks::default())
+            NetworkMode::None | NetworkMode::Host => {
+                // Their endpoints take no address, as Docker answers.
+                let addressed = networking
+                    .and_then(|n| n.endpoints_config.as_ref())
+                    .into_iter()
+                    .flat_map(|e| e.values())
+                    .filter_map(|s| s.ipam_config.as_ref())
+                    .any(|c| {
+                        [&c.ipv4_address, &c.ipv6_address]
+                            .iter()
+                            .any(|ip| ip.as_deref().is_some_and(|ip| !ip.is_empty()))
+                    });
+                if addressed {
+                    return Err(Error::InvalidParameter(PREDEFINED_IP.into()));
+                }
+                return Ok(ContainerNetworks::default());
             }
+            NetworkMode::Container(_) => return Ok(ContainerNetworks::default()),
         };
         let st = self.nets();
         let Some(net) = st.network(&target) else {
@@ -504,7 +527,14 @@ impl Engine {
             .unwrap_or_default();
         let settings = endpoints
             .iter()
-            .find(|(k, _)| *k == &target || *k == &net.name || *k == &net.id)
+            // The docker CLI keys the settings by the mode it sent, `default` for the
+            // default bridge.
+            .find(|(k, _)| {
+                *k == &target
+                    || *k == &net.name
+                    || *k == &net.id
+                    || (net.predefined && k.as_str() == "default")
+            })
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         let attachment = attachment_for(net, &settings)?;
@@ -860,6 +890,10 @@ impl Engine {
             };
             match self.container(&target) {
                 Ok(c) if c.snapshot().id != rec.id => owner = c.snapshot(),
+                // Removed since: Docker keeps naming the files the joiner last shared,
+                // which lived in the joined container's directory (its full ID is what the
+                // mode holds).
+                Err(_) if is_full_id(&target) => return Some(self.paths.container_dir(&target)),
                 _ => break,
             }
         }
@@ -925,25 +959,29 @@ fn attachment_for(
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
     }
-    let requested_ip = match settings
-        .ipam_config
-        .as_ref()
+    let ipam = settings.ipam_config.as_ref();
+    let ipv4 = ipam
         .and_then(|c| c.ipv4_address.as_deref())
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(ip) => {
-            if !net.user_subnet {
-                return Err(Error::InvalidParameter(
-                    "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
-                ));
-            }
-            Some(
-                ip.parse::<Ipv4Addr>()
-                    .map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {ip}")))?,
-            )
-        }
-    };
+        .filter(|s| !s.is_empty());
+    let ipv6 = ipam
+        .and_then(|c| c.ipv6_address.as_deref())
+        .filter(|s| !s.is_empty());
+    // Docker's order: an address on a predefined network, then an address of a family the
+    // network has no user-configured subnet of (berth's networks have no IPv6 subnets).
+    if net.predefined && (ipv4.is_some() || ipv6.is_some()) {
+        return Err(Error::InvalidParameter(PREDEFINED_IP.into()));
+    }
+    if (ipv4.is_some() && !net.user_subnet) || ipv6.is_some() {
+        return Err(Error::InvalidParameter(
+            "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+        ));
+    }
+    let requested_ip = ipv4
+        .map(|ip| {
+            ip.parse::<Ipv4Addr>()
+                .map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {ip}")))
+        })
+        .transpose()?;
     Ok(Attachment {
         network_id: net.id.clone(),
         aliases,
@@ -1067,6 +1105,53 @@ mod tests {
         assert_eq!(veths, [["va", "vb"]]);
         assert!(st.shared("n1"));
         assert!(!st.shared("n2"));
+    }
+
+    #[test]
+    fn addresses_are_refused_where_docker_refuses_them() {
+        use berth_api::models::{EndpointIpamConfig, EndpointSettings};
+        let asking = |v4: Option<&str>, v6: Option<&str>| EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: v4.map(String::from),
+                ipv6_address: v6.map(String::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let refusal = |net: &NetworkRecord, s: &EndpointSettings| match attachment_for(net, s) {
+            Err(Error::InvalidParameter(m)) => m,
+            other => panic!("{:?}", other.map(|a| a.requested_ip)),
+        };
+        let mut default = rec("d", "bridge");
+        default.predefined = true;
+        default.user_subnet = false;
+        let mut pooled = rec("p", "pooled");
+        pooled.user_subnet = false;
+        let subnetted = rec("s", "subnetted");
+        for s in [
+            asking(Some("10.1.0.5"), None),
+            asking(None, Some("fd00::5")),
+        ] {
+            assert_eq!(refusal(&default, &s), PREDEFINED_IP);
+        }
+        let no_subnet = "user specified IP address is supported only when connecting to networks with user configured subnets";
+        assert_eq!(refusal(&pooled, &asking(Some("10.1.0.5"), None)), no_subnet);
+        // No berth network has an IPv6 subnet.
+        assert_eq!(
+            refusal(&subnetted, &asking(None, Some("fd00::5"))),
+            no_subnet
+        );
+        let a = attachment_for(&subnetted, &asking(Some("10.1.0.5"), Some(""))).unwrap();
+        assert_eq!(a.requested_ip, Some("10.1.0.5".parse().unwrap()));
+        assert!(attachment_for(&default, &asking(Some(""), None)).is_ok());
+    }
+
+    #[test]
+    fn full_ids_are_64_lower_hex_digits() {
+        assert!(is_full_id(&"ab12".repeat(16)));
+        assert!(!is_full_id(&"AB12".repeat(16)));
+        assert!(!is_full_id("ab12"));
+        assert!(!is_full_id(&"xy12".repeat(16)));
     }
 
     #[test]

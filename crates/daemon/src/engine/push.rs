@@ -278,8 +278,14 @@ impl Engine {
                     }
                 })
             };
+            // An `rmi` during the push must not take the layers being rebuilt from under it.
+            let leased = self.store.clone();
+            let lease = leased
+                .lease(&image)
+                .map_err(|e| Error::from(e).to_string())?;
             let result =
                 push::push_image(&mut session, self.store.clone(), &image, &target, &ptx).await;
+            drop(lease);
             drop(ptx);
             let _ = forward.await;
             let pushed = result.map_err(|e| push_error(e, anonymous))?;

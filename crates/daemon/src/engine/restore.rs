@@ -24,7 +24,6 @@ impl Engine {
                     if let Err(e) = self.start_dns(&rec) {
                         tracing::warn!("container {}: {e}", rec.id);
                     }
-                    self.restore_joined_dns(&rec);
                 }
                 Status::Running => {
                     let status = berth_runtime::read_exit(&dir).unwrap_or_else(|| {

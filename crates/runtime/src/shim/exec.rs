@@ -21,7 +21,9 @@ use super::create::{error_chain, pipe, receive_pty, set_nonblocking, Stdio};
 use super::resolve;
 use super::seccomp_bpf::{self, ExecFilter};
 use super::supervise::{Shim, DRAIN_TIMEOUT, EOT};
-use crate::protocol::{files, ExecExit, ExecReply, OkReply, Request, ShimConfig, StartErrorKind, Status};
+use crate::protocol::{
+    files, ExecExit, ExecReply, OkReply, Request, ShimConfig, StartErrorKind, Status,
+};
 
 /// One exec process the shim supervises.
 pub struct Exec {
@@ -106,7 +108,9 @@ fn spawn_from(
     let mut process: Process =
         serde_json::from_slice(&data).map_err(|e| other(format!("parse exec process: {e}")))?;
     let args = process.args().clone().unwrap_or_default();
-    let arg0 = args.first().ok_or_else(|| other("No exec command specified".into()))?;
+    let arg0 = args
+        .first()
+        .ok_or_else(|| other("No exec command specified".into()))?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd().to_string_lossy().into_owned();
     // The container's own view of its filesystem, volumes included, is its init's root.
@@ -114,7 +118,8 @@ fn spawn_from(
     resolve::check_command(&root, &cwd, arg0, &env)?;
 
     let seccomp = seccomp_bpf::for_container(|| {
-        let spec = Spec::load(cfg.bundle.join("config.json")).map_err(|e| format!("load OCI spec: {e}"))?;
+        let spec = Spec::load(cfg.bundle.join("config.json"))
+            .map_err(|e| format!("load OCI spec: {e}"))?;
         Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
     })
     .map_err(other)?;
@@ -125,8 +130,12 @@ fn spawn_from(
     process.set_terminal(Some(tty));
     let run_path = path.with_extension("run.json");
     let json = serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?;
-    std::fs::write(&run_path, json).map_err(|e| other(format!("write {}: {e}", run_path.display())))?;
-    let executor = ExecExecutor { seccomp, drop_sys_admin };
+    std::fs::write(&run_path, json)
+        .map_err(|e| other(format!("write {}: {e}", run_path.display())))?;
+    let executor = ExecExecutor {
+        seccomp,
+        drop_sys_admin,
+    };
     let result = build(cfg, exec_id, &run_path, executor, tty, open_stdin);
     let _ = std::fs::remove_file(&run_path);
     result.map_err(other)
@@ -150,9 +159,11 @@ fn build(
     let console_name = format!("exec-{}.sock", &exec_id[..exec_id.len().min(12)]);
     if tty {
         let _ = std::fs::remove_file(&console_name);
-        let listener = UnixListener::bind(&console_name)
-            .map_err(|e| format!("bind console socket: {e}"))?;
-        let abs = std::env::current_dir().map_err(|e| e.to_string())?.join(&console_name);
+        let listener =
+            UnixListener::bind(&console_name).map_err(|e| format!("bind console socket: {e}"))?;
+        let abs = std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(&console_name);
         builder = builder.with_console_socket(Some(abs));
         console = Some(listener);
     } else {
@@ -161,13 +172,18 @@ fn build(
             stdio.stdin = Some(w);
             r.into()
         } else {
-            File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?.into()
+            File::open("/dev/null")
+                .map_err(|e| format!("open /dev/null: {e}"))?
+                .into()
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         stdio.stdout = Some(out_r);
         stdio.stderr = Some(err_r);
-        builder = builder.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w);
+        builder = builder
+            .with_stdin(stdin)
+            .with_stdout(out_w)
+            .with_stderr(err_w);
     }
     let built = builder
         .as_tenant()
@@ -195,7 +211,10 @@ fn build(
     }
     remove_tenant_sockets(&cfg.runtime_root.join(&cfg.id));
     let (pid, stdio) = result?;
-    for f in [&stdio.stdin, &stdio.stdout, &stdio.stderr, &stdio.pty].into_iter().flatten() {
+    for f in [&stdio.stdin, &stdio.stdout, &stdio.stderr, &stdio.pty]
+        .into_iter()
+        .flatten()
+    {
         set_nonblocking(f.as_raw_fd()).map_err(|e| format!("set O_NONBLOCK: {e}"))?;
     }
     Ok((pid, stdio))
@@ -204,7 +223,9 @@ fn build(
 /// libcontainer leaves one notify (and console) socket per exec in the container's state
 /// dir; they are only used until `build` returns, and the shim builds one exec at a time.
 fn remove_tenant_sockets(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -338,7 +359,11 @@ impl Exec {
 
     fn flush_stdin(&mut self) {
         while !self.stdin_buf.is_empty() {
-            let w = if self.stdio.pty.is_some() { self.stdio.pty.as_mut() } else { self.stdio.stdin.as_mut() };
+            let w = if self.stdio.pty.is_some() {
+                self.stdio.pty.as_mut()
+            } else {
+                self.stdio.stdin.as_mut()
+            };
             let Some(w) = w else {
                 self.stdin_buf.clear();
                 return;
@@ -383,13 +408,24 @@ impl Shim {
     /// Handles `ExecStart`, `ExecWait` and `ExecResize` on connection `i`.
     pub(super) fn exec_request(&mut self, i: usize, req: Request) {
         match req {
-            Request::ExecStart { exec_id, tty, stdin, stdout, stderr } => {
+            Request::ExecStart {
+                exec_id,
+                tty,
+                stdin,
+                stdout,
+                stderr,
+            } => {
                 let reply = self.exec_start(&exec_id, tty, stdin);
                 let c = &mut self.state.conns[i];
                 c.reply(&reply);
                 c.role = match reply.ok {
                     true => match self.state.execs.last() {
-                        Some(e) => Role::ExecStream { key: e.key, stdin, stdout, stderr },
+                        Some(e) => Role::ExecStream {
+                            key: e.key,
+                            stdin,
+                            stdout,
+                            stderr,
+                        },
                         None => Role::Closing,
                     },
                     false => Role::Closing,
@@ -413,9 +449,16 @@ impl Shim {
                     c.role = Role::Closing;
                 }
             }
-            Request::ExecResize { exec_id, width, height } => {
+            Request::ExecResize {
+                exec_id,
+                width,
+                height,
+            } => {
                 let reply = match self.state.execs.iter().find(|e| e.id == exec_id) {
-                    Some(Exec { stdio: Stdio { pty: Some(pty), .. }, .. }) => set_winsize(pty, width, height),
+                    Some(Exec {
+                        stdio: Stdio { pty: Some(pty), .. },
+                        ..
+                    }) => set_winsize(pty, width, height),
                     // Docker accepts a resize of an exec without a terminal and ignores it.
                     Some(_) => OkReply::ok(),
                     None => OkReply::err(format!("No such exec instance: {exec_id}")),
@@ -429,17 +472,33 @@ impl Shim {
     }
 
     fn exec_start(&mut self, exec_id: &str, tty: bool, stdin: bool) -> ExecReply {
-        let refuse = |kind, msg: String| ExecReply { ok: false, pid: 0, kind: Some(kind), error: Some(msg) };
+        let refuse = |kind, msg: String| ExecReply {
+            ok: false,
+            pid: 0,
+            kind: Some(kind),
+            error: Some(msg),
+        };
         if self.state.exited.is_some() || self.state.status != Some(Status::Running) {
-            return refuse(StartErrorKind::Other, format!("container {} is not running", self.cfg.id));
+            return refuse(
+                StartErrorKind::Other,
+                format!("container {} is not running", self.cfg.id),
+            );
         }
         // A process joining a frozen cgroup freezes too, and the single-threaded shim would
         // wait for it; the daemon refuses such an exec first, this closes the race.
         if self.frozen() {
-            return refuse(StartErrorKind::Other, format!("container {} is paused", self.cfg.id));
+            return refuse(
+                StartErrorKind::Other,
+                format!("container {} is paused", self.cfg.id),
+            );
         }
-        if self.state.exec_exits.contains_key(exec_id) || self.state.execs.iter().any(|e| e.id == exec_id) {
-            return refuse(StartErrorKind::Other, format!("exec {exec_id} already started"));
+        if self.state.exec_exits.contains_key(exec_id)
+            || self.state.execs.iter().any(|e| e.id == exec_id)
+        {
+            return refuse(
+                StartErrorKind::Other,
+                format!("exec {exec_id} already started"),
+            );
         }
         let spawned = spawn(&self.cfg, &self.state_dir, self.pid, exec_id, tty, stdin);
         match spawned {
@@ -462,7 +521,12 @@ impl Shim {
                 // It may already have exited while we were setting up; reaping only now,
                 // with the exec registered, is what keeps that exit from being lost.
                 self.reap();
-                ExecReply { ok: true, pid, kind: None, error: None }
+                ExecReply {
+                    ok: true,
+                    pid,
+                    kind: None,
+                    error: None,
+                }
             }
             Err((kind, msg)) => {
                 self.reap();
@@ -473,7 +537,12 @@ impl Shim {
 
     /// Records an exec's exit if `pid` is one; returns whether it was.
     pub(super) fn exec_reaped(&mut self, pid: i32, code: i32) -> bool {
-        match self.state.execs.iter_mut().find(|e| e.pid == pid && e.exited.is_none()) {
+        match self
+            .state
+            .execs
+            .iter_mut()
+            .find(|e| e.pid == pid && e.exited.is_none())
+        {
             Some(e) => {
                 e.exited = Some(code);
                 e.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
@@ -512,7 +581,11 @@ impl Shim {
             match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let stream = if matches!(which, ExecFd::Stderr) { 2 } else { 1 };
+                    let stream = if matches!(which, ExecFd::Stderr) {
+                        2
+                    } else {
+                        1
+                    };
                     let (key, tty) = (e.key, e.tty);
                     self.exec_dispatch(key, tty, stream, &buf[..n]);
                 }
@@ -535,7 +608,15 @@ impl Shim {
     /// Exec output goes only to that exec's stream (Docker does not log it).
     fn exec_dispatch(&mut self, key: u32, tty: bool, stream: u8, data: &[u8]) {
         for c in &mut self.state.conns {
-            let Role::ExecStream { key: k, stdout, stderr, .. } = c.role else { continue };
+            let Role::ExecStream {
+                key: k,
+                stdout,
+                stderr,
+                ..
+            } = c.role
+            else {
+                continue;
+            };
             let wanted = if stream == 2 { stderr } else { stdout };
             if k != key || !wanted {
                 continue;
@@ -554,7 +635,12 @@ impl Shim {
 
     /// Input from exec stream connection `i`.
     pub(super) fn exec_stdin_from(&mut self, i: usize, data: Vec<u8>) {
-        let Role::ExecStream { key, stdin: true, .. } = self.state.conns[i].role else { return };
+        let Role::ExecStream {
+            key, stdin: true, ..
+        } = self.state.conns[i].role
+        else {
+            return;
+        };
         if let Some(e) = self.state.execs.iter_mut().find(|e| e.key == key) {
             if !e.stdin_closed {
                 e.stdin_buf.extend_from_slice(&data);
@@ -565,7 +651,12 @@ impl Shim {
 
     /// The exec stream on connection `i` stopped sending (EOF or gone).
     pub(super) fn exec_input_ended(&mut self, i: usize) {
-        let Role::ExecStream { key, stdin: true, .. } = self.state.conns[i].role else { return };
+        let Role::ExecStream {
+            key, stdin: true, ..
+        } = self.state.conns[i].role
+        else {
+            return;
+        };
         if let Some(e) = self.state.execs.iter_mut().find(|e| e.key == key) {
             e.close_stdin();
         }
@@ -580,7 +671,9 @@ impl Shim {
             }
         }
         let now = Instant::now();
-        let done: Vec<usize> = (0..self.state.execs.len()).filter(|&i| self.state.execs[i].done(now)).collect();
+        let done: Vec<usize> = (0..self.state.execs.len())
+            .filter(|&i| self.state.execs[i].done(now))
+            .collect();
         for i in done.into_iter().rev() {
             let e = self.state.execs.remove(i);
             self.exec_complete(e);
@@ -605,7 +698,11 @@ impl Shim {
 
     /// The earliest drain deadline of an exited exec.
     pub(super) fn exec_deadline(&self) -> Option<Instant> {
-        self.state.execs.iter().filter_map(|e| e.drain_deadline).min()
+        self.state
+            .execs
+            .iter()
+            .filter_map(|e| e.drain_deadline)
+            .min()
     }
 
     /// The container is gone: its pid namespace took the execs with it; make sure of it,
@@ -639,9 +736,20 @@ fn stdio_has_input(stdio: &Stdio) -> bool {
 
 /// TIOCSWINSZ on a pty master.
 pub fn set_winsize(pty: &File, width: u16, height: u16) -> OkReply {
-    let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer; the fd is a pty master we own.
-    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    let rc = unsafe {
+        libc::ioctl(
+            pty.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
     if rc == 0 {
         OkReply::ok()
     } else {
@@ -666,8 +774,16 @@ mod tests {
         p.set_no_new_privileges(Some(false));
         let lent = lend_sys_admin(&mut p);
         let caps = p.capabilities().clone().unwrap();
-        assert!(caps.effective().as_ref().unwrap().contains(&Capability::SysAdmin));
-        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(caps
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        assert!(!caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
         assert!(lent.effective && lent.permitted);
         let lent = lend_sys_admin(&mut p);
         assert!(!lent.effective && !lent.permitted);

@@ -13,7 +13,9 @@ use std::io::BufRead;
 /// private copies (relocated data), are left alone, since dropping those would lose their
 /// contents.
 pub fn release_unused_code() {
-    let Ok(smaps) = std::fs::File::open("/proc/self/smaps") else { return };
+    let Ok(smaps) = std::fs::File::open("/proc/self/smaps") else {
+        return;
+    };
     let mut candidate: Option<(usize, usize)> = None;
     let mut release = Vec::new();
     for line in std::io::BufReader::new(smaps).lines().map_while(Result::ok) {
@@ -45,7 +47,10 @@ fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
     let end = usize::from_str_radix(end, 16).ok()?;
     let perms = fields.next().unwrap_or("");
     let path = fields.nth(3).unwrap_or("");
-    let read_only_file = perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p') && path.starts_with('/');
+    let read_only_file = perms.starts_with('r')
+        && perms.as_bytes().get(1) == Some(&b'-')
+        && perms.ends_with('p')
+        && path.starts_with('/');
     Some(read_only_file.then_some((start, end)))
 }
 
@@ -55,10 +60,22 @@ mod tests {
 
     #[test]
     fn picks_only_read_only_file_mappings() {
-        assert_eq!(mapping_header("7f00-7f10 r-xp 00000000 fd:00 12 /usr/lib/libc.so.6"), Some(Some((0x7f00, 0x7f10))));
-        assert_eq!(mapping_header("7f00-7f10 r--p 00000000 fd:00 12 /bin/x"), Some(Some((0x7f00, 0x7f10))));
-        assert_eq!(mapping_header("7f00-7f10 rw-p 00000000 fd:00 12 /bin/x"), Some(None));
-        assert_eq!(mapping_header("7f00-7f10 r-xp 00000000 00:00 0 [vdso]"), Some(None));
+        assert_eq!(
+            mapping_header("7f00-7f10 r-xp 00000000 fd:00 12 /usr/lib/libc.so.6"),
+            Some(Some((0x7f00, 0x7f10)))
+        );
+        assert_eq!(
+            mapping_header("7f00-7f10 r--p 00000000 fd:00 12 /bin/x"),
+            Some(Some((0x7f00, 0x7f10)))
+        );
+        assert_eq!(
+            mapping_header("7f00-7f10 rw-p 00000000 fd:00 12 /bin/x"),
+            Some(None)
+        );
+        assert_eq!(
+            mapping_header("7f00-7f10 r-xp 00000000 00:00 0 [vdso]"),
+            Some(None)
+        );
         assert_eq!(mapping_header("Anonymous:             0 kB"), None);
         release_unused_code();
         // Still alive and able to run code after dropping it.

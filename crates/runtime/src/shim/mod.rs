@@ -195,6 +195,13 @@ fn detach(state_dir: &Path) -> Result<(), String> {
 /// Reads the config, mounts the rootfs, checks the command, creates the container and binds
 /// the socket. On failure everything done so far is undone.
 fn setup(state_dir: &Path) -> Result<Shim, Failure> {
+    // Pays the cgroup attach lock's grace period (see `cgroup_warmup`) while the rootfs is
+    // mounted. Joined before libcontainer forks, which must not happen beside a running
+    // thread; on the error paths before that the shim exits anyway.
+    let warmup = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(crate::cgroup_warmup::warm_attach_lock)
+        .ok();
     let cfg_bytes = std::fs::read(state_dir.join(files::CONFIG))
         .map_err(|e| other(format!("read {}: {e}", files::CONFIG)))?;
     let cfg: ShimConfig = serde_json::from_slice(&cfg_bytes)
@@ -223,6 +230,9 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
     if let Err(f) = resolve::check_command(&rootfs, &cwd, arg0, &env) {
         unmount();
         return Err(f);
+    }
+    if let Some(w) = warmup {
+        let _ = w.join();
     }
     let created = match create::create(&cfg, Path::new("console.sock")) {
         Ok(c) => c,

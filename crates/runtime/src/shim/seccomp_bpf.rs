@@ -11,7 +11,9 @@ use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
 /// How an exec process gets the container's seccomp filter.
@@ -49,11 +51,20 @@ pub fn for_container(
 
 /// Installs `program` in the calling thread, as libseccomp's load does (no flags).
 pub fn install(program: &[libc::sock_filter]) -> std::io::Result<()> {
-    let len = u16::try_from(program.len()).map_err(|_| std::io::Error::other("seccomp program too long"))?;
-    let prog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
+    let len = u16::try_from(program.len())
+        .map_err(|_| std::io::Error::other("seccomp program too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: seccomp(2) reads `len` instructions from the program, which outlives the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -86,20 +97,30 @@ fn compile(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
             .args()
             .iter()
             .flatten()
-            .map(|a| ScmpArgCompare::new(a.index() as u32, operator(a.op(), a.value_two()), a.value()))
+            .map(|a| {
+                ScmpArgCompare::new(a.index() as u32, operator(a.op(), a.value_two()), a.value())
+            })
             .collect();
-        let mut indexes: Vec<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
+        let mut indexes: Vec<u32> = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| a.index() as u32)
+            .collect();
         indexes.sort_unstable();
         let repeated_index = indexes.windows(2).any(|w| w[0] == w[1]);
         for name in rule.names() {
             // A name this kernel's libseccomp does not know is skipped, as libcontainer does.
-            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
             if comparators.is_empty() {
                 ctx.add_rule(act, sc).map_err(e)?;
             } else if repeated_index {
                 // One argument compared twice: one rule per comparison (runc's way).
                 for c in &comparators {
-                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c)).map_err(e)?;
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                        .map_err(e)?;
                 }
             } else {
                 ctx.add_rule_conditional(act, sc, &comparators).map_err(e)?;
@@ -120,7 +141,9 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, String> {
     let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     ctx.export_bpf(&file).map_err(|err| err.to_string())?;
     let mut bytes = Vec::new();
-    file.rewind().and_then(|_| file.read_to_end(&mut bytes)).map_err(|err| err.to_string())?;
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|err| err.to_string())?;
     let size = std::mem::size_of::<libc::sock_filter>();
     if bytes.is_empty() || bytes.len() % size != 0 {
         return Err(format!("exported program of {} bytes", bytes.len()));
@@ -139,7 +162,9 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, String> {
 fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {
     let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
     Ok(match action {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
@@ -199,7 +224,9 @@ mod tests {
         assert_eq!(program.last().unwrap().code & 0x07, 0x06);
         let flagged = LinuxSeccompBuilder::default()
             .default_action(LinuxSeccompAction::ScmpActErrno)
-            .flags(vec![oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog])
+            .flags(vec![
+                oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+            ])
             .build()
             .unwrap();
         assert!(compile(&flagged).is_err());

@@ -163,7 +163,11 @@ impl Shim {
                 }
             }
             self.after_events();
-            if self.state.release_memory_at.is_some_and(|at| Instant::now() >= at) {
+            if self
+                .state
+                .release_memory_at
+                .is_some_and(|at| Instant::now() >= at)
+            {
                 self.state.release_memory_at = None;
                 super::memory::release_unused_code();
             }
@@ -546,7 +550,9 @@ impl Shim {
                 self.state.conns[i].role = Role::Wait;
                 return;
             }
-            req @ (Request::ExecStart { .. } | Request::ExecWait { .. } | Request::ExecResize { .. }) => {
+            req @ (Request::ExecStart { .. }
+            | Request::ExecWait { .. }
+            | Request::ExecResize { .. }) => {
                 self.exec_request(i, req);
                 return;
             }
@@ -694,7 +700,10 @@ impl Shim {
                 Input::Request(Ok(Request::Wait)) => c.role = Role::Wait,
                 Input::Request(Ok(req @ Request::State)) => self.handle_request(i, req),
                 Input::Request(Ok(_)) => {
-                    c.reply(&OkReply::err(format!("container {} has exited", self.cfg.id)));
+                    c.reply(&OkReply::err(format!(
+                        "container {} has exited",
+                        self.cfg.id
+                    )));
                     c.role = Role::Closing;
                 }
                 Input::Request(Err(e)) => {

@@ -1,5 +1,6 @@
-//! A running container without the embedded DNS server (one started on the default bridge)
-//! that is connected to a user-defined network gets it then, as under Docker: libnetwork
+//! Who has the embedded DNS server ([`Engine::uses_embedded_dns`], the one rule), and how a
+//! running container without it (one started on the default bridge) that is connected to a
+//! user-defined network gets it then, as under Docker: libnetwork
 //! starts the sandbox's resolver when the first endpoint that needs one joins, and rebuilds
 //! `/etc/resolv.conf` from the file as it stands: 127.0.0.11 in place of its nameservers
 //! (which become the servers the resolver forwards to), its search domains and options kept,
@@ -28,46 +29,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Live restore: the server a `network connect` started died with the old daemon. Its
-    /// upstreams were the nameservers of the file the container started with, which are
-    /// derived again from the host's and the container's settings.
-    pub fn restore_joined_dns(self: &Arc<Self>, rec: &Record) {
-        if lock(&self.dns_servers).contains_key(&rec.id) || !self.on_user_network(&rec.id) {
-            return;
-        }
-        let hc = &rec.host_config;
-        let flags = etc_files::DnsSettings {
-            servers: hc.dns.as_deref().unwrap_or_default(),
-            search: hc.dns_search.as_deref().unwrap_or_default(),
-            options: hc.dns_options.as_deref().unwrap_or_default(),
-        };
-        let started_with = etc_files::resolv_conf(&etc_files::read_host_resolv_conf(), &flags);
-        let (_, upstreams) =
-            etc_files::resolv_conf_embedded(&started_with, &etc_files::DnsSettings::default());
-        let current =
-            std::fs::read_to_string(self.paths.container_dir(&rec.id).join("resolv.conf"))
-                .unwrap_or_default();
-        // Connected while stopped and started since: the file never named the server.
-        if etc_files::ResolvConf::parse(&current).nameservers
-            != [etc_files::EMBEDDED_DNS.to_string()]
-        {
-            return;
-        }
-        if let Err(e) = self.serve_embedded_dns(rec, upstreams, ndots_set(&current)) {
-            tracing::warn!("container {}: {e}", rec.id);
-        }
-    }
-
-    /// Whether the container has an endpoint on a user-defined network.
-    fn on_user_network(&self, id: &str) -> bool {
+    /// Docker's rule for the embedded DNS server, the one place berth decides it: a
+    /// container has one, and a resolv.conf naming 127.0.0.11, when it is attached to a
+    /// user-defined network — by its network mode or by `network connect`, before its start
+    /// or while it runs — so start, restart, connect and live restore all ask this. As
+    /// under Docker, `network disconnect` of its last user-defined network changes nothing
+    /// until the next start: the server keeps answering (names on no network now) and the
+    /// file keeps naming it; the next start writes the host's servers again.
+    pub(crate) fn uses_embedded_dns(&self, id: &str) -> bool {
         let st = self.nets();
         st.containers.get(id).is_some_and(|c| {
             c.attachments.iter().any(|a| {
-                a.active.is_some()
-                    && st
-                        .networks
-                        .get(&a.network_id)
-                        .is_some_and(|n| !n.predefined)
+                st.networks
+                    .get(&a.network_id)
+                    .is_some_and(|n| !n.predefined)
             })
         })
     }

@@ -54,6 +54,17 @@ impl Engine {
             .as_ref()
             .and_then(|i| i.config.clone())
             .unwrap_or_default();
+        // Docker takes IPv6 subnets (with or without --ipv6); berth has no IPv6 yet, so it
+        // says so rather than calling the CIDR invalid.
+        if let Some(v6) = configs
+            .iter()
+            .filter_map(|c| c.subnet.as_deref())
+            .find(|s| s.contains(':'))
+        {
+            return Err(Error::InvalidParameter(format!(
+                "berth's bridge networks are IPv4 only (IPv6 subnet {v6} is not supported)"
+            )));
+        }
         if configs.len() > 1 {
             return Err(Error::InvalidParameter(
                 "berth supports one IPv4 subnet per network".into(),
@@ -383,7 +394,7 @@ impl Engine {
         }
         if running {
             // A container started on the default bridge gets the embedded DNS server now.
-            if !net.predefined {
+            if self.uses_embedded_dns(&rec.id) {
                 if let Err(e) = self.join_embedded_dns(&rec) {
                     tracing::warn!("{}: {e}", rec.id);
                 }
