@@ -471,17 +471,23 @@ impl TokenRegistry {
 fn logged_in_through_proxy() -> (TokenRegistry, HoldingProxy, Daemon, TempDir) {
     let reg = TokenRegistry::start();
     let proxy = HoldingProxy::start(&reg.registry.addr);
+    let (d, cfg) = logged_in_daemon(&proxy.addr);
+    (reg, proxy, d, cfg)
+}
+
+/// A daemon whose client (config dir) is logged in to `registry` as `alice`.
+fn logged_in_daemon(registry: &str) -> (Daemon, TempDir) {
     let d = Daemon::start();
     let cfg = TempDir::new();
     assert_ok(
         &berth(
             &d,
             cfg.path(),
-            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
+            &["login", "-u", "alice", "-p", "s3cret", registry],
         ),
         "login",
     );
-    (reg, proxy, d, cfg)
+    (d, cfg)
 }
 
 #[test]
@@ -708,16 +714,7 @@ fn tokens_expiring_mid_push_and_mid_pull_are_replaced() {
     );
 
     // Pull (a fresh daemon): a blob request held past its token's end is sent again.
-    let d2 = Daemon::start();
-    let cfg2 = TempDir::new();
-    assert_ok(
-        &berth(
-            &d2,
-            cfg2.path(),
-            &["login", "-u", "alice", "-p", "s3cret", &proxy.addr],
-        ),
-        "login",
-    );
+    let (d2, cfg2) = logged_in_daemon(&proxy.addr);
     proxy.hold_next("GET /v2/team/app/blobs/", hold);
     let before = reg.tokens.log().len();
     let pulled = berth(&d2, cfg2.path(), &["pull", &app]);
