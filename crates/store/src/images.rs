@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{is_lower_hex, sha256_of, SHA256_PREFIX};
 use crate::error::Error;
-use crate::snapshot::TempSnapshot;
 use crate::{Image, ImportOptions, Reference, Store};
 
 pub(crate) const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images_v1");
@@ -136,8 +135,7 @@ impl Store {
                 let (k, v) = item?;
                 let mut rec: RemovedRecord = decode("removed image record", v.value())?;
                 let before = rec.holders.len();
-                rec.holders
-                    .retain(|h| self.snapshots.rootfs_path(h).is_ok_and(|p| p.exists()));
+                rec.holders.retain(|h| self.has_rootfs(h));
                 if rec.holders.is_empty() {
                     updates.push((k.value().to_string(), None));
                     continue;
@@ -383,14 +381,21 @@ impl Store {
 
     fn delete_as(&self, image_id: &str, holders: &[String]) -> Result<Vec<String>, Error> {
         let hex = image_id.strip_prefix(SHA256_PREFIX).unwrap_or(image_id);
-        let _g = self.lock();
+        let guard = self.lock();
+        // A container removed meanwhile no longer holds anything: its `release_container`
+        // (under this lock too) has run or will find the record.
+        let holders: Vec<String> = holders
+            .iter()
+            .filter(|h| self.has_rootfs(h))
+            .cloned()
+            .collect();
         let id = {
             let txn = self.db.begin_read()?;
             self.find_id(&txn, hex)?
                 .ok_or_else(|| Error::ImageNotFound(image_id.to_string()))?
         };
         let txn = self.db.begin_write()?;
-        let (dead_layers, mut dead_blobs) = {
+        let (chains, configs) = {
             let mut images = txn.open_table(IMAGES)?;
             let rec: ImageRecord = match images.remove(id.as_str())? {
                 Some(v) => decode("image record", v.value())?,
@@ -435,27 +440,12 @@ impl Store {
                     holders: held,
                 };
                 removed.insert(id.as_str(), encode(&removed_rec)?.as_slice())?;
-                drop(removed);
                 (Vec::new(), Vec::new())
             } else {
-                // Still held as a removed image (deleted earlier, loaded again since): the
-                // config blob stays for its containers.
-                let mut blobs = Vec::new();
-                if removed.get(id.as_str())?.is_none() {
-                    blobs.push(id.clone());
-                }
-                drop(removed);
-                let (layers, diffs) = self.drop_unused_layers(&txn, &rec.chain_ids)?;
-                blobs.extend(diffs);
-                (layers, blobs)
+                (rec.chain_ids, vec![id])
             }
         };
-        txn.commit()?;
-        dead_blobs.dedup();
-        let (handles, freed) = self.unpublish(dead_layers, &dead_blobs)?;
-        drop(_g);
-        drop(handles);
-        Ok(freed)
+        self.free_unused(guard, txn, &chains, &configs)
     }
 
     /// An image as a container made from it sees it, by full id: also one deleted while the
@@ -478,6 +468,9 @@ impl Store {
     /// holds go now, with the layers only they used.
     pub(crate) fn release_container(&self, key: &str) -> Result<(), Error> {
         let holds = |rec: &RemovedRecord| rec.holders.iter().any(|h| h == key);
+        // Before the check: a `delete_for_containers` naming this container either
+        // committed before it or sees its rootfs gone.
+        let guard = self.lock();
         {
             // Nearly always nothing is held: no write transaction (and its sync) for that.
             let txn = self.db.begin_read()?;
@@ -490,9 +483,8 @@ impl Store {
                 return Ok(());
             }
         }
-        let _g = self.lock();
         let txn = self.db.begin_write()?;
-        let (dead_layers, dead_blobs) = {
+        let (candidates, dead_configs) = {
             let mut removed = txn.open_table(REMOVED)?;
             let mut updates = Vec::new();
             for item in removed.iter()? {
@@ -514,25 +506,23 @@ impl Store {
                     removed.insert(id.as_str(), encode(&rec)?.as_slice())?;
                 }
             }
-            drop(removed);
-            let images = txn.open_table(IMAGES)?;
-            let mut blobs = Vec::new();
-            for id in dead_configs {
-                // Loaded again meanwhile: the listed image keeps its config.
-                if images.get(id.as_str())?.is_none() {
-                    blobs.push(id);
-                }
-            }
-            drop(images);
-            let (layers, diffs) = self.drop_unused_layers(&txn, &candidates)?;
-            blobs.extend(diffs);
-            (layers, blobs)
+            (candidates, dead_configs)
         };
-        txn.commit()?;
-        let (handles, _) = self.unpublish(dead_layers, &dead_blobs)?;
-        drop(_g);
-        drop(handles);
-        Ok(())
+        self.free_unused(guard, txn, &candidates, &dead_configs)
+            .map(drop)
+    }
+
+    /// Whether a container's rootfs (key `key`) is on disk.
+    fn has_rootfs(&self, key: &str) -> bool {
+        self.snapshots.rootfs_path(key).is_ok_and(|p| p.exists())
+    }
+
+    /// Whether config blob `id` may go: no image (one loaded again since it was deleted),
+    /// removed image or lease (a save or push about to read it) names it.
+    fn config_unused(&self, txn: &redb::WriteTransaction, id: &str) -> Result<bool, Error> {
+        Ok(txn.open_table(IMAGES)?.get(id)?.is_none()
+            && txn.open_table(REMOVED)?.get(id)?.is_none()
+            && !self.leases.defer(id))
     }
 
     /// Removes the rows of the layers among `candidates` that no image, removed image or
@@ -578,26 +568,39 @@ impl Store {
         Ok((dead_layers, dead_diffs))
     }
 
-    /// Removes the files of layers and blobs whose rows a committed transaction dropped (a
-    /// crash here leaves garbage for `open`). Call under the lock; returns the snapshots'
-    /// handles, to drop after it (deleting trees is the slow part), and the layers, top first.
-    fn unpublish(
+    /// Ends a delete: in `txn` drops the rows of the layers among `chains` and picks the
+    /// config blobs among `configs` that nothing uses now, commits, then removes their files
+    /// (a crash in between leaves garbage for `open`). `guard` is the store lock, let go
+    /// before the snapshots' trees are deleted (the slow part). Returns the freed layers'
+    /// chain ids, top first.
+    fn free_unused(
         &self,
-        dead_layers: Vec<String>,
-        dead_blobs: &[String],
-    ) -> Result<(Vec<TempSnapshot>, Vec<String>), Error> {
-        for b in dead_blobs {
+        guard: std::sync::MutexGuard<'_, ()>,
+        txn: redb::WriteTransaction,
+        chains: &[String],
+        configs: &[String],
+    ) -> Result<Vec<String>, Error> {
+        let (dead_layers, mut dead_blobs) = self.drop_unused_layers(&txn, chains)?;
+        for id in configs {
+            if self.config_unused(&txn, id)? {
+                dead_blobs.push(id.clone());
+            }
+        }
+        txn.commit()?;
+        for b in &dead_blobs {
             self.content.remove(b)?;
             self.indexes.remove(b)?;
         }
-        self.forget_compressed(dead_blobs)?;
+        self.forget_compressed(&dead_blobs)?;
         let mut handles = Vec::new();
         for c in &dead_layers {
             handles.push(self.snapshots.detach(c)?);
         }
+        drop(guard);
+        drop(handles);
         let mut freed = dead_layers;
         freed.reverse();
-        Ok((handles, freed))
+        Ok(freed)
     }
 
     /// The full id whose hex starts with `prefix`, if exactly one does.
@@ -689,9 +692,10 @@ impl Store {
     }
 }
 
-/// Layers a running save or push reads, by chain id, with how many readers hold each. A
-/// delete leaves such a layer's row (and so its snapshot, index or blob) in place and marks it
-/// deferred; the last reader's release frees it, unless an image took it up meanwhile.
+/// What a running save or push reads: layers by chain id and image configs by id, with how
+/// many readers hold each. A delete leaves such a layer's row (and so its snapshot, index or
+/// blob), or such a config blob, in place and marks it deferred; the last reader's release
+/// frees it, unless an image took it up meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct Leases(std::sync::Mutex<LeaseState>);
 
@@ -707,62 +711,81 @@ impl Leases {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `chain` is leased; if so it is marked to be freed at the release.
-    fn defer(&self, chain: &str) -> bool {
+    /// Whether `key` (a chain or config id) is leased; if so it is marked to be freed at the
+    /// release.
+    fn defer(&self, key: &str) -> bool {
         let mut st = self.state();
-        let leased = st.held.contains_key(chain);
+        let leased = st.held.contains_key(key);
         if leased {
-            st.deferred.insert(chain.to_string());
+            st.deferred.insert(key.to_string());
         }
         leased
     }
+
+    /// Releases one hold on each of `keys`; returns those whose last hold this was and that
+    /// a delete deferred.
+    fn release(&self, keys: &[&str]) -> Vec<String> {
+        let mut st = self.state();
+        let mut freed = Vec::new();
+        for &k in keys {
+            let Some(n) = st.held.get_mut(k) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                st.held.remove(k);
+                if st.deferred.remove(k) {
+                    freed.push(k.to_string());
+                }
+            }
+        }
+        freed
+    }
 }
 
-/// Keeps an image's layers readable while alive (see [`Store::lease`]).
+/// Keeps an image's config and layers readable while alive (see [`Store::lease`]).
 #[derive(Debug)]
 pub struct LayerLease<'a> {
     store: &'a Store,
     chains: Vec<String>,
+    config: String,
 }
 
 impl Drop for LayerLease<'_> {
     fn drop(&mut self) {
-        let freed: Vec<String> = {
-            let mut st = self.store.leases.state();
-            let mut freed = Vec::new();
-            for c in &self.chains {
-                let last = match st.held.get_mut(c) {
-                    Some(n) => {
-                        *n -= 1;
-                        *n == 0
-                    }
-                    None => false,
-                };
-                if last {
-                    st.held.remove(c);
-                    if st.deferred.remove(c) {
-                        freed.push(c.clone());
-                    }
-                }
-            }
-            freed
-        };
-        if !freed.is_empty() {
-            if let Err(e) = self.store.free_layers(&freed) {
-                // Left as garbage for the next open.
-                tracing::warn!("freeing layers after a save or push: {e}");
-            }
+        let chains = self
+            .store
+            .leases
+            .release(&self.chains.iter().map(String::as_str).collect::<Vec<_>>());
+        let config = !self
+            .store
+            .leases
+            .release(&[self.config.as_str()])
+            .is_empty();
+        if chains.is_empty() && !config {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .free_leased(&chains, config.then_some(self.config.as_str()))
+        {
+            // Left as garbage for the next open.
+            tracing::warn!("freeing layers after a save or push: {e}");
         }
     }
 }
 
 impl Store {
-    /// Holds `image`'s layers for a save or push that rebuilds their tars: an `rmi` meanwhile
-    /// removes the image but leaves its layers until the lease is dropped. Fails if the image
-    /// (its layers) is already gone.
+    /// Holds `image`'s config and layers for a save or push that reads them: an `rmi`
+    /// meanwhile removes the image but leaves its files until the lease is dropped. Fails if
+    /// the image (its config or a layer) is already gone.
     pub fn lease(&self, image: &Image) -> Result<LayerLease<'_>, Error> {
         let chains = crate::digest::chain_ids(image.config.rootfs().diff_ids());
+        // Under the lock files and rows go together, so what is here now stays leased.
         let _g = self.lock();
+        if !self.content.path(&image.id)?.exists() {
+            return Err(Error::ImageNotFound(image.id.clone()));
+        }
         {
             let txn = self.db.begin_read()?;
             let layers = txn.open_table(LAYERS)?;
@@ -773,25 +796,23 @@ impl Store {
             }
         }
         let mut st = self.leases.state();
-        for c in &chains {
-            *st.held.entry(c.clone()).or_default() += 1;
+        for k in chains.iter().chain([&image.id]) {
+            *st.held.entry(k.clone()).or_default() += 1;
         }
         Ok(LayerLease {
             store: self,
             chains,
+            config: image.id.clone(),
         })
     }
 
-    /// Frees the layers among `chains` that nothing uses any more.
-    fn free_layers(&self, chains: &[String]) -> Result<(), Error> {
-        let g = self.lock();
+    /// Frees the layers among `chains`, and the config blob `config`, that nothing uses any
+    /// more.
+    fn free_leased(&self, chains: &[String], config: Option<&str>) -> Result<(), Error> {
+        let guard = self.lock();
         let txn = self.db.begin_write()?;
-        let (layers, blobs) = self.drop_unused_layers(&txn, chains)?;
-        txn.commit()?;
-        let (handles, _) = self.unpublish(layers, &blobs)?;
-        drop(g);
-        drop(handles);
-        Ok(())
+        let configs: Vec<String> = config.into_iter().map(String::from).collect();
+        self.free_unused(guard, txn, chains, &configs).map(drop)
     }
 }
 
@@ -851,7 +872,7 @@ impl Store {
 #[cfg(test)]
 mod parent_tests {
     use super::*;
-    use crate::testutil::{require_root, TarBuf};
+    use crate::testutil::{require_root, temp_store, TarBuf};
     use std::sync::Arc;
 
     #[test]
@@ -903,6 +924,18 @@ mod parent_tests {
         Store::open(&dir.join("root"), db.clone()).unwrap()
     }
 
+    /// Imports a one-layer image holding file `name`; returns it and its layer's tar.
+    fn import_one(store: &Store, name: &str, data: &[u8], message: &str) -> (Image, Vec<u8>) {
+        let mut tar = TarBuf::new();
+        tar.file(name, data);
+        let bytes = tar.finish();
+        let opts = ImportOptions {
+            message: Some(message.into()),
+            ..Default::default()
+        };
+        (store.import(&mut &bytes[..], opts).unwrap(), bytes)
+    }
+
     #[test]
     fn an_image_deleted_under_a_container_stays_for_it_alone() {
         if !require_root("an_image_deleted_under_a_container_stays_for_it_alone") {
@@ -911,11 +944,7 @@ mod parent_tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
         let store = reopen(dir.path(), &db);
-        let mut tar = TarBuf::new();
-        tar.file("only-here", b"held");
-        let image = store
-            .import(&mut &tar.finish()[..], ImportOptions::default())
-            .unwrap();
+        let (image, _) = import_one(&store, "only-here", b"held", "");
         let (chain, snapshot) = store.layer_dirs(&image).unwrap().remove(0);
         store.prepare_rootfs("c1", &image).unwrap();
         store
@@ -941,19 +970,12 @@ mod parent_tests {
     }
 
     #[test]
-    fn a_lease_keeps_layers_readable_through_a_delete() {
-        if !require_root("a_lease_keeps_layers_readable_through_a_delete") {
+    fn a_lease_keeps_layers_and_config_readable_through_a_delete() {
+        if !require_root("a_lease_keeps_layers_and_config_readable_through_a_delete") {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
-        let store = reopen(dir.path(), &db);
-        let mut tar = TarBuf::new();
-        tar.file("a", &[7u8; 5000]);
-        let bytes = tar.finish();
-        let image = store
-            .import(&mut &bytes[..], ImportOptions::default())
-            .unwrap();
+        let (_dir, store) = temp_store();
+        let (image, bytes) = import_one(&store, "a", &[7u8; 5000], "");
         let diff_id = image.config.rootfs().diff_ids()[0].clone();
         let (_, snapshot) = store.layer_dirs(&image).unwrap().remove(0);
         let lease = store.lease(&image).unwrap();
@@ -968,9 +990,45 @@ mod parent_tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, bytes, "rebuilt from its index after the delete");
+        // A push reads the config after the layers.
+        assert!(store.config_blob(&image).is_ok(), "the config stays too");
         assert!(store.lease(&image).is_ok(), "a second reader may join");
         drop(lease);
         assert!(!snapshot.exists(), "freed with the last lease");
+        assert!(store.config_blob(&image).is_err(), "config freed with it");
         assert!(matches!(store.lease(&image), Err(Error::ImageNotFound(_))));
+    }
+
+    #[test]
+    fn a_lease_of_a_deleted_image_sharing_its_layers_fails() {
+        if !require_root("a_lease_of_a_deleted_image_sharing_its_layers_fails") {
+            return;
+        }
+        let (_dir, store) = temp_store();
+        let (first, _) = import_one(&store, "a", b"shared", "first");
+        let (second, _) = import_one(&store, "a", b"shared", "second");
+        assert_ne!(first.id, second.id);
+        store.delete(&first.id).unwrap();
+        // Its layer is still there (the second image's), its config is not.
+        assert!(matches!(store.lease(&first), Err(Error::ImageNotFound(_))));
+        assert!(store.lease(&second).is_ok());
+    }
+
+    #[test]
+    fn a_container_already_removed_holds_nothing() {
+        if !require_root("a_container_already_removed_holds_nothing") {
+            return;
+        }
+        let (_dir, store) = temp_store();
+        let (image, _) = import_one(&store, "a", b"1", "");
+        let (_, snapshot) = store.layer_dirs(&image).unwrap().remove(0);
+        store.prepare_rootfs("c1", &image).unwrap();
+        // The container's `rm` ran between the daemon listing it and the delete.
+        store.remove_rootfs("c1").unwrap();
+        store
+            .delete_for_containers(&image.id, &["c1".to_string()])
+            .unwrap();
+        assert!(!snapshot.exists(), "freed at once, not kept for nobody");
+        assert!(store.container_image(&image.id).is_err());
     }
 }

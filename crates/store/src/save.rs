@@ -30,7 +30,7 @@ pub struct SaveItem {
 impl Store {
     /// Writes `items` as a save archive to `out`.
     pub fn save(&self, items: &[SaveItem], out: &mut dyn Write) -> Result<(), Error> {
-        // An `rmi` during the save must not take the layers being rebuilt from under it.
+        // An `rmi` during the save must not take the configs and layers it reads from under it.
         let _leases = items.iter().map(|i| self.lease(&i.image)).collect::<Result<Vec<_>, _>>()?;
         let mut tar = tar::Builder::new(out);
         let mut written = std::collections::HashSet::new();

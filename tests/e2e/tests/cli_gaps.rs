@@ -298,3 +298,126 @@ fn cp_and_export_write_ustar_headers_with_pax_for_long_names() {
         "x\n"
     );
 }
+
+/// `--format` templates that do not parse or do not fit the data fail as the docker CLI
+/// (20.10) fails on the same daemon: same exit code, same (empty) output, same message;
+/// and table headers are docker's, `{{.Label "k"}}` titled `k`.
+#[test]
+fn template_errors_and_headers_match_the_docker_cli() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tpl",
+        "-l",
+        "com.example.my-key=1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["volume", "create", "tplv"]);
+    d.ok(&["network", "create", "tpln"]);
+    let same = |args: &[&str]| {
+        let (b, k) = (d.berth(args), d.docker(args));
+        assert_eq!(
+            (b.code, &b.stdout, &b.stderr),
+            (k.code, &k.stdout, &k.stderr),
+            "berth {args:?} (left) differs from docker (right)"
+        );
+        b
+    };
+    let commands: [&[&str]; 12] = [
+        &["ps"],
+        &["images"],
+        &["network", "ls"],
+        &["volume", "ls"],
+        &["history", "busybox"],
+        &["stats", "--no-stream"],
+        &["events", "--since", "0", "--until", "1"],
+        &["inspect", "tpl"],
+        &["image", "inspect", "busybox"],
+        &["network", "inspect", "tpln"],
+        &["volume", "inspect", "tplv"],
+        &["inspect", "tpl", "nosuch"],
+    ];
+    let formats = [
+        "{{.Nope",
+        "{{.Nope}}",
+        "table {{.Nope}}",
+        "{{.Name}} {{json .Nope}}",
+        "{{nofunc .}}",
+        "{{if .ID}}x",
+        "{{end}}",
+        "a\nb {{.Nope}}",
+        "{{.ID.X}}",
+        "{{json}}",
+    ];
+    for cmd in commands {
+        for f in formats {
+            let mut args = cmd.to_vec();
+            args.extend(["--format", f]);
+            let r = same(&args);
+            assert_ne!(r.code, 0, "{args:?} should fail");
+        }
+    }
+    // The messages themselves, as docker prints them.
+    let r = same(&["images", "--format", "{{.Nope"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "template parsing error: template: :1: unclosed action\n")
+    );
+    let r = same(&["ps", "--format", "table {{.Nope}}"]);
+    assert_eq!(
+        r.stderr,
+        "failed to execute template: template: :1:8: executing \"\" at <.Nope>: \
+         can't evaluate field Nope in type *formatter.ContainerContext\n"
+    );
+    let r = same(&["inspect", "-f", "{{.Nope}}", "tpl"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "\n"));
+    assert!(
+        r.stderr.contains("map has no entry for key \"Nope\""),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(same(&["inspect", "-f", "{{.Nope", "tpl"]).code, 64);
+    assert_eq!(same(&["events", "--format", "{{.Nope}}"]).code, 64);
+    // A key missing from a Go map is no error.
+    assert_eq!(
+        same(&["inspect", "-f", "{{.Config.Labels.zz}}", "tpl"]).stdout,
+        "<no value>\n"
+    );
+
+    // Headers: the row template run on docker's titles.
+    let headers = [
+        "table {{.ID}}\\t{{.Label \"com.example.my-key\"}}\\t{{.Names}}",
+        "table {{.Names}}\\t{{upper .Names}}\\t{{json .Names}}\\t{{.Names | lower}}",
+        "table {{.Names}} x {{if .Names}}y{{end}} z",
+        "table {{.Names}}\\t{{json .}}",
+        "table{{.Names}}",
+        "table {{\"lit\"}}\\t{{.Names}}\\t{{.State}}\\t{{.Mounts}}\\t{{.Networks}}\\t{{.LocalVolumes}}",
+    ];
+    for f in headers {
+        same(&["ps", "--format", f]);
+    }
+    let header = |args: &[&str]| same(args).stdout.lines().next().unwrap_or("").to_string();
+    assert_eq!(
+        header(&[
+            "ps",
+            "--format",
+            "table {{.ID}}\\t{{.Label \"com.example.my-key\"}}"
+        ]),
+        "CONTAINER ID   my key"
+    );
+    for (cmd, f) in [
+        (&["images"][..], "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.Digest}}\\t{{.CreatedSince}}\\t{{.CreatedAt}}\\t{{.Size}}\\t{{.VirtualSize}}\\t{{.SharedSize}}\\t{{.UniqueSize}}\\t{{.Containers}}"),
+        (&["network", "ls"][..], "table {{.ID}}\\t{{.Name}}\\t{{.Driver}}\\t{{.Scope}}\\t{{.IPv6}}\\t{{.Internal}}\\t{{.Labels}}\\t{{.CreatedAt}}\\t{{.Label \"k\"}}"),
+        (&["volume", "ls"][..], "table {{.Name}}\\t{{.Driver}}\\t{{.Scope}}\\t{{.Mountpoint}}\\t{{.Labels}}\\t{{.Links}}\\t{{.Size}}\\t{{.Label \"a.b-c_d\"}}"),
+        (&["history", "busybox"][..], "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}\\t{{.CreatedAt}}"),
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--format", f]);
+        header(&args);
+    }
+    d.ok(&["rm", "-f", "tpl"]);
+}

@@ -236,8 +236,9 @@ fn rmi_during_a_save_leaves_the_save_whole_then_frees_the_layers() {
     assert_eq!(layers, "2");
     let snapshots_before = names_in(&d.data_root.join("snapshots")).len();
 
+    // Both images: the second one's config is read after the first one's layers.
     let mut save = d
-        .berth_cmd(&["save", "saved:v1"])
+        .berth_cmd(&["save", "saved:v1", "savebase:v1"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -267,8 +268,12 @@ fn rmi_during_a_save_leaves_the_save_whole_then_frees_the_layers() {
         ]),
         (32u64 << 20).to_string()
     );
-    // Removed again: nothing of it stays once no save holds it.
-    d.ok(&["rmi", "saved:v1"]);
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}", "savebase"]),
+        "savebase"
+    );
+    // Removed again: nothing of them stays once no save holds them.
+    d.ok(&["rmi", "saved:v1", "savebase:v1"]);
     assert_eq!(
         names_in(&d.data_root.join("snapshots")).len(),
         snapshots_before - 2

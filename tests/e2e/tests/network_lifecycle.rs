@@ -4,21 +4,8 @@
 //! joiners whose joined container stopped or went away. Traffic only between this test's own
 //! containers; forwarded DNS queries go to the host's loopback (`--dns 127.0.0.1`).
 
+use berth_e2e::net::{dok, fetch_script, inspect, ports_of, web};
 use berth_e2e::Daemon;
-
-/// `docker ARGS` against `d`, asserting success; trimmed stdout.
-fn dok(d: &Daemon, args: &[&str]) -> String {
-    let r = d.docker(args);
-    assert_eq!(
-        r.code,
-        0,
-        "docker {args:?}: {}{}\n--- daemon log ---\n{}",
-        r.stdout,
-        r.stderr,
-        d.log()
-    );
-    r.stdout.trim().to_string()
-}
 
 const EMBEDDED: &str = "nameserver 127.0.0.11\noptions timeout:2 ndots:0";
 const OWN: &str = "nameserver 127.0.0.1\noptions timeout:2";
@@ -219,7 +206,7 @@ fn a_container_mode_joiner_whose_joined_container_stopped_or_went() {
         ],
     );
     let paths = "{{.HostsPath}}|{{.ResolvConfPath}}|{{.HostnamePath}}";
-    let host_paths = dok(&d, &["inspect", "-f", paths, "host1"]);
+    let host_paths = inspect(&d, "host1", paths);
     assert!(host_paths.contains(&host), "{host_paths}");
     assert_eq!(dok(&d, &["inspect", "-f", paths, "joiner"]), host_paths);
     assert_eq!(dok(&d, &["inspect", "-f", paths, "never"]), "||");
@@ -351,23 +338,10 @@ fn a_stopped_berthd_leaves_no_link_address_or_table() {
     }
     let id = dok(&d, &["network", "create", "--internal", "h4i"]);
     names.push(format!("br-{}", &id[..12]));
-    let serve = "echo hi > /tmp/index.html; exec httpd -f -p 80 -h /tmp";
-    dok(
+    web(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "--network",
-            "h4a",
-            "-p",
-            "127.0.0.1::80",
-            "busybox",
-            "sh",
-            "-c",
-            serve,
-        ],
+        &["--name", "web", "--network", "h4a", "-p", "127.0.0.1::80"],
+        "hi",
     );
     dok(
         &d,
@@ -383,18 +357,12 @@ fn a_stopped_berthd_leaves_no_link_address_or_table() {
             "300",
         ],
     );
-    dok(
-        &d,
-        &[
-            "run", "-d", "--name", "plain", "-p", "80", "busybox", "sh", "-c", serve,
-        ],
-    );
+    web(&d, &["--name", "plain", "-p", "80"], "hi");
     dok(&d, &["network", "connect", "h4b", "plain"]);
     dok(&d, &["network", "connect", "h4i", "peer"]);
     dok(&d, &["network", "disconnect", "h4b", "plain"]);
-    let fetch =
-        "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 web 80 | tail -n 1";
-    assert_eq!(dok(&d, &["exec", "peer", "sh", "-c", fetch]), "hi");
+    let fetch = fetch_script("web", 80);
+    assert_eq!(dok(&d, &["exec", "peer", "sh", "-c", &fetch]), "hi");
     for (c, net) in [
         ("web", "h4a"),
         ("peer", "h4a"),
@@ -402,7 +370,7 @@ fn a_stopped_berthd_leaves_no_link_address_or_table() {
         ("plain", "bridge"),
     ] {
         let format = format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}");
-        names.push(format!("{}/", dok(&d, &["inspect", "-f", &format, c])));
+        names.push(format!("{}/", inspect(&d, c, &format)));
     }
     let bridges: Vec<String> = names
         .iter()
@@ -410,12 +378,7 @@ fn a_stopped_berthd_leaves_no_link_address_or_table() {
         .cloned()
         .collect();
     for bridge in bridges {
-        names.extend(
-            run("ip", &["-o", "link", "show", "master", &bridge])
-                .lines()
-                .filter_map(|l| l.split(": ").nth(1))
-                .map(|n| format!("{}@", n.split('@').next().unwrap_or(n))),
-        );
+        names.extend(ports_of(&bridge).into_iter().map(|n| format!("{n}@")));
     }
     assert!(names.len() > 10, "{names:?}");
     assert!(!leftovers(&names).is_empty());
@@ -427,7 +390,7 @@ fn a_stopped_berthd_leaves_no_link_address_or_table() {
         "live restore needs the bridge"
     );
     d.spawn();
-    assert_eq!(dok(&d, &["exec", "peer", "sh", "-c", fetch]), "hi");
+    assert_eq!(dok(&d, &["exec", "peer", "sh", "-c", &fetch]), "hi");
     dok(&d, &["rm", "-f", "web", "peer", "plain"]);
     d.kill_daemon(libc::SIGTERM);
     let left = leftovers(&names);

@@ -106,7 +106,7 @@ pub fn context(e: &Entry, human: bool, trunc: bool) -> Value {
 
 /// Renders `entries` through `fmt` (a `table …` or plain template).
 pub fn render(entries: &[Entry], fmt: &str, human: bool, trunc: bool) -> Result<String, Failure> {
-    let mut out = ListPrinter::new(fmt, &|f| title(f, human))?;
+    let mut out = ListPrinter::new(fmt, "*image.historyContext", &|f| title(f, human))?;
     for e in entries {
         out.row(&context(e, human, trunc), &no_methods)?;
     }

@@ -55,7 +55,8 @@ fn title(field: &str) -> String {
         "CreatedAt" => "CREATED AT",
         "Size" => "SIZE",
         "Containers" => "CONTAINERS",
-        "VirtualSize" => "VIRTUAL SIZE",
+        // docker 20.10 titles the virtual size as plain SIZE.
+        "VirtualSize" => "SIZE",
         "SharedSize" => "SHARED SIZE",
         "UniqueSize" => "UNIQUE SIZE",
         other => return other.to_uppercase(),
@@ -242,7 +243,7 @@ pub async fn run(client: &Client, args: ImagesArgs) -> CmdResult {
 }
 
 fn render(list: &[Listed], fmt: &str, show_digests: bool, trunc: bool) -> Result<String, Failure> {
-    let mut out = ListPrinter::new(fmt, &title)?;
+    let mut out = ListPrinter::new(fmt, "*formatter.imageContext", &title)?;
     for item in list {
         let img = &item.summary;
         let vsize = item.virtual_size.unwrap_or(img.size);

@@ -7,7 +7,7 @@ use hyper::Method;
 use crate::client::{self, Client, ClientError};
 use crate::commands::{CmdResult, Failure};
 use crate::json::{self, Value};
-use crate::template::Template;
+use crate::template::{Shape, Template};
 
 /// `berth inspect`
 #[derive(Debug, Clone, Args)]
@@ -68,13 +68,9 @@ async fn fetch(
     Ok(None)
 }
 
-/// A bad template, reported like docker (exit 64, `template parsing error: …`).
+/// A template that does not parse, reported as docker's inspect commands do (exit 64).
 pub fn template_failure(e: &str) -> Failure {
-    let detail = e.strip_prefix("template: ").unwrap_or(e);
-    Failure::new(
-        64,
-        format!("template parsing error: template: :1: {detail}"),
-    )
+    Failure::new(64, format!("template parsing error: {e}"))
 }
 
 /// `berth inspect`
@@ -91,41 +87,69 @@ pub async fn run(client: &Client, args: InspectArgs) -> CmdResult {
         Some(f) if !f.is_empty() => Some(Template::parse(f).map_err(|e| template_failure(&e))?),
         _ => None,
     };
-    let mut raws = Vec::new();
-    let mut errors = Vec::new();
+    // Each name's object or error, in order: docker reports them in that order.
+    let mut found = Vec::new();
     for name in &args.names {
         match fetch(client, name, args.kind.as_deref(), args.size).await {
-            Ok(Some(raw)) => raws.push(raw),
-            Ok(None) => errors.push(format!("Error: No such object: {name}")),
+            Ok(Some(raw)) => found.push(Ok(raw)),
+            Ok(None) => found.push(Err(format!("Error: No such object: {name}"))),
             Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
             // With --type, docker's client names the missing object itself.
             Err(e) if e.is_not_found() => {
                 let kind = args.kind.as_deref().unwrap_or("object");
-                errors.push(format!("Error: No such {kind}: {name}"))
+                found.push(Err(format!("Error: No such {kind}: {name}")))
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => found.push(Err(e.to_string())),
         }
     }
-    // Docker prints an empty line when a template matched nothing.
-    if tpl.is_some() && raws.is_empty() {
-        println!();
-    }
-    print_inspected(tpl.as_ref(), &raws, errors)
+    print_inspected(tpl.as_ref(), Shape::Inspect, found)
 }
 
-/// Prints inspected objects as `docker … inspect` does: each through the `-f` template, or
-/// all as one indented JSON array (even when empty); then fails with the errors, if any.
-pub fn print_inspected(tpl: Option<&Template>, raws: &[bytes::Bytes], errors: Vec<String>) -> CmdResult {
+/// Prints inspected objects as `docker … inspect` does: each through the `-f` template
+/// (run on data that stands for `shape`), or all as one indented JSON array (even when
+/// empty); then fails with the errors, if any, template errors among them.
+pub fn print_inspected(
+    tpl: Option<&Template>,
+    shape: Shape<'_>,
+    found: Vec<Result<bytes::Bytes, String>>,
+) -> CmdResult {
+    let mut errors = Vec::new();
+    let mut raws = Vec::new();
     match tpl {
         Some(tpl) => {
-            for raw in raws {
-                let value = Value::parse(raw).map_err(|e| Failure::new(1, e))?;
+            // Docker buffers the rendered objects, and prints an empty line when none
+            // rendered.
+            let mut out = String::new();
+            for item in found {
+                let raw = match item {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                let value = Value::parse(&raw).map_err(|e| Failure::new(1, e))?;
                 let none = |_: &str, _: &[Value]| None;
-                let text = tpl.render(&value, &none).map_err(|e| Failure::new(1, e))?;
-                println!("{text}");
+                match tpl.render_as(&value, &none, shape) {
+                    Ok(text) => {
+                        out.push_str(&text);
+                        out.push('\n');
+                    }
+                    Err(e) => errors.push(format!("template parsing error: {e}")),
+                }
             }
+            if out.is_empty() {
+                out.push('\n');
+            }
+            print!("{out}");
         }
         None => {
+            for item in found {
+                match item {
+                    Ok(raw) => raws.push(raw),
+                    Err(e) => errors.push(e),
+                }
+            }
             let mut joined = Vec::from(&b"["[..]);
             for (i, raw) in raws.iter().enumerate() {
                 if i > 0 {

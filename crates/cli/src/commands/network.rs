@@ -439,7 +439,6 @@ fn title(field: &str) -> String {
         "IPv6" => "IPV6",
         "Internal" => "INTERNAL",
         "Labels" => "LABELS",
-        "Label" => "LABEL",
         "CreatedAt" => "CREATED AT",
         other => return other.to_uppercase(),
     }
@@ -495,7 +494,7 @@ async fn ls(client: &Client, a: LsArgs) -> CmdResult {
         None | Some("") | Some("table") => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
         Some(f) => f,
     };
-    let mut out = ListPrinter::new(fmt, &title)?;
+    let mut out = ListPrinter::new(fmt, "*network.networkContext", &title)?;
     for n in &networks {
         let labels = labels_of(n);
         let method = label_method(|k| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()));
@@ -513,8 +512,8 @@ async fn inspect(client: &Client, a: InspectArgs) -> CmdResult {
         _ => None,
     };
     let q = if a.verbose { "?verbose=true" } else { "" };
-    let mut raws = Vec::new();
-    let mut errors = Vec::new();
+    // Each name's object or error, in order: docker reports them in that order.
+    let mut found = Vec::new();
     for name in &a.names {
         match client
             .bytes(
@@ -524,12 +523,12 @@ async fn inspect(client: &Client, a: InspectArgs) -> CmdResult {
             )
             .await
         {
-            Ok(raw) => raws.push(raw),
+            Ok(raw) => found.push(Ok(raw)),
             Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => found.push(Err(e.to_string())),
         }
     }
-    super::inspect::print_inspected(tpl.as_ref(), &raws, errors)
+    super::inspect::print_inspected(tpl.as_ref(), crate::template::Shape::Inspect, found)
 }
 
 async fn rm(client: &Client, a: RmArgs) -> CmdResult {

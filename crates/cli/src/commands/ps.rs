@@ -10,6 +10,7 @@ use crate::commands::{CmdResult, Failure};
 use crate::format;
 use crate::json::Value;
 use crate::listing::{label_method, ListPrinter};
+use crate::template::{Shape, Template};
 
 /// `berth ps`
 #[derive(Debug, Clone, Args)]
@@ -40,6 +41,21 @@ pub struct PsArgs {
     pub size: bool,
 }
 
+/// docker's Go type for a `ps` row, named in template errors.
+const CONTEXT_TYPE: &str = "*formatter.ContainerContext";
+
+/// As docker, a `--format` is checked before anything is listed: parsed whole (any
+/// `table` prefix included, so error columns count from it) and run on an empty container.
+fn validate_format(format: &str) -> Result<(), Failure> {
+    let tpl = Template::parse(format)
+        .map_err(|e| Failure::new(1, format!("failed to parse template: {e}")))?;
+    let empty = context(&ContainerSummary::default(), true);
+    let any_label = label_method(|_| None);
+    tpl.render_as(&empty, &any_label, Shape::Struct(CONTEXT_TYPE))
+        .map_err(|e| Failure::new(1, format!("failed to execute template: {e}")))?;
+    Ok(())
+}
+
 /// Docker's default `ps` table.
 const DEFAULT_FORMAT: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
@@ -57,7 +73,6 @@ fn title(field: &str) -> String {
         "Names" => "NAMES",
         "State" => "STATE",
         "Labels" => "LABELS",
-        "Label" => "LABEL",
         "Size" => "SIZE",
         "Mounts" => "MOUNTS",
         "Networks" => "NETWORKS",
@@ -211,8 +226,6 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
         ("Mounts".into(), s(mount_names.join(","))),
         ("Names".into(), s(names.join(","))),
         ("Networks".into(), s(networks.join(","))),
-        // Current docker clients show the image platform; API 1.41 has none to give.
-        ("Platform".into(), Value::Null),
         ("Ports".into(), s(ports)),
         ("RunningFor".into(), s(format::ago(created))),
         ("Size".into(), s(size)),
@@ -226,6 +239,9 @@ fn context(c: &ContainerSummary, trunc: bool) -> Value {
 
 /// `berth ps`
 pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
+    if let Some(f) = args.format.as_deref().filter(|f| !f.is_empty()) {
+        validate_format(f)?;
+    }
     let mut q = Vec::new();
     if args.all || args.latest || args.last > 0 {
         q.push(("all", "1".to_string()));
@@ -269,7 +285,7 @@ pub async fn run(client: &Client, args: PsArgs) -> CmdResult {
         None | Some("") | Some("table") => default_format.as_str(),
         Some(f) => f,
     };
-    let mut out = ListPrinter::new(fmt, &title)?;
+    let mut out = ListPrinter::new(fmt, CONTEXT_TYPE, &title)?;
     for c in &list {
         let labels = c.labels.as_ref();
         out.row(

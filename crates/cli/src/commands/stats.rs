@@ -261,12 +261,9 @@ fn context(row: &Row, trunc: bool) -> Value {
 
 /// Renders every row through the format (docker's table by default).
 fn render(format: &str, rows: &[Shared], trunc: bool) -> Result<String, Failure> {
-    // docker stats reports template errors with exit code 1, and a failing row as a
-    // parsing error.
-    let mut out = ListPrinter::new(format, &title).map_err(|f| Failure::new(1, f.message))?;
+    let mut out = ListPrinter::new(format, "*container.statsContext", &title)?;
     for row in rows {
-        out.row(&context(&lock(row), trunc), &no_methods)
-            .map_err(|f| Failure::new(1, format!("template parsing error: {}", f.message)))?;
+        out.row(&context(&lock(row), trunc), &no_methods)?;
     }
     Ok(out.finish())
 }

@@ -143,23 +143,21 @@ async fn create(client: &Client, a: CreateArgs) -> CmdResult {
     Ok(0)
 }
 
-/// The `ls` template context of one volume, with docker's field names.
+/// The `ls` template context of one volume, with docker 20.10's field names (its CLI has
+/// no cluster-volume fields).
 fn context(v: &Volume) -> Value {
     let mut labels: Vec<(&String, &String)> = v.labels.iter().collect();
     labels.sort();
     let labels = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
     let s = |x: &str| Value::String(x.to_string());
     Value::Object(vec![
-        ("Availability".into(), s("N/A")),
         ("Driver".into(), s(&v.driver)),
-        ("Group".into(), s("N/A")),
         ("Labels".into(), s(&labels)),
         ("Links".into(), s("N/A")),
         ("Mountpoint".into(), s(&v.mountpoint)),
         ("Name".into(), s(&v.name)),
         ("Scope".into(), s(&v.scope.map(|s| s.to_string()).unwrap_or_default())),
         ("Size".into(), s("N/A")),
-        ("Status".into(), s("N/A")),
     ])
 }
 
@@ -170,12 +168,8 @@ fn title(field: &str) -> String {
         "Scope" => "SCOPE",
         "Mountpoint" => "MOUNTPOINT",
         "Labels" => "LABELS",
-        "Label" => "LABEL",
         "Links" => "LINKS",
         "Size" => "SIZE",
-        "Availability" => "AVAILABILITY",
-        "Group" => "GROUP",
-        "Status" => "STATUS",
         other => return other.to_uppercase(),
     }
     .to_string()
@@ -200,7 +194,7 @@ async fn ls(client: &Client, a: LsArgs) -> CmdResult {
         None | Some("") | Some("table") => "table {{.Driver}}\t{{.Name}}",
         Some(f) => f,
     };
-    let mut out = ListPrinter::new(fmt, &title)?;
+    let mut out = ListPrinter::new(fmt, "*formatter.volumeContext", &title)?;
     for v in &volumes {
         out.row(&context(v), &label_method(|k| v.labels.get(k).cloned()))?;
     }
@@ -213,16 +207,16 @@ async fn inspect(client: &Client, a: InspectArgs) -> CmdResult {
         Some(f) if !f.is_empty() => Some(Template::parse(f).map_err(|e| crate::commands::inspect::template_failure(&e))?),
         _ => None,
     };
-    let mut raws = Vec::new();
-    let mut errors = Vec::new();
+    // Each name's object or error, in order: docker reports them in that order.
+    let mut found = Vec::new();
     for name in &a.names {
         match client.bytes(Method::GET, &format!("/volumes/{}", client::enc(name)), client::empty()).await {
-            Ok(raw) => raws.push(raw),
+            Ok(raw) => found.push(Ok(raw)),
             Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => found.push(Err(e.to_string())),
         }
     }
-    super::inspect::print_inspected(tpl.as_ref(), &raws, errors)
+    super::inspect::print_inspected(tpl.as_ref(), crate::template::Shape::Struct("types.Volume"), found)
 }
 
 async fn rm(client: &Client, a: RmArgs) -> CmdResult {

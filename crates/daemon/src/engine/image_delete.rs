@@ -56,7 +56,8 @@ impl Engine {
             if single && !force {
                 if let Some((cid, _)) = self.image_users(&image.id).first() {
                     return Err(Error::Conflict(format!(
-                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {cid} is using its referenced image {}",
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                        short_cid(cid),
                         short_id(&image.id)
                     )));
                 }
@@ -125,7 +126,11 @@ impl Engine {
             }
             // A forced delete of an image stopped containers were made from removes it as
             // Docker does, but its layers stay for those containers until the last goes.
-            let holders = self.image_holders(&image.id);
+            let holders: Vec<String> = self
+                .image_users(&image.id)
+                .into_iter()
+                .map(|(cid, _)| cid)
+                .collect();
             let (store, del) = (self.store.clone(), image.id.clone());
             let freed = blocking(move || {
                 if holders.is_empty() {
@@ -172,7 +177,10 @@ impl Engine {
         }
         let users = self.image_users(&image.id);
         if let Some((cid, _)) = users.iter().find(|(_, running)| *running) {
-            let message = format!("image is being used by running container {cid}");
+            let message = format!(
+                "image is being used by running container {}",
+                short_cid(cid)
+            );
             return Ok(Some(Conflict {
                 hard: true,
                 used: true,
@@ -188,7 +196,10 @@ impl Engine {
             }));
         }
         if let Some((cid, _)) = users.first().filter(|_| check.stopped) {
-            let message = format!("image is being used by stopped container {cid}");
+            let message = format!(
+                "image is being used by stopped container {}",
+                short_cid(cid)
+            );
             return Ok(Some(Conflict {
                 hard: false,
                 used: true,
@@ -198,28 +209,13 @@ impl Engine {
         Ok(None)
     }
 
-    /// Containers made from the image: (short id, running).
+    /// Containers made from the image: (full id, which is also its rootfs key; running).
     fn image_users(&self, id: &str) -> Vec<(String, bool)> {
         self.all_containers()
             .iter()
             .map(|c| lock(&c.rec).clone())
             .filter(|r| r.image_id == id)
-            .map(|r| {
-                (
-                    r.id.chars().take(12).collect(),
-                    r.state.status == crate::state::Status::Running,
-                )
-            })
-            .collect()
-    }
-
-    /// Full ids (rootfs keys) of the containers made from the image.
-    fn image_holders(&self, id: &str) -> Vec<String> {
-        self.all_containers()
-            .iter()
-            .map(|c| lock(&c.rec).clone())
-            .filter(|r| r.image_id == id)
-            .map(|r| r.id)
+            .map(|r| (r.id, r.state.status == crate::state::Status::Running))
             .collect()
     }
 
@@ -303,6 +299,11 @@ impl Engine {
             .sum();
         Ok(report)
     }
+}
+
+/// A container's id as conflict messages name it.
+fn short_cid(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// moby's `isImageIDPrefix`: whether `name` is how the id starts, with or without `sha256:`.

@@ -287,7 +287,8 @@ impl ImageFilter {
 impl Engine {
     /// A container's image as lists show it (moby's `refreshImage`): the name it was created
     /// with while that still names the container's image, else the image's id (the name was
-    /// retagged or the image removed). Reads the store: call it off the async workers.
+    /// retagged or the image removed). One small store read per container whose name is not
+    /// its image id (the list handlers call it on the async workers).
     pub fn list_image_name(&self, rec: &crate::state::Record) -> String {
         if rec.image == rec.image_id {
             return rec.image.clone();

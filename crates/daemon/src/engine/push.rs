@@ -278,14 +278,15 @@ impl Engine {
                     }
                 })
             };
-            // An `rmi` during the push must not take the layers being rebuilt from under it.
+            // An `rmi` during the push must not take the config and layers it reads from under it.
             let leased = self.store.clone();
             let lease = leased
                 .lease(&image)
                 .map_err(|e| Error::from(e).to_string())?;
             let result =
                 push::push_image(&mut session, self.store.clone(), &image, &target, &ptx).await;
-            drop(lease);
+            // The last lease of a layer an `rmi` deferred frees it: trees deleted here.
+            tokio::task::block_in_place(|| drop(lease));
             drop(ptx);
             let _ = forward.await;
             let pushed = result.map_err(|e| push_error(e, anonymous))?;
