@@ -419,5 +419,54 @@ fn template_errors_and_headers_match_the_docker_cli() {
         args.extend(["--format", f]);
         header(&args);
     }
+
+    // Variables, as docker's documentation uses them.
+    for f in [
+        "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}",
+        "{{$name := .Name}}{{with .State}}{{$name}} {{$.Id}} {{.Running}}{{end}}",
+        "{{$v}}",
+    ] {
+        same(&["inspect", "-f", f, "tpl"]);
+    }
+
+    // Events: Go's field names (`.ID`, `.Status`) and Go's JSON of the message.
+    let server_version = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!server_version.is_empty());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let r = same(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now,
+        "--format",
+        "{{.ID}}|{{.Status}}|{{.From}}|{{.Type}}|{{.Action}}|{{.Scope}}|{{.Time}} {{json .}}",
+    ]);
+    assert!(r.stdout.contains("|container|start|local|"), "{}", r.stdout);
+    same(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "1",
+        "--format",
+        "{{.Actor.Nope}}",
+    ]);
+
+    // version --format: fields, Go names for JSON's `ApiVersion`, and errors.
+    for f in [
+        "{{.Server.APIVersion}}|{{.Client.APIVersion}}|{{.Server.MinAPIVersion}}|{{.Client.Context}}",
+        "{{json .Server}}",
+        "{{.Nope",
+        "{{.Nope}}",
+        "x{{.Server.Nope}}y",
+        "{{range .Server.Components}}{{.Name}}={{.Version}} {{end}}",
+    ] {
+        same(&["version", "--format", f]);
+    }
     d.ok(&["rm", "-f", "tpl"]);
 }

@@ -132,7 +132,7 @@ fn go_message(event: &Value) -> (Value, String) {
 /// Parses a `--format` and, as docker, runs it on an empty event, so that an unknown
 /// field fails before any event is read.
 fn checked_template(format: &str) -> Result<Template, String> {
-    let tpl = Template::parse(format)?;
+    let tpl = Template::parse(format)?.with_nested_types(&[("Actor", "events.Actor")]);
     // The fields of Go's `events.Message` (its field names, not its JSON names).
     let empty = Value::parse(
         br#"{"Status":"","ID":"","From":"","Type":"","Action":"","Actor":{"ID":"","Attributes":null},"Scope":"","Time":0,"TimeNano":0}"#,

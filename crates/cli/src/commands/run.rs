@@ -100,14 +100,9 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
         None
     };
 
-    let output = if s.streams.stdin || s.streams.stdout || s.streams.stderr {
-        Some(stream::attach(client, &s.id, s.streams, s.detach_keys.as_deref()).await?)
-    } else {
-        None
-    };
-
     // The wait must be registered before the start, or a fast container's exit is missed;
-    // the daemon sends the answer's headers once it is registered.
+    // the daemon sends the answer's headers once it is registered. The attach and the wait
+    // are independent, so both requests travel at once: one round trip less before the start.
     let condition = if s.auto_remove {
         "removed"
     } else {
@@ -117,9 +112,21 @@ pub async fn attached_start(client: &Client, s: Session, start_code: fn(&str) ->
         "/containers/{}/wait?condition={condition}",
         client::enc(&s.id)
     );
-    let wait_resp = client
-        .send(Method::POST, &wait_path, client::empty())
-        .await?;
+    let attach = async {
+        if s.streams.stdin || s.streams.stdout || s.streams.stderr {
+            stream::attach(client, &s.id, s.streams, s.detach_keys.as_deref())
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (output, wait_resp) = tokio::join!(
+        attach,
+        client.send(Method::POST, &wait_path, client::empty())
+    );
+    let output = output?;
+    let wait_resp = wait_resp?;
     let wait: JoinHandle<Result<ContainerWaitResponse, ClientError>> = tokio::spawn(async move {
         let data = client::collect(wait_resp.into_body()).await?;
         serde_json::from_slice(&data)

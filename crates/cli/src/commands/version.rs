@@ -43,18 +43,65 @@ fn client_info() -> Value {
     ])
 }
 
+/// The daemon's version as docker's CLI marshals its `types.Version` again: components'
+/// details (Go maps) with sorted keys, and `Experimental`/`BuildTime` left out when empty.
+fn go_version(server: Value) -> Value {
+    let Value::Object(members) = server else {
+        return server;
+    };
+    let members = members
+        .into_iter()
+        .filter(|(k, v)| {
+            !(k == "Experimental" && *v == Value::Bool(false)
+                || k == "BuildTime" && *v == Value::String(String::new()))
+        })
+        .map(|(k, v)| match (k.as_str(), v) {
+            ("Components", Value::Array(components)) => {
+                let sorted = components
+                    .into_iter()
+                    .map(|c| match c {
+                        Value::Object(fields) => Value::Object(
+                            fields
+                                .into_iter()
+                                .map(|(name, v)| match v {
+                                    Value::Object(mut details) if name == "Details" => {
+                                        details.sort_by(|a, b| a.0.cmp(&b.0));
+                                        (name, Value::Object(details))
+                                    }
+                                    other => (name, other),
+                                })
+                                .collect(),
+                        ),
+                        other => other,
+                    })
+                    .collect();
+                (k, Value::Array(sorted))
+            }
+            (_, v) => (k, v),
+        })
+        .collect();
+    Value::Object(members)
+}
+
 /// `version --format`: the template runs on both halves even when the daemon is down
 /// (`Server` nil), prints what it wrote and a newline, and then fails with the daemon's
 /// error, else its own (exit 1). A template that does not parse exits 64 at once.
 async fn run_format(client: &Client, format: &str) -> CmdResult {
     let tpl = Template::parse_named("version", format)
         .map_err(|e| Failure::new(64, format!("template parsing error: {e}")))?
-        .with_field_aliases(FIELD_ALIASES);
+        .with_field_aliases(FIELD_ALIASES)
+        .with_nested_types(&[
+            ("Client", "system.clientVersion"),
+            ("Server", "*types.Version"),
+        ]);
     let (server, daemon_error) = match client
         .bytes(hyper::Method::GET, "/version", crate::client::empty())
         .await
     {
-        Ok(raw) => (Value::parse(&raw).map_err(|e| Failure::new(1, e))?, None),
+        Ok(raw) => (
+            go_version(Value::parse(&raw).map_err(|e| Failure::new(1, e))?),
+            None,
+        ),
         Err(e) => (Value::Null, Some(e)),
     };
     let data = Value::Object(vec![

@@ -12,11 +12,12 @@
 //! sent to that volume's directory, as Docker does.
 
 use super::mounts::MountKind;
+use super::nofollow::{self, Node};
 use super::{Engine, Error, Result};
 use crate::state::Status;
 use chrono::{DateTime, Utc};
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::{fstatat, FileStat, Mode};
 use std::collections::HashMap;
@@ -275,7 +276,12 @@ pub fn path_stat(r: &Resolved, container: &str) -> Result<PathStat> {
 /// Writes `r` (recursively) as a tar whose top entry is called `top` ("." for contents).
 pub fn write_tar(r: &Resolved, top: &str, out: impl Write) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
-    append(&mut b, &r.parent, OsStr::new(&r.name), top.as_bytes())?;
+    match append(&mut b, &r.parent, OsStr::new(&r.name), top.as_bytes()) {
+        // Removed since its stat (a running container): Docker's walk skips what it cannot
+        // stat, and sends an empty archive.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        r => r?,
+    }
     b.into_inner()?.flush()
 }
 
@@ -430,9 +436,15 @@ fn set_truncated(field: &mut [u8], value: &[u8]) {
     }
 }
 
-fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
+/// The header Docker's archiver writes for an entry with stat `st` (size left at 0).
+pub(super) fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
+    if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+        // Both fit: a ustar header's fields take 21 bits.
+        let _ = h.set_device_major(libc::major(st.st_rdev));
+        let _ = h.set_device_minor(libc::minor(st.st_rdev));
+    }
     // With the file type bits, as Docker's archive package writes the mode.
     h.set_mode(st.st_mode & (libc::S_IFMT | 0o7777));
     h.set_uid(u64::from(st.st_uid));
@@ -474,49 +486,43 @@ fn ids_by_name(path: &str) -> HashMap<u64, String> {
     out
 }
 
+/// Appends `name` in `dir` and, for a directory, everything under it. Each entry is pinned
+/// by a descriptor (`nofollow`) before anything is read from it, so a running container that
+/// swaps a name for a symlink or a device node mid-walk gets that archived, never followed.
 fn append<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &OwnedFd,
     name: &OsStr,
     path: &[u8],
 ) -> io::Result<()> {
-    let st = fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-    match st.st_mode & libc::S_IFMT {
+    let node = Node::open(dir, name)?;
+    let st = &node.st;
+    match nofollow::kind(st) {
         libc::S_IFDIR => {
-            let h = header_for(&st, tar::EntryType::Directory);
+            let fd = node.open_dir()?;
+            let h = header_for(st, tar::EntryType::Directory);
             append_entry(b, h, &[path, b"/"].concat(), None, io::empty())?;
-            let fd = openat(
-                Some(dir.as_raw_fd()),
-                name,
-                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            let fd = own(fd);
-            let mut names: Vec<std::ffi::OsString> = Vec::new();
-            // read_dir through /proc/self/fd keeps to the directory we opened without following anything.
-            for e in std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))? {
-                names.push(e?.file_name());
-            }
-            names.sort();
-            for n in names {
-                append(b, &fd, &n, &[path, b"/", n.as_bytes()].concat())?;
+            for n in nofollow::names(&fd)? {
+                match append(b, &fd, &n, &[path, b"/", n.as_bytes()].concat()) {
+                    // Removed since the listing (a running container): as Docker's walk.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    r => r?,
+                }
             }
         }
         libc::S_IFREG => {
-            let fd = openat(
-                Some(dir.as_raw_fd()),
-                name,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            let f = File::from(own(fd));
-            let mut h = header_for(&st, tar::EntryType::Regular);
-            h.set_size(st.st_size as u64);
-            append_entry(b, h, path, None, f.take(st.st_size as u64))?;
+            let f = node.open_file()?;
+            let size = st.st_size.max(0) as u64;
+            let mut h = header_for(st, tar::EntryType::Regular);
+            h.set_size(size);
+            // A file that changes size while we read it must still fill exactly the size
+            // the header announced.
+            let data = f.take(size).chain(io::repeat(0)).take(size);
+            append_entry(b, h, path, None, data)?;
         }
         libc::S_IFLNK => {
-            let t = readlinkat(Some(dir.as_raw_fd()), name)?;
-            let h = header_for(&st, tar::EntryType::Symlink);
+            let t = node.read_link()?;
+            let h = header_for(st, tar::EntryType::Symlink);
             append_entry(b, h, path, Some(t.as_bytes()), io::empty())?;
         }
         fmt @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
@@ -525,12 +531,7 @@ fn append<W: Write>(
                 libc::S_IFBLK => tar::EntryType::Block,
                 _ => tar::EntryType::Fifo,
             };
-            let mut h = header_for(&st, kind);
-            if kind != tar::EntryType::Fifo {
-                h.set_device_major(libc::major(st.st_rdev))?;
-                h.set_device_minor(libc::minor(st.st_rdev))?;
-            }
-            append_entry(b, h, path, None, io::empty())?;
+            append_entry(b, header_for(st, kind), path, None, io::empty())?;
         }
         // Sockets cannot be archived; Docker skips them too.
         _ => {}

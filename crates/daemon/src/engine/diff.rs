@@ -13,9 +13,11 @@ use super::{blocking, Engine, Result};
 use berth_api::models::{ChangeType, FilesystemChange};
 use berth_store::RootfsTree;
 use std::collections::BTreeSet;
-use std::ffi::{CString, OsString};
+use super::nofollow::{self, Node};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::Metadata;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -59,20 +61,22 @@ impl Engine {
 /// The changes `upper` makes over `lowers` (top layer first), parents before their contents,
 /// names in byte order within a directory. A missing `upper` (never started) changes nothing.
 pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<FilesystemChange>> {
+    let dir = match nofollow::open_trusted_dir(upper) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        dir => dir?,
+    };
     let mut walker = Walker {
-        upper,
         lowers,
         out: Vec::new(),
     };
-    match walker.walk_dir(Path::new("/")) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !upper.exists() => Ok(Vec::new()),
-        Err(e) => Err(e),
-        Ok(()) => Ok(walker.out),
-    }
+    walker.walk_dir(Path::new("/"), &dir)?;
+    Ok(walker.out)
 }
 
+/// Walks the upper directory by descriptors (`nofollow`): a running container may swap any of
+/// its directories for a symlink to the host meanwhile, and must not get host names listed.
+/// Each entry is looked at through its directory's descriptor (`pinned`).
 struct Walker<'a> {
-    upper: &'a Path,
     lowers: &'a [PathBuf],
     out: Vec<FilesystemChange>,
 }
@@ -85,16 +89,28 @@ impl Walker<'_> {
         });
     }
 
-    /// Reports the entries of upper directory `rel` (an absolute path inside the container).
-    fn walk_dir(&mut self, rel: &Path) -> io::Result<()> {
-        let in_upper = sorted_names(&under(self.upper, rel))?;
+    /// Reports the entries of upper directory `rel` (an absolute path inside the container),
+    /// open as `dir`.
+    fn walk_dir(&mut self, rel: &Path, dir: &OwnedFd) -> io::Result<()> {
+        let in_upper = nofollow::names(dir)?;
         for name in &in_upper {
             let path = rel.join(name);
             let path_str = path.to_string_lossy();
             if INIT_PATHS.contains(&path_str.as_ref()) {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(under(self.upper, &path))?;
+            let here = pinned(dir, name);
+            let node = match Node::open(dir, name) {
+                // Removed since the listing (a running container).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                node => node?,
+            };
+            let meta = node.metadata()?;
+            let child = if meta.is_dir() {
+                Some(node.open_dir()?)
+            } else {
+                None
+            };
             if is_whiteout(&meta) {
                 self.push(&path, ChangeType::_2);
                 continue;
@@ -109,25 +125,22 @@ impl Walker<'_> {
                     reported = true;
                 }
                 Some(old) => {
-                    if stat_differs(old, &meta) || self.capability_differs(&path) {
+                    if stat_differs(old, &meta) || self.capability_differs(&here, &path) {
                         self.push(&path, ChangeType::_0);
                         reported = true;
                     }
                 }
             }
-            if meta.is_dir() {
-                self.walk_dir(&path)?;
+            if let Some(child) = &child {
+                self.walk_dir(&path, child)?;
             }
             // Image entries the new tree no longer shows: the old contents of a directory
             // made opaque (removed and made again), or of one a file replaced.
             let old_is_dir = old.as_ref().is_some_and(|m| m.is_dir());
-            if old_is_dir && (!meta.is_dir() || is_opaque(&under(self.upper, &path))) {
-                let kept: BTreeSet<OsString> = if meta.is_dir() {
-                    sorted_names(&under(self.upper, &path))?
-                        .into_iter()
-                        .collect()
-                } else {
-                    BTreeSet::new()
+            if old_is_dir && (child.is_none() || is_opaque(&here)) {
+                let kept: BTreeSet<OsString> = match &child {
+                    Some(child) => nofollow::names(child)?.into_iter().collect(),
+                    None => BTreeSet::new(),
                 };
                 for gone in lower_children(self.lowers, &path).difference(&kept) {
                     self.push(&path.join(gone), ChangeType::_2);
@@ -144,15 +157,12 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Docker compares the file capability xattr as well as the stat.
-    fn capability_differs(&self, path: &Path) -> bool {
-        let new = xattr(&under(self.upper, path), "security.capability");
-        let old = self
-            .lowers
-            .iter()
-            .map(|l| under(l, path))
-            .find(|p| p.symlink_metadata().is_ok());
-        new != old.and_then(|p| xattr(&p, "security.capability"))
+    /// Docker compares the file capability xattr as well as the stat (`here`: the entry in
+    /// the upper directory, `path`: its path in the container).
+    fn capability_differs(&self, here: &Path, path: &Path) -> bool {
+        let new = xattr(here, "security.capability");
+        let old = self.lowers.iter().find_map(|l| in_layer(l, path).ok());
+        new != old.and_then(|n| n.xattr("security.capability"))
     }
 }
 
@@ -162,15 +172,16 @@ impl Walker<'_> {
 /// directory is one change, without the directory's old contents.
 pub fn tree_changes(root: &Path, lowers: &[PathBuf]) -> io::Result<Vec<FilesystemChange>> {
     let mut out = Vec::new();
-    walk_tree(root, lowers, Path::new("/"), true, &mut out)?;
+    let dir = nofollow::open_trusted_dir(root)?;
+    walk_tree(&dir, lowers, Path::new("/"), true, &mut out)?;
     Ok(out)
 }
 
-/// Compares directory `rel` of the container with the image's (`in_image`: whether the image
-/// has a directory there).
-fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &mut Vec<FilesystemChange>) -> io::Result<()> {
+/// Compares directory `rel` of the container, open as `dir` (walked by descriptors as the
+/// upper directory is), with the image's (`in_image`: whether the image has a directory there).
+fn walk_tree(dir: &OwnedFd, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &mut Vec<FilesystemChange>) -> io::Result<()> {
     let mut old = if in_image { lower_children(lowers, rel) } else { BTreeSet::new() };
-    let new: BTreeSet<OsString> = sorted_names(&under(root, rel))?.into_iter().collect();
+    let new: BTreeSet<OsString> = nofollow::names(dir)?.into_iter().collect();
     let names: BTreeSet<OsString> = new.union(&old).cloned().collect();
     let push = |out: &mut Vec<FilesystemChange>, path: &Path, kind| {
         out.push(FilesystemChange { path: path.to_string_lossy().into_owned(), kind })
@@ -185,7 +196,13 @@ fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &
             push(out, &path, ChangeType::_2);
             continue;
         }
-        let meta = std::fs::symlink_metadata(under(root, &path))?;
+        let here = pinned(dir, &name);
+        let node = match Node::open(dir, &name) {
+            // Removed since the listing (a running container).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            node => node?,
+        };
+        let meta = node.metadata()?;
         let old_meta = if old.remove(&name) { lower_entry(lowers, &path) } else { None };
         let start = out.len();
         let reported = match &old_meta {
@@ -196,8 +213,8 @@ fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &
             }
             Some(o) => {
                 let caps = |p: &Path| xattr(p, "security.capability");
-                let upper_layer = lowers.iter().map(|l| under(l, &path)).find(|p| p.symlink_metadata().is_ok());
-                if stat_differs(o, &meta) || caps(&under(root, &path)) != upper_layer.and_then(|p| caps(&p)) {
+                let upper_layer = lowers.iter().find_map(|l| in_layer(l, &path).ok());
+                if stat_differs(o, &meta) || caps(&here) != upper_layer.and_then(|n| n.xattr("security.capability")) {
                     push(out, &path, ChangeType::_0);
                     true
                 } else {
@@ -207,7 +224,8 @@ fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &
         };
         if meta.is_dir() {
             let was_dir = old_meta.as_ref().is_some_and(|m| m.is_dir());
-            walk_tree(root, lowers, &path, was_dir, out)?;
+            let child = node.open_dir()?;
+            walk_tree(&child, lowers, &path, was_dir, out)?;
             if !reported && out.len() > start {
                 let change = FilesystemChange { path: path_str.into_owned(), kind: ChangeType::_0 };
                 out.insert(start, change);
@@ -217,17 +235,17 @@ fn walk_tree(root: &Path, lowers: &[PathBuf], rel: &Path, in_image: bool, out: &
     Ok(())
 }
 
-/// `root` joined with an absolute path inside the container.
-fn under(root: &Path, rel: &Path) -> PathBuf {
-    root.join(rel.strip_prefix("/").unwrap_or(rel))
+/// Entry `path` (absolute in the container) of one image layer, resolved without following
+/// any symlink: an image's `a -> /etc` must not make the host's /etc part of the image.
+fn in_layer(layer: &Path, path: &Path) -> io::Result<Node> {
+    Node::open_beneath(&nofollow::open_trusted_dir(layer)?, path)
 }
 
-fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut names = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    names.sort();
-    Ok(names)
+/// Entry `name` of directory `dir` as a path that reaches it through the descriptor: the
+/// directory cannot be swapped under it, and path calls that do not follow a final symlink
+/// (`symlink_metadata`, `lgetxattr`) see the entry itself.
+fn pinned(dir: &OwnedFd, name: &OsStr) -> PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
 }
 
 /// An overlay whiteout: a character device with device number 0/0.
@@ -239,11 +257,17 @@ fn is_opaque(dir: &Path) -> bool {
     xattr(dir, "trusted.overlay.opaque").as_deref() == Some(b"y")
 }
 
-/// The image's entry at `path`: the topmost layer holding it, unless that layer whites it out.
+/// The image's entry at `path`: the topmost layer holding it, unless that layer whites it out
+/// or has a symlink or file on the way to it (which hides the layers below, as in overlayfs).
 fn lower_entry(lowers: &[PathBuf], path: &Path) -> Option<Metadata> {
     for layer in lowers {
-        if let Ok(meta) = std::fs::symlink_metadata(under(layer, path)) {
-            return (!is_whiteout(&meta)).then_some(meta);
+        match in_layer(layer, path) {
+            Ok(node) => {
+                let meta = node.metadata().ok()?;
+                return (!is_whiteout(&meta)).then_some(meta);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(_) => return None,
         }
     }
     None
@@ -253,23 +277,22 @@ fn lower_entry(lowers: &[PathBuf], path: &Path) -> Option<Metadata> {
 fn lower_children(lowers: &[PathBuf], path: &Path) -> BTreeSet<OsString> {
     let (mut shown, mut hidden) = (BTreeSet::new(), BTreeSet::new());
     for layer in lowers {
-        let dir = under(layer, path);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => break,
-            Err(_) => continue,
-        }
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name();
+        let node = match in_layer(layer, path) {
+            Ok(node) => node,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(_) => break,
+        };
+        let Ok(dir) = node.open_dir() else { break };
+        for name in nofollow::names(&dir).unwrap_or_default() {
             if hidden.contains(&name) {
                 continue;
             }
-            if !entry.metadata().is_ok_and(|m| is_whiteout(&m)) {
+            if !std::fs::symlink_metadata(pinned(&dir, &name)).is_ok_and(|m| is_whiteout(&m)) {
                 shown.insert(name.clone());
             }
             hidden.insert(name);
         }
-        if is_opaque(&dir) {
+        if node.xattr("trusted.overlay.opaque").as_deref() == Some(b"y") {
             break;
         }
     }

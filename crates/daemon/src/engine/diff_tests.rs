@@ -185,3 +185,25 @@ fn runtime_mount_points_are_not_changes() {
     fs::create_dir(o.at("data")).unwrap();
     assert_eq!(o.changes(), ["A /data"]);
 }
+
+/// An image whose `a` is a symlink to a host directory must not get that directory looked
+/// at: the image's entries are resolved without following symlinks.
+#[test]
+fn an_image_symlink_to_the_host_is_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir(outside.path().join("x")).unwrap();
+    fs::write(outside.path().join("x/host-name"), "").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+    fs::create_dir(&lower).unwrap();
+    std::os::unix::fs::symlink(outside.path(), lower.join("a")).unwrap();
+    // The container replaced the link with a directory holding a file `x`.
+    fs::create_dir_all(upper.join("a")).unwrap();
+    fs::write(upper.join("a/x"), "").unwrap();
+    let got: Vec<String> = layer_changes(&upper, &[lower])
+        .unwrap()
+        .into_iter()
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(got, ["/a", "/a/x"]);
+}

@@ -13,12 +13,15 @@
 
 use super::archive::append_entry;
 use super::chunks::ChunkWriter;
+use super::nofollow::{self, Node};
 use super::{blocking, Engine, Error, Result};
 use bytes::Bytes;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, FileStat};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -191,11 +194,13 @@ impl InitLayer {
 /// Writes the tree under `root` as a tar, as Docker's archive package does: names relative
 /// to the root without a leading "./", directories before their contents, names sorted,
 /// hard links as link entries, sockets left out; with `init`'s entries where the tree lacks
-/// them.
+/// them. The walk goes by descriptors (`nofollow`): a running container swapping a directory
+/// for a symlink mid-walk gets the symlink archived, never followed.
 pub fn write_tar(root: &Path, out: &mut impl Write, init: &InitLayer) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
-    append_dir_contents(&mut tar, root, Path::new(""), &mut links, init)?;
+    let dir = nofollow::open_trusted_dir(root)?;
+    append_dir_contents(&mut tar, Some(&dir), Path::new(""), &mut links, init)?;
     tar.into_inner()?.flush()
 }
 
@@ -205,21 +210,17 @@ enum Entry {
     Init(std::ffi::OsString, InitKind),
 }
 
+/// Appends the entries of directory `rel`, open as `dir` (None: only the init layer has it).
 fn append_dir_contents<W: Write>(
     tar: &mut tar::Builder<W>,
-    root: &Path,
+    dir: Option<&OwnedFd>,
     rel: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
     init: &InitLayer,
 ) -> io::Result<()> {
-    let dir = root.join(rel);
-    let mut names = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .map(|e| e.map(|e| Entry::Disk(e.file_name())))
-            .collect::<io::Result<Vec<_>>>()?,
-        // A directory only the init layer has.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => Vec::new(),
-        Err(e) => return Err(e),
+    let mut names = match dir {
+        Some(dir) => nofollow::names(dir)?.into_iter().map(Entry::Disk).collect(),
+        None => Vec::new(),
     };
     for (name, kind) in InitLayer::children(rel) {
         if !names
@@ -245,7 +246,7 @@ fn append_dir_contents<W: Write>(
             match kind {
                 InitKind::Dir => {
                     append_entry(tar, header, &[tar_name, b"/"].concat(), None, io::empty())?;
-                    append_dir_contents(tar, root, &rel, links, init)?;
+                    append_dir_contents(tar, None, &rel, links, init)?;
                 }
                 InitKind::Symlink(target) => {
                     append_entry(tar, header, tar_name, Some(target.as_bytes()), io::empty())?
@@ -254,16 +255,23 @@ fn append_dir_contents<W: Write>(
             }
             continue;
         }
-        let path = root.join(&rel);
-        let meta = std::fs::symlink_metadata(&path)?;
-        let kind = meta.file_type();
-        if kind.is_socket() {
+        // Names on disk come only from a directory we hold.
+        let Some(dir) = dir else { continue };
+        let node = match Node::open(dir, &name) {
+            Ok(node) => node,
+            // Removed since the listing (a running container): Docker's walk skips it too.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let st = &node.st;
+        let kind = nofollow::kind(st);
+        if kind == libc::S_IFSOCK {
             continue;
         }
         let is_init_file = INIT_LAYER
             .iter()
             .any(|(p, k)| *k == InitKind::File && Path::new(p) == rel);
-        if is_init_file && kind.is_file() && meta.len() == 0 {
+        if is_init_file && kind == libc::S_IFREG && st.st_size == 0 {
             // The runtime's empty bind target: in Docker the init layer's file is there.
             append_entry(
                 tar,
@@ -274,59 +282,81 @@ fn append_dir_contents<W: Write>(
             )?;
             continue;
         }
-        let mut header = tar::Header::new_ustar();
-        header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        header.set_size(0);
-        super::archive::name_owners(&mut header);
+        let mut header = stat_header(st);
+        let child_dir = if kind == libc::S_IFDIR {
+            Some(node.open_dir()?)
+        } else {
+            None
+        };
         // A directory the init layer adds to was copied up into it when the container was
         // made: Docker shows that copy's time.
-        if kind.is_dir() && adds_to(root, &rel) {
-            header.set_mtime(init.mtime);
+        if let Some(child) = &child_dir {
+            if adds_to(child, &rel) {
+                header.set_mtime(init.mtime);
+            }
         }
         let name = tar_name;
-        if !kind.is_dir() && meta.nlink() > 1 {
-            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+        if kind != libc::S_IFDIR && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = links.get(&key) {
                 header.set_entry_type(tar::EntryType::Link);
                 let first = first.as_os_str().as_bytes();
                 append_entry(tar, header, name, Some(first), io::empty())?;
                 continue;
             }
-            links.insert((meta.dev(), meta.ino()), rel.clone());
+            links.insert(key, rel.clone());
         }
-        if kind.is_dir() {
-            append_entry(tar, header, &[name, b"/"].concat(), None, io::empty())?;
-            append_dir_contents(tar, root, &rel, links, init)?;
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            append_entry(
-                tar,
-                header,
-                name,
-                Some(target.as_os_str().as_bytes()),
-                io::empty(),
-            )?;
-        } else if kind.is_file() {
-            header.set_size(meta.len());
-            let file = std::fs::File::open(&path)?;
-            // A file that changes size while we read it (a running container) must still
-            // fill exactly the size the header announced.
-            let data = file.take(meta.len()).chain(io::repeat(0)).take(meta.len());
-            append_entry(tar, header, name, None, data)?;
-        } else {
+        match (kind, child_dir) {
+            (_, Some(child)) => {
+                append_entry(tar, header, &[name, b"/"].concat(), None, io::empty())?;
+                append_dir_contents(tar, Some(&child), &rel, links, init)?;
+            }
+            (libc::S_IFLNK, None) => {
+                let target = node.read_link()?;
+                append_entry(tar, header, name, Some(target.as_bytes()), io::empty())?;
+            }
+            (libc::S_IFREG, None) => {
+                let size = st.st_size.max(0) as u64;
+                header.set_size(size);
+                let file = node.open_file()?;
+                // A file that changes size while we read it (a running container) must still
+                // fill exactly the size the header announced.
+                let data = file.take(size).chain(io::repeat(0)).take(size);
+                append_entry(tar, header, name, None, data)?;
+            }
             // Devices and fifos: the header says it all.
-            append_entry(tar, header, name, None, io::empty())?;
+            _ => append_entry(tar, header, name, None, io::empty())?,
         }
     }
     Ok(())
 }
 
-/// Whether the init layer creates something directly in directory `rel` of the tree under
-/// `root` (an entry the tree lacks, or the runtime's empty bind target standing for one).
-fn adds_to(root: &Path, rel: &Path) -> bool {
+/// The header Docker's archiver writes for an entry with stat `st` (size left at 0).
+fn stat_header(st: &FileStat) -> tar::Header {
+    let kind = match nofollow::kind(st) {
+        libc::S_IFDIR => tar::EntryType::Directory,
+        libc::S_IFLNK => tar::EntryType::Symlink,
+        libc::S_IFCHR => tar::EntryType::Char,
+        libc::S_IFBLK => tar::EntryType::Block,
+        libc::S_IFIFO => tar::EntryType::Fifo,
+        _ => tar::EntryType::Regular,
+    };
+    super::archive::header_for(st, kind)
+}
+
+/// Whether the init layer creates something directly in directory `rel`, open as `dir` (an
+/// entry the tree lacks, or the runtime's empty bind target standing for one).
+fn adds_to(dir: &OwnedFd, rel: &Path) -> bool {
     InitLayer::children(rel).into_iter().any(|(name, kind)| {
-        match std::fs::symlink_metadata(root.join(rel).join(&name)) {
+        match fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Err(_) => true,
-            Ok(m) => kind == InitKind::File && m.is_file() && m.len() == 0,
+            Ok(st) => {
+                kind == InitKind::File && nofollow::kind(&st) == libc::S_IFREG && st.st_size == 0
+            }
         }
     })
 }
@@ -477,5 +507,61 @@ mod tests {
             mtab.link_name().unwrap().unwrap().to_str(),
             Some("/proc/mounts")
         );
+    }
+    #[test]
+    fn symlinks_to_the_host_are_archived_as_links_never_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("host-secret"), "host").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::os::unix::fs::symlink(outside.path(), root.join("d")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("host-secret"), root.join("f")).unwrap();
+        // Where the init layer would descend: `etc` itself a link to the host.
+        std::os::unix::fs::symlink(outside.path(), root.join("etc")).unwrap();
+        let mut out = Vec::new();
+        write_tar(root, &mut out, &InitLayer { mtime: 0 }).unwrap();
+        let got = entries(&out);
+        for name in ["d", "etc", "f"] {
+            let e = got.iter().find(|e| e.0 == name).unwrap();
+            assert_eq!((e.1, e.2), (tar::EntryType::Symlink, 0), "{name}");
+        }
+        assert!(
+            !got.iter()
+                .any(|e| e.0.contains("host-secret") || e.0.starts_with("etc/")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn devices_keep_their_numbers() {
+        if !nix::unistd::Uid::effective().is_root() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "needs root for mknod"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let null = dir.path().join("null");
+        nix::sys::stat::mknod(
+            &null,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_tar(dir.path(), &mut out, &InitLayer { mtime: 0 }).unwrap();
+        let mut archive = tar::Archive::new(&out[..]);
+        let e = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("null"))
+            .unwrap();
+        assert_eq!(e.header().entry_type(), tar::EntryType::Char);
+        assert_eq!(e.header().device_major().unwrap(), Some(1));
+        assert_eq!(e.header().device_minor().unwrap(), Some(3));
     }
 }

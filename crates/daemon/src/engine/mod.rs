@@ -21,6 +21,7 @@ mod list;
 mod logs;
 mod mounts;
 mod names;
+mod nofollow;
 mod networks;
 mod pause;
 mod pull;
