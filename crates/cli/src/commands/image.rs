@@ -1,14 +1,15 @@
 //! `berth image`: docker's management command, whose subcommands are the image commands
 //! under their short names (`image ls` is `images`, `image rm` is `rmi`), plus `prune`.
 
-
 use berth_api::models::ImagePruneResponse;
 use clap::{Args, Subcommand};
 use hyper::Method;
 
 use crate::client::{self, Client};
 use crate::commands::ps::filters_json;
-use crate::commands::{history, images, import, inspect, rmi, tag, CmdResult};
+use crate::commands::{
+    history, images, import, inspect, load, pull, push, rmi, save, tag, CmdResult,
+};
 use crate::format;
 
 /// `berth image`
@@ -36,6 +37,14 @@ pub enum ImageCommand {
     Tag(tag::TagArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(import::ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(load::LoadArgs),
+    /// Pull an image or a repository from a registry
+    Pull(pull::PullArgs),
+    /// Push an image or a repository to a registry
+    Push(push::PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
 }
 
 /// `berth image inspect`
@@ -81,6 +90,10 @@ pub async fn run(client: &Client, args: ImageArgs) -> CmdResult {
         ImageCommand::Prune(a) => prune(client, a).await,
         ImageCommand::Tag(a) => tag::run(client, a).await,
         ImageCommand::Import(a) => import::run(client, a).await,
+        ImageCommand::Load(a) => load::run(client, a).await,
+        ImageCommand::Pull(a) => pull::run(client, a).await,
+        ImageCommand::Push(a) => push::run(client, a).await,
+        ImageCommand::Save(a) => save::run(client, a).await,
     }
 }
 
@@ -119,6 +132,8 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
             "WARNING! This will remove all dangling images."
         };
         if !crate::flags::confirm(warning) {
+            // docker 20.10 still prints the (zero) total when the prompt is declined.
+            println!("Total reclaimed space: 0B");
             return Ok(0);
         }
     }

@@ -7,6 +7,7 @@ use crate::client::{Client, ClientError};
 
 pub mod attach;
 pub mod commit;
+pub mod container;
 pub mod cp;
 pub mod create;
 pub mod diff;
@@ -144,6 +145,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Manage images
     Image(image::ImageArgs),
+    /// Manage containers
+    Container(container::ContainerArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -204,6 +207,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Rmi(a) => rmi::run(client, a).await,
         Command::History(a) => history::run(client, a).await,
         Command::Image(a) => image::run(client, a).await,
+        Command::Container(a) => container::run(client, a).await,
         Command::Tag(a) => tag::run(client, a).await,
         Command::Import(a) => import::run(client, a).await,
         Command::Version(a) => version::run(client, a).await,

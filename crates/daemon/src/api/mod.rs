@@ -3,8 +3,10 @@
 
 mod archive;
 mod attach;
+mod build_prune;
 mod commit;
 mod container_fs;
+mod container_prune;
 mod containers;
 pub mod error;
 mod events;
@@ -38,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/events", get(events::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
+        .route("/containers/prune", post(container_prune::prune))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
@@ -62,6 +65,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(container_fs::export))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/commit", post(commit::commit))
+        .route("/build/prune", post(build_prune::prune))
         .route("/auth", post(push::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

@@ -496,10 +496,13 @@ fn append<W: Write>(
     path: &[u8],
 ) -> io::Result<()> {
     let node = Node::open(dir, name)?;
-    let st = &node.st;
+    // A copy: a directory's node is let go before descending.
+    let st = &{ node.st };
     match nofollow::kind(st) {
         libc::S_IFDIR => {
             let fd = node.open_dir()?;
+            // One descriptor per level of a deep tree is enough.
+            drop(node);
             let h = header_for(st, tar::EntryType::Directory);
             append_entry(b, h, &[path, b"/"].concat(), None, io::empty())?;
             for n in nofollow::names(&fd)? {

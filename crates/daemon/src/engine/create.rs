@@ -15,6 +15,9 @@ impl Engine {
         let image_name = body.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
             Error::InvalidParameter("config cannot be empty in order to create a container".into())
         })?;
+        // A start usually follows (`run`); its cgroup move then finds the kernel's attach lock
+        // warm, this grace period paid while the request is handled (see `cgroup_warmup`).
+        tokio::task::spawn_blocking(berth_runtime::cgroup_warmup::warm_attach_lock);
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
         let network_warning = validate_network_mode(&body, &host_config)?;

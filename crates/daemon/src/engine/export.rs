@@ -263,7 +263,8 @@ fn append_dir_contents<W: Write>(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let st = &node.st;
+        // A copy: a directory's node is let go before descending.
+        let st = &{ node.st };
         let kind = nofollow::kind(st);
         if kind == libc::S_IFSOCK {
             continue;
@@ -308,6 +309,8 @@ fn append_dir_contents<W: Write>(
         }
         match (kind, child_dir) {
             (_, Some(child)) => {
+                // One descriptor per level of a deep tree is enough.
+                drop(node);
                 append_entry(tar, header, &[name, b"/"].concat(), None, io::empty())?;
                 append_dir_contents(tar, Some(&child), &rel, links, init)?;
             }

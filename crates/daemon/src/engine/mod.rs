@@ -7,6 +7,7 @@ mod auth;
 mod changes;
 mod chunks;
 mod commit;
+mod container_prune;
 mod containers;
 mod create;
 mod diff;

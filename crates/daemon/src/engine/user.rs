@@ -1,6 +1,7 @@
 //! Resolves `--user` (`name`, `uid`, `name:group`, `uid:gid`) against the container's own
 //! /etc/passwd and /etc/group, read from the rootfs layers without mounting them.
 
+use super::nofollow;
 use crate::spec::ProcessUser;
 use std::path::{Path, PathBuf};
 
@@ -24,29 +25,29 @@ pub fn layer_dirs(mounts: &[berth_store::Mount]) -> Vec<PathBuf> {
     dirs
 }
 
-/// Reads `etc/<file>` from the topmost layer that has it. Refuses symlinks: a hostile image
-/// could point them at the host's files.
+/// Reads `etc/<file>` from the topmost layer that has it. The layers may belong to a running
+/// container (`exec -u`), which can swap `/etc` or the file for a symlink to the host's at any
+/// moment: the path is opened beneath the layer without following any symlink on the way, and
+/// only a regular file is read (a FIFO would hang the daemon). Anything else there — a
+/// symlink, a whiteout, a directory — hides the lower layers, so the answer is "none".
 fn read_etc(dirs: &[PathBuf], file: &str) -> Option<String> {
+    use std::io::Read;
+    let rel = Path::new("etc").join(file);
     for dir in dirs {
-        let path = dir.join("etc").join(file);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_file() => return std::fs::read_to_string(path).ok(),
-            Ok(_) => return None,
-            Err(_) => {
-                if is_whiteout(dir, file) {
-                    return None;
-                }
+        let Ok(layer) = nofollow::open_trusted_dir(dir) else {
+            continue;
+        };
+        match nofollow::Node::open_beneath(&layer, &rel) {
+            Ok(node) => {
+                let mut content = String::new();
+                node.open_file().ok()?.read_to_string(&mut content).ok()?;
+                return Some(content);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return None,
         }
     }
     None
-}
-
-fn is_whiteout(dir: &Path, file: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(dir.join("etc").join(file))
-        .map(|m| m.file_type().is_char_device())
-        .unwrap_or(false)
 }
 
 /// Finds `name` (or a numeric id) in a passwd/group-format file: (id, primary gid).
@@ -72,7 +73,10 @@ fn member_groups(content: &str, user: &str) -> Vec<u32> {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
             let members = fields.get(3)?;
-            members.split(',').any(|m| m == user).then(|| fields[2].parse().ok())?
+            members
+                .split(',')
+                .any(|m| m == user)
+                .then(|| fields[2].parse().ok())?
         })
         .collect()
 }
@@ -91,7 +95,9 @@ pub fn resolve(spec: &str, dirs: &[PathBuf]) -> Result<ProcessUser, String> {
         (_, Some((uid, gid))) => (uid, gid, passwd_name(&passwd, uid)),
         (Ok(uid), None) => (uid, 0, None),
         (Err(_), None) => {
-            return Err(format!("unable to find user {user}: no matching entries in passwd file"))
+            return Err(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            ))
         }
     };
     let groups = read_etc(dirs, "group").unwrap_or_default();
@@ -100,12 +106,18 @@ pub fn resolve(spec: &str, dirs: &[PathBuf]) -> Result<ProcessUser, String> {
             (_, Some((g, _))) => g,
             (Ok(g), None) => g,
             (Err(_), None) => {
-                return Err(format!("unable to find group {group}: no matching entries in group file"))
+                return Err(format!(
+                    "unable to find group {group}: no matching entries in group file"
+                ))
             }
         };
     }
     let additional_gids = name.map(|n| member_groups(&groups, &n)).unwrap_or_default();
-    Ok(ProcessUser { uid, gid, additional_gids })
+    Ok(ProcessUser {
+        uid,
+        gid,
+        additional_gids,
+    })
 }
 
 fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
@@ -123,15 +135,64 @@ mod tests {
     fn resolves_names_and_ids() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\n",
+        )
+        .unwrap();
         let dirs = vec![dir.path().to_path_buf()];
         assert_eq!(resolve("", &dirs).unwrap(), ProcessUser::default());
         let nobody = resolve("nobody", &dirs).unwrap();
-        assert_eq!((nobody.uid, nobody.gid, nobody.additional_gids), (65534, 65534, vec![10]));
+        assert_eq!(
+            (nobody.uid, nobody.gid, nobody.additional_gids),
+            (65534, 65534, vec![10])
+        );
         assert_eq!(resolve("1000:1000", &dirs).unwrap().uid, 1000);
         assert_eq!(resolve("nobody:wheel", &dirs).unwrap().gid, 10);
         let err = resolve("ghost", &dirs).unwrap_err();
-        assert_eq!(err, "unable to find user ghost: no matching entries in passwd file");
+        assert_eq!(
+            err,
+            "unable to find user ghost: no matching entries in passwd file"
+        );
+    }
+
+    #[test]
+    fn never_reads_through_a_symlink_or_a_fifo() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(
+            host.path().join("passwd"),
+            "hostonly:x:4242:4242::/:/bin/sh\n",
+        )
+        .unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        let lower = tempfile::tempdir().unwrap();
+        std::fs::create_dir(lower.path().join("etc")).unwrap();
+        std::fs::write(
+            lower.path().join("etc/passwd"),
+            "app:x:1000:1000::/:/bin/sh\n",
+        )
+        .unwrap();
+        let dirs = vec![upper.path().to_path_buf(), lower.path().to_path_buf()];
+        assert_eq!(resolve("app", &dirs).unwrap().uid, 1000);
+
+        // A container swapped its /etc for a link to a host directory: hidden, not followed.
+        std::os::unix::fs::symlink(host.path(), upper.path().join("etc")).unwrap();
+        assert!(resolve("hostonly", &dirs).is_err());
+        assert!(resolve("app", &dirs).is_err());
+
+        // A FIFO in place of the file is not opened (opening it would block).
+        std::fs::remove_file(upper.path().join("etc")).unwrap();
+        std::fs::create_dir(upper.path().join("etc")).unwrap();
+        nix::unistd::mkfifo(
+            &upper.path().join("etc/passwd"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        assert!(resolve("app", &dirs).is_err());
     }
 }
