@@ -196,12 +196,17 @@ fn detach(state_dir: &Path) -> Result<(), String> {
 /// the socket. On failure everything done so far is undone.
 fn setup(state_dir: &Path) -> Result<Shim, Failure> {
     // Pays the cgroup attach lock's grace period (see `cgroup_warmup`) while the rootfs is
-    // mounted. Joined before libcontainer forks, which must not happen beside a running
-    // thread; on the error paths before that the shim exits anyway.
-    let warmup = std::thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(crate::cgroup_warmup::warm_attach_lock)
-        .ok();
+    // mounted, in a child process: a thread would leave a malloc arena behind in the shim.
+    // SAFETY: the shim has no other thread yet; the child writes one file and exits at once.
+    let warmer = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            crate::cgroup_warmup::warm_attach_lock();
+            // SAFETY: _exit skips destructors and atexit handlers that belong to the shim.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => Some(child),
+        Err(_) => None,
+    };
     let cfg_bytes = std::fs::read(state_dir.join(files::CONFIG))
         .map_err(|e| other(format!("read {}: {e}", files::CONFIG)))?;
     let cfg: ShimConfig = serde_json::from_slice(&cfg_bytes)
@@ -231,8 +236,9 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
         unmount();
         return Err(f);
     }
-    if let Some(w) = warmup {
-        let _ = w.join();
+    // Reaped before libcontainer forks: the lock is warm for the container's cgroup move.
+    if let Some(pid) = warmer {
+        let _ = nix::sys::wait::waitpid(pid, None);
     }
     let created = match create::create(&cfg, Path::new("console.sock")) {
         Ok(c) => c,
