@@ -132,6 +132,21 @@ const MAP_FIELDS: &[&str] = &[
     "Attributes",
 ];
 
+/// Fields of docker's typed inspect structs that the daemon's JSON leaves out when empty
+/// (`json:",omitempty"`): the typed pass still finds them, as their Go zero value, so
+/// `{{if .State.Health}}` is false for a container without a health check, not an error.
+fn omitted_zero(key: &str) -> Option<Value> {
+    match key {
+        // Pointers: nil.
+        "Health" | "Healthcheck" | "Node" | "SizeRw" | "SizeRootFs" | "StopTimeout"
+        | "UsageData" | "IPAMConfig" => Some(Value::Null),
+        "ArgsEscaped" | "NetworkDisabled" => Some(Value::Bool(false)),
+        "MacAddress" | "StopSignal" | "Domainname" => Some(Value::String(String::new())),
+        "Shell" | "OnBuild" => Some(Value::Array(Vec::new())),
+        _ => None,
+    }
+}
+
 /// How field lookups behave during one rendering.
 #[derive(Clone, Copy, PartialEq)]
 enum Mode<'a> {
@@ -907,7 +922,8 @@ fn field_of(
                     None => Ok(None),
                 },
                 Mode::Typed if via_map => Ok(None),
-                Mode::Typed | Mode::Raw => Err(no_entry()),
+                Mode::Typed => omitted_zero(key).map(Some).ok_or_else(no_entry),
+                Mode::Raw => Err(no_entry()),
             },
         },
         // A nil map has no entries; a nil struct pointer has no fields.
@@ -1458,6 +1474,19 @@ mod tests {
             t("{{.Server.Nope}}").unwrap_err().1,
             r#"template: version:1:9: executing "version" at <.Server.Nope>: can't evaluate field Nope in type *types.Version"#
         );
+    }
+
+    #[test]
+    fn inspect_fields_omitted_when_empty_are_go_zero_values() {
+        let container = Value::parse(br#"{"State":{"Status":"exited"}}"#).unwrap();
+        let render =
+            |src: &str| Template::parse(src)?.render_as(&container, &no_methods, Shape::Inspect);
+        assert_eq!(
+            render("{{if .State.Health}}checked{{else}}unchecked{{end}}").unwrap(),
+            "unchecked"
+        );
+        assert_eq!(render("{{.State.Health}}").unwrap(), "<nil>");
+        assert!(render("{{.State.Nope}}").is_err());
     }
 
     #[test]
