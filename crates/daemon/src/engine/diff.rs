@@ -14,11 +14,10 @@ use berth_api::models::{ChangeType, FilesystemChange};
 use berth_store::RootfsTree;
 use std::collections::BTreeSet;
 use super::nofollow::{self, Node};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -314,24 +313,7 @@ fn stat_differs(old: &Metadata, new: &Metadata) -> bool {
 
 /// An extended attribute of `path` itself (not a symlink's target); `None` when absent.
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let cpath = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for
-    // buf.len() bytes, which is the size we pass.
-    let n = unsafe {
-        libc::lgetxattr(
-            cpath.as_ptr(),
-            cname.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
-    Some(buf)
+    super::nofollow::read_xattr(path, name, false)
 }
 
 #[cfg(test)]

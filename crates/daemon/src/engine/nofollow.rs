@@ -18,7 +18,6 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// One entry of a directory, pinned: an `O_PATH` descriptor of it and its stat from that.
@@ -78,24 +77,8 @@ impl Node {
 
     /// An extended attribute of the entry (a symlink's own); `None` when it has none.
     pub fn xattr(&self, name: &str) -> Option<Vec<u8>> {
-        let path = CString::new(self.proc_path().into_os_string().into_vec()).ok()?;
-        let name = CString::new(name).ok()?;
-        let mut buf = vec![0u8; 256];
-        // SAFETY: both strings are NUL-terminated and outlive the call; `buf` is writable for
-        // the length we pass. getxattr follows only the /proc link, which is the entry itself.
-        let n = unsafe {
-            libc::getxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return None;
-        }
-        buf.truncate(n as usize);
-        Some(buf)
+        // getxattr follows only the /proc link, which is the entry itself.
+        read_xattr(&self.proc_path(), name, true)
     }
 
     /// The directory itself, for listing it and opening its entries. Fails unless it is one.
@@ -245,4 +228,21 @@ mod tests {
             assert!(Node::open(&dir, OsStr::new(bad)).is_err(), "{bad:?}");
         }
     }
+}
+
+/// An extended attribute of `path`: of what it leads to when `follow`, else of `path` itself
+/// (a symlink's own). `None` when absent.
+pub fn read_xattr(path: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
+    let path = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let name = CString::new(name).ok()?;
+    let get = if follow { libc::getxattr } else { libc::lgetxattr };
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated and outlive the call; `buf` is writable for
+    // the length we pass.
+    let n = unsafe { get(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
 }
