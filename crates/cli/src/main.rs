@@ -40,14 +40,23 @@ fn resolve_host(flag: Option<String>) -> String {
         .unwrap_or_else(|| client::DEFAULT_HOST.to_string())
 }
 
-/// The subcommand named on the command line (for usage hints), skipping `-H value`.
+/// Commands whose subcommand is part of the name docker's usage hints give.
+const MANAGEMENT: &[&str] = &["builder", "container", "image", "network", "system", "volume"];
+
+/// The subcommand named on the command line (for usage hints), skipping `-H value`; for a
+/// management command with its subcommand, both words (`builder prune`).
 fn subcommand_name(args: &[String]) -> Option<String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         if a == "-H" || a == "--host" {
             it.next();
         } else if !a.starts_with('-') {
-            return Some(a.clone());
+            return Some(match it.next() {
+                Some(sub) if MANAGEMENT.contains(&a.as_str()) && !sub.starts_with('-') => {
+                    format!("{a} {sub}")
+                }
+                _ => a.clone(),
+            });
         }
     }
     None
@@ -95,7 +104,7 @@ fn report_usage_error(err: clap::Error, args: &[String]) -> i32 {
         ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues => {
             let name = sub.unwrap_or_default();
             // Docker words it by the command's arity.
-            let need = match name.as_str() {
+            let need = match name.rsplit(' ').next().unwrap_or_default() {
                 "tag" => "2 arguments",
                 "logs" => "1 argument",
                 _ => "at least 1 argument",
@@ -179,6 +188,11 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(subcommand_name(&args), Some("ps".into()));
+        let args: Vec<String> = ["berth", "builder", "prune", "--bogus"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(subcommand_name(&args), Some("builder prune".into()));
     }
 
     #[test]

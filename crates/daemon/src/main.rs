@@ -2,6 +2,7 @@
 //! one `berth-shim` per container.
 
 mod api;
+mod build;
 mod config;
 mod engine;
 mod humanize;

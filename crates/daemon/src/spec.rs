@@ -102,6 +102,13 @@ pub fn environment(id: &str, config: &ContainerConfig) -> Vec<String> {
     env
 }
 
+/// `/dev/shm`'s size: `ShmSize` (bytes; `--shm-size`, `docker build --shm-size`), else
+/// Docker's default of 64 MiB.
+fn shm_size(hc: &HostConfig) -> String {
+    let bytes = hc.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+    format!("size={}k", bytes / 1024)
+}
+
 /// Builds the OCI spec.
 pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     let caps: Vec<String> = seccomp::DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
@@ -155,7 +162,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", shm_size(input.host_config)]},
             {"destination": "/etc/resolv.conf", "type": "bind", "source": etc("resolv.conf"), "options": ["rbind", "rprivate"]},
             {"destination": "/etc/hostname", "type": "bind", "source": etc("hostname"), "options": ["rbind", "rprivate"]},
             {"destination": "/etc/hosts", "type": "bind", "source": etc("hosts"), "options": ["rbind", "rprivate"]},
@@ -293,6 +300,20 @@ mod tests {
         let init = mounts.iter().find(|m| m["destination"] == INIT_PATH).unwrap();
         assert_eq!(init["source"], "/usr/bin/tini-static");
         assert!(init["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn shm_is_64m_unless_shm_size_says_otherwise() {
+        let config = ContainerConfig::default();
+        let args = vec!["true".to_string()];
+        let shm_options = |hc: &HostConfig| {
+            let v = serde_json::to_value(build(&input(&config, hc, &args)).unwrap()).unwrap();
+            let mounts = v["mounts"].as_array().unwrap().clone();
+            mounts.into_iter().find(|m| m["destination"] == "/dev/shm").unwrap()["options"].clone()
+        };
+        assert!(shm_options(&HostConfig::default()).as_array().unwrap().contains(&json!("size=65536k")));
+        let hc = HostConfig { shm_size: Some(32 << 20), ..Default::default() };
+        assert!(shm_options(&hc).as_array().unwrap().contains(&json!("size=32768k")));
     }
 
     #[test]

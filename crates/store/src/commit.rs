@@ -16,6 +16,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use crate::digest::{chain_id, chain_ids, sha256_of};
 use crate::error::Error;
 use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::tarsplit::SplitLayer;
 use crate::{Image, Reference, Store};
 
 /// Builds the new image's config blob from the diff ID of the new layer, or `None` when the
@@ -31,31 +32,42 @@ fn empty_tar_digest() -> String {
 impl Store {
     /// Publishes `parent`'s layers plus the layer tar read from `layer` as a new image, with
     /// the config `build_config` makes, tagged `tag` if given. The config's `rootfs.diff_ids`
-    /// must be the parent's plus the new layer's (when not empty).
+    /// must be the parent's plus the new layer's (when not empty). No parent (a build `FROM
+    /// scratch`) means the new layer is the image's first, and the image has no `Parent`.
     pub fn commit(
         &self,
-        parent: &Image,
+        parent: Option<&Image>,
         layer: &mut dyn Read,
         build_config: Box<ConfigBuilder<'_>>,
         tag: Option<&Reference>,
     ) -> Result<Image, Error> {
-        if let Some(t) = tag {
-            if t.digest().is_some() {
-                return Err(Error::InvalidReference(
-                    "refusing to create a tag with a digest reference".into(),
-                ));
-            }
-        }
+        check_commit_tag(tag)?;
         // Unpacked while its tar is split into an index over the snapshot (tarsplit.rs). Reads
         // to the end, so an error the producer reports after the end-of-archive marker still
         // fails the commit, and the padding is part of the digest.
         let split = self.unpack_split(layer)?;
+        self.publish_child(parent, split, build_config, tag)
+    }
+
+    /// The second half of a commit: the layer (already in a temp snapshot with its index)
+    /// becomes `parent`'s child image. Nothing is visible until the one redb transaction; on
+    /// any error before it the temp snapshot and index are dropped, so nothing is left.
+    pub(crate) fn publish_child(
+        &self,
+        parent: Option<&Image>,
+        split: SplitLayer,
+        build_config: Box<ConfigBuilder<'_>>,
+        tag: Option<&Reference>,
+    ) -> Result<Image, Error> {
         let empty = split.diff_id == empty_tar_digest();
-        let (diff_id, unpacked_size, tar_size) = (split.diff_id.clone(), split.size, split.tar_size);
+        let (diff_id, unpacked_size, tar_size) =
+            (split.diff_id.clone(), split.size, split.tar_size);
 
         let config_bytes = build_config((!empty).then_some(diff_id.as_str()))?;
         let config: ImageConfiguration = decode("image config", &config_bytes)?;
-        let mut expected = parent.config.rootfs().diff_ids().clone();
+        let mut expected = parent
+            .map(|p| p.config.rootfs().diff_ids().clone())
+            .unwrap_or_default();
         if !empty {
             expected.push(diff_id.clone());
         }
@@ -64,7 +76,11 @@ impl Store {
                 "commit: the new config's layers are not the parent's plus the new one".into(),
             ));
         }
-        let parent_chains = chain_ids(parent.config.rootfs().diff_ids());
+        let parent_chains = chain_ids(
+            parent
+                .map(|p| p.config.rootfs().diff_ids().as_slice())
+                .unwrap_or_default(),
+        );
         let chains = chain_ids(&expected);
         let new_layer = (!empty).then(|| {
             let chain = chain_id(parent_chains.last().map(String::as_str), &diff_id);
@@ -86,16 +102,16 @@ impl Store {
         let record = ImageRecord {
             created,
             chain_ids: chains,
-            size: parent.size + if empty { 0 } else { unpacked_size },
+            size: parent.map_or(0, |p| p.size) + if empty { 0 } else { unpacked_size },
             repo_digests: Vec::new(),
-            parent: Some(parent.id.clone()),
+            parent: parent.map(|p| p.id.clone()),
         };
 
         {
             let _g = self.lock();
             // The parent's layers must still be there: a concurrent delete may have taken
             // them (checked under the lock, which deletes hold too).
-            {
+            if let Some(parent) = parent {
                 let txn = self.db.begin_read()?;
                 let gone = || {
                     Error::Conflict(format!(
@@ -137,6 +153,18 @@ impl Store {
         }
         self.resolve(&id)
     }
+}
+
+/// A commit may tag its image, never with a digest reference.
+pub(crate) fn check_commit_tag(tag: Option<&Reference>) -> Result<(), Error> {
+    if let Some(t) = tag {
+        if t.digest().is_some() {
+            return Err(Error::InvalidReference(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,7 +213,12 @@ mod tests {
         let layer = tar(&[("b", b"22"), (".wh.a", b"")]);
         let tag = Reference::parse("committed:v1").unwrap();
         let image = store
-            .commit(&parent, &mut &layer[..], config_for(&parent), Some(&tag))
+            .commit(
+                Some(&parent),
+                &mut &layer[..],
+                config_for(&parent),
+                Some(&tag),
+            )
             .unwrap();
         assert_eq!(image.repo_tags, ["committed:v1"]);
         assert_eq!(image.config.rootfs().diff_ids().len(), 2);
@@ -203,7 +236,11 @@ mod tests {
         assert_eq!(count(&dir.path().join("root/layer-index")), 2);
         let mut tar_back = Vec::new();
         let new_diff = &image.config.rootfs().diff_ids()[1];
-        store.layer_tar(new_diff).unwrap().read_to_end(&mut tar_back).unwrap();
+        store
+            .layer_tar(new_diff)
+            .unwrap()
+            .read_to_end(&mut tar_back)
+            .unwrap();
         assert_eq!(tar_back, layer);
     }
 
@@ -215,7 +252,7 @@ mod tests {
         let (dir, store, parent) = store_with_parent();
         let empty = vec![0u8; 1024];
         let image = store
-            .commit(&parent, &mut &empty[..], config_for(&parent), None)
+            .commit(Some(&parent), &mut &empty[..], config_for(&parent), None)
             .unwrap();
         assert_ne!(image.id, parent.id);
         assert_eq!(
@@ -236,7 +273,7 @@ mod tests {
         // The producer fails after a whole entry: the reader reports it.
         let mut failing = (&layer[..1024]).chain(FailingReader);
         let err = store
-            .commit(&parent, &mut failing, config_for(&parent), None)
+            .commit(Some(&parent), &mut failing, config_for(&parent), None)
             .unwrap_err();
         assert!(err.to_string().contains("producer failed"), "{err}");
         assert_eq!(count(&dir.path().join("root/snapshots")), 1);

@@ -907,7 +907,7 @@ mod parent_tests {
             Ok(serde_json::to_vec(&v).unwrap())
         });
         let child = store
-            .commit(&parent, &mut &empty[..], config, None)
+            .commit(Some(&parent), &mut &empty[..], config, None)
             .unwrap();
         assert_eq!(child.parent.as_deref(), Some(parent.id.as_str()));
         let err = store.delete(&parent.id).unwrap_err().to_string();

@@ -17,6 +17,7 @@
 //! unpublished after the one that stops referencing them, so a crash leaves at worst
 //! unreferenced files, which `Store::open` removes.
 
+mod build_cache;
 mod commit;
 mod compressed;
 mod compression;
@@ -25,6 +26,7 @@ mod digest;
 mod error;
 mod fsutil;
 mod images;
+mod layer_entries;
 mod load;
 pub mod manifest;
 pub mod platform;
@@ -47,6 +49,7 @@ pub use compressed::{BlobSource, CompressedLayer};
 pub use error::Error;
 pub use reference::Reference;
 pub use images::LayerLease;
+pub use layer_entries::{ImageFs, ImageFsNode, NewEntry, NewEntryKind, ScratchDir};
 pub use load::LoadedImage;
 pub use pulled::{Pulled, PulledLayer};
 pub use save::SaveItem;

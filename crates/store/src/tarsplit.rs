@@ -66,7 +66,7 @@ pub(crate) struct Index {
 impl Index {
     /// Keeps `bytes` as they are; runs of zeros (most of a header block, padding, the end
     /// of the archive) as their length.
-    fn verbatim(&mut self, bytes: &[u8]) {
+    pub(crate) fn verbatim(&mut self, bytes: &[u8]) {
         const MIN_ZERO_RUN: usize = 32;
         let (mut i, mut raw_from) = (0, 0);
         while i < bytes.len() {
@@ -109,7 +109,7 @@ impl Index {
         }
     }
 
-    fn file(&mut self, path: Vec<u8>, size: u64) {
+    pub(crate) fn file(&mut self, path: Vec<u8>, size: u64) {
         self.total += size;
         self.segments.push(Segment::File { path, size });
     }

@@ -8,7 +8,7 @@ use hyper::Method;
 use crate::client::{self, Client};
 use crate::commands::ps::filters_json;
 use crate::commands::{
-    history, images, import, inspect, load, pull, push, rmi, save, tag, CmdResult,
+    build, history, images, import, inspect, load, pull, push, rmi, save, tag, CmdResult,
 };
 use crate::format;
 
@@ -21,6 +21,8 @@ pub struct ImageArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// List images
     #[command(alias = "list", alias = "images")]
     Ls(images::ImagesArgs),
@@ -75,6 +77,10 @@ pub struct PruneArgs {
 /// `berth image …`
 pub async fn run(client: &Client, args: ImageArgs) -> CmdResult {
     match args.command {
+        ImageCommand::Build(mut a) => {
+            a.command = "image build";
+            build::run(client, a).await
+        }
         ImageCommand::Ls(a) => images::run(client, a).await,
         ImageCommand::Rm(a) => rmi::run(client, a).await,
         ImageCommand::Inspect(a) => {

@@ -6,8 +6,12 @@ use clap::Subcommand;
 use crate::client::{Client, ClientError};
 
 pub mod attach;
+pub mod build;
+pub mod build_context;
+pub mod builder;
 pub mod commit;
 pub mod container;
+pub mod context_sync;
 pub mod cp;
 pub mod create;
 pub mod diff;
@@ -151,6 +155,10 @@ pub enum Command {
     Tag(tag::TagArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(import::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Manage builds
+    Builder(builder::BuilderArgs),
     /// Show the Docker version information
     Version(version::VersionArgs),
     /// Display system-wide information
@@ -210,6 +218,8 @@ pub async fn dispatch(client: &Client, cmd: Command) -> CmdResult {
         Command::Container(a) => container::run(client, a).await,
         Command::Tag(a) => tag::run(client, a).await,
         Command::Import(a) => import::run(client, a).await,
+        Command::Build(a) => build::run(client, a).await,
+        Command::Builder(a) => builder::run(client, a).await,
         Command::Version(a) => version::run(client, a).await,
         Command::Info(a) => info::run(client, a).await,
         Command::Volume(a) => volume::run(client, a).await,

@@ -3,6 +3,8 @@
 
 mod archive;
 mod attach;
+mod build;
+mod build_context;
 mod build_prune;
 mod commit;
 mod container_fs;
@@ -65,7 +67,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(container_fs::export))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/commit", post(commit::commit))
+        .route("/build", post(build::build))
         .route("/build/prune", post(build_prune::prune))
+        .route("/build/context", post(build_context::register))
+        .route("/build/context/{id}/blobs", axum::routing::put(build_context::blobs))
         .route("/auth", post(push::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

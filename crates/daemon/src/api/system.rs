@@ -175,7 +175,7 @@ pub struct DiskUsageResponse {
     containers: Vec<ContainerSummary>,
     volumes: Vec<Volume>,
     build_cache: Vec<BuildCache>,
-    /// Deprecated in the API, still sent by Docker 20.10; berth has no build cache.
+    /// Deprecated in the API, still sent by Docker 20.10: the build cache's total size.
     builder_size: i64,
 }
 
@@ -210,7 +210,7 @@ pub async fn df(State(engine): State<Arc<Engine>>) -> ApiResult<Json<DiskUsageRe
         images,
         containers,
         volumes: usage.volumes,
-        build_cache: Vec::new(),
-        builder_size: 0,
+        builder_size: usage.build_cache.iter().map(|u| u.size as i64).sum(),
+        build_cache: usage.build_cache.iter().map(super::build_context::build_cache_view).collect(),
     }))
 }

@@ -78,9 +78,25 @@ impl Engine {
                 tracing::warn!("commit: pausing {}: {e}", rec.id);
             }
         }
-        let made = self
-            .commit_layer(&c, &req, tag.clone(), config, container_config)
-            .await;
+        let created_by = container_config
+            .get("Cmd")
+            .and_then(Value::as_array)
+            .map(|cmd| {
+                let words: Vec<&str> = cmd.iter().filter_map(Value::as_str).collect();
+                words.join(" ")
+            })
+            .unwrap_or_default();
+        let spec = CommitSpec {
+            parent: Some(rec.image_id.clone()),
+            config,
+            container_config,
+            created_by,
+            author: req.author.clone(),
+            comment: req.comment.clone(),
+            tag: tag.clone(),
+            walk: true,
+        };
+        let made = self.commit_layer(&c, spec).await;
         if let Ok(image) = &made {
             // Docker's order: the tag, the commit, then the unpause.
             let tag_name = tag.as_ref().map(|t| t.familiar()).unwrap_or_default();
@@ -103,15 +119,9 @@ impl Engine {
     }
 
     /// Writes the layer and publishes the image, holding the container's lifecycle lock so
-    /// it is neither removed nor restarted (which would reset its layer) meanwhile.
-    async fn commit_layer(
-        &self,
-        c: &Arc<Container>,
-        req: &CommitRequest,
-        tag: Option<Reference>,
-        config: Map<String, Value>,
-        container_config: Map<String, Value>,
-    ) -> Result<Image> {
+    /// it is neither removed nor restarted (which would reset its layer) meanwhile. `docker
+    /// commit` and the builder's steps both come through here.
+    pub(super) async fn commit_layer(&self, c: &Arc<Container>, spec: CommitSpec) -> Result<Image> {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         if rec.state.status == Status::Removing {
@@ -121,29 +131,24 @@ impl Engine {
             )));
         }
         let store = self.store.clone();
-        let (author, comment) = (req.author.clone(), req.comment.clone());
         blocking(move || {
-            let parent = store.resolve(&rec.image_id)?;
-            let (root, changes, deletions) = match store.rootfs_tree(&rec.id, &parent)? {
-                RootfsTree::Changes { upper, lowers } => {
-                    let changes = layer_changes(&upper, &lowers)?;
-                    (upper, changes, Deletions::Overlay)
-                }
-                RootfsTree::Full { root, lowers } => {
-                    let changes = tree_changes(&root, &lowers)?;
-                    (root, changes, Deletions::Listed)
-                }
+            let CommitSpec {
+                parent,
+                config,
+                container_config,
+                created_by,
+                author,
+                comment,
+                tag,
+                walk,
+            } = spec;
+            let parent = parent.map(|id| store.resolve(&id)).transpose()?;
+            let parent_blob: Value = match &parent {
+                Some(p) => serde_json::from_slice(&store.config_blob(p)?)
+                    .map_err(|e| Error::Internal(format!("image config of {}: {e}", p.id)))?,
+                // FROM scratch: no layers, no history; the platform is the host's.
+                None => json!({}),
             };
-            let parent_blob: Value = serde_json::from_slice(&store.config_blob(&parent)?)
-                .map_err(|e| Error::Internal(format!("image config of {}: {e}", parent.id)))?;
-            let created_by = container_config
-                .get("Cmd")
-                .and_then(Value::as_array)
-                .map(|cmd| {
-                    let words: Vec<&str> = cmd.iter().filter_map(Value::as_str).collect();
-                    words.join(" ")
-                })
-                .unwrap_or_default();
             let new = NewImage {
                 parent: parent_blob,
                 config: Value::Object(config),
@@ -158,6 +163,25 @@ impl Engine {
                 serde_json::to_vec(&new.blob(diff))
                     .map_err(|e| berth_store::Error::Corrupt(e.to_string()))
             });
+            if !walk {
+                // Nothing ran in the container: its layer is the empty tar, no walk needed.
+                let mut empty: &[u8] = &[0u8; 1024];
+                return store
+                    .commit(parent.as_ref(), &mut empty, build, tag.as_ref())
+                    .map_err(Error::from);
+            }
+            // The layer is the container's changes over the image it was made from.
+            let base = store.container_image(&rec.image_id)?;
+            let (root, changes, deletions) = match store.rootfs_tree(&rec.id, &base)? {
+                RootfsTree::Changes { upper, lowers } => {
+                    let changes = layer_changes(&upper, &lowers)?;
+                    (upper, changes, Deletions::Overlay)
+                }
+                RootfsTree::Full { root, lowers } => {
+                    let changes = tree_changes(&root, &lowers)?;
+                    (root, changes, Deletions::Listed)
+                }
+            };
             std::thread::scope(|s| {
                 let (tx, rx) = sync_channel(4);
                 let (root, changes) = (&root, &changes);
@@ -176,7 +200,7 @@ impl Engine {
                         chunk: Vec::new(),
                         pos: 0,
                     };
-                    store.commit(&parent, &mut reader, build, tag.as_ref())
+                    store.commit(parent.as_ref(), &mut reader, build, tag.as_ref())
                 };
                 let _ = producer.join();
                 made.map_err(Error::from)
@@ -184,6 +208,22 @@ impl Engine {
         })
         .await
     }
+}
+
+/// What a commit writes besides the layer.
+pub(super) struct CommitSpec {
+    /// The new image's parent (an image ID or name); `None` for a build step on `scratch`.
+    pub parent: Option<String>,
+    pub config: Map<String, Value>,
+    pub container_config: Map<String, Value>,
+    /// The history entry's `created_by`.
+    pub created_by: String,
+    pub author: String,
+    pub comment: String,
+    pub tag: Option<Reference>,
+    /// Whether to walk the container's files for the layer; `false` for a container that
+    /// never ran (a build's metadata steps), whose layer is the empty one.
+    pub walk: bool,
 }
 
 /// The `repo`/`tag` parameters as one reference; `None` when no repo is given.

@@ -7,7 +7,8 @@
 //! diff IDs name (an index over the snapshot, as Docker's tar-split files, or a whole tar for
 //! layers stored without one; `Store::image_blobs`). All count, so the images' total (`LayersSize`)
 //! plus the containers' writable layers and the volumes is what `du` finds under the data
-//! root, less directories themselves and the metadata database. `df`'s per-image sizes count
+//! root, less directories themselves and the metadata database (and the build context
+//! store, listed apart as Build Cache). `df`'s per-image sizes count
 //! the same pieces (so RECLAIMABLE stays right); `docker images` keeps the content size.
 
 use super::{lock, Engine, Result};
@@ -48,6 +49,8 @@ pub struct DiskUsage {
     pub containers: Vec<ContainerUsage>,
     /// Volumes with `UsageData` filled in.
     pub volumes: Vec<Volume>,
+    /// The build context store's records (Build Cache).
+    pub build_cache: Vec<crate::build::context_store::ContextUsage>,
 }
 
 /// Apparent size of the files under `root` as Docker's `directory.Size` counts it: every
@@ -190,7 +193,8 @@ impl Engine {
             volumes.push(v);
         }
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(DiskUsage { layers_size, images: image_usage, containers, volumes })
+        let build_cache = self.build_context.usage()?;
+        Ok(DiskUsage { layers_size, images: image_usage, containers, volumes, build_cache })
     }
 }
 

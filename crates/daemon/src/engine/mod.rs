@@ -4,6 +4,7 @@
 pub mod archive;
 mod attach;
 mod auth;
+pub mod build_step;
 mod changes;
 mod chunks;
 mod commit;
@@ -22,7 +23,7 @@ mod list;
 mod logs;
 mod mounts;
 mod names;
-mod nofollow;
+pub(crate) mod nofollow;
 mod networks;
 mod pause;
 mod pull;
@@ -36,7 +37,7 @@ mod stats;
 mod system;
 mod top;
 mod update;
-mod user;
+pub(crate) mod user;
 mod volumes;
 
 pub use attach::{AttachRequest, AttachStreams};
@@ -247,6 +248,8 @@ pub struct Engine {
     pub log_defaults: berth_api::models::HostConfigLogConfig,
     /// The registry client: connection pools, bearer tokens, insecure registries, mirrors.
     pub registry: berth_distribution::Client,
+    /// Build contexts: content-addressed files and manifests (`<data-root>/build/context`).
+    pub build_context: Arc<crate::build::context_store::ContextStore>,
 }
 
 impl Engine {
@@ -261,6 +264,7 @@ impl Engine {
         let events = Arc::new(events::EventLog::default());
         let volumes = volumes::Volumes::open(db.clone(), &paths.data_root, events.clone())?;
         let networks = networks::Networks::open(db.clone(), &paths.exec_root)?;
+        let build_context = Arc::new(crate::build::context_store::ContextStore::open_with_db(&paths.data_root.join("build/context"), db.clone())?);
         let records = Records::new(db)?;
         let daemon_id = system::daemon_id(&paths.data_root)?;
         let containers = records
@@ -268,7 +272,7 @@ impl Engine {
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default(), registry: berth_distribution::Client::new(Default::default()) })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default(), registry: berth_distribution::Client::new(Default::default()), build_context })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

@@ -30,7 +30,7 @@ pub fn layer_dirs(mounts: &[berth_store::Mount]) -> Vec<PathBuf> {
 /// moment: the path is opened beneath the layer without following any symlink on the way, and
 /// only a regular file is read (a FIFO would hang the daemon). Anything else there — a
 /// symlink, a whiteout, a directory — hides the lower layers, so the answer is "none".
-fn read_etc(dirs: &[PathBuf], file: &str) -> Option<String> {
+pub(crate) fn read_etc(dirs: &[PathBuf], file: &str) -> Option<String> {
     use std::io::Read;
     let rel = Path::new("etc").join(file);
     for dir in dirs {

@@ -1,0 +1,771 @@
+//! The build context store (design §4): `<data-root>/build/context/`.
+//!
+//! - `sha256/<hex>`: content-addressed files, written to `tmp/` while hashed, fsynced and
+//!   renamed into place, never opened for writing again. Their mode, owner and mtime come from
+//!   the first entry that brought them, so COPY can hard-link them when the metadata agree.
+//! - `manifests/<hex>.json`: a context's entries (JSON lines, `berth_context::Manifest`);
+//!   `<hex>` is the manifest ID. `manifests/<hex>.meta`: who registered it (the berth CLI's
+//!   key, "" for a tar the docker CLI sent), when, and when it was last used (GC order).
+//! - `tmp/`: files being written; whatever is left there after a crash is swept at open.
+//!
+//! The docker CLI's tar is ingested into the same store (`ingest_tar`), so both clients build
+//! from a `ContextView`: a manifest with Docker's tarsums filled in plus a lease that keeps
+//! its files from GC and prune while a build uses them.
+
+mod blobs;
+mod lease;
+mod memo;
+mod publish;
+mod tar_ingest;
+#[cfg(test)]
+mod tests;
+mod usage;
+
+pub use usage::ContextUsage;
+
+use crate::engine::Error;
+use berth_context::{Entry, EntryKind, Manifest};
+use lease::{Lease, Pins};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// When the store grows past this, files no kept manifest uses are dropped, then the least
+/// recently used manifests (daemon.json `build-context-max-size` in the design).
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+/// Manifests kept per berth CLI key (a context directory + Dockerfile): the current one and
+/// the one before it, so switching back and forth between two states stays cheap.
+const KEEP_PER_KEY: usize = 2;
+/// Manifests kept from docker CLI tars (they have no key).
+const KEEP_TAR: usize = 3;
+/// How long after its last use a context is safe from GC's size limit (not from prune).
+const RECENT_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// The daemon's build context store.
+pub struct ContextStore {
+    dir: PathBuf,
+    memo: memo::TarsumMemo,
+    pins: Arc<Pins>,
+    max_size: AtomicU64,
+    /// Entries a tar context may have (`tar_ingest::MAX_ENTRIES`; lowered by tests).
+    max_entries: usize,
+    /// Serialises GC and prune (each lists then deletes manifests and files).
+    gc_lock: Mutex<()>,
+}
+
+/// One context a build reads: the manifest (tarsums filled in) and the files behind it.
+/// While it lives, GC and prune leave its files alone.
+pub struct ContextView {
+    /// "sha256:<hex>" of the stored manifest.
+    pub id: String,
+    /// What COPY/ADD see.
+    pub manifest: Manifest,
+    /// Entries `.dockerignore` took out of a tar context that the build still reads: the
+    /// Dockerfile and `.dockerignore` themselves (Docker reads them, then removes them).
+    hidden: Vec<Entry>,
+    blobs_dir: PathBuf,
+    _lease: Lease,
+}
+
+/// `manifests/<hex>.meta`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    /// The berth CLI's key; "" for a tar ingest.
+    key: String,
+    created_ns: i64,
+    last_used_ns: i64,
+    uses: u64,
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// The hex of "sha256:<hex>" (or of a bare hex), if it is one.
+fn digest_hex(d: &str) -> Option<&str> {
+    let hex = d.strip_prefix("sha256:").unwrap_or(d);
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    .then_some(hex)
+}
+
+fn not_complete(id: &str) -> Error {
+    Error::Conflict(format!("build context {id} is not complete"))
+}
+
+impl ContextStore {
+    /// Opens (creating) the store at `dir` with its own tarsum memo database.
+    pub fn open(dir: &Path) -> anyhow::Result<ContextStore> {
+        std::fs::create_dir_all(dir)?;
+        let db = Arc::new(redb::Database::create(dir.join("tarsums.redb"))?);
+        Self::open_with_db(dir, db)
+    }
+
+    /// Opens (creating) the store at `dir`, keeping the tarsum memo in `db` (berthd's own
+    /// database, table `build_tarsums`). Temp files a crash left behind are removed.
+    pub fn open_with_db(dir: &Path, db: Arc<redb::Database>) -> anyhow::Result<ContextStore> {
+        for sub in ["sha256", "manifests", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        // Context files may be anyone's secrets: only root reads the store.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        for leftover in std::fs::read_dir(dir.join("tmp"))? {
+            let path = leftover?.path();
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(
+                    "removing leftover build context file {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        Ok(ContextStore {
+            dir: dir.to_path_buf(),
+            memo: memo::TarsumMemo::new(db),
+            pins: Arc::default(),
+            max_size: AtomicU64::new(DEFAULT_MAX_SIZE),
+            max_entries: tar_ingest::MAX_ENTRIES,
+            gc_lock: Mutex::new(()),
+        })
+    }
+
+    /// Changes the size GC keeps the store under.
+    pub fn set_max_size(&self, bytes: u64) {
+        self.max_size.store(bytes, Ordering::Relaxed);
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.dir.join("sha256")
+    }
+
+    fn blob_path(&self, hex: &str) -> PathBuf {
+        self.blobs_dir().join(hex)
+    }
+
+    fn manifest_path(&self, hex: &str) -> PathBuf {
+        self.dir.join("manifests").join(format!("{hex}.json"))
+    }
+
+    fn meta_path(&self, hex: &str) -> PathBuf {
+        self.dir.join("manifests").join(format!("{hex}.meta"))
+    }
+
+    /// The docker CLI path, for a build whose Dockerfile is named `Dockerfile`.
+    pub fn ingest_tar(&self, body: &mut dyn Read) -> Result<Arc<ContextView>> {
+        self.ingest_tar_for(body, "")
+    }
+
+    /// The docker CLI path: the request body (a tar, maybe gzip/bzip2/xz) into the store and a
+    /// manifest. `dockerfile` is the build's `dockerfile` parameter ("" = `Dockerfile`): as
+    /// Docker does, `.dockerignore` and that file are taken out of the context when
+    /// `.dockerignore` matches them (the view still reads them); the CLI applied every other
+    /// pattern itself, and a tar given on stdin keeps whatever it holds.
+    pub fn ingest_tar_for(
+        &self,
+        body: &mut dyn Read,
+        dockerfile: &str,
+    ) -> Result<Arc<ContextView>> {
+        let (manifest, lease) = tar_ingest::ingest(self, body)?;
+        let id = manifest.id();
+        let hex = digest_hex(&id)
+            .expect("manifest IDs are sha256")
+            .to_string();
+        self.pins.pin(&lease, &[format!("m:{hex}")]);
+        self.save_manifest(&hex, &manifest, "")?;
+        self.touch(&hex, "");
+        let mut view = ContextView {
+            id,
+            manifest,
+            hidden: Vec::new(),
+            blobs_dir: self.blobs_dir(),
+            _lease: lease,
+        };
+        view.hide_ignored(dockerfile)?;
+        self.gc_logged();
+        Ok(Arc::new(view))
+    }
+
+    /// The berth CLI path, step 1: records `manifest` (without tarsums) under `key` and says
+    /// which file contents the store lacks (digests, in path order, each once).
+    pub fn register(&self, key: &str, mut manifest: Manifest) -> Result<(String, Vec<String>)> {
+        if key.is_empty() || key.len() > 128 || !key.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::InvalidParameter(format!(
+                "invalid build context key {key:?}"
+            )));
+        }
+        check_tree(&manifest)
+            .map_err(|e| Error::InvalidParameter(format!("invalid build context manifest: {e}")))?;
+        for e in &mut manifest.entries {
+            e.tarsum = None;
+        }
+        let id = manifest.id();
+        let hex = digest_hex(&id)
+            .expect("manifest IDs are sha256")
+            .to_string();
+        self.save_manifest(&hex, &manifest, key)?;
+        let mut seen = HashSet::new();
+        let missing = manifest
+            .entries
+            .iter()
+            .filter_map(|e| e.digest.as_deref())
+            .filter(|d| seen.insert(*d))
+            .filter(|d| !self.blob_path(digest_hex(d).unwrap_or_default()).exists())
+            .map(String::from)
+            .collect();
+        self.gc_logged();
+        Ok((id, missing))
+    }
+
+    /// The berth CLI path, step 3: a view of a registered manifest whose files are all here;
+    /// 409 when it is unknown or files are missing (the CLI then registers and uploads again).
+    pub fn open_manifest(&self, id: &str) -> Result<Arc<ContextView>> {
+        let hex = digest_hex(id).ok_or_else(|| not_complete(id))?.to_string();
+        // Pinned before it is read, so a GC running now cannot take the files in between.
+        let lease = Lease::new(self.pins.clone());
+        self.pins.pin(&lease, &[format!("m:{hex}")]);
+        let mut manifest = self.load_manifest(&hex)?.ok_or_else(|| not_complete(id))?;
+        let digests: Vec<String> = manifest
+            .entries
+            .iter()
+            .filter_map(|e| e.digest.as_deref().and_then(digest_hex))
+            .map(String::from)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.pins.pin(&lease, &digests);
+        if digests.iter().any(|d| !self.blob_path(d).exists()) {
+            return Err(not_complete(id));
+        }
+        self.fill_tarsums(&mut manifest)?;
+        self.touch(&hex, "");
+        Ok(Arc::new(ContextView {
+            id: format!("sha256:{hex}"),
+            manifest,
+            hidden: Vec::new(),
+            blobs_dir: self.blobs_dir(),
+            _lease: lease,
+        }))
+    }
+
+    /// Docker's tarsum for every entry lacking one: directories and symlinks from their
+    /// header; files from the memo, else (first use of that content under that name and
+    /// mode) by reading the stored file once.
+    fn fill_tarsums(&self, manifest: &mut Manifest) -> Result<()> {
+        let files: Vec<usize> = (0..manifest.entries.len())
+            .filter(|&i| manifest.entries[i].tarsum.is_none())
+            .collect();
+        let remembered = self
+            .memo
+            .get_many(files.iter().map(|&i| &manifest.entries[i]))?;
+        let mut learned = Vec::new();
+        for (i, known) in files.into_iter().zip(remembered) {
+            let e = &mut manifest.entries[i];
+            let sum = match (e.kind, known) {
+                (EntryKind::File, Some(sum)) => sum,
+                (EntryKind::File, None) => {
+                    let hex = e
+                        .digest
+                        .as_deref()
+                        .and_then(digest_hex)
+                        .unwrap_or_default()
+                        .to_string();
+                    let mut f = std::fs::File::open(self.blob_path(&hex))?;
+                    let sum = berth_context::tarsum::tarsum_of(e, &mut f)?;
+                    learned.push((memo::key(e), sum.clone()));
+                    sum
+                }
+                _ => berth_context::tarsum::tarsum_of(e, &mut io::empty())?,
+            };
+            e.tarsum = Some(sum);
+        }
+        self.memo.put_many(&learned)
+    }
+
+    /// Writes `manifests/<hex>.json` (once: the name is its content's hash) and its meta.
+    fn save_manifest(&self, hex: &str, manifest: &Manifest, key: &str) -> Result<()> {
+        let path = self.manifest_path(hex);
+        if !path.exists() {
+            publish::write_durable(&self.dir.join("tmp"), &path, &manifest.to_json_lines())?;
+        }
+        let now = now_ns();
+        let meta = match self.load_meta(hex) {
+            Some(mut m) => {
+                m.last_used_ns = now;
+                if !key.is_empty() {
+                    m.key = key.to_string();
+                }
+                m
+            }
+            None => Meta {
+                key: key.to_string(),
+                created_ns: now,
+                last_used_ns: now,
+                uses: 0,
+            },
+        };
+        self.save_meta(hex, &meta)
+    }
+
+    fn load_manifest(&self, hex: &str) -> Result<Option<Manifest>> {
+        match std::fs::read(self.manifest_path(hex)) {
+            Ok(b) => Manifest::from_json_lines(&b)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("build context sha256:{hex}: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn load_meta(&self, hex: &str) -> Option<Meta> {
+        serde_json::from_slice(&std::fs::read(self.meta_path(hex)).ok()?).ok()
+    }
+
+    /// Meta files only order GC: written by rename (never torn) but not fsynced.
+    fn save_meta(&self, hex: &str, meta: &Meta) -> Result<()> {
+        let body = serde_json::to_vec(meta).expect("meta serializes");
+        publish::write_replace(&self.dir.join("tmp"), &self.meta_path(hex), &body)?;
+        Ok(())
+    }
+
+    /// Marks a manifest used now.
+    fn touch(&self, hex: &str, key: &str) {
+        let now = now_ns();
+        let mut meta = self.load_meta(hex).unwrap_or(Meta {
+            key: key.to_string(),
+            created_ns: now,
+            last_used_ns: now,
+            uses: 0,
+        });
+        meta.last_used_ns = now;
+        meta.uses += 1;
+        if let Err(e) = self.save_meta(hex, &meta) {
+            tracing::warn!("build context sha256:{hex}: {e}");
+        }
+    }
+
+    /// Every stored manifest's hex with its meta (a missing or torn meta reads as old).
+    fn manifests(&self) -> Result<Vec<(String, Meta)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.join("manifests"))? {
+            let name = entry?.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            let meta = self.load_meta(hex).unwrap_or(Meta {
+                key: String::new(),
+                created_ns: 0,
+                last_used_ns: 0,
+                uses: 0,
+            });
+            out.push((hex.to_string(), meta));
+        }
+        Ok(out)
+    }
+
+    /// Every stored file: hex → size.
+    fn blobs(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for entry in std::fs::read_dir(self.blobs_dir())? {
+            let entry = entry?;
+            let Some(hex) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            if digest_hex(&hex).is_some() {
+                out.insert(hex, entry.metadata()?.len());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hexes of the files a manifest names.
+    fn manifest_blobs(&self, hex: &str) -> HashSet<String> {
+        match self.load_manifest(hex) {
+            Ok(Some(m)) => m
+                .entries
+                .iter()
+                .filter_map(|e| e.digest.as_deref().and_then(digest_hex))
+                .map(String::from)
+                .collect(),
+            _ => HashSet::new(),
+        }
+    }
+
+    fn remove_manifest(&self, hex: &str) -> u64 {
+        let mut freed = 0;
+        // The meta first: a crash in between leaves a manifest that reads as old, not a
+        // meta without its manifest.
+        for path in [self.meta_path(hex), self.manifest_path(hex)] {
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(&path).is_ok() {
+                freed += len;
+            }
+        }
+        freed
+    }
+
+    /// Bytes the store takes: files, manifests and their metas.
+    pub fn size(&self) -> u64 {
+        let blobs: u64 = self.blobs().map(|b| b.values().sum()).unwrap_or(0);
+        let manifests: u64 = std::fs::read_dir(self.dir.join("manifests"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        blobs + manifests
+    }
+
+    /// Runs `gc`, logging a failure: a GC that could not finish leaves a bigger store, not a
+    /// broken one.
+    fn gc_logged(&self) {
+        if let Err(e) = self.gc() {
+            tracing::warn!("build context GC: {e}");
+        }
+    }
+
+    /// Keeps the newest manifests of each key (and of tar ingests), then, while the store is
+    /// over its maximum size, drops files no kept manifest uses and then the least recently
+    /// used manifests. Never what a lease holds. Returns the bytes freed.
+    pub fn gc(&self) -> Result<u64> {
+        let _gc = crate::engine::lock(&self.gc_lock);
+        let mut by_key: HashMap<String, Vec<(String, Meta)>> = HashMap::new();
+        for (hex, meta) in self.manifests()? {
+            by_key
+                .entry(meta.key.clone())
+                .or_default()
+                .push((hex, meta));
+        }
+        let mut freed = 0;
+        let mut kept: Vec<(String, Meta)> = Vec::new();
+        for (key, mut list) in by_key {
+            list.sort_by_key(|m| std::cmp::Reverse(m.1.last_used_ns));
+            let keep = if key.is_empty() {
+                KEEP_TAR
+            } else {
+                KEEP_PER_KEY
+            };
+            for (n, (hex, meta)) in list.into_iter().enumerate() {
+                if n < keep || self.pins.held(&format!("m:{hex}")) {
+                    kept.push((hex, meta));
+                } else {
+                    freed += self.remove_manifest(&hex);
+                }
+            }
+        }
+        let max = self.max_size.load(Ordering::Relaxed);
+        // A context registered or used lately may be between its upload and its build (or a
+        // context bigger than the limit): size alone never takes it.
+        let recent_since = now_ns() - RECENT_NS;
+        let recent: Vec<String> = kept
+            .iter()
+            .filter(|(_, m)| m.last_used_ns > recent_since)
+            .map(|(hex, _)| hex.clone())
+            .collect();
+        let _recent = self.guard(&recent);
+        // Least recently used first: the order manifests go in when files alone are not enough.
+        kept.sort_by_key(|m| m.1.last_used_ns);
+        freed += self.shrink(kept.into_iter().map(|(hex, _)| hex).collect(), max)?;
+        Ok(freed)
+    }
+
+    /// A lease on manifests and all their files.
+    fn guard(&self, hexes: &[String]) -> Lease {
+        let lease = Lease::new(self.pins.clone());
+        for hex in hexes {
+            let mut keys: Vec<String> = self.manifest_blobs(hex).into_iter().collect();
+            keys.push(format!("m:{hex}"));
+            self.pins.pin(&lease, &keys);
+        }
+        lease
+    }
+
+    /// Frees space until the store is at most `limit` bytes: files no manifest of `manifests`
+    /// (least recently used first) names, then those manifests in order with the files only
+    /// they used. Leased manifests and files stay.
+    fn shrink(&self, manifests: Vec<String>, limit: u64) -> Result<u64> {
+        let mut total = self.size();
+        if total <= limit {
+            return Ok(0);
+        }
+        let mut users: HashMap<String, usize> = HashMap::new();
+        let mut uses: Vec<(String, HashSet<String>)> = Vec::new();
+        for hex in manifests {
+            let blobs = self.manifest_blobs(&hex);
+            for b in &blobs {
+                *users.entry(b.clone()).or_default() += 1;
+            }
+            uses.push((hex, blobs));
+        }
+        let start = total;
+        let blobs = self.blobs()?;
+        let unused: Vec<(&String, &u64)> = blobs
+            .iter()
+            .filter(|(hex, _)| !users.contains_key(*hex))
+            .collect();
+        for (hex, len) in unused {
+            if total <= limit {
+                break;
+            }
+            if self.pins.remove_unless_held(hex, &self.blob_path(hex)) {
+                total = total.saturating_sub(*len);
+            }
+        }
+        for (hex, files) in uses {
+            if total <= limit {
+                break;
+            }
+            if self.pins.held(&format!("m:{hex}")) {
+                continue;
+            }
+            total = total.saturating_sub(self.remove_manifest(&hex));
+            for b in files {
+                let n = users.get_mut(&b).expect("counted above");
+                *n -= 1;
+                if *n == 0 {
+                    let len = blobs.get(&b).copied().unwrap_or(0);
+                    if self.pins.remove_unless_held(&b, &self.blob_path(&b)) {
+                        total = total.saturating_sub(len);
+                    }
+                }
+            }
+        }
+        Ok(start - total)
+    }
+
+    /// `POST /build/prune`: empties the store but for what running builds hold. Returns the
+    /// bytes freed.
+    pub fn prune(&self) -> Result<u64> {
+        self.prune_with(None, 0)
+    }
+
+    /// A prune limited as `docker builder prune`'s options ask: only manifests not used since
+    /// `unused_since_ns` (and files no remaining manifest names), stopping once the store is
+    /// down to `keep_storage` bytes.
+    pub fn prune_with(&self, unused_since_ns: Option<i64>, keep_storage: u64) -> Result<u64> {
+        let _gc = crate::engine::lock(&self.gc_lock);
+        let mut all = self.manifests()?;
+        all.sort_by_key(|m| m.1.last_used_ns);
+        let (old, recent): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(_, m)| unused_since_ns.is_none_or(|t| m.last_used_ns < t));
+        // Files of recent manifests count as used: a shrink over the old ones alone would
+        // see them as unused; pin them for the duration instead.
+        let guard = self.guard(&recent.into_iter().map(|(hex, _)| hex).collect::<Vec<_>>());
+        let freed = self.shrink(old.into_iter().map(|(hex, _)| hex).collect(), keep_storage)?;
+        drop(guard);
+        let _ = std::fs::File::open(self.dir.join("manifests")).and_then(|d| d.sync_all());
+        Ok(freed)
+    }
+
+    /// What `system df` lists as Build Cache.
+    pub fn usage(&self) -> Result<Vec<ContextUsage>> {
+        usage::usage(self)
+    }
+}
+
+/// A manifest's entries form a tree: every parent of an entry is a directory entry.
+fn check_tree(m: &Manifest) -> std::result::Result<(), String> {
+    let mut prev: Option<&str> = None;
+    for e in &m.entries {
+        if !berth_context::manifest::is_clean_relative(&e.path) {
+            return Err(format!("bad path {:?}", e.path));
+        }
+        if prev.is_some_and(|p| p >= e.path.as_str()) {
+            return Err(format!("{:?} is out of order", e.path));
+        }
+        prev = Some(&e.path);
+        if let Some((parent, _)) = e.path.rsplit_once('/') {
+            match m.get(parent) {
+                Some(p) if p.kind == EntryKind::Dir => {}
+                _ => {
+                    return Err(format!(
+                        "{:?}: parent {parent:?} is not a directory in the manifest",
+                        e.path
+                    ))
+                }
+            }
+        }
+        if e.kind == EntryKind::File
+            && !e
+                .digest
+                .as_deref()
+                .is_some_and(berth_context::manifest::is_sha256_digest)
+        {
+            return Err(format!("{}: a file needs a sha256 digest", e.path));
+        }
+    }
+    Ok(())
+}
+
+/// `p` as a path relative to the context root, cleaned the way a path inside a chroot
+/// resolves: `.` and empty components dropped, `..` never climbing above the root, a leading
+/// `/` meaning the root. "" is the root itself.
+pub fn clean_rooted(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+impl ContextView {
+    /// Docker's `removeDockerfile`: `.dockerignore` and the Dockerfile leave the context when
+    /// `.dockerignore` matches them; the build still reads them (they move to `hidden`).
+    fn hide_ignored(&mut self, dockerfile: &str) -> Result<()> {
+        let text = match self.read_file(".dockerignore") {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::Internal(e.to_string())),
+        };
+        let ignore = berth_context::Ignore::parse(&String::from_utf8_lossy(&text))
+            .map_err(Error::Internal)?;
+        let name = dockerfile_name(dockerfile, |p| self.resolve(p).is_ok());
+        for path in [".dockerignore".to_string(), clean_rooted(&name)] {
+            if !ignore.matches(&path) {
+                continue;
+            }
+            if let Ok(i) = self
+                .manifest
+                .entries
+                .binary_search_by(|e| e.path.as_str().cmp(&path))
+            {
+                let e = self.manifest.entries.remove(i);
+                self.hidden.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the content with `digest` ("sha256:<hex>") is stored.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.blobs_dir.join(digest_hex(digest).unwrap_or(digest))
+    }
+
+    /// The entry at `path`: COPY's view first, then what `.dockerignore` hid.
+    fn entry(&self, path: &str) -> Option<&Entry> {
+        self.manifest
+            .get(path)
+            .or_else(|| self.hidden.iter().find(|e| e.path == path))
+    }
+
+    /// The file at `path` inside the context, symlinks followed without leaving it (as
+    /// Docker's `FollowSymlinkInScope`): the Dockerfile, `.dockerignore`.
+    pub fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        let e = self.resolve(path)?;
+        match e.kind {
+            EntryKind::File => {
+                std::fs::read(self.blob_path(e.digest.as_deref().unwrap_or_default()))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("read {path}: is a directory"),
+            )),
+        }
+    }
+
+    /// Follows `path` component by component through the manifest's symlinks; `..` and
+    /// absolute link targets stop at the context root.
+    fn resolve(&self, path: &str) -> io::Result<&Entry> {
+        let not_found = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{path}: no such file or directory"),
+            )
+        };
+        let mut pending: std::collections::VecDeque<String> =
+            path.split('/').map(String::from).collect();
+        let mut at: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = pending.pop_front() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    at.pop();
+                    continue;
+                }
+                _ => at.push(c),
+            }
+            let here = at.join("/");
+            let e = self.entry(&here).ok_or_else(not_found)?;
+            match e.kind {
+                EntryKind::Symlink => {
+                    links += 1;
+                    if links > 255 {
+                        return Err(io::Error::other(format!(
+                            "{path}: too many levels of symbolic links"
+                        )));
+                    }
+                    at.pop();
+                    if e.linkname.starts_with('/') {
+                        at.clear();
+                    }
+                    let mut next: std::collections::VecDeque<String> =
+                        e.linkname.split('/').map(String::from).collect();
+                    next.extend(pending.drain(..));
+                    pending = next;
+                }
+                EntryKind::File if !pending.iter().all(|c| c.is_empty() || c == ".") => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{path}: not a directory"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if at.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("read {path}: is a directory"),
+            ));
+        }
+        self.entry(&at.join("/")).ok_or_else(not_found)
+    }
+
+    /// The Dockerfile `name` ("" = `Dockerfile`, then `dockerfile`), as Docker reads it.
+    pub fn dockerfile(&self, name: &str) -> Result<String> {
+        let name = dockerfile_name(name, |p| self.resolve(p).is_ok());
+        let bytes = match self.read_file(&name) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::Internal(format!(
+                    "Cannot locate specified Dockerfile: {name}"
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Internal(format!(
+                    "unexpected error reading Dockerfile: {e}"
+                )))
+            }
+        };
+        if bytes.is_empty() {
+            return Err(Error::InvalidParameter(format!(
+                "the Dockerfile ({name}) cannot be empty"
+            )));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// The Dockerfile a build reads: `name`, `Dockerfile` when empty, and as Docker falls back
+/// for the default name, `dockerfile` when there is no `Dockerfile`.
+fn dockerfile_name(name: &str, exists: impl Fn(&str) -> bool) -> String {
+    match name {
+        "" | "Dockerfile" if !exists("Dockerfile") && exists("dockerfile") => "dockerfile".into(),
+        "" => "Dockerfile".into(),
+        _ => name.into(),
+    }
+}
