@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What an entry is. Hard-linked files are plain files; other kinds (sockets, devices) are
-/// never part of a context.
+/// What an entry is. A hard link is a file whose `linkname` names the first path of its
+/// inode; other kinds (sockets, devices) are never part of a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
@@ -32,6 +32,8 @@ pub struct Entry {
     pub uid: u32,
     #[serde(default)]
     pub gid: u32,
+    /// A symlink's target; for a file, the path of the file it is a hard link to (the first
+    /// path of that inode in walk order, as the docker CLI's tar names it).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub linkname: String,
     /// Only `security.capability`, as the docker CLI sends.
@@ -43,6 +45,18 @@ pub struct Entry {
     /// Docker's per-file tarsum (hex, see `tarsum`), filled in by the daemon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tarsum: Option<String>,
+    /// A directory the docker CLI's tar leaves out but implies (an excluded directory that
+    /// a `!` exception re-includes something inside): Docker's untar creates it and hashes
+    /// it as its path, having no tar header for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implied: bool,
+}
+
+impl Entry {
+    /// A hard link to another file of the context (its content is that file's).
+    pub fn is_hard_link(&self) -> bool {
+        self.kind == EntryKind::File && !self.linkname.is_empty()
+    }
 }
 
 /// Every entry of a context, sorted by path (byte order), paths unique.
@@ -153,11 +167,20 @@ fn check_entry(e: &Entry) -> Result<(), String> {
     if type_bits != want {
         return Err(format!("{}: mode {:o} is not a {what}", e.path, e.mode));
     }
+    if e.implied && e.kind != EntryKind::Dir {
+        return Err(format!("{}: only a directory can be implied", e.path));
+    }
     match e.kind {
+        EntryKind::File if !e.linkname.is_empty() && !is_clean_relative(&e.linkname) => {
+            Err(format!("{}: bad hard link target {:?}", e.path, e.linkname))
+        }
         EntryKind::File => match &e.digest {
             Some(d) if is_sha256_digest(d) => Ok(()),
             _ => Err(format!("{}: a file needs a sha256 digest", e.path)),
         },
+        EntryKind::Dir if !e.linkname.is_empty() => {
+            Err(format!("{}: a directory has no link target", e.path))
+        }
         EntryKind::Symlink if e.linkname.is_empty() => {
             Err(format!("{}: a symlink needs a target", e.path))
         }
@@ -192,6 +215,7 @@ mod tests {
             xattrs: vec![],
             digest: Some(format!("sha256:{}", digest.to_string().repeat(64))),
             tarsum: None,
+            implied: false,
         }
     }
 
@@ -263,5 +287,55 @@ mod tests {
         let mut wrongtype = file("a", 'a');
         wrongtype.mode = 0o040755;
         assert!(Manifest::from_json_lines(&line(&wrongtype)).is_err());
+    }
+
+    #[test]
+    fn hard_links_and_implied_dirs_round_trip_and_are_checked() {
+        let line = |e: &Entry| {
+            let mut v = serde_json::to_vec(e).unwrap();
+            v.push(b'\n');
+            v
+        };
+        let link = Entry {
+            linkname: "a".into(),
+            ..file("b", 'a')
+        };
+        let implied = Entry {
+            implied: true,
+            ..dir("d")
+        };
+        assert!(link.is_hard_link() && !file("a", 'a').is_hard_link());
+        let m = Manifest::new(vec![file("a", 'a'), link.clone(), implied.clone()]);
+        let text = String::from_utf8(m.to_json_lines()).unwrap();
+        // Only where set: a plain entry's JSON (and so the manifest ID) is as before.
+        assert_eq!(text.matches("\"implied\":true").count(), 1);
+        assert!(!text.contains("\"implied\":false"));
+        assert_eq!(Manifest::from_json_lines(text.as_bytes()).unwrap(), m);
+        for (bad, why) in [
+            (
+                Entry {
+                    linkname: "../a".into(),
+                    ..file("b", 'a')
+                },
+                "bad hard link target",
+            ),
+            (
+                Entry {
+                    implied: true,
+                    ..file("b", 'a')
+                },
+                "only a directory",
+            ),
+            (
+                Entry {
+                    linkname: "x".into(),
+                    ..dir("d")
+                },
+                "no link target",
+            ),
+        ] {
+            let err = Manifest::from_json_lines(&line(&bad)).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
     }
 }

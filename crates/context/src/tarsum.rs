@@ -66,13 +66,21 @@ pub fn tar_name(e: &Entry) -> String {
 /// The tar typeflag of `e`.
 pub fn typeflag(e: &Entry) -> u8 {
     match e.kind {
+        EntryKind::File if e.is_hard_link() => b'1',
         EntryKind::File => b'0',
         EntryKind::Dir => b'5',
         EntryKind::Symlink => b'2',
     }
 }
 
-/// The hasher for `e`'s header, as the docker CLI's tar entry for it reads.
+/// Whether `e`'s tarsum covers content: a file's does; a hard link's is its header alone
+/// (the tar entry has size 0), as are directories' and symlinks'.
+pub fn hashes_content(e: &Entry) -> bool {
+    e.kind == EntryKind::File && !e.is_hard_link()
+}
+
+/// The hasher for `e`'s header, as the docker CLI's tar entry for it reads (not meaningful
+/// for an implied directory, which has no header: see `tarsum_of`).
 pub fn tarsum_header(e: &Entry) -> Sha256 {
     let name = tar_name(e);
     header_hasher(&TarsumHeader {
@@ -80,17 +88,22 @@ pub fn tarsum_header(e: &Entry) -> Sha256 {
         mode: e.mode,
         uid: e.uid,
         gid: e.gid,
-        size: if e.kind == EntryKind::File { e.size } else { 0 },
+        size: if hashes_content(e) { e.size } else { 0 },
         typeflag: typeflag(e),
         linkname: &e.linkname,
         xattrs: &e.xattrs,
     })
 }
 
-/// The tarsum (hex) of `e` with the content read from `content` (ignored unless a file).
+/// The tarsum (hex) of `e` with the content read from `content` (read only when
+/// `hashes_content`). An implied directory's is its path: Docker's tarsum has no record of
+/// it and `Hash` answers with the path it was asked for.
 pub fn tarsum_of(e: &Entry, content: &mut dyn Read) -> std::io::Result<String> {
+    if e.implied {
+        return Ok(e.path.clone());
+    }
     let mut h = tarsum_header(e);
-    if e.kind == EntryKind::File {
+    if hashes_content(e) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = content.read(&mut buf)?;
@@ -144,6 +157,7 @@ mod tests {
             xattrs: vec![],
             digest: None,
             tarsum: None,
+            implied: false,
         }
     }
 
@@ -220,6 +234,65 @@ mod tests {
         assert_eq!(
             multi_hash(&["x".into()]),
             format!("multi:{}", hex::encode(Sha256::digest(b"x")))
+        );
+    }
+
+    /// Checked on dockerd 20.10 (`DOCKER_BUILDKIT=0 docker build`): context `a` = "hi\n" with
+    /// `b` a hard link to it, `sub/one` = "x\n" with `sub/two` a link to it, `dir/keep/file`
+    /// = "k\n" and `.dockerignore` = "dir\n!dir/keep/file\n" (so `dir` and `dir/keep` are
+    /// only implied); `COPY b /b`, `COPY sub /sub`, `COPY dir /d`, `COPY dir/keep /k`,
+    /// `COPY a b /m/`.
+    #[test]
+    fn hard_links_and_implied_dirs_match_docker() {
+        let link = |p: &str, to: &str| Entry {
+            linkname: to.into(),
+            ..entry(p, EntryKind::File, 0o100644, 3)
+        };
+        let f = |p: &str, c: &[u8]| sum(&entry(p, EntryKind::File, 0o100644, c.len() as u64), c);
+        let implied = |p: &str| Entry {
+            implied: true,
+            ..entry(p, EntryKind::Dir, 0o040755, 0)
+        };
+        // A hard link's tarsum is its header's: size 0, typeflag '1', the first path; its
+        // content is never read.
+        let b = link("b", "a");
+        assert_eq!((typeflag(&b), hashes_content(&b)), (b'1', false));
+        let b_sum = tarsum_of(&b, &mut std::io::repeat(b'!').take(1 << 20)).unwrap();
+        assert_eq!(
+            file_hash(&b_sum),
+            "file:6b455142730e8027e5b8572179960b713894a79e85dd19720b5b7c51ae31d3db"
+        );
+        assert_eq!(
+            file_hash(&f("a", b"hi\n")),
+            "file:44fdb488ba091c424bb85514ad4f8505736c7296d8346737a050670e007dbccb"
+        );
+        assert_eq!(
+            multi_hash(&[file_hash(&f("a", b"hi\n")), file_hash(&b_sum)]),
+            "multi:2fd96035f3aff894747c81e984a55c7c7939eb02b523f85500cd54c0d2f96f72"
+        );
+        let sub = vec![
+            sum(&entry("sub", EntryKind::Dir, 0o040755, 0), b""),
+            f("sub/one", b"x\n"),
+            sum(&link("sub/two", "sub/one"), b""),
+        ];
+        assert_eq!(
+            dir_hash(&sub),
+            "dir:b1306a1da61c4b5d0cf6aa50114ac047ef53809ad65e577cdb4803899397360b"
+        );
+        // Implied directories hash as their paths.
+        assert_eq!(sum(&implied("dir/keep"), b""), "dir/keep");
+        let keep = f("dir/keep/file", b"k\n");
+        assert_eq!(
+            dir_hash(&[
+                sum(&implied("dir"), b""),
+                sum(&implied("dir/keep"), b""),
+                keep.clone()
+            ]),
+            "dir:09352b0cbbbe159bb355fed5aad67d8c11f619663cb2d49955145e1b75f73db4"
+        );
+        assert_eq!(
+            dir_hash(&[sum(&implied("dir/keep"), b""), keep]),
+            "dir:4a1e984be083c144c85ce8895412556277be6e6048f45c2d1860f055cb972600"
         );
     }
 }

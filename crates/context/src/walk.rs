@@ -2,6 +2,7 @@
 //! lexical order, parents before children, symlinks not followed, `.dockerignore` applied,
 //! an excluded directory still entered (but not listed) when an exception could match inside.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -15,16 +16,23 @@ use crate::manifest::{Entry, EntryKind};
 /// The entries of the context at `root` in the order the docker CLI puts them in its tar, each
 /// with its host path. `digest` is left `None`; uid/gid are 0 as the CLI sends them.
 /// Sockets, FIFOs and devices are left out.
+/// A file with more than one link is a hard link (`linkname` = the first path of its inode
+/// that the walk took), as the docker CLI's tar sends it.
 pub fn walk(root: &Path, ignore: &Ignore) -> io::Result<Vec<(Entry, PathBuf)>> {
     let mut out = Vec::new();
-    walk_dir(root, "", ignore, &mut out)?;
+    let mut seen = HashMap::new();
+    walk_dir(root, "", ignore, &mut seen, &mut out)?;
     Ok(out)
 }
+
+/// (device, inode) → the first path taken of a file with several links.
+type SeenFiles = HashMap<(u64, u64), String>;
 
 fn walk_dir(
     dir: &Path,
     rel: &str,
     ignore: &Ignore,
+    seen: &mut SeenFiles,
     out: &mut Vec<(Entry, PathBuf)>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)?
@@ -50,20 +58,32 @@ fn walk_dir(
         if md.is_dir() {
             if excluded {
                 if ignore.could_match_inside(&rel_path) {
-                    walk_dir(&host, &rel_path, ignore, out)?;
+                    walk_dir(&host, &rel_path, ignore, seen, out)?;
                 }
                 continue;
             }
             out.push((entry_for(&rel_path, &host, &md)?, host.clone()));
-            walk_dir(&host, &rel_path, ignore, out)?;
+            walk_dir(&host, &rel_path, ignore, seen, out)?;
         } else if !excluded && (md.is_file() || md.file_type().is_symlink()) {
-            out.push((entry_for(&rel_path, &host, &md)?, host));
+            let mut e = entry_for(&rel_path, &host, &md)?;
+            // docker's archive `SeenFiles`: only files it sends count, so the first path
+            // of an inode is the first one not excluded.
+            if md.is_file() && md.nlink() > 1 {
+                match seen.get(&(md.dev(), md.ino())) {
+                    Some(first) => e.linkname = first.clone(),
+                    None => {
+                        seen.insert((md.dev(), md.ino()), rel_path.clone());
+                    }
+                }
+            }
+            out.push((e, host));
         }
     }
     Ok(())
 }
 
-/// The manifest entry for one host file (no digest).
+/// The manifest entry for one host file (no digest; a file is never a hard link here: that
+/// takes the walk's memory of earlier paths).
 pub fn entry_for(rel_path: &str, host: &Path, md: &fs::Metadata) -> io::Result<Entry> {
     let ft = md.file_type();
     let (kind, size, linkname) = if ft.is_symlink() {
@@ -92,6 +112,7 @@ pub fn entry_for(rel_path: &str, host: &Path, md: &fs::Metadata) -> io::Result<E
         xattrs: security_capability(host)?,
         digest: None,
         tarsum: None,
+        implied: false,
     })
 }
 
@@ -197,5 +218,38 @@ mod tests {
             (link.kind, link.mode & 0o170000, link.linkname.as_str()),
             (EntryKind::Symlink, 0o120000, "f")
         );
+    }
+
+    #[test]
+    fn hard_links_name_the_first_path_taken() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir(r.join("d")).unwrap();
+        fs::write(r.join("b"), "x").unwrap();
+        fs::hard_link(r.join("b"), r.join("a")).unwrap();
+        fs::hard_link(r.join("b"), r.join("d/c")).unwrap();
+        fs::write(r.join("skip"), "y").unwrap();
+        fs::hard_link(r.join("skip"), r.join("z")).unwrap();
+        fs::write(r.join("single"), "s").unwrap();
+        let got = walk(r, &Ignore::parse("skip\n").unwrap()).unwrap();
+        let links: Vec<(&str, &str, bool)> = got
+            .iter()
+            .map(|(e, _)| (e.path.as_str(), e.linkname.as_str(), e.is_hard_link()))
+            .collect();
+        // Walk order: a (first), b, d, d/c; `skip` is excluded, so `z` is the first of its
+        // inode the tar sends: a plain file.
+        assert_eq!(
+            links,
+            [
+                ("a", "", false),
+                ("b", "a", true),
+                ("d", "", false),
+                ("d/c", "a", true),
+                ("single", "", false),
+                ("z", "", false)
+            ]
+        );
+        let b = &got[1].0;
+        assert_eq!((b.kind, b.size), (EntryKind::File, 1));
     }
 }

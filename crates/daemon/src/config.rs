@@ -28,6 +28,8 @@ const DIRECTIVES: &[(&str, &str, &str)] = &[
     ("bip", "bip", "string"),
     ("insecure-registries", "insecure-registry", "[]string"),
     ("registry-mirrors", "registry-mirror", "[]string"),
+    // berth's own: the size the build context store is kept under.
+    ("build-context-max-size", "build-context-max-size", "string"),
 ];
 
 /// The command line to parse: the program name, the config file's directives as flags,
@@ -237,6 +239,12 @@ pub fn log_defaults(driver: &str, opts: &[String]) -> anyhow::Result<HostConfigL
     Ok(cfg)
 }
 
+/// `build-context-max-size`: a size in go-units' binary multiples, as Docker's builder GC
+/// reads `defaultKeepStorage` (`10GB`, `512m`, `1073741824`).
+pub fn build_context_max_size(s: &str) -> Result<u64, String> {
+    crate::io::logs::driver::parse_size(s, 1024).map(|n| n as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +320,23 @@ mod tests {
             e.to_string(),
             "failed to set log opts: unknown log opt 'bogus' for json-file log driver"
         );
+    }
+
+    #[test]
+    fn build_context_max_size_is_a_size() {
+        assert_eq!(
+            flags(r#"{"build-context-max-size":"20GB"}"#).unwrap(),
+            ["--build-context-max-size=20GB"]
+        );
+        assert_eq!(build_context_max_size("20GB"), Ok(20 << 30));
+        assert_eq!(build_context_max_size("512m"), Ok(512 << 20));
+        assert_eq!(build_context_max_size("1000"), Ok(1000));
+        assert_eq!(
+            build_context_max_size("-1").unwrap_err(),
+            "invalid size: '-1'"
+        );
+        assert!(flags(r#"{"build-context-max-size":10}"#)
+            .unwrap_err()
+            .contains("of type string"));
     }
 }

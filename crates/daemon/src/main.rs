@@ -3,6 +3,7 @@
 
 mod api;
 mod build;
+mod cgroup_path;
 mod config;
 mod engine;
 mod humanize;
@@ -60,6 +61,9 @@ struct Args {
     /// registry (berth's extension).
     #[arg(long = "registry-mirror", value_name = "list")]
     registry_mirror: Vec<String>,
+    /// Size the build context store is kept under (e.g. 10GB; the default).
+    #[arg(long = "build-context-max-size", value_name = "string", value_parser = config::build_context_max_size)]
+    build_context_max_size: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,6 +95,9 @@ fn main() -> anyhow::Result<()> {
         let mut engine = engine::Engine::open(paths).context("opening the data root")?;
         engine.log_defaults = log_defaults;
         engine.registry = berth_distribution::Client::new(registries);
+        if let Some(max) = args.build_context_max_size {
+            engine.build_context.set_max_size(max);
+        }
         let engine = Arc::new(engine);
         engine.start_networking(args.bip.as_deref())?;
         engine.clone().restore().await;

@@ -64,6 +64,8 @@ pub struct SpecInput<'a> {
     pub host: HostFeatures,
     /// `--init`: the host's init binary, run as PID 1 in front of the command.
     pub init: Option<&'a Path>,
+    /// The container's cgroup, absolute (`crate::cgroup_path`: `--cgroup-parent` resolved).
+    pub cgroups_path: &'a str,
 }
 
 /// Where `--init`'s binary appears in the container, as in Docker.
@@ -171,7 +173,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             "namespaces": [
                 {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
             ],
-            "cgroupsPath": format!("/berth/{}", input.id),
+            "cgroupsPath": input.cgroups_path,
             "resources": resources(input.host_config, &input.host)?,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
@@ -285,6 +287,7 @@ mod tests {
             etc_dir: Path::new("/var/lib/berth/containers/c"),
             host: HostFeatures { swap_accounting: true },
             init: None,
+            cgroups_path: "/berth/c",
         }
     }
 

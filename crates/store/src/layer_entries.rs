@@ -291,7 +291,13 @@ fn plan(entries: Vec<NewEntry>, lower: &Lower, now: TimeSpec) -> Result<Plan, Er
                 uid: e.uid,
                 gid: e.gid,
                 mtime: TimeSpec::new(secs, i64::from(nanos.min(999_999_999))),
-                xattrs: e.xattrs,
+                // overlayfs obeys trusted.overlay.* (opaque, redirect, metacopy) in a
+                // lower layer: only the store sets them, never a build's input (as unpack.rs).
+                xattrs: e
+                    .xattrs
+                    .into_iter()
+                    .filter(|(k, _)| !k.starts_with("trusted.overlay."))
+                    .collect(),
             },
         );
     }

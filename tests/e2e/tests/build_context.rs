@@ -201,3 +201,68 @@ fn the_berth_cli_sends_only_what_the_daemon_lacks() {
         "123456"
     );
 }
+
+/// A run's output with the CLI's name taken out, to compare berth's with docker's.
+fn neutral(r: &Run) -> (i32, String, String) {
+    let clean = |s: &str| s.replace("docker", "CLI").replace("berth", "CLI");
+    (r.code, clean(&r.stdout), clean(&r.stderr))
+}
+
+#[test]
+fn builder_prune_and_the_build_aliases_answer_as_the_docker_cli() {
+    let d = Daemon::start();
+    let ctx = TempDir::new();
+    write(ctx.path(), "Dockerfile", "FROM busybox\nCOPY big /big\n");
+    write(ctx.path(), "big", &"x".repeat(300_000));
+    let path = ctx.path().to_str().unwrap();
+    let id = ok(
+        d.berth(&["image", "build", "-q", "-t", "alias", path]),
+        "image build",
+    )
+    .stdout;
+    assert!(id.starts_with("sha256:"), "{id}");
+    let again = ok(d.berth(&["builder", "build", "-q", path]), "builder build").stdout;
+    assert_eq!(again, id, "the second build comes from the cache");
+
+    // Declined (stdin is empty): nothing is removed, docker 20.10 still prints the total.
+    let declined = d.berth(&["builder", "prune"]);
+    assert_eq!(
+        neutral(&declined),
+        neutral(&d.docker(&["builder", "prune"]))
+    );
+    assert_eq!(
+        declined.stdout,
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] Total reclaimed space: 0B\n"
+    );
+    // The context store holds the 300 kB file until a prune takes it.
+    let pruned = ok(d.berth(&["builder", "prune", "-a", "-f"]), "prune");
+    let total = pruned.stdout.trim().strip_prefix("Total reclaimed space: ");
+    assert!(
+        total.is_some_and(|t| t.ends_with("kB") && t != "0B"),
+        "{}",
+        pruned.stdout
+    );
+    let empty = ok(d.docker(&["builder", "prune", "-a", "-f"]), "docker prune");
+    assert_eq!(empty.stdout, "Total reclaimed space: 0B\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "alias", "wc", "-c", "/big"]),
+        "300000 /big"
+    );
+
+    for args in [
+        &["builder", "prune", "--filter", "x"][..],
+        &["builder", "prune", "--keep-storage", "1q"],
+        &["builder", "prune", "extra"],
+        &["builder", "prune", "-f", "--filter", "foo=bar"],
+        &["builder", "prune", "-f", "--filter", "until=soon"],
+        &["builder", "build"],
+        &["image", "build", "--memory", "x", "."],
+        &["builder", "build", "/nonexistent"],
+    ] {
+        assert_eq!(
+            neutral(&d.berth(args)),
+            neutral(&d.docker(args)),
+            "{args:?}"
+        );
+    }
+}

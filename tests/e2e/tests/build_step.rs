@@ -212,3 +212,65 @@ fn run_steps_get_the_builds_resources_and_hosts() {
     );
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn scratch_steps_have_no_image_attribute_and_tags_carry_the_labels() {
+    let d = Daemon::start();
+    let since = now_nanos();
+    build(
+        &d,
+        "FROM scratch\nLABEL h5=yes name=lab\n",
+        &["-t", "h5scratch:v1"],
+    );
+    d.ok(&["tag", "h5scratch:v1", "h5scratch:v2"]);
+    let until = (now() + 1).to_string();
+    let events = docker(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{json .}}",
+        ],
+    );
+    assert_eq!(events.code, 0, "{}", events.stderr);
+    let events: Vec<serde_json::Value> = events
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e["Type"], e["Action"]))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            r#""container" "create""#,
+            r#""container" "destroy""#,
+            r#""image" "tag""#,
+            r#""image" "tag""#
+        ],
+        "{events:?}"
+    );
+    // What dockerd 20.10.24 sends for this build: a container on scratch has no `image`
+    // attribute and no `from`; its name wins over a `name` label.
+    for e in &events[..2] {
+        assert!(e.get("from").is_none(), "{e}");
+        let attrs = e["Actor"]["Attributes"].as_object().unwrap();
+        assert_eq!(attrs.keys().collect::<Vec<_>>(), ["h5", "name"], "{e}");
+        assert_ne!(attrs["name"], "lab");
+    }
+    // Image events carry the image's labels, then `name` (the tag) over a `name` label.
+    assert_eq!(
+        events[2]["Actor"]["Attributes"],
+        serde_json::json!({"h5": "yes", "name": "h5scratch:v1"})
+    );
+    assert_eq!(
+        events[3]["Actor"]["Attributes"],
+        serde_json::json!({"h5": "yes", "name": "h5scratch:v2"})
+    );
+}

@@ -389,6 +389,8 @@ pub fn write_tar<W: Write>(out: W, ctx: &DirContext) -> io::Result<W> {
             xattrs: e.xattrs.clone(),
         };
         if let Some(r) = ctx.replace.as_ref().filter(|r| r.name == e.path) {
+            // New content: a regular file even where the walk found a hard link.
+            (h.typeflag, h.linkname) = (b'0', String::new());
             h.size = r.data.len() as u64;
             append(&mut b, &h, &r.data[..])?;
             continue;
@@ -403,6 +405,8 @@ pub fn write_tar<W: Write>(out: W, ctx: &DirContext) -> io::Result<W> {
             seen.insert((md.dev(), md.ino()), e.path.clone());
         }
         if e.kind == EntryKind::File {
+            // Sent with its content: a regular file whatever the walk's `linkname` says.
+            (h.typeflag, h.linkname) = (b'0', String::new());
             let f = fs::File::open(host)?;
             h.size = e.size;
             // A file that grew meanwhile is cut at the size in its header, as Go's writer does.

@@ -148,6 +148,8 @@ fn with_implied_parents(mut entries: Vec<Entry>) -> Vec<Entry> {
             xattrs: Vec::new(),
             digest: None,
             tarsum: None,
+            // Docker hashes a directory its tar lacks as its path: the daemon must know.
+            implied: true,
         });
     }
     entries
@@ -345,13 +347,64 @@ mod tests {
             path: "x/y/z".into(),
             ..df.clone()
         }]);
-        let paths: Vec<_> = parents.iter().map(|e| (e.path.as_str(), e.mode)).collect();
+        let paths: Vec<_> = parents
+            .iter()
+            .map(|e| (e.path.as_str(), e.mode, e.implied))
+            .collect();
         assert_eq!(
             paths,
-            [("x/y/z", 0o100600), ("x", 0o040755), ("x/y", 0o040755)]
+            [
+                ("x/y/z", 0o100600, false),
+                ("x", 0o040755, true),
+                ("x/y", 0o040755, true)
+            ]
         );
         let dir = p._scratch.0.clone().unwrap();
         drop(p);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn manifest_carries_hard_links_and_implied_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::env::set_var("XDG_CACHE_HOME", r.join("cache"));
+        let ctx_dir = r.join("ctx");
+        fs::create_dir_all(ctx_dir.join("dir/keep")).unwrap();
+        fs::write(ctx_dir.join("a"), "hi\n").unwrap();
+        fs::hard_link(ctx_dir.join("a"), ctx_dir.join("b")).unwrap();
+        fs::write(ctx_dir.join("dir/keep/file"), "k\n").unwrap();
+        let ignore = berth_context::Ignore::parse("dir\n!dir/keep/file\n").unwrap();
+        let ctx = DirContext {
+            root: ctx_dir.clone(),
+            dockerfile: "Dockerfile".into(),
+            entries: berth_context::walk(&ctx_dir, &ignore).unwrap(),
+            replace: None,
+            append: vec![],
+        };
+        let p = prepare(&ctx).unwrap();
+        let got: Vec<_> = p
+            .manifest
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.linkname.as_str(), e.implied))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "", false),
+                ("b", "a", false),
+                ("dir", "", true),
+                ("dir/keep", "", true),
+                ("dir/keep/file", "", false)
+            ]
+        );
+        // The link's content is the file's: the same digest, uploaded once.
+        let (a, b) = (p.manifest.get("a").unwrap(), p.manifest.get("b").unwrap());
+        assert_eq!((&b.digest, b.size), (&a.digest, 3));
+        assert_eq!(
+            Manifest::from_json_lines(&p.manifest.to_json_lines()).unwrap(),
+            p.manifest
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct ContainerOpts {
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
     pub cpu_shares: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    pub cgroup_parent: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
@@ -277,6 +280,7 @@ impl ContainerOpts {
             nano_cpus,
             cpu_shares,
             pids_limit,
+            cgroup_parent: self.cgroup_parent.clone(),
             network_mode: self.network.clone(),
             binds: (!binds.is_empty()).then_some(binds),
             mounts: (!mounts.is_empty()).then_some(mounts),

@@ -351,7 +351,7 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
                 .unwrap_or_default()
         );
     }
-    // Last, as docker: the build cache (berthd keeps none, but checks the filters).
+    // Last, as docker: the build cache (berthd's is the build context store).
     let mut q = Vec::new();
     if a.all {
         q.push(("all", "1".to_string()));
@@ -366,9 +366,10 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
             client::empty(),
         )
         .await?;
+    // Docker counts the reclaimed space whether or not the daemon lists what it deleted.
+    total += resp.space_reclaimed.unwrap_or(0).max(0) as u64;
     let deleted = resp.caches_deleted.unwrap_or_default();
     if !deleted.is_empty() {
-        total += resp.space_reclaimed.unwrap_or(0).max(0) as u64;
         print_block(&format!(
             "Deleted build cache objects:\n{}",
             deleted.iter().map(|d| format!("{d}\n")).collect::<String>()

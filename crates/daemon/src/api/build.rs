@@ -35,13 +35,13 @@ pub async fn build(
             }
         };
     let store = engine.build_context.clone();
+    let dockerfile = opts.dockerfile.clone();
     let context = match opts.context.clone() {
-        Some(id) => tokio::task::spawn_blocking(move || store.open_manifest(&id))
+        Some(id) => tokio::task::spawn_blocking(move || store.open_manifest(&id, &dockerfile))
             .await
             .map_err(Error::from)??,
         None => {
             let mut body = BodyReader::spawn(req.into_body());
-            let dockerfile = opts.dockerfile.clone();
             tokio::task::spawn_blocking(move || store.ingest_tar_for(&mut body, &dockerfile))
                 .await
                 .map_err(Error::from)??

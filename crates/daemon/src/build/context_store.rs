@@ -60,8 +60,6 @@ pub struct ContextStore {
 /// One context a build reads: the manifest (tarsums filled in) and the files behind it.
 /// While it lives, GC and prune leave its files alone.
 pub struct ContextView {
-    /// "sha256:<hex>" of the stored manifest.
-    pub id: String,
     /// What COPY/ADD see.
     pub manifest: Manifest,
     /// Entries `.dockerignore` took out of a tar context that the build still reads: the
@@ -100,13 +98,6 @@ fn not_complete(id: &str) -> Error {
 }
 
 impl ContextStore {
-    /// Opens (creating) the store at `dir` with its own tarsum memo database.
-    pub fn open(dir: &Path) -> anyhow::Result<ContextStore> {
-        std::fs::create_dir_all(dir)?;
-        let db = Arc::new(redb::Database::create(dir.join("tarsums.redb"))?);
-        Self::open_with_db(dir, db)
-    }
-
     /// Opens (creating) the store at `dir`, keeping the tarsum memo in `db` (berthd's own
     /// database, table `build_tarsums`). Temp files a crash left behind are removed.
     pub fn open_with_db(dir: &Path, db: Arc<redb::Database>) -> anyhow::Result<ContextStore> {
@@ -155,11 +146,6 @@ impl ContextStore {
         self.dir.join("manifests").join(format!("{hex}.meta"))
     }
 
-    /// The docker CLI path, for a build whose Dockerfile is named `Dockerfile`.
-    pub fn ingest_tar(&self, body: &mut dyn Read) -> Result<Arc<ContextView>> {
-        self.ingest_tar_for(body, "")
-    }
-
     /// The docker CLI path: the request body (a tar, maybe gzip/bzip2/xz) into the store and a
     /// manifest. `dockerfile` is the build's `dockerfile` parameter ("" = `Dockerfile`): as
     /// Docker does, `.dockerignore` and that file are taken out of the context when
@@ -179,7 +165,6 @@ impl ContextStore {
         self.save_manifest(&hex, &manifest, "")?;
         self.touch(&hex, "");
         let mut view = ContextView {
-            id,
             manifest,
             hidden: Vec::new(),
             blobs_dir: self.blobs_dir(),
@@ -223,7 +208,9 @@ impl ContextStore {
 
     /// The berth CLI path, step 3: a view of a registered manifest whose files are all here;
     /// 409 when it is unknown or files are missing (the CLI then registers and uploads again).
-    pub fn open_manifest(&self, id: &str) -> Result<Arc<ContextView>> {
+    /// `dockerfile` is the build's `dockerfile` parameter: the view presents the context as
+    /// `ingest_tar_for` does (`.dockerignore` and the Dockerfile hidden when it matches them).
+    pub fn open_manifest(&self, id: &str, dockerfile: &str) -> Result<Arc<ContextView>> {
         let hex = digest_hex(id).ok_or_else(|| not_complete(id))?.to_string();
         // Pinned before it is read, so a GC running now cannot take the files in between.
         let lease = Lease::new(self.pins.clone());
@@ -243,18 +230,19 @@ impl ContextStore {
         }
         self.fill_tarsums(&mut manifest)?;
         self.touch(&hex, "");
-        Ok(Arc::new(ContextView {
-            id: format!("sha256:{hex}"),
+        let mut view = ContextView {
             manifest,
             hidden: Vec::new(),
             blobs_dir: self.blobs_dir(),
             _lease: lease,
-        }))
+        };
+        view.hide_ignored(dockerfile)?;
+        Ok(Arc::new(view))
     }
 
-    /// Docker's tarsum for every entry lacking one: directories and symlinks from their
-    /// header; files from the memo, else (first use of that content under that name and
-    /// mode) by reading the stored file once.
+    /// Docker's tarsum for every entry lacking one: directories, symlinks and hard links from
+    /// their header (an implied directory: its path); files from the memo, else (first use of
+    /// that content under that name and mode) by reading the stored file once.
     fn fill_tarsums(&self, manifest: &mut Manifest) -> Result<()> {
         let files: Vec<usize> = (0..manifest.entries.len())
             .filter(|&i| manifest.entries[i].tarsum.is_none())
@@ -265,9 +253,12 @@ impl ContextStore {
         let mut learned = Vec::new();
         for (i, known) in files.into_iter().zip(remembered) {
             let e = &mut manifest.entries[i];
-            let sum = match (e.kind, known) {
-                (EntryKind::File, Some(sum)) => sum,
-                (EntryKind::File, None) => {
+            let sum = match known {
+                Some(sum) => sum,
+                None if !berth_context::tarsum::hashes_content(e) => {
+                    berth_context::tarsum::tarsum_of(e, &mut io::empty())?
+                }
+                None => {
                     let hex = e
                         .digest
                         .as_deref()
@@ -279,7 +270,6 @@ impl ContextStore {
                     learned.push((memo::key(e), sum.clone()));
                     sum
                 }
-                _ => berth_context::tarsum::tarsum_of(e, &mut io::empty())?,
             };
             e.tarsum = Some(sum);
         }
@@ -539,15 +529,10 @@ impl ContextStore {
         Ok(start - total)
     }
 
-    /// `POST /build/prune`: empties the store but for what running builds hold. Returns the
-    /// bytes freed.
-    pub fn prune(&self) -> Result<u64> {
-        self.prune_with(None, 0)
-    }
-
-    /// A prune limited as `docker builder prune`'s options ask: only manifests not used since
-    /// `unused_since_ns` (and files no remaining manifest names), stopping once the store is
-    /// down to `keep_storage` bytes.
+    /// `POST /build/prune`: empties the store but for what running builds hold, limited as
+    /// `docker builder prune`'s options ask: only manifests not used since `unused_since_ns`
+    /// (and files no remaining manifest names), stopping once the store is down to
+    /// `keep_storage` bytes. Returns the bytes freed.
     pub fn prune_with(&self, unused_since_ns: Option<i64>, keep_storage: u64) -> Result<u64> {
         let _gc = crate::engine::lock(&self.gc_lock);
         let mut all = self.manifests()?;
@@ -570,7 +555,8 @@ impl ContextStore {
     }
 }
 
-/// A manifest's entries form a tree: every parent of an entry is a directory entry.
+/// A manifest's entries form a tree: every parent of an entry is a directory entry; a hard
+/// link names a file of the manifest that is not a link itself.
 fn check_tree(m: &Manifest) -> std::result::Result<(), String> {
     let mut prev: Option<&str> = None;
     for e in &m.entries {
@@ -591,6 +577,16 @@ fn check_tree(m: &Manifest) -> std::result::Result<(), String> {
                     ))
                 }
             }
+        }
+        if e.is_hard_link()
+            && !m
+                .get(&e.linkname)
+                .is_some_and(|t| t.kind == EntryKind::File && !t.is_hard_link())
+        {
+            return Err(format!(
+                "{:?}: hard link target {:?} is not a file in the manifest",
+                e.path, e.linkname
+            ));
         }
         if e.kind == EntryKind::File
             && !e

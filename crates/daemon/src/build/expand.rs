@@ -203,6 +203,51 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_keep_quotes_and_backslashes() {
+        let s = scope();
+        assert_eq!(
+            s.heredoc("a $V \"q\" 'r' \\n ${V:-z} $ ${abc}\n").unwrap(),
+            "a 7 \"q\" 'r' \\n 7 $ hi\n"
+        );
+        let c = CopyArgs {
+            sources: vec!["$abc".into()],
+            dest: "/d/${V}".into(),
+            chown: Some("${V}:1".into()),
+            heredocs: vec![
+                berth_dockerfile::Heredoc {
+                    name: "A".into(),
+                    body: "$V\n".into(),
+                    expand: true,
+                    strip_tabs_done: false,
+                },
+                berth_dockerfile::Heredoc {
+                    name: "B".into(),
+                    body: "$V\n".into(),
+                    expand: false,
+                    strip_tabs_done: false,
+                },
+            ],
+            ..Default::default()
+        };
+        let e = s.copy(&c).unwrap();
+        assert_eq!(
+            (e.sources, e.dest, e.chown),
+            (
+                vec!["hi".to_string()],
+                "/d/7".to_string(),
+                Some("7:1".to_string())
+            )
+        );
+        assert_eq!(
+            e.heredocs,
+            [
+                ("A".to_string(), b"7\n".to_vec()),
+                ("B".to_string(), b"$V\n".to_vec())
+            ]
+        );
+    }
+
+    #[test]
     fn variable_references() {
         assert_eq!(variable_len("$abc def"), 4);
         assert_eq!(variable_len("${a:-x}y"), 7);

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod cache;
 pub mod child_image;
+pub mod compression;
 pub mod config;
 pub mod context_store;
 pub mod expand;
@@ -11,6 +12,23 @@ pub mod options;
 pub mod output;
 pub mod sources;
 pub mod steps;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use berth_dockerfile::{Dockerfile, Instruction, Stage};
+use berth_store::Image;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::engine::build_step::{CancelToken, RunOptions};
+use crate::engine::Engine;
+use args::{unconsumed_warning, BuildArgs};
+use context_store::ContextView;
+use expand::Scope;
+use options::BuildOptions;
+use output::{short_id, Sink, StageOut};
+use steps::{BuildCtx, StageResults, StageState};
 
 /// Why a build stopped.
 #[derive(Debug, thiserror::Error)]
@@ -61,23 +79,6 @@ impl From<tokio::task::JoinError> for BuildError {
     }
 }
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-
-use berth_dockerfile::{Dockerfile, Instruction, Stage};
-use berth_store::Image;
-use bytes::Bytes;
-use tokio::sync::{mpsc, watch, Semaphore};
-
-use crate::engine::build_step::{CancelToken, RunOptions};
-use crate::engine::Engine;
-use args::{unconsumed_warning, BuildArgs};
-use context_store::ContextView;
-use expand::Scope;
-use options::BuildOptions;
-use output::{short_id, Sink, StageOut};
-use steps::{BuildCtx, StageResults, StageState};
-
 /// A Dockerfile checked before the stream starts: what is wrong here is a 400.
 pub struct Plan {
     pub dockerfile: Dockerfile,
@@ -92,14 +93,6 @@ pub fn plan(opts: &BuildOptions, text: &str) -> Result<Plan, BuildError> {
         berth_dockerfile::parse(text).map_err(|e| BuildError::Invalid(e.to_string()))?;
     let target = berth_dockerfile::target_stage(&dockerfile, opts.target.as_deref())
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
-    // HEALTHCHECK's flags are checked while parsing in dockerd.
-    for step in dockerfile.stages.iter().flat_map(|s| &s.steps) {
-        if let Instruction::Healthcheck(h) = &step.instruction {
-            steps::meta::Healthcheck::parse(h).map_err(|m| {
-                BuildError::Invalid(format!("dockerfile parse error line {}: {m}", step.line))
-            })?;
-        }
-    }
     Ok(Plan { dockerfile, target })
 }
 
@@ -486,5 +479,46 @@ impl StageJob {
         }
         ctx.stages.finish(stage.index, st.image.clone());
         Ok((st.image, st.args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_refused_before_the_stream() {
+        let opts = BuildOptions {
+            target: Some("nope".into()),
+            ..Default::default()
+        };
+        let err = |text: &str, opts: &BuildOptions| match plan(opts, text) {
+            Err(BuildError::Invalid(m)) => m,
+            Err(e) => panic!("not a 400: {e}"),
+            Ok(_) => panic!("accepted: {text}"),
+        };
+        assert_eq!(
+            err("FROM busybox AS a\n", &opts),
+            "failed to reach build target nope in Dockerfile"
+        );
+        let none = BuildOptions::default();
+        assert_eq!(
+            err("FROM busybox\nFOO bar\n", &none),
+            "dockerfile parse error line 2: unknown instruction: FOO"
+        );
+        assert_eq!(err("RUN x\n", &none), "no build stage in current context");
+        assert_eq!(
+            err("FROM busybox\nHEALTHCHECK --retries=0 CMD true\n", &none),
+            "dockerfile parse error line 2: --retries must be at least 1 (not 0)"
+        );
+        let p = plan(
+            &BuildOptions {
+                target: Some("B".into()),
+                ..Default::default()
+            },
+            "FROM busybox AS a\nFROM a AS b\nFROM b\n",
+        )
+        .unwrap();
+        assert_eq!(p.target, 1);
     }
 }

@@ -2,15 +2,18 @@
 //! `builder/dockerfile/copy.go`, `builder/remotecontext/{tarsum,lazycontext}.go`).
 //!
 //! A source tree is the build context (its manifest, files in the context store) or an
-//! image's root filesystem (`COPY --from`), which is walked into the same manifest shape.
+//! image's root filesystem (`COPY --from`), whose entries are looked up in the same manifest
+//! shape as the sources need them (never the whole image for one file).
 //! Paths are cleaned, a leading `/` or `./` dropped; one that climbs out of the root is
 //! `forbidden path outside the build context: <path> ()`; symlinks are followed inside the
 //! tree (an absolute target starts at its root). A word with `*`, `?` or `[` is a Go
 //! `filepath.Match` pattern tried on every path of the tree. A directory source copies what
-//! it holds. Each source gets Docker's cache hash: `file:<tarsum>` of the file it resolves
+//! it holds, with mtimes in whole seconds as dockerd's copy has them. Each source gets Docker's cache hash: `file:<tarsum>` of the file it resolves
 //! to, `dir:<sha256 of the sorted tarsums of everything under it, itself included>`, and
 //! several sources `multi:<sha256 of their hashes joined with ','>` (design §3).
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -220,6 +223,7 @@ fn heredoc_tarsum(name: &str, body: &[u8]) -> String {
         xattrs: Vec::new(),
         digest: None,
         tarsum: None,
+        implied: false,
     };
     tarsum_of(&e, &mut &body[..]).unwrap_or_default()
 }
@@ -356,20 +360,196 @@ fn check_pattern(p: &[char]) -> Result<(), ()> {
     Ok(())
 }
 
-/// A source tree: every entry by path, and where each file's content is.
+/// A source tree: its entries by path, and where each file's content is.
 struct Tree<'a> {
-    manifest: std::borrow::Cow<'a, Manifest>,
-    host: Host<'a>,
+    files: Files<'a>,
     /// Docker words a missing context file differently from a missing image file.
     is_context: bool,
     /// The host's user and group names by id (read once, for image files' tarsums).
     host_names: std::cell::OnceCell<HostNames>,
 }
 
-enum Host<'a> {
-    Blobs(&'a dyn ContextBlobs),
-    /// An image's files: path → the file in its topmost layer.
-    Paths(HashMap<String, PathBuf>),
+enum Files<'a> {
+    /// The build context: its manifest, the files in the context store.
+    Context(&'a Manifest, &'a dyn ContextBlobs),
+    /// An image's root filesystem, looked up path by path as the sources need it: a COPY
+    /// of one file out of a big image reads a handful of entries, not the whole tree.
+    Image(ImageFiles),
+}
+
+struct ImageFiles {
+    fs: berth_store::ImageFs,
+    /// What each path looked up so far is (`None`: nothing a COPY takes — missing, under a
+    /// non-directory, or a device node, FIFO or socket), and the file in its topmost layer.
+    seen: RefCell<HashMap<String, Option<(Entry, PathBuf)>>>,
+}
+
+impl ImageFiles {
+    /// The entry at `path` (relative, clean, no symlink followed), in the manifest's shape.
+    fn get(&self, path: &str) -> Option<Entry> {
+        if path.is_empty() {
+            return None;
+        }
+        if let Some(known) = self.seen.borrow().get(path) {
+            return known.as_ref().map(|(e, _)| e.clone());
+        }
+        // Only under a directory seen as one: a path is never looked up through a symlink.
+        let parent_is_dir = match path.rsplit_once('/') {
+            Some((parent, _)) => self.get(parent).is_some_and(|p| p.kind == EntryKind::Dir),
+            None => true,
+        };
+        let found = if parent_is_dir {
+            self.fs.lstat(path).and_then(|node| image_entry(path, node))
+        } else {
+            None
+        };
+        let entry = found.as_ref().map(|(e, _)| e.clone());
+        self.seen.borrow_mut().insert(path.to_string(), found);
+        entry
+    }
+
+    /// The names in directory `dir` ("" the root) that are entries.
+    fn children(&self, dir: &str) -> Vec<Entry> {
+        self.fs
+            .read_dir(dir)
+            .into_iter()
+            .filter_map(|name| self.get(&join_rel(dir, &name)))
+            .collect()
+    }
+
+    /// Everything under `dir` ("" the root), parents before what they hold.
+    fn descendants(&self, dir: &str) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_string()];
+        while let Some(d) = todo.pop() {
+            for e in self.children(&d) {
+                if e.kind == EntryKind::Dir {
+                    todo.push(e.path.clone());
+                }
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// The paths `pattern` matches. The pattern is matched a component at a time, reading
+    /// only the directories its leading components match (Go's `*`, `?` and classes never
+    /// match a `/`, so a match has as many components as the pattern); one whose class or
+    /// escape could stand for a `/` is matched against the whole tree.
+    fn glob(&self, pattern: &str) -> Vec<String> {
+        let Some(comps) = pattern_components(pattern) else {
+            return self
+                .descendants("")
+                .into_iter()
+                .map(|e| e.path)
+                .filter(|p| go_match(pattern, p).unwrap_or(false))
+                .collect();
+        };
+        let mut level = vec![String::new()];
+        for (i, comp) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            let mut next = Vec::new();
+            for dir in &level {
+                for name in self.fs.read_dir(dir) {
+                    if !go_match(comp, &name).unwrap_or(false) {
+                        continue;
+                    }
+                    let path = join_rel(dir, &name);
+                    match self.get(&path) {
+                        Some(e) if last || e.kind == EntryKind::Dir => next.push(path),
+                        _ => {}
+                    }
+                }
+            }
+            level = next;
+        }
+        // The whole pattern decides, as Docker's walk matches it.
+        level.retain(|p| go_match(pattern, p).unwrap_or(false));
+        level
+    }
+
+    fn host_path(&self, path: &str) -> Option<PathBuf> {
+        self.seen
+            .borrow()
+            .get(path)
+            .and_then(|f| f.as_ref().map(|(_, h)| h.clone()))
+    }
+}
+
+/// `pattern` split at its `/`s, unless a class or an escape in it could match a `/` itself.
+fn pattern_components(pattern: &str) -> Option<Vec<&str>> {
+    let b = pattern.as_bytes();
+    let mut in_class = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if b.get(i + 1) == Some(&b'/') {
+                    return None;
+                }
+                i += 1;
+            }
+            b'[' => in_class = true,
+            b']' => in_class = false,
+            b'/' if in_class => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(pattern.split('/').collect())
+}
+
+fn join_rel(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// An image's file, directory or symlink as a manifest entry (device nodes, FIFOs and
+/// sockets are `None`: a COPY never takes them), with the file in its topmost layer.
+fn image_entry(path: &str, node: berth_store::ImageFsNode) -> Option<(Entry, PathBuf)> {
+    let m = &node.metadata;
+    let ft = m.file_type();
+    let kind = if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_file() {
+        EntryKind::File
+    } else if ft.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        return None;
+    };
+    let linkname = if kind == EntryKind::Symlink {
+        std::fs::read_link(&node.host_path)
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let xattrs = match (
+        kind,
+        crate::engine::nofollow::read_xattr(&node.host_path, "security.capability", false),
+    ) {
+        (EntryKind::File, Some(v)) => vec![("security.capability".to_string(), v)],
+        _ => Vec::new(),
+    };
+    let entry = Entry {
+        path: path.to_string(),
+        kind,
+        mode: m.mode(),
+        size: if kind == EntryKind::File { m.len() } else { 0 },
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        uid: m.uid(),
+        gid: m.gid(),
+        linkname,
+        xattrs,
+        digest: None,
+        tarsum: None,
+        implied: false,
+    };
+    Some((entry, node.host_path))
 }
 
 /// Why a path does not resolve.
@@ -381,94 +561,82 @@ enum Miss {
 impl<'a> Tree<'a> {
     fn context(m: &'a Manifest, blobs: &'a dyn ContextBlobs) -> Tree<'a> {
         Tree {
-            manifest: std::borrow::Cow::Borrowed(m),
-            host: Host::Blobs(blobs),
+            files: Files::Context(m, blobs),
             is_context: true,
             host_names: Default::default(),
         }
     }
 
-    /// An image's root filesystem as a manifest (device nodes and sockets left out: a
-    /// COPY never takes them).
+    /// An image's root filesystem (`None`: scratch, empty).
     fn image(store: &Store, image: Option<&Image>) -> Result<Tree<'static>, berth_store::Error> {
-        let fs = store.image_fs(image)?;
-        let mut entries = Vec::new();
-        let mut paths = HashMap::new();
-        let mut todo = vec![String::new()];
-        while let Some(dir) = todo.pop() {
-            for name in fs.read_dir(&dir) {
-                let path = if dir.is_empty() {
-                    name
-                } else {
-                    format!("{dir}/{name}")
-                };
-                let Some(node) = fs.lstat(&path) else {
-                    continue;
-                };
-                let m = &node.metadata;
-                let ft = m.file_type();
-                let kind = if ft.is_dir() {
-                    todo.push(path.clone());
-                    EntryKind::Dir
-                } else if ft.is_file() {
-                    EntryKind::File
-                } else if ft.is_symlink() {
-                    EntryKind::Symlink
-                } else {
-                    continue;
-                };
-                let linkname = if kind == EntryKind::Symlink {
-                    std::fs::read_link(&node.host_path)
-                        .map(|t| t.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                let xattrs = match (
-                    kind,
-                    crate::engine::nofollow::read_xattr(
-                        &node.host_path,
-                        "security.capability",
-                        false,
-                    ),
-                ) {
-                    (EntryKind::File, Some(v)) => vec![("security.capability".to_string(), v)],
-                    _ => Vec::new(),
-                };
-                entries.push(Entry {
-                    path: path.clone(),
-                    kind,
-                    mode: m.mode(),
-                    size: if kind == EntryKind::File { m.len() } else { 0 },
-                    mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-                    uid: m.uid(),
-                    gid: m.gid(),
-                    linkname,
-                    xattrs,
-                    digest: None,
-                    tarsum: None,
-                });
-                paths.insert(path, node.host_path);
-            }
-        }
         Ok(Tree {
-            manifest: std::borrow::Cow::Owned(Manifest::new(entries)),
-            host: Host::Paths(paths),
+            files: Files::Image(ImageFiles {
+                fs: store.image_fs(image)?,
+                seen: Default::default(),
+            }),
             is_context: false,
             host_names: Default::default(),
         })
     }
 
+    /// The entry at `path` (relative, clean; no symlink followed).
+    fn get(&self, path: &str) -> Option<Cow<'a, Entry>> {
+        match &self.files {
+            Files::Context(m, _) => m.get(path).map(Cow::Borrowed),
+            Files::Image(img) => img.get(path).map(Cow::Owned),
+        }
+    }
+
+    /// Everything under the directory `dir` ("" the root).
+    fn descendants(&self, dir: &str) -> Vec<Cow<'a, Entry>> {
+        match &self.files {
+            Files::Context(m, _) => {
+                // Paths under "dir/" are contiguous in the manifest's byte order.
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                let start = m
+                    .entries
+                    .partition_point(|e| e.path.as_str() < prefix.as_str());
+                m.entries[start..]
+                    .iter()
+                    .take_while(|e| e.path.starts_with(&prefix))
+                    .map(Cow::Borrowed)
+                    .collect()
+            }
+            Files::Image(img) => img.descendants(dir).into_iter().map(Cow::Owned).collect(),
+        }
+    }
+
+    /// The paths the wildcard `pattern` matches.
+    fn glob(&self, pattern: &str) -> Vec<String> {
+        match &self.files {
+            Files::Context(m, _) => m
+                .entries
+                .iter()
+                .filter(|e| go_match(pattern, &e.path).unwrap_or(false))
+                .map(|e| e.path.clone())
+                .collect(),
+            Files::Image(img) => img.glob(pattern),
+        }
+    }
+
     fn host_path(&self, e: &Entry) -> Option<PathBuf> {
-        match &self.host {
-            Host::Blobs(b) => e.digest.as_deref().map(|d| b.blob_path(d)),
-            Host::Paths(p) => p.get(&e.path).cloned(),
+        match &self.files {
+            Files::Context(_, b) => e.digest.as_deref().map(|d| b.blob_path(d)),
+            Files::Image(img) => img.host_path(&e.path),
         }
     }
 
     /// `path` (relative, cleaned or not) with the tree's symlinks followed inside it, the
     /// last one too when `follow_last`.
-    fn resolve(&self, path: &str, follow_last: bool) -> Result<(String, &Entry), Miss> {
+    fn resolve(
+        &self,
+        path: &str,
+        follow_last: bool,
+    ) -> Result<(String, Option<Cow<'a, Entry>>), Miss> {
         let mut todo: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         // Lexically, as Docker joins the path to the root first: climbing out is forbidden.
         let mut depth: i64 = 0;
@@ -495,7 +663,7 @@ impl<'a> Tree<'a> {
                 _ => out.push(c),
             }
             let joined = out.join("/");
-            let e = self.manifest.get(&joined).ok_or(Miss::NotFound)?;
+            let e = self.get(&joined).ok_or(Miss::NotFound)?;
             if e.kind == EntryKind::Symlink
                 && (follow_last || !todo.iter().all(|t| t.is_empty() || t == "."))
             {
@@ -515,10 +683,12 @@ impl<'a> Tree<'a> {
             }
         }
         let joined = out.join("/");
-        match self.manifest.get(&joined) {
-            Some(e) => Ok((joined, e)),
+        if joined.is_empty() {
             // The root itself: a directory with no entry.
-            None if joined.is_empty() => Err(Miss::NotFound),
+            return Ok((joined, None));
+        }
+        match self.get(&joined) {
+            Some(e) => Ok((joined, Some(e))),
             None => Err(Miss::NotFound),
         }
     }
@@ -547,8 +717,8 @@ impl<'a> Tree<'a> {
     /// to nothing hashes as itself (tarsum.go's "backwards compat").
     fn hash_path(&self, path: &str) -> Result<String, String> {
         match self.resolve(path, true) {
-            Ok((_, e)) => self.tarsum(e),
-            Err(_) => Ok(path.to_string()),
+            Ok((_, Some(e))) => self.tarsum(&e),
+            _ => Ok(path.to_string()),
         }
     }
 
@@ -557,17 +727,12 @@ impl<'a> Tree<'a> {
         let mut path = orig.strip_prefix('/').unwrap_or(orig);
         path = path.strip_prefix("./").unwrap_or(path);
         if contains_wildcards(path) {
-            let mut matches: Vec<&Entry> = Vec::new();
-            for e in &self.manifest.entries {
-                if go_match(path, &e.path).unwrap_or(false) {
-                    matches.push(e);
-                }
-            }
+            let mut matches = self.glob(path);
             // filepath.Walk's order: component by component.
-            matches.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+            matches.sort_by(|a, b| a.split('/').cmp(b.split('/')));
             let mut out = Vec::new();
-            for e in matches {
-                out.push(self.one(&e.path)?);
+            for m in matches {
+                out.push(self.one(&m)?);
             }
             return Ok(out);
         }
@@ -577,15 +742,13 @@ impl<'a> Tree<'a> {
     /// Docker's `calcCopyInfo` for a path without wildcards.
     fn one(&self, path: &str) -> Result<(SourceItem, String), String> {
         let (resolved, e) = match self.resolve(path, true) {
-            Ok(r) => r,
+            // The root: a directory with no entry of its own.
+            Ok((_, None)) => return self.dir(""),
+            Ok((resolved, Some(e))) => (resolved, e),
             Err(Miss::Forbidden) => {
                 return Err(format!(
                     "forbidden path outside the build context: {path} ()"
                 ))
-            }
-            Err(Miss::NotFound) if path.split('/').all(|c| c.is_empty() || c == ".") => {
-                // The root: a directory.
-                return self.dir("", path);
             }
             Err(Miss::NotFound) => {
                 let stat = format!("stat {path}: file does not exist");
@@ -597,30 +760,31 @@ impl<'a> Tree<'a> {
             }
         };
         if e.kind == EntryKind::Dir {
-            return self.dir(&resolved, path);
+            return self.dir(&resolved);
         }
         let name = path
             .rsplit('/')
             .find(|c| !c.is_empty() && *c != ".")
             .unwrap_or(path)
             .to_string();
-        let hash = file_hash(&self.tarsum(e)?);
+        let hash = file_hash(&self.tarsum(&e)?);
         Ok((
             SourceItem::File {
                 name,
-                file: self.source_file(e),
+                file: self.source_file(&e),
             },
             hash,
         ))
     }
 
-    fn dir(&self, resolved: &str, _orig: &str) -> Result<(SourceItem, String), String> {
+    /// A directory source: what it holds, and `dir:` of the tarsums of it and all it holds.
+    fn dir(&self, resolved: &str) -> Result<(SourceItem, String), String> {
         let mut tarsums = Vec::new();
-        if let Some(e) = self.manifest.get(resolved) {
-            tarsums.push(self.tarsum(e)?);
+        if let Some(e) = self.get(resolved) {
+            tarsums.push(self.tarsum(&e)?);
         }
-        let mut contents: Vec<(&Entry, String)> = Vec::new();
-        for e in self.manifest.children_of(resolved) {
+        let mut contents: Vec<(Cow<Entry>, String)> = Vec::new();
+        for e in self.descendants(resolved) {
             // Each entry hashes as what it resolves to (a symlink inside: its target).
             tarsums.push(self.hash_path(&e.path)?);
             let rel = if resolved.is_empty() {
@@ -633,7 +797,7 @@ impl<'a> Tree<'a> {
         contents.sort_by(|a, b| a.1.split('/').cmp(b.1.split('/')));
         let items = contents
             .into_iter()
-            .map(|(e, rel)| (rel, self.source_file(e)))
+            .map(|(e, rel)| (rel, self.source_file(&e)))
             .collect();
         Ok((SourceItem::DirContents(items), dir_hash(&tarsums)))
     }
@@ -642,10 +806,10 @@ impl<'a> Tree<'a> {
         SourceFile {
             kind: e.kind,
             mode: e.mode & 0o7777,
-            mtime: (
-                e.mtime_ns.div_euclid(1_000_000_000),
-                e.mtime_ns.rem_euclid(1_000_000_000) as u32,
-            ),
+            // Whole seconds: dockerd copies through a tar whose headers it truncates
+            // (`CopyWithTar`, `CopyFileWithTar`), and the docker CLI's context tar has them so;
+            // a berth CLI context's nanoseconds would otherwise reach the layer.
+            mtime: (e.mtime_ns.div_euclid(1_000_000_000), 0),
             host: if e.kind == EntryKind::File {
                 self.host_path(e)
             } else {
@@ -786,6 +950,7 @@ mod tests {
                 xattrs: Vec::new(),
                 digest,
                 tarsum: None,
+                implied: false,
             });
             self.manifest = Manifest::new(entries);
             self
@@ -888,7 +1053,7 @@ mod tests {
         };
         assert_eq!(name, "link");
         assert_eq!(file.mode, 0o644);
-        assert_eq!(file.mtime, (1_600_000_000, 123_456_789));
+        assert_eq!(file.mtime, (1_600_000_000, 0));
         assert_eq!(
             std::fs::read(file.host.as_ref().unwrap()).unwrap(),
             b"hello\n"
@@ -921,6 +1086,9 @@ mod tests {
         // `..` inside the tree is fine; a file used as a directory is not there.
         assert!(c.plan(&["d/../hello.txt"], "/x").is_ok());
         assert!(c.plan(&["hello.txt/x"], "/x").is_err());
+        // `d/..` is the root too.
+        let p = c.plan(&["d/.."], "/all/").unwrap();
+        assert_eq!(p.hash, c.plan(&["."], "/all/").unwrap().hash);
         // The whole context: its entries, the root itself not hashed.
         let p = c.plan(&["."], "/all/").unwrap();
         let SourceItem::DirContents(items) = &p.items[0] else {
@@ -1002,5 +1170,184 @@ mod tests {
         let p = plan_in(&tree, &args, false, "/").unwrap();
         assert!(p.hash.starts_with("multi:"));
         assert!(matches!(&p.items[1], SourceItem::Heredoc { name, .. } if name == "EOF"));
+    }
+
+    /// A store on a temp root holding an image with a few directories worth not reading.
+    /// `None` (skip) without root, except under CI.
+    fn image_store() -> Option<(tempfile::TempDir, Store, Image)> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "needs root under CI"
+            );
+            eprintln!("skipping: needs root");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-sources")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let db = std::sync::Arc::new(redb::Database::create(dir.path().join("db")).unwrap());
+        let store = Store::open(&dir.path().join("root"), db).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(if path.ends_with('/') { 0o755 } else { 0o644 });
+            h.set_mtime(1_600_000_000);
+            h.set_size(data.len() as u64);
+            match link {
+                Some(l) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    b.append_link(&mut h, path, l).unwrap()
+                }
+                None => {
+                    if path.ends_with('/') {
+                        h.set_entry_type(tar::EntryType::Directory);
+                    }
+                    b.append_data(&mut h, path, data).unwrap()
+                }
+            }
+        };
+        add("etc/", b"", None);
+        add("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", None);
+        add("etc/group", b"root:x:0:\n", None);
+        add("usr/", b"", None);
+        add("usr/bin/", b"", None);
+        add("usr/bin/a", b"a\n", None);
+        add("usr/bin/b.sh", b"b\n", None);
+        add("usr/lib/", b"", None);
+        add("usr/lib/a", b"lib\n", None);
+        add("bin", b"", Some("usr/bin"));
+        add("pw", b"", Some("/etc/../etc/passwd"));
+        add("loop", b"", Some("loop"));
+        add("big/", b"", None);
+        for i in 0..20 {
+            add(&format!("big/d{i}/"), b"", None);
+            add(&format!("big/d{i}/f"), format!("{i}\n").as_bytes(), None);
+            add(&format!("big/d{i}/up"), b"", Some("../../etc"));
+        }
+        let tar = b.into_inner().unwrap();
+        let image = store
+            .import(&mut &tar[..], berth_store::ImportOptions::default())
+            .unwrap();
+        Some((dir, store, image))
+    }
+
+    fn image_plan(tree: &Tree, source: &str, dest: &str) -> Result<PlannedCopy, String> {
+        let args = ExpandedCopy {
+            sources: vec![source.into()],
+            dest: dest.into(),
+            ..Default::default()
+        };
+        plan_in(tree, &args, false, "/").map_err(|e| e.to_string())
+    }
+
+    fn seen(tree: &Tree) -> Vec<String> {
+        let Files::Image(img) = &tree.files else {
+            panic!("not an image tree")
+        };
+        let mut v: Vec<String> = img.seen.borrow().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_image_is_read_only_where_the_sources_lead() {
+        let Some((_dir, store, image)) = image_store() else {
+            return;
+        };
+        // One file: its path and nothing else.
+        let tree = Tree::image(&store, Some(&image)).unwrap();
+        image_plan(&tree, "/etc/passwd", "/x").unwrap();
+        assert_eq!(seen(&tree), ["etc", "etc/passwd"]);
+        // Through a symlink: the link, then where it leads.
+        let tree = Tree::image(&store, Some(&image)).unwrap();
+        image_plan(&tree, "bin/a", "/x").unwrap();
+        assert_eq!(seen(&tree), ["bin", "usr", "usr/bin", "usr/bin/a"]);
+        // A glob reads only the directories its leading components match.
+        let tree = Tree::image(&store, Some(&image)).unwrap();
+        let p = image_plan(&tree, "usr/*/a", "/x/").unwrap();
+        assert_eq!(p.items.len(), 2);
+        assert!(
+            seen(&tree).iter().all(|p| p.starts_with("usr")),
+            "{:?}",
+            seen(&tree)
+        );
+        // A class that could match a '/' makes it walk everything, to the same result.
+        let tree = Tree::image(&store, Some(&image)).unwrap();
+        let q = image_plan(&tree, "usr[/]*/a", "/x/").unwrap_err();
+        assert_eq!(q, "COPY failed: no source files were specified");
+        assert!(seen(&tree).iter().any(|p| p.starts_with("big/")));
+        // Misses are still dockerd's.
+        let tree = Tree::image(&store, Some(&image)).unwrap();
+        assert_eq!(
+            image_plan(&tree, "big/nothere", "/x").unwrap_err(),
+            "COPY failed: stat big/nothere: file does not exist"
+        );
+        assert_eq!(seen(&tree), ["big", "big/nothere"]);
+        assert!(image_plan(&tree, "loop", "/x").is_err());
+        assert!(image_plan(&tree, "etc/passwd/x", "/x").is_err());
+    }
+
+    #[test]
+    fn image_lookups_hash_as_a_walk_of_the_whole_image() {
+        let Some((_dir, store, image)) = image_store() else {
+            return;
+        };
+        // The whole image walked into a manifest (what COPY --from used to build first),
+        // its files' content where the lookups found them.
+        let walked = Tree::image(&store, Some(&image)).unwrap();
+        let Files::Image(img) = &walked.files else {
+            panic!()
+        };
+        let entries = img
+            .descendants("")
+            .into_iter()
+            .map(|mut e| {
+                e.digest = img
+                    .host_path(&e.path)
+                    .filter(|_| e.kind == EntryKind::File)
+                    .map(|h| h.to_string_lossy().into_owned());
+                e
+            })
+            .collect();
+        let manifest = Manifest::new(entries);
+        let blobs = |d: &str| PathBuf::from(d);
+        let whole = Tree {
+            files: Files::Context(&manifest, &blobs),
+            is_context: false,
+            host_names: Default::default(),
+        };
+        for source in [
+            ".",
+            "/",
+            "etc",
+            "bin",
+            "bin/",
+            "pw",
+            "big",
+            "big/d1*",
+            "*/d1?/f",
+            "usr/*/a",
+            "[bepu]*",
+            "b[a-i]*",
+            "usr/bin/../../etc/group",
+            "big/d3/up/passwd",
+        ] {
+            let lazy = Tree::image(&store, Some(&image)).unwrap();
+            let (a, b) = (
+                image_plan(&lazy, source, "/d/").unwrap(),
+                image_plan(&whole, source, "/d/").unwrap(),
+            );
+            assert_eq!(a.hash, b.hash, "{source}");
+            assert_eq!(a.items, b.items, "{source}");
+        }
+        // The tarsum of an image file is lazycontext.go's, whichever way it was found.
+        let lazy = Tree::image(&store, Some(&image)).unwrap();
+        assert_eq!(
+            image_plan(&lazy, "usr/bin/a", "/d").unwrap().hash,
+            image_plan(&whole, "usr/bin/a", "/d").unwrap().hash
+        );
     }
 }

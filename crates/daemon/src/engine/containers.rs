@@ -211,6 +211,7 @@ impl Engine {
             etc_dir: &net.etc_dir,
             host: host_features(),
             init: init.as_deref(),
+            cgroups_path: &crate::cgroup_path::container_cgroup(&id, rec.host_config.cgroup_parent.as_deref()),
         })
         .map_err(|e| Error::InvalidParameter(e.0))?;
         let spec = self.with_user_mounts(spec, &rec.mounts)?;

@@ -81,7 +81,10 @@ impl EventLog {
     pub fn container(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
         let mut attributes: BTreeMap<String, String> =
             rec.config.labels.clone().unwrap_or_default().into_iter().collect();
-        attributes.insert("image".into(), rec.image.clone());
+        // A build container on scratch has no image: Docker then leaves the key (and `from`) out.
+        if !rec.image.is_empty() {
+            attributes.insert("image".into(), rec.image.clone());
+        }
         attributes.insert("name".into(), rec.name.clone());
         attributes.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.publish("container", action, &rec.id, attributes);
@@ -229,8 +232,14 @@ impl Engine {
         self.events.container(rec, action, extra);
     }
 
+    /// An image event carries the image's labels while it still exists (not on `delete`),
+    /// then `name`, as Docker's `LogImageEvent` does; `image_id` may be a reference (`pull`).
     pub(crate) fn image_event(&self, image_id: &str, name: &str, action: &str) {
-        let attributes = BTreeMap::from([("name".to_string(), name.to_string())]);
+        let mut attributes: BTreeMap<String, String> = match self.store.resolve(image_id) {
+            Ok(image) => image.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default().into_iter().collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        attributes.insert("name".to_string(), name.to_string());
         self.events.publish("image", action, image_id, attributes);
     }
 }

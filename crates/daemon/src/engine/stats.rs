@@ -204,15 +204,16 @@ impl StatsFeed {
     /// Reads the running container's cgroup; `None` when it is not running (or stopped
     /// while being read), which Docker answers with an empty frame.
     async fn read(&self) -> Option<ContainerStatsResponse> {
-        let (id, pid, host_network) = {
+        let (cgroups_path, pid, host_network) = {
             let rec = lock(&self.container.rec);
             if rec.state.status != Status::Running || rec.state.pid <= 0 {
                 return None;
             }
             let host_network = rec.host_config.network_mode.as_deref() == Some("host");
-            (rec.id.clone(), rec.state.pid as u32, host_network)
+            let cgroups_path = crate::cgroup_path::container_cgroup(&rec.id, rec.host_config.cgroup_parent.as_deref());
+            (cgroups_path, rec.state.pid as u32, host_network)
         };
-        let reading = tokio::task::spawn_blocking(move || read_frame(&id, pid, host_network)).await;
+        let reading = tokio::task::spawn_blocking(move || read_frame(&cgroups_path, pid, host_network)).await;
         match reading {
             Ok(Ok(frame)) => Some(frame),
             Ok(Err(e)) => {
@@ -230,12 +231,11 @@ impl StatsFeed {
 /// One reading of the container's cgroup, its network and the host, shaped as Docker shapes
 /// it for this host's cgroup version.
 fn read_frame(
-    id: &str,
+    cgroups_path: &str,
     pid: u32,
     host_network: bool,
 ) -> std::result::Result<ContainerStatsResponse, cgroup_stats::Error> {
-    // spec.rs puts every container's cgroup at `cgroupsPath` /berth/<id>.
-    let cgroup = Cgroup::locate(Path::new(CGROUP_ROOT), &format!("/berth/{id}"));
+    let cgroup = Cgroup::locate(Path::new(CGROUP_ROOT), cgroups_path);
     let read = go_rfc3339_now();
     let stats = cgroup.read()?;
     // Docker samples the host's CPU time right after the container's, so the two

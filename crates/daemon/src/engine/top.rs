@@ -16,10 +16,14 @@ impl Engine {
     pub async fn top(&self, name: &str, ps_args: &str) -> Result<Top> {
         let c = self.container(name)?;
         let id = c.id();
-        if lock(&c.rec).state.status != Status::Running {
-            return Err(Error::Conflict(format!("Container {id} is not running")));
-        }
-        let pids = container_pids(&id)?;
+        let cgroups_path = {
+            let rec = lock(&c.rec);
+            if rec.state.status != Status::Running {
+                return Err(Error::Conflict(format!("Container {id} is not running")));
+            }
+            crate::cgroup_path::container_cgroup(&id, rec.host_config.cgroup_parent.as_deref())
+        };
+        let pids = container_pids(&id, &cgroups_path)?;
         let args: Vec<&str> = match ps_args.split_whitespace().collect::<Vec<_>>() {
             a if a.is_empty() => vec!["-ef"],
             a => a,
@@ -41,12 +45,12 @@ impl Engine {
 }
 
 /// The PIDs (host view) in the container's cgroup, on v1 or v2.
-fn container_pids(id: &str) -> Result<Vec<u32>> {
+fn container_pids(id: &str, cgroups_path: &str) -> Result<Vec<u32>> {
     let candidates = [
-        format!("/sys/fs/cgroup/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/memory/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/cpu/berth/{id}/cgroup.procs"),
+        format!("/sys/fs/cgroup{cgroups_path}/cgroup.procs"),
+        format!("/sys/fs/cgroup/pids{cgroups_path}/cgroup.procs"),
+        format!("/sys/fs/cgroup/memory{cgroups_path}/cgroup.procs"),
+        format!("/sys/fs/cgroup/cpu{cgroups_path}/cgroup.procs"),
     ];
     for path in &candidates {
         if let Ok(text) = std::fs::read_to_string(path) {

@@ -69,7 +69,13 @@ impl ContextStore {
             }
             let (mut file, temp) = temp_file(&self.dir.join("tmp"))?;
             let mut content = Sha256::new();
-            let mut sums: Vec<Sha256> = entries
+            // Hard links' tarsums have no content: `open_manifest` makes them from the header.
+            let summed: Vec<&Entry> = entries
+                .iter()
+                .copied()
+                .filter(|e| berth_context::tarsum::hashes_content(e))
+                .collect();
+            let mut sums: Vec<Sha256> = summed
                 .iter()
                 .map(|e| berth_context::tarsum::tarsum_header(e))
                 .collect();
@@ -97,7 +103,7 @@ impl ContextStore {
                 return Err(err.into());
             }
             publisher.submit(file, temp, dest);
-            for (e, sum) in entries.iter().zip(sums) {
+            for (e, sum) in summed.iter().zip(sums) {
                 learned.push((memo::key(e), hex::encode(sum.finalize())));
             }
         }

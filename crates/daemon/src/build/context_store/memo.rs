@@ -44,7 +44,8 @@ impl TarsumMemo {
         TarsumMemo { db }
     }
 
-    /// The remembered tarsum of each entry, in order; only files are looked up.
+    /// The remembered tarsum of each entry, in order; only entries whose tarsum covers
+    /// content are looked up (the others' come from their header alone).
     pub(crate) fn get_many<'a>(
         &self,
         entries: impl Iterator<Item = &'a Entry>,
@@ -58,7 +59,7 @@ impl TarsumMemo {
         entries
             .map(|e| {
                 let Some(table) = &table else { return Ok(None) };
-                if e.kind != berth_context::EntryKind::File {
+                if !berth_context::tarsum::hashes_content(e) {
                     return Ok(None);
                 }
                 let k = key(e);

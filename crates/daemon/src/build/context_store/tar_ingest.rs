@@ -2,53 +2,25 @@
 //! taken as inside one: a leading `/` and `..` stop at the context root. Nothing is written by
 //! name: files become content-addressed blobs and everything else is manifest metadata, so no
 //! entry can reach outside the store. Device nodes and FIFOs are dropped (a context file
-//! store holds files, directories and symlinks); hard links become files sharing their
-//! target's content; a link to nothing, or an entry under a file, fails as Docker's untar does.
+//! store holds files, directories and symlinks); a hard link is a file sharing its target's
+//! content and naming it (`linkname`); a link to nothing, or an entry under a file, fails as
+//! Docker's untar does.
 
 use super::lease::Lease;
 use super::publish::{copy_hashing, set_metadata, temp_file, Publisher};
 use super::{clean_rooted, now_ns, ContextStore, Result};
+use crate::build::compression::decompress;
 use crate::engine::Error;
 use berth_context::tarsum::{header_hasher, TarsumHeader};
 use berth_context::{Entry, EntryKind, Manifest};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 /// More entries than any real context has; refused rather than held in memory.
 pub(crate) const MAX_ENTRIES: usize = 1 << 20;
 /// Linux's PATH_MAX.
 const MAX_NAME: usize = 4096;
-
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b, 0x08];
-const BZIP2_MAGIC: &[u8] = b"BZh";
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-
-/// The body decompressed as its first bytes say (Docker's `DecompressStream`).
-fn decompress<'a>(body: &'a mut dyn Read) -> io::Result<Box<dyn Read + 'a>> {
-    let mut buffered = BufReader::with_capacity(256 * 1024, body);
-    // fill_buf may return fewer bytes than a magic number on a chunked body: top it up.
-    let mut head = Vec::with_capacity(6);
-    while head.len() < 6 {
-        let got = buffered.fill_buf()?;
-        if got.is_empty() {
-            break;
-        }
-        let n = got.len().min(6 - head.len());
-        head.extend_from_slice(&got[..n]);
-        buffered.consume(n);
-    }
-    let stream = io::Cursor::new(head.clone()).chain(buffered);
-    Ok(if head.starts_with(GZIP_MAGIC) {
-        Box::new(flate2::read::MultiGzDecoder::new(stream))
-    } else if head.starts_with(BZIP2_MAGIC) {
-        Box::new(bzip2::read::MultiBzDecoder::new(stream))
-    } else if head.starts_with(XZ_MAGIC) {
-        Box::new(lzma_rust2::XzReader::new(stream, true))
-    } else {
-        Box::new(stream)
-    })
-}
 
 /// A failure of the tar stream itself, in Docker's words where it has them.
 fn tar_error(e: io::Error) -> Error {
@@ -195,6 +167,7 @@ impl Ingest<'_> {
             xattrs,
             digest: None,
             tarsum: None,
+            implied: false,
         };
         // Docker's tarsum is over the header as sent (name, mode with or without type bits).
         let sum_header = |size: u64, linkname: &str, xattrs: &[(String, Vec<u8>)]| {
@@ -238,11 +211,17 @@ impl Ingest<'_> {
                         "link /{to} /{path}: no such file or directory"
                     )));
                 };
-                // The same inode: the target's metadata and content, this header's tarsum.
+                // The same inode: the target's metadata and content, this header's tarsum. The
+                // manifest names the first path of the inode, as the docker CLI's tar does.
                 let sum = hex::encode(sum_header(0, &target, &entry.xattrs).finalize());
+                let first = match linked.is_hard_link() {
+                    true => linked.linkname.clone(),
+                    false => to,
+                };
                 entry = Entry {
                     path: path.clone(),
                     tarsum: Some(sum),
+                    linkname: first,
                     ..linked
                 };
             }
@@ -297,6 +276,7 @@ impl Ingest<'_> {
                         digest: None,
                         // Docker hashes an entry its tar lacked as its path.
                         tarsum: Some(parent.to_string()),
+                        implied: true,
                     };
                     self.entries.insert(parent.to_string(), implied);
                 }

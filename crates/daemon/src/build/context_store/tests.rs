@@ -1,6 +1,23 @@
 use super::*;
 use std::io::Write;
 
+impl ContextStore {
+    /// A store with its own tarsum memo database.
+    fn open(dir: &Path) -> anyhow::Result<ContextStore> {
+        std::fs::create_dir_all(dir)?;
+        let db = Arc::new(redb::Database::create(dir.join("tarsums.redb"))?);
+        Self::open_with_db(dir, db)
+    }
+
+    fn ingest_tar(&self, body: &mut dyn Read) -> Result<Arc<ContextView>> {
+        self.ingest_tar_for(body, "")
+    }
+
+    fn prune(&self) -> Result<u64> {
+        self.prune_with(None, 0)
+    }
+}
+
 fn store() -> (tempfile::TempDir, ContextStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = ContextStore::open(&dir.path().join("context")).unwrap();
@@ -161,11 +178,12 @@ fn ingests_a_docker_cli_tar_with_tarsums_and_metadata() {
     assert_eq!(view.dockerfile("").unwrap(), "FROM busybox\n");
     // Nothing left in tmp/; the manifest is stored under its ID.
     assert!(tree(&s.dir.join("tmp")).is_empty());
+    // (No `.dockerignore`: the view shows the whole manifest, tarsums and all.)
     let stored = s
-        .load_manifest(digest_hex(&view.id).unwrap())
+        .load_manifest(digest_hex(&view.manifest.id()).unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(stored.id(), view.id);
+    assert_eq!(stored, view.manifest);
 }
 
 #[test]
@@ -213,7 +231,7 @@ fn sniffs_gzip_bzip2_and_xz() {
     xz.write_all(&tar).unwrap();
     let plain_id = {
         let (_d, s) = store();
-        s.ingest_tar(&mut &tar[..]).unwrap().id.clone()
+        s.ingest_tar(&mut &tar[..]).unwrap().manifest.id()
     };
     for body in [
         gz.finish().unwrap(),
@@ -222,7 +240,7 @@ fn sniffs_gzip_bzip2_and_xz() {
     ] {
         let (_d, s) = store();
         let view = s.ingest_tar(&mut &body[..]).unwrap();
-        assert_eq!(view.id, plain_id);
+        assert_eq!(view.manifest.id(), plain_id);
         assert_eq!(view.read_file("a").unwrap(), b"aaa");
     }
 }
@@ -294,8 +312,8 @@ fn devices_and_fifos_are_dropped_hard_links_share_content() {
         view.manifest.get("hl").unwrap(),
     );
     assert_eq!(
-        (hl.kind, hl.size, &hl.digest),
-        (EntryKind::File, 5, &f.digest)
+        (hl.kind, hl.size, &hl.digest, hl.linkname.as_str()),
+        (EntryKind::File, 5, &f.digest, "f")
     );
     // tarsum is over the hard link's own header, as Docker's.
     assert_ne!(hl.tarsum, f.tarsum);
@@ -474,6 +492,7 @@ fn entry(path: &str, content: Option<&[u8]>) -> Entry {
         xattrs: Vec::new(),
         digest: content.map(|c| format!("sha256:{}", sha(c))),
         tarsum: None,
+        implied: false,
     }
 }
 
@@ -505,20 +524,20 @@ fn register_upload_open() {
         ]
     );
     assert!(
-        matches!(s.open_manifest(&id), Err(Error::Conflict(m)) if m == format!("build context {id} is not complete"))
+        matches!(s.open_manifest(&id, ""), Err(Error::Conflict(m)) if m == format!("build context {id} is not complete"))
     );
     assert!(matches!(
-        s.open_manifest("sha256:unknown"),
+        s.open_manifest("sha256:unknown", ""),
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
-        s.open_manifest(&format!("sha256:{}", "0".repeat(64))),
+        s.open_manifest(&format!("sha256:{}", "0".repeat(64)), ""),
         Err(Error::Conflict(_))
     ));
 
     s.ingest_blobs(&id, &mut &blobs_tar(&[b"FROM x\n", b"A"])[..])
         .unwrap();
-    let view = s.open_manifest(&id).unwrap();
+    let view = s.open_manifest(&id, "").unwrap();
     assert_eq!(view.dockerfile("").unwrap(), "FROM x\n");
     // The tarsums equal those a docker CLI tar of the same files gets.
     let tar = TarBuilder::new()
@@ -553,7 +572,7 @@ fn a_rebuild_reads_no_content_the_memo_has_the_tarsums() {
     let (id, _) = s.register("k", m.clone()).unwrap();
     s.ingest_blobs(&id, &mut &blobs_tar(&[b"content"])[..])
         .unwrap();
-    let want = s.open_manifest(&id).unwrap().manifest.entries[0]
+    let want = s.open_manifest(&id, "").unwrap().manifest.entries[0]
         .tarsum
         .clone();
     // Make the file unreadable in a way only a content read would notice: replace it with
@@ -566,7 +585,7 @@ fn a_rebuild_reads_no_content_the_memo_has_the_tarsums() {
     let (id2, missing) = s.register("k", touched).unwrap();
     assert!(missing.is_empty() && id2 != id);
     assert_eq!(
-        s.open_manifest(&id2).unwrap().manifest.entries[0].tarsum,
+        s.open_manifest(&id2, "").unwrap().manifest.entries[0].tarsum,
         want
     );
 }
@@ -606,10 +625,10 @@ fn blobs_mismatch_is_400_and_the_file_is_discarded() {
         s.ingest_blobs(&other, &mut &blobs_tar(&[b"good"])[..]),
         Err(Error::NotFound(_))
     ));
-    assert!(matches!(s.open_manifest(&id), Err(Error::Conflict(_))));
+    assert!(matches!(s.open_manifest(&id, ""), Err(Error::Conflict(_))));
     s.ingest_blobs(&id, &mut &blobs_tar(&[b"good"])[..])
         .unwrap();
-    assert!(s.open_manifest(&id).is_ok());
+    assert!(s.open_manifest(&id, "").is_ok());
 }
 
 #[test]
@@ -663,7 +682,7 @@ fn age(s: &ContextStore, id: &str, ns: i64) {
 fn gc_keeps_newest_per_key_and_leased_files() {
     let (_d, s) = store();
     let v1 = synced(&s, "k", b"v1");
-    let held = s.open_manifest(&v1).unwrap();
+    let held = s.open_manifest(&v1, "").unwrap();
     let v2 = synced(&s, "k", b"v2");
     let v3 = synced(&s, "k", b"v3");
     let other = synced(&s, "j", b"other");
@@ -682,7 +701,7 @@ fn gc_keeps_newest_per_key_and_leased_files() {
     assert!(s.blob_path(&sha(b"v1")).exists());
     // ...and goes when the store is over it, before any kept manifest's files.
     s.set_max_size(1);
-    let pinned = s.open_manifest(&v3).unwrap();
+    let pinned = s.open_manifest(&v3, "").unwrap();
     s.gc().unwrap();
     assert!(!s.blob_path(&sha(b"v1")).exists());
     // Contexts used in the last minutes stay whatever the size (a build may be between its
@@ -704,7 +723,7 @@ fn gc_keeps_newest_per_key_and_leased_files() {
         .unwrap()
         .is_none());
     assert!(s.blob_path(&sha(b"v3")).exists());
-    assert!(s.open_manifest(&v3).is_ok());
+    assert!(s.open_manifest(&v3, "").is_ok());
     drop(pinned);
     // Tar ingests keep the newest three.
     s.set_max_size(DEFAULT_MAX_SIZE);
@@ -716,8 +735,8 @@ fn gc_keeps_newest_per_key_and_leased_files() {
                     .finish()[..],
             )
             .unwrap()
-            .id
-            .clone()
+            .manifest
+            .id()
         })
         .collect();
     assert!(s
@@ -760,13 +779,13 @@ fn prune_empties_the_store_but_what_a_build_holds_and_reports_bytes() {
 fn prune_until_keeps_recently_used_contexts() {
     let (_d, s) = store();
     let old = synced(&s, "a", b"old");
-    s.open_manifest(&old).unwrap();
+    s.open_manifest(&old, "").unwrap();
     let cutoff = now_ns();
     let recent = synced(&s, "b", b"recent");
-    s.open_manifest(&recent).unwrap();
+    s.open_manifest(&recent, "").unwrap();
     assert!(s.prune_with(Some(cutoff), 0).unwrap() > 0);
-    assert!(matches!(s.open_manifest(&old), Err(Error::Conflict(_))));
-    assert!(s.open_manifest(&recent).is_ok());
+    assert!(matches!(s.open_manifest(&old, ""), Err(Error::Conflict(_))));
+    assert!(s.open_manifest(&recent, "").is_ok());
 }
 
 #[test]
@@ -777,4 +796,188 @@ fn open_sweeps_temp_files_a_crash_left() {
     std::fs::write(root.join("tmp/123-0-deadbeef"), b"half a file").unwrap();
     let s = ContextStore::open(&root).unwrap();
     assert!(tree(&s.dir.join("tmp")).is_empty());
+}
+
+/// The docker CLI's tar of the context behind the Docker 20.10 reference hashes in
+/// berth_context::tarsum's tests: `a` with `b` a hard link to it, `sub/one` with `sub/two`
+/// one, and `dir/keep/file` whose parents `.dockerignore` excluded (so not in the tar).
+fn links_and_implied_tar() -> Vec<u8> {
+    TarBuilder::new()
+        .file(".dockerignore", b"dir\n!dir/keep/file\n")
+        .file("Dockerfile", b"FROM busybox\n")
+        .file("a", b"hi\n")
+        .link(tar::EntryType::Link, "b", "a")
+        .file("dir/keep/file", b"k\n")
+        .dir("sub/")
+        .file("sub/one", b"x\n")
+        .link(tar::EntryType::Link, "sub/two", "sub/one")
+        .finish()
+}
+
+/// The same context as the berth CLI's manifest describes it.
+fn links_and_implied_manifest() -> Manifest {
+    let link = |p: &str, to: &str, c: &[u8]| Entry {
+        linkname: to.into(),
+        ..entry(p, Some(c))
+    };
+    let implied = |p: &str| Entry {
+        implied: true,
+        ..entry(p, None)
+    };
+    Manifest::new(vec![
+        entry(".dockerignore", Some(b"dir\n!dir/keep/file\n")),
+        entry("Dockerfile", Some(b"FROM busybox\n")),
+        entry("a", Some(b"hi\n")),
+        link("b", "a", b"hi\n"),
+        implied("dir"),
+        implied("dir/keep"),
+        entry("dir/keep/file", Some(b"k\n")),
+        entry("sub", None),
+        entry("sub/one", Some(b"x\n")),
+        link("sub/two", "sub/one", b"x\n"),
+    ])
+}
+
+#[test]
+fn hard_links_and_implied_dirs_hash_alike_on_both_paths_and_as_docker() {
+    let (_d, s) = store();
+    let from_tar = s.ingest_tar(&mut &links_and_implied_tar()[..]).unwrap();
+    let m = links_and_implied_manifest();
+    let (id, missing) = s.register("k", m.clone()).unwrap();
+    // The link's content is its target's: nothing more to send.
+    assert!(missing.is_empty(), "{missing:?}");
+    let fast = s.open_manifest(&id, "").unwrap();
+    assert_eq!(paths(&fast.manifest), paths(&from_tar.manifest));
+    for e in &fast.manifest.entries {
+        let t = from_tar.manifest.get(&e.path).unwrap();
+        assert_eq!(e.tarsum, t.tarsum, "{}", e.path);
+        assert_eq!(
+            (e.linkname.as_str(), e.implied, &e.digest),
+            (t.linkname.as_str(), t.implied, &t.digest),
+            "{}",
+            e.path
+        );
+    }
+    // Docker 20.10's hashes for `COPY b`, `COPY sub`, `COPY dir` over this context.
+    let sum = |p: &str| fast.manifest.get(p).unwrap().tarsum.clone().unwrap();
+    assert_eq!(
+        berth_context::tarsum::file_hash(&sum("b")),
+        "file:6b455142730e8027e5b8572179960b713894a79e85dd19720b5b7c51ae31d3db"
+    );
+    assert_eq!(
+        berth_context::tarsum::dir_hash(&[sum("sub"), sum("sub/one"), sum("sub/two")]),
+        "dir:b1306a1da61c4b5d0cf6aa50114ac047ef53809ad65e577cdb4803899397360b"
+    );
+    assert_eq!(
+        berth_context::tarsum::dir_hash(&[sum("dir"), sum("dir/keep"), sum("dir/keep/file")]),
+        "dir:09352b0cbbbe159bb355fed5aad67d8c11f619663cb2d49955145e1b75f73db4"
+    );
+    // COPY reads a hard link's content from its blob.
+    assert_eq!(fast.read_file("b").unwrap(), b"hi\n");
+    assert_eq!(
+        std::fs::read(
+            fast.blob_path(
+                fast.manifest
+                    .get("sub/two")
+                    .unwrap()
+                    .digest
+                    .as_deref()
+                    .unwrap()
+            )
+        )
+        .unwrap(),
+        b"x\n"
+    );
+}
+
+#[test]
+fn uploaded_links_get_header_tarsums_and_targets_must_be_files() {
+    let (_d, s) = store();
+    // The link comes first in path order: the upload must not feed it the content.
+    let m = Manifest::new(vec![
+        Entry {
+            linkname: "b".into(),
+            ..entry("a", Some(b"same"))
+        },
+        entry("b", Some(b"same")),
+    ]);
+    let (id, missing) = s.register("k", m.clone()).unwrap();
+    assert_eq!(missing.len(), 1);
+    s.ingest_blobs(&id, &mut &blobs_tar(&[b"same"])[..])
+        .unwrap();
+    let view = s.open_manifest(&id, "").unwrap();
+    let a = view.manifest.get("a").unwrap();
+    assert_eq!(
+        a.tarsum,
+        Some(berth_context::tarsum::tarsum_of(a, &mut io::empty()).unwrap())
+    );
+    let b = view.manifest.get("b").unwrap();
+    assert_eq!(
+        b.tarsum,
+        Some(berth_context::tarsum::tarsum_of(b, &mut &b"same"[..]).unwrap())
+    );
+    for bad in [
+        vec![Entry {
+            linkname: "nope".into(),
+            ..entry("a", Some(b"x"))
+        }],
+        vec![
+            entry("d", None),
+            Entry {
+                linkname: "d".into(),
+                ..entry("l", Some(b"x"))
+            },
+        ],
+        vec![
+            Entry {
+                linkname: "c".into(),
+                ..entry("a", Some(b"x"))
+            },
+            Entry {
+                linkname: "a".into(),
+                ..entry("c", Some(b"x"))
+            },
+        ],
+    ] {
+        let err = s.register("k", Manifest::new(bad)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidParameter(m) if m.contains("is not a file in the manifest")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn both_paths_hide_what_dockerignore_says_of_itself_and_the_dockerfile() {
+    let (_d, s) = store();
+    let ignore: &[u8] = b"*.df\n.dockerignore\n";
+    let tar = TarBuilder::new()
+        .file(".dockerignore", ignore)
+        .file("build.df", b"FROM scratch\n")
+        .file("other.df", b"x")
+        .file("keep", b"k")
+        .finish();
+    let from_tar = s.ingest_tar_for(&mut &tar[..], "build.df").unwrap();
+    let m = Manifest::new(vec![
+        entry(".dockerignore", Some(ignore)),
+        entry("build.df", Some(b"FROM scratch\n")),
+        entry("other.df", Some(b"x")),
+        entry("keep", Some(b"k")),
+    ]);
+    let (id, _) = s.register("k", m).unwrap();
+    s.ingest_blobs(
+        &id,
+        &mut &blobs_tar(&[ignore, b"FROM scratch\n", b"x", b"k"])[..],
+    )
+    .unwrap();
+    let fast = s.open_manifest(&id, "build.df").unwrap();
+    // The CLI already left out what else matched (other.df here was sent only to check
+    // that the daemon takes out nothing but those two).
+    assert_eq!(paths(&fast.manifest), ["keep", "other.df"]);
+    assert_eq!(paths(&fast.manifest), paths(&from_tar.manifest));
+    assert_eq!(fast.dockerfile("build.df").unwrap(), "FROM scratch\n");
+    assert_eq!(fast.read_file(".dockerignore").unwrap(), ignore);
+    // Another Dockerfile name: build.df stays in the context.
+    let other = s.open_manifest(&id, "").unwrap();
+    assert_eq!(paths(&other.manifest), ["build.df", "keep", "other.df"]);
 }

@@ -11,16 +11,15 @@
 //! (names from the image's /etc/passwd and /etc/group; a lone user also names the group, as
 //! dockerd's `parseChownFlag`); files keep their mode and mtime unless `--chmod`.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_context::EntryKind;
 use berth_store::{ConfigBuilder, Image, NewEntry, NewEntryKind, Store};
-use serde_json::{json, Map, Value};
 
 use super::{probe_cache, BuildCtx, StageState};
-use crate::build::config::RunConfig;
+use crate::build::child_image::ChildImage;
+use crate::build::compression::decompress;
 use crate::build::expand::Scope;
 use crate::build::output::StageOut;
 use crate::build::sources::{
@@ -94,7 +93,8 @@ pub async fn copy_step(
     }
     let parent = st.image.clone();
     let store = ctx.engine.store.clone();
-    let new = NewImage::new(ctx, st, &probe).await?;
+    // No container ran: the image JSON has no `container` (dockerd's `exportImage`).
+    let new = ChildImage::new(ctx, st, &probe, "").await?;
     let chown_spec = expanded.chown.clone();
     let image = tokio::task::spawn_blocking(move || {
         let chown = match &chown_spec {
@@ -240,7 +240,7 @@ pub fn commit_copy(
                         let unpacked = std::fs::File::open(host)
                             .map_err(|e| BuildError::msg(format!("{cmd} failed: {e}")))
                             .and_then(|f| {
-                                let mut r = decompressed(f)
+                                let mut r = decompress(f)
                                     .map_err(|e| BuildError::msg(format!("{cmd} failed: {e}")))?;
                                 berth_store::extract_tar(&mut r, dir.path()).map_err(|e| {
                                     BuildError::msg(format!("failed to copy files: {e}"))
@@ -449,31 +449,12 @@ fn join(dir: &str, rel: &str) -> String {
     }
 }
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b, 0x08];
-const BZIP2_MAGIC: &[u8] = b"BZh";
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-
-/// `f` with its compression (gzip, bzip2, xz by magic number) undone.
-fn decompressed(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
-    let mut r = BufReader::new(f);
-    let head = r.fill_buf()?.to_vec();
-    Ok(if head.starts_with(GZIP_MAGIC) {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
-    } else if head.starts_with(BZIP2_MAGIC) {
-        Box::new(bzip2::read::MultiBzDecoder::new(r))
-    } else if head.starts_with(XZ_MAGIC) {
-        Box::new(lzma_rust2::XzReader::new(r, true))
-    } else {
-        Box::new(r)
-    })
-}
-
 /// dockerd's `isArchivePath`: decompresses and has a first tar header.
 fn is_archive(path: &Path) -> bool {
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(r) = decompressed(f) else { return false };
+    let Ok(r) = decompress(f) else { return false };
     let mut archive = tar::Archive::new(r);
     let Ok(mut entries) = archive.entries() else {
         return false;
@@ -481,103 +462,10 @@ fn is_archive(path: &Path) -> bool {
     matches!(entries.next(), Some(Ok(_)))
 }
 
-/// The image a COPY/ADD makes (moby's `NewChildImage` from `exportImage`): the parent's
-/// platform, layers and history plus this step; no `container`, as no container ran.
-struct NewImage {
-    parent: Value,
-    config: Value,
-    container_config: Value,
-    author: String,
-    created_by: String,
-    created: String,
-}
-
-impl NewImage {
-    async fn new(
-        ctx: &BuildCtx,
-        st: &StageState,
-        probe: &RunConfig,
-    ) -> Result<NewImage, BuildError> {
-        let parent = match &st.image {
-            Some(p) => {
-                let store = ctx.engine.store.clone();
-                let p = p.clone();
-                let blob = tokio::task::spawn_blocking(move || store.config_blob(&p)).await??;
-                serde_json::from_slice(&blob)
-                    .map_err(|e| BuildError::msg(format!("image config: {e}")))?
-            }
-            None => json!({}),
-        };
-        Ok(NewImage {
-            parent,
-            config: Value::Object(st.config.to_map()),
-            container_config: Value::Object(probe.to_map()),
-            author: st.maintainer.clone(),
-            created_by: probe.cmd_line(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        })
-    }
-
-    fn blob(&self, diff_id: Option<&str>) -> Value {
-        let parent = |k: &str| self.parent.get(k).cloned();
-        let mut history = match parent("history") {
-            Some(Value::Array(h)) => h,
-            _ => Vec::new(),
-        };
-        let mut entry = Map::new();
-        entry.insert("created".into(), json!(self.created));
-        if !self.author.is_empty() {
-            entry.insert("author".into(), json!(self.author));
-        }
-        entry.insert("created_by".into(), json!(self.created_by));
-        if diff_id.is_none() {
-            entry.insert("empty_layer".into(), json!(true));
-        }
-        history.push(Value::Object(entry));
-        let mut diff_ids = parent("rootfs")
-            .and_then(|r| r.get("diff_ids").cloned())
-            .and_then(|d| d.as_array().cloned())
-            .unwrap_or_default();
-        diff_ids.extend(diff_id.map(|d| json!(d)));
-        let mut blob = Map::new();
-        for key in ["architecture", "variant", "os", "os.version", "os.features"] {
-            if let Some(v) = parent(key).filter(|v| !v.is_null()) {
-                blob.insert(key.into(), v);
-            }
-        }
-        blob.entry("architecture")
-            .or_insert_with(|| json!(host_arch()));
-        blob.entry("os").or_insert_with(|| json!("linux"));
-        if !self.author.is_empty() {
-            blob.insert("author".into(), json!(self.author));
-        }
-        blob.insert("config".into(), self.config.clone());
-        blob.insert("container_config".into(), self.container_config.clone());
-        blob.insert("created".into(), json!(self.created));
-        blob.insert(
-            "docker_version".into(),
-            json!(berth_api::version::ENGINE_VERSION),
-        );
-        blob.insert("history".into(), Value::Array(history));
-        blob.insert(
-            "rootfs".into(),
-            json!({"type": "layers", "diff_ids": diff_ids}),
-        );
-        Value::Object(blob)
-    }
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::os::unix::fs::PermissionsExt;
 
     /// A store on a temp root holding one image: /etc/passwd, /etc/group, `bin -> usr/bin`

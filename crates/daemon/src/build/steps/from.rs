@@ -36,7 +36,7 @@ pub async fn initialize(
             "base name ({image}) should not be blank"
         )));
     }
-    let base = base_image(ctx, index, &name, out).await?;
+    let base = base_image(ctx, &name, out).await?;
     let docker_config = base.as_ref().map(config_of);
     let mut config = RunConfig::for_stage(docker_config.as_ref());
     let triggers = config.on_build.take().unwrap_or_default();
@@ -100,14 +100,12 @@ fn check_platform(p: &str) -> Result<(), BuildError> {
 /// The base image `name` names (`None` for scratch).
 async fn base_image(
     ctx: &BuildCtx,
-    index: usize,
     name: &str,
     out: &StageOut,
 ) -> Result<Option<Image>, BuildError> {
-    match ctx.stages.get(name, index) {
-        Ok(Some(stage_image)) => return Ok(stage_image),
-        // An index-like name that is no stage is an image name for FROM.
-        Ok(None) | Err(_) => {}
+    // A finished stage's name; anything else (an index too, unlike `--from`) names an image.
+    if let Some(stage_image) = ctx.stages.get_by_name(name) {
+        return Ok(stage_image);
     }
     if name == "scratch" {
         return Ok(None);

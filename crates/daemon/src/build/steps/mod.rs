@@ -60,7 +60,13 @@ impl StageResults {
         crate::engine::lock(&self.done).insert(index, image);
     }
 
-    /// The stage a FROM or `--from` value names, as dockerd's `stagesBuildResults.get`: a
+    /// The finished stage named `name` (FROM only looks stages up by name).
+    pub fn get_by_name(&self, name: &str) -> Option<Option<Image>> {
+        let i = self.names.get(&name.to_ascii_lowercase())?;
+        crate::engine::lock(&self.done).get(i).cloned()
+    }
+
+    /// The stage a `--from` value names, as dockerd's `stagesBuildResults.get`: a
     /// finished stage's name, or an index below `current`. `Ok(None)`: not a stage (an image).
     pub fn get(
         &self,

@@ -1,0 +1,523 @@
+//! Every input of a build is hostile, and the daemon building it is root: the context tar,
+//! the Dockerfile and its name, COPY/ADD sources and destinations, archives ADD unpacks, the
+//! images `COPY --from` reads and the /etc/passwd `--chown` reads. None of them may make
+//! the daemon read a host file into an image or write anything onto the host: names are
+//! resolved inside the context or the image, as Docker's chroot'd archiver does.
+//!
+//! Each test plants a secret in a host directory, sends inputs that point at it every way
+//! we know (`..`, absolute names, symlinks, hard links, links followed by files through
+//! them), then checks that the host directory is unchanged, that nothing appeared elsewhere
+//! on the host, and that no image the build made contains the secret.
+
+use berth_e2e::{docker_cli, tempdir::TempDir, Daemon, Run};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const SECRET: &str = "host-secret-7f3a91c2";
+
+/// A host directory holding the secret (`secret`) and a passwd-format file naming a user
+/// only the host has (`passwd`).
+struct Host {
+    dir: TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        let dir = TempDir::new();
+        std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("passwd"),
+            format!("hostonly:x:4242:4242:{SECRET}:/:/bin/sh\n"),
+        )
+        .unwrap();
+        Host { dir }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// The host directory still holds exactly what we put there.
+    fn assert_untouched(&self, what: &str) {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["passwd", "secret"], "{what}: the host directory was written");
+        assert_eq!(
+            std::fs::read_to_string(self.dir.path().join("secret")).unwrap(),
+            format!("{SECRET}\n"),
+            "{what}"
+        );
+    }
+}
+
+/// Raw tar entries, names and link targets written byte for byte (the tar crate refuses
+/// `..`, which is the point here).
+#[derive(Default)]
+struct RawTar(Vec<u8>);
+
+impl RawTar {
+    fn header(name: &str, kind: tar::EntryType, link: &str, size: u64, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        assert!(name.len() < 100 && link.len() < 100, "short names only");
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h.set_size(size);
+        h
+    }
+
+    fn push(&mut self, mut h: tar::Header, data: &[u8]) -> &mut RawTar {
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self.0.extend_from_slice(data);
+        self.0
+            .extend(std::iter::repeat(0u8).take((512 - data.len() % 512) % 512));
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut RawTar {
+        let h = Self::header(name, tar::EntryType::Regular, "", data.len() as u64, 0o644);
+        self.push(h, data)
+    }
+
+    fn dir(&mut self, name: &str) -> &mut RawTar {
+        let h = Self::header(name, tar::EntryType::Directory, "", 0, 0o755);
+        self.push(h, b"")
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut RawTar {
+        let h = Self::header(name, tar::EntryType::Symlink, target, 0, 0o777);
+        self.push(h, b"")
+    }
+
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut RawTar {
+        let h = Self::header(name, tar::EntryType::Link, target, 0, 0o644);
+        self.push(h, b"")
+    }
+
+    fn device(&mut self, name: &str, kind: tar::EntryType, major: u32, minor: u32) -> &mut RawTar {
+        let mut h = Self::header(name, kind, "", 0, 0o666);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        self.push(h, b"")
+    }
+
+    /// PAX records for the next entry.
+    fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut RawTar {
+        let mut data = Vec::new();
+        for (k, v) in records {
+            // "<len> <key>=<value>\n", the length counting its own digits.
+            let rest = k.len() + v.len() + 3;
+            let mut len = rest + 1;
+            while len != rest + len.to_string().len() {
+                len = rest + len.to_string().len();
+            }
+            data.extend_from_slice(format!("{len} {k}=").as_bytes());
+            data.extend_from_slice(v);
+            data.push(b'\n');
+        }
+        let h = Self::header("PaxHeaders/x", tar::EntryType::XHeader, "", data.len() as u64, 0o644);
+        self.push(h, &data)
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.0);
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+}
+
+fn docker(d: &Daemon) -> Command {
+    let mut cmd = Command::new(docker_cli());
+    cmd.env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.root.path().join("docker-config"));
+    cmd
+}
+
+/// `docker build -t <tag> -` with `context` (a tar) on stdin, as the CLI sends it unchanged.
+/// Bounded: a daemon that blocks on a FIFO must fail the test, not hang it.
+fn build_tar(d: &Daemon, tag: &str, context: &[u8]) -> Run {
+    let mut child = Command::new("timeout")
+        .arg("300")
+        .arg(docker_cli())
+        .args(["build", "-t", tag, "-"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let body = context.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let r: Run = out.into();
+    assert_ne!(r.code, 124, "docker build hung: {}{}\n{}", r.stdout, r.stderr, d.log());
+    r
+}
+
+/// A context tar: the Dockerfile, then `extra`'s entries.
+fn context(dockerfile: &str, extra: impl FnOnce(&mut RawTar)) -> Vec<u8> {
+    let mut t = RawTar::default();
+    t.file("Dockerfile", dockerfile.as_bytes());
+    extra(&mut t);
+    t.finish()
+}
+
+/// The image `tag` as `docker save` writes it (every layer, uncompressed), if it exists.
+fn saved(d: &Daemon, tag: &str) -> Option<Vec<u8>> {
+    let out = docker(d).args(["save", tag]).stdin(Stdio::null()).output().unwrap();
+    out.status.success().then_some(out.stdout)
+}
+
+/// The built image (if the build succeeded) has no byte of the secret in any layer.
+fn assert_no_secret(d: &Daemon, tag: &str, r: &Run) {
+    if r.code != 0 {
+        return;
+    }
+    let image = saved(d, tag).unwrap_or_else(|| panic!("{tag}: built but cannot be saved"));
+    let needle = SECRET.as_bytes();
+    assert!(
+        !image.windows(needle.len()).any(|w| w == needle),
+        "{tag}: the host's secret is in the image\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// `docker run --rm <image> sh -c <script>`: (exit code, stdout).
+fn run_in(d: &Daemon, image: &str, script: &str) -> (i32, String) {
+    let r = d.docker(&["run", "--rm", image, "sh", "-c", script]);
+    (r.code, r.stdout)
+}
+
+fn assert_built(r: &Run, what: &str, d: &Daemon) {
+    assert_eq!(r.code, 0, "{what}: {}{}\n--- daemon log ---\n{}", r.stdout, r.stderr, d.log());
+}
+
+fn assert_failed(r: &Run, what: &str, expect: &str) {
+    assert_ne!(r.code, 0, "{what} built: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(expect) || r.stdout.contains(expect),
+        "{what}: want {expect:?} in\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+#[test]
+fn a_hostile_context_tar_stays_inside_the_context() {
+    let d = Daemon::start();
+    let host = Host::new();
+    let h = host.path().trim_start_matches('/').to_string();
+    let marker = format!("berth-build-sec-{}", std::process::id());
+    let dockerfile = "FROM busybox\nCOPY . /ctx/\n";
+
+    // `..` and absolute names land inside the context, as in Docker's chroot'd untar.
+    let tar = context(dockerfile, |t| {
+        t.file(&format!("../../../../../../tmp/{marker}-dotdot"), b"x")
+            .file(&format!("/tmp/{marker}-abs"), b"y")
+            .device("null", tar::EntryType::Char, 1, 3)
+            .device("disk", tar::EntryType::Block, 8, 0)
+            .device("fifo", tar::EntryType::Fifo, 0, 0);
+    });
+    let r = build_tar(&d, "sec:names", &tar);
+    assert_built(&r, "names", &d);
+    for suffix in ["dotdot", "abs"] {
+        assert!(!Path::new(&format!("/tmp/{marker}-{suffix}")).exists(), "{suffix}");
+    }
+    let (code, out) = run_in(
+        &d,
+        "sec:names",
+        &format!("cat /ctx/tmp/{marker}-dotdot /ctx/tmp/{marker}-abs; ls /ctx"),
+    );
+    assert_eq!(code, 0, "{out}");
+    // Device nodes and FIFOs are no context content.
+    assert_eq!(out, "xyDockerfile\ntmp\n");
+
+    // A file written through a symlink the tar made first: refused, as untar refuses it.
+    let tar = context(dockerfile, |t| {
+        t.symlink("evil", host.path()).file("evil/planted", b"z");
+    });
+    let r = build_tar(&d, "sec:through", &tar);
+    assert_failed(&r, "a file through a symlink", "symbolic link");
+    host.assert_untouched("a file through a symlink");
+
+    // Hard links to host files, absolute or climbing out: nothing of that name in the
+    // context, so the untar fails.
+    for target in [format!("/{h}/secret"), format!("../../../../../{h}/secret")] {
+        let tar = context(dockerfile, |t| {
+            t.hardlink("hl", &target);
+        });
+        let r = build_tar(&d, "sec:hardlink", &tar);
+        assert_failed(&r, &target, "no such file or directory");
+        assert_no_secret(&d, "sec:hardlink", &r);
+    }
+
+    // Symlinks to host files copy as links, and COPY of one resolves inside the context.
+    let tar = context(
+        &format!("FROM busybox\nCOPY . /ctx/\nCOPY abs-link /got\n"),
+        |t| {
+            t.symlink("abs-link", &format!("/{h}/secret"))
+                .symlink("up-link", &format!("../../../../{h}/secret"));
+        },
+    );
+    let r = build_tar(&d, "sec:links", &tar);
+    assert_failed(&r, "COPY of a link to a host file", "file does not exist");
+    assert_no_secret(&d, "sec:links", &r);
+    let tar = context(dockerfile, |t| {
+        t.symlink("abs-link", &format!("/{h}/secret"))
+            .symlink("dir-link", &format!("/{h}"));
+    });
+    let r = build_tar(&d, "sec:links2", &tar);
+    assert_built(&r, "links copied as links", &d);
+    assert_no_secret(&d, "sec:links2", &r);
+    let (_, out) = run_in(&d, "sec:links2", "readlink /ctx/abs-link");
+    assert_eq!(out.trim(), format!("/{h}/secret"));
+    host.assert_untouched("context tars");
+}
+
+#[test]
+fn a_context_tar_that_lies_about_sizes_fails_and_leaves_nothing() {
+    let d = Daemon::start();
+    let tmp = d.data_root.join("build/context/tmp");
+    // A file claiming a terabyte, then the stream ends.
+    let mut t = RawTar::default();
+    t.file("Dockerfile", b"FROM busybox\nCOPY . /\n");
+    let mut bytes = t.0.clone();
+    let mut h = RawTar::header("huge", tar::EntryType::Regular, "", 1 << 40, 0o644);
+    h.set_cksum();
+    bytes.extend_from_slice(h.as_bytes());
+    bytes.extend_from_slice(&[b'a'; 4096]);
+    let r = build_tar(&d, "sec:huge", &bytes);
+    assert_failed(&r, "a truncated terabyte", "unexpected EOF");
+    let left: Vec<_> = std::fs::read_dir(&tmp).map(|rd| rd.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    // The daemon still builds.
+    let tar = context("FROM busybox\nRUN true\n", |_| {});
+    assert_built(&build_tar(&d, "sec:after", &tar), "a build after", &d);
+}
+
+#[test]
+fn an_added_archive_unpacks_inside_its_destination() {
+    let d = Daemon::start();
+    let host = Host::new();
+    let h = host.path().trim_start_matches('/').to_string();
+    let marker = format!("berth-add-sec-{}", std::process::id());
+    // One archive with every trick; each entry alone must stay inside /dst.
+    let archive = |t: &mut RawTar| {
+        t.file(&format!("../../../../../../tmp/{marker}-dotdot"), b"x")
+            .file(&format!("/tmp/{marker}-abs"), b"y")
+            .symlink("lnk", host.path())
+            .file("lnk/planted", b"z")
+            .hardlink("hl", &format!("/{h}/secret"))
+            .hardlink("hl2", &format!("../../../../../{h}/secret"))
+            .device("disk", tar::EntryType::Block, 8, 0);
+    };
+    let mut inner = RawTar::default();
+    archive(&mut inner);
+    let inner = inner.finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&inner).unwrap();
+    let gz = gz.finish().unwrap();
+    for (name, bytes) in [("evil.tar", &inner), ("evil.tar.gz", &gz)] {
+        let tar = context(&format!("FROM busybox\nADD {name} /dst/\n"), |t| {
+            t.file(name, bytes);
+        });
+        let tag = "sec:add";
+        let r = build_tar(&d, tag, &tar);
+        host.assert_untouched(name);
+        for suffix in ["dotdot", "abs"] {
+            assert!(!Path::new(&format!("/tmp/{marker}-{suffix}")).exists(), "{name} {suffix}");
+        }
+        assert_no_secret(&d, tag, &r);
+        if r.code == 0 {
+            let (_, out) = run_in(&d, tag, &format!("ls -a /dst /dst/tmp; ls {}", host.path()));
+            assert!(!out.contains("disk"), "{name}: a device node was copied: {out}");
+        }
+    }
+}
+
+#[test]
+fn copy_from_an_image_resolves_its_symlinks_inside_it() {
+    let d = Daemon::start();
+    let host = Host::new();
+    let hp = host.path();
+    let dockerfile = |copy: &str| {
+        format!(
+            "FROM busybox AS s\n\
+             RUN ln -s {hp}/secret /flink && ln -s {hp} /dlink && mkdir /d && \
+             ln -s {hp}/secret /d/inner && ln -s / /rootlink\n\
+             FROM busybox\n{copy}\n"
+        )
+    };
+    // Each names the host secret through a link in the stage: none resolves outside it.
+    for copy in [
+        "COPY --from=s /flink /got".to_string(),
+        "COPY --from=s /dlink/secret /got".to_string(),
+        format!("COPY --from=s /rootlink{hp}/secret /got"),
+        format!("COPY --from=s /rootlink/../../..{hp}/secret /got"),
+    ] {
+        let r = build_tar(&d, "sec:from", &context(&dockerfile(&copy), |_| {}));
+        // Not found in the stage, or (lexically above its root) forbidden.
+        assert_failed(&r, &copy, "COPY failed: ");
+        assert_no_secret(&d, "sec:from", &r);
+    }
+    // Links inside a copied directory stay links.
+    let r = build_tar(&d, "sec:from-dir", &context(&dockerfile("COPY --from=s /d /d/"), |_| {}));
+    assert_built(&r, "a directory holding a link", &d);
+    assert_no_secret(&d, "sec:from-dir", &r);
+    let (_, out) = run_in(&d, "sec:from-dir", "readlink /d/inner");
+    assert_eq!(out.trim(), format!("{hp}/secret"));
+    host.assert_untouched("COPY --from");
+}
+
+#[test]
+fn chown_reads_only_the_images_own_passwd() {
+    let d = Daemon::start();
+    let host = Host::new();
+    let hp = host.path();
+    // /etc/passwd a symlink to a host file that names `hostonly`.
+    let df = format!(
+        "FROM busybox\nRUN ln -sf {hp}/passwd /etc/passwd\nCOPY --chown=hostonly f /f\n"
+    );
+    let r = build_tar(&d, "sec:chown", &context(&df, |t| {
+        t.file("f", b"f");
+    }));
+    assert_failed(&r, "--chown through a symlinked passwd", "hostonly");
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));
+    // /etc as a whole a link to the host directory (a RUN cannot replace /etc: the
+    // container's /etc/hosts is mounted there; the context's link is copied as a link).
+    let df = "FROM scratch\nCOPY . /\nCOPY --chown=hostonly f /f2\n";
+    let r = build_tar(&d, "sec:chown", &context(df, |t| {
+        t.symlink("etc", hp).file("f", b"f");
+    }));
+    assert_failed(&r, "--chown through a symlinked /etc", "hostonly");
+    // A FIFO as /etc/passwd: not opened (the build would block forever).
+    let df = "FROM busybox\nRUN rm /etc/passwd && mkfifo /etc/passwd\nCOPY --chown=root f /f\n";
+    let r = build_tar(&d, "sec:chown", &context(df, |t| {
+        t.file("f", b"f");
+    }));
+    assert_failed(&r, "--chown with a FIFO passwd", "can't find uid for user root");
+    // Numeric ids need no passwd at all.
+    let df = "FROM busybox\nRUN rm /etc/passwd && mkfifo /etc/passwd\nCOPY --chown=4242:4243 f /f\n";
+    let r = build_tar(&d, "sec:chown", &context(df, |t| {
+        t.file("f", b"f");
+    }));
+    assert_built(&r, "numeric --chown", &d);
+    let (_, out) = run_in(&d, "sec:chown", "stat -c %u:%g /f");
+    assert_eq!(out.trim(), "4242:4243");
+    host.assert_untouched("--chown");
+}
+
+#[test]
+fn destinations_and_workdirs_resolve_inside_the_image() {
+    let d = Daemon::start();
+    let host = Host::new();
+    let hp = host.path();
+    let df = format!(
+        "FROM busybox\n\
+         RUN ln -s {hp} /evil && ln -s ../../../../..{hp} /evil2 && mkdir /w\n\
+         COPY f /evil/planted1\n\
+         COPY f /evil2/planted2\n\
+         COPY f /evil/../../../..{hp}/planted3\n\
+         WORKDIR /w\n\
+         COPY f ../../../../..{hp}/planted4\n\
+         COPY f /evil/sub/\n\
+         WORKDIR /evil/wd\n\
+         ADD f /evil2/planted5\n"
+    );
+    let r = build_tar(&d, "sec:dest", &context(&df, |t| {
+        t.file("f", b"copied\n");
+    }));
+    assert_built(&r, "destinations through links", &d);
+    host.assert_untouched("destinations");
+    // Everything went into the image's own directory of that name.
+    let (code, out) = run_in(
+        &d,
+        "sec:dest",
+        &format!("cd {hp} && ls planted1 planted2 planted3 planted4 planted5 sub/f wd && cat planted1"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("copied\n"), "{out}");
+}
+
+#[test]
+fn the_dockerfile_parameter_stays_inside_the_context() {
+    let d = Daemon::start();
+    let ctx = context("FROM busybox\n", |t| {
+        t.symlink("Linked", "/etc/passwd")
+            .symlink("Up", "../../../../etc/passwd");
+    });
+    for name in ["../../etc/passwd", "/etc/passwd", "Linked", "Up"] {
+        let out = Command::new("curl")
+            .args(["-sS", "--unix-socket"])
+            .arg(&d.socket)
+            .args(["-X", "POST", "-H", "Content-Type: application/x-tar", "--data-binary", "@-"])
+            .arg(format!("http://d/build?dockerfile={}", name.replace('/', "%2F")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(&ctx)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.contains("Cannot locate specified Dockerfile"),
+            "{name}: {body}"
+        );
+        assert!(!body.contains("root:x:0:0"), "{name}: the host's passwd was read: {body}");
+    }
+}
+
+#[test]
+fn context_xattrs_cannot_instruct_overlayfs() {
+    let d = Daemon::start();
+    // A directory that would be opaque (hiding the image's /etc) and redirected, and a file
+    // claiming to be a metacopy of another inode: only the store may set overlay xattrs.
+    let ctx = context("FROM busybox\nCOPY sub/ /\n", |t| {
+        t.dir("sub/")
+            .pax(&[
+                ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+                ("SCHILY.xattr.trusted.overlay.redirect", b"/bin"),
+            ])
+            .dir("sub/etc/")
+            .pax(&[("SCHILY.xattr.trusted.overlay.metacopy", b"")])
+            .file("sub/etc/added", b"added\n")
+            .pax(&[("SCHILY.xattr.user.kept", b"v")])
+            .file("sub/etc/plain", b"plain\n");
+    });
+    let r = build_tar(&d, "sec:xattr", &ctx);
+    assert_built(&r, "xattrs", &d);
+    let r = d.docker(&["run", "--rm", "sec:xattr", "sh", "-c", "cat /etc/added && grep -c ^root: /etc/passwd"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "added\n1\n"),
+        "the image's /etc was hidden or its file unreadable: {}",
+        r.stderr
+    );
+    let image = saved(&d, "sec:xattr").unwrap();
+    let needle = b"trusted.overlay";
+    assert!(
+        !image.windows(needle.len()).any(|w| w == needle),
+        "an overlay xattr is in the image's layer"
+    );
+    let needle = b"SCHILY.xattr.user.kept";
+    assert!(image.windows(needle.len()).any(|w| w == needle), "other xattrs are kept");
+}
