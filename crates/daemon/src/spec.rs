@@ -152,6 +152,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             }
         }
     }
+    if let Some(rlimits) = rlimits(input.host_config) {
+        process["rlimits"] = rlimits;
+    }
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
@@ -190,6 +193,23 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
     serde_json::from_value(spec).map_err(|e| SpecError(format!("invalid runtime spec: {e}")))
+}
+
+/// `--ulimit`s as dockerd's `WithRlimits` writes them: `RLIMIT_<NAME>`, values as unsigned
+/// (-1: unlimited). None given: the process keeps the limits it inherits, as under dockerd.
+fn rlimits(hc: &HostConfig) -> Option<Value> {
+    let ulimits = hc.ulimits.as_ref().filter(|u| !u.is_empty())?;
+    let entries: Vec<Value> = ulimits
+        .iter()
+        .map(|u| {
+            json!({
+                "type": format!("RLIMIT_{}", u.name.as_deref().unwrap_or_default().to_ascii_uppercase()),
+                "soft": u.soft.unwrap_or_default() as u64,
+                "hard": u.hard.unwrap_or_default() as u64,
+            })
+        })
+        .collect();
+    Some(Value::Array(entries))
 }
 
 /// Checks the resource values alone, for `create` (the spec itself is built at start).
@@ -405,6 +425,30 @@ mod tests {
         let config = ContainerConfig { working_dir: Some("rel".into()), ..Default::default() };
         let hc = HostConfig::default();
         assert!(build(&input(&config, &hc, &args)).is_err());
+    }
+
+    #[test]
+    fn ulimits_become_process_rlimits() {
+        let config = ContainerConfig::default();
+        let args = vec!["sh".to_string()];
+        let none = HostConfig::default();
+        let v = serde_json::to_value(build(&input(&config, &none, &args)).unwrap()).unwrap();
+        assert!(v["process"].get("rlimits").is_none(), "inherited when not given");
+        let hc = HostConfig {
+            ulimits: Some(vec![
+                berth_api::models::ResourcesUlimits { name: Some("nofile".into()), soft: Some(512), hard: Some(1024) },
+                berth_api::models::ResourcesUlimits { name: Some("core".into()), soft: Some(-1), hard: Some(-1) },
+            ]),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(build(&input(&config, &hc, &args)).unwrap()).unwrap();
+        assert_eq!(
+            v["process"]["rlimits"],
+            json!([
+                {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+                {"type": "RLIMIT_CORE", "soft": u64::MAX, "hard": u64::MAX},
+            ])
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn pin_new_netns(path: &Path) -> std::io::Result<()> {
     }
     std::fs::File::create(path)?;
     unshare(CloneFlags::CLONE_NEWNET)?;
+    disable_ipv6()?;
     bring_loopback_up()?;
     mount(
         Some("/proc/thread-self/ns/net"),
@@ -37,6 +38,21 @@ fn pin_new_netns(path: &Path) -> std::io::Result<()> {
         MsFlags::MS_BIND,
         None::<&str>,
     )?;
+    Ok(())
+}
+
+/// Turns IPv6 off in the calling thread's namespace, for `lo` and every interface moved in
+/// later (`default`), as dockerd's sandboxes have it when the network has no IPv6 (berth's
+/// never do): `lo` has no `::1`, `eth0` no link-local address. A kernel without IPv6 has
+/// nothing to turn off.
+fn disable_ipv6() -> std::io::Result<()> {
+    for conf in ["all", "default"] {
+        // /proc/sys/net is the namespace of the thread that opens it: this one.
+        match std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1") {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -101,6 +117,15 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("UP"), "lo not up: {text}");
+        // IPv4 only, as Docker's sandboxes: no `inet6 ::1` on lo.
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["ip", "-o", "addr", "show", "lo"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("inet 127.0.0.1/8"), "{text}");
+        assert!(!text.contains("inet6"), "{text}");
         remove_netns(&path).unwrap();
         assert!(!path.exists());
         remove_netns(&path).expect("removing twice is fine");

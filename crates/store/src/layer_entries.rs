@@ -49,6 +49,12 @@ pub enum NewEntryKind {
     Symlink {
         target: String,
     },
+    /// Another name for the regular file an earlier entry of the same commit puts at
+    /// `target` (a layer path, resolved as the entry's own): a hard link in the snapshot and
+    /// a link entry in the tar, with that file's metadata (this entry's are not used).
+    HardLink {
+        target: String,
+    },
 }
 
 /// One entry of a new layer.
@@ -282,11 +288,17 @@ fn plan(entries: Vec<NewEntry>, lower: &Lower, now: TimeSpec) -> Result<Plan, Er
                 }
             }
         }
+        let kind = match e.kind {
+            NewEntryKind::HardLink { target } => NewEntryKind::HardLink {
+                target: lower.resolve(&split_path(&target)?, false)?.join("/"),
+            },
+            kind => kind,
+        };
         let (secs, nanos) = e.mtime;
         plan.insert(
             comps,
             Planned {
-                kind: e.kind,
+                kind,
                 mode: e.mode & 0o7777,
                 uid: e.uid,
                 gid: e.gid,
@@ -300,6 +312,22 @@ fn plan(entries: Vec<NewEntry>, lower: &Lower, now: TimeSpec) -> Result<Plan, Er
                     .collect(),
             },
         );
+    }
+    // A hard link names a file of this layer that the tar has before it.
+    for (comps, e) in &plan {
+        if let NewEntryKind::HardLink { target } = &e.kind {
+            let to: Vec<String> = target.split('/').map(String::from).collect();
+            let is_file = matches!(
+                plan.get(&to).map(|t| &t.kind),
+                Some(NewEntryKind::File { .. } | NewEntryKind::Bytes(_))
+            );
+            if !is_file || &to >= comps {
+                return Err(Error::InvalidArgument(format!(
+                    "hard link {} to {target}: not an earlier file of this layer",
+                    comps.join("/")
+                )));
+            }
+        }
     }
     // The directories on the way that no entry describes.
     let missing: std::collections::BTreeSet<Vec<String>> = plan
@@ -492,18 +520,38 @@ fn write_layer(plan: &Plan, root: &Path) -> Result<Made, Error> {
         let rel = comps.join("/");
         let path = root.join(&rel);
         let what = || rel.clone();
+        // A hard link's header has its file's metadata (one inode); plan() made sure the
+        // file comes first.
+        let meta = match &e.kind {
+            NewEntryKind::HardLink { target } => {
+                let to: Vec<String> = target.split('/').map(String::from).collect();
+                match plan.get(&to) {
+                    Some(t)
+                        if matches!(t.kind, NewEntryKind::File { .. } | NewEntryKind::Bytes(_)) =>
+                    {
+                        t
+                    }
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "hard link {rel} to {target}: not a file of this layer"
+                        )))
+                    }
+                }
+            }
+            _ => e,
+        };
         let mut header = tar::Header::new_ustar();
-        header.set_mode(e.mode);
-        header.set_uid(u64::from(e.uid));
-        header.set_gid(u64::from(e.gid));
-        header.set_mtime(u64::try_from(e.mtime.tv_sec()).unwrap_or(0));
+        header.set_mode(meta.mode);
+        header.set_uid(u64::from(meta.uid));
+        header.set_gid(u64::from(meta.gid));
+        header.set_mtime(u64::try_from(meta.mtime.tv_sec()).unwrap_or(0));
         header.set_size(0);
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        if e.mtime.tv_nsec() != 0 {
+        if meta.mtime.tv_nsec() != 0 {
             // ustar keeps whole seconds; PAX keeps the rest, as the unpacker reads it.
             pax.push((
                 "mtime".into(),
-                format!("{}.{:09}", e.mtime.tv_sec(), e.mtime.tv_nsec()).into_bytes(),
+                format!("{}.{:09}", meta.mtime.tv_sec(), meta.mtime.tv_nsec()).into_bytes(),
             ));
         }
         let mut file_size = None;
@@ -549,9 +597,13 @@ fn write_layer(plan: &Plan, root: &Path) -> Result<Made, Error> {
                 header.set_entry_type(tar::EntryType::Symlink);
                 size += target.len() as u64;
             }
+            NewEntryKind::HardLink { target } => {
+                std::fs::hard_link(root.join(target), &path).map_err(|err| ctx(err, what()))?;
+                header.set_entry_type(tar::EntryType::Link);
+            }
         }
         if !matches!(e.kind, NewEntryKind::Symlink { .. }) {
-            for (k, v) in &e.xattrs {
+            for (k, v) in &meta.xattrs {
                 pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
             }
         }
@@ -618,7 +670,9 @@ fn header_bytes(
     }
     // With an empty reader the builder writes only the header blocks (no content, no padding).
     match kind {
-        NewEntryKind::Symlink { target } => b.append_link(header, name, target)?,
+        NewEntryKind::Symlink { target } | NewEntryKind::HardLink { target } => {
+            b.append_link(header, name, target)?
+        }
         _ => b.append_data(header, name, io::empty())?,
     }
     // Taken before the builder's drop appends the end-of-archive blocks (to the empty Vec).
@@ -1032,6 +1086,124 @@ mod tests {
             again.config.rootfs().diff_ids(),
             image.config.rootfs().diff_ids()
         );
+    }
+
+    #[test]
+    fn hard_links_are_one_inode_and_link_entries_in_the_tar() {
+        if !require_root("hard_links_are_one_inode_and_link_entries_in_the_tar") {
+            return;
+        }
+        let (_dir, store) = temp_store();
+        let base = parent(&store);
+        let file = NewEntry {
+            mode: 0o640,
+            uid: 7,
+            mtime: (1_600_000_000, 5),
+            ..entry("d/a", NewEntryKind::Bytes(b"shared\n".to_vec()), 0)
+        };
+        let link = |path: &str, target: &str| {
+            entry(
+                path,
+                NewEntryKind::HardLink {
+                    target: target.into(),
+                },
+                0o777,
+            )
+        };
+        // Through the parent's `bin -> usr/bin` on both sides.
+        let bin = entry("bin/t", NewEntryKind::Bytes(b"tool\n".to_vec()), 0o755);
+        let image = store
+            .commit_entries(
+                Some(&base),
+                // In any order: the tar's is the layer's.
+                vec![
+                    link("d/b", "d/a"),
+                    file.clone(),
+                    bin,
+                    link("bin/u", "bin/t"),
+                ],
+                config_for(Some(&base)),
+                None,
+            )
+            .unwrap();
+        let top = store.layer_dirs(&image).unwrap().last().unwrap().1.clone();
+        let (a, b) = (
+            std::fs::metadata(top.join("d/a")).unwrap(),
+            std::fs::metadata(top.join("d/b")).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+        assert_eq!(
+            std::fs::metadata(top.join("usr/bin/u")).unwrap().ino(),
+            std::fs::metadata(top.join("usr/bin/t")).unwrap().ino()
+        );
+        // The tar: the file, then a link entry with its metadata and no content.
+        let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
+        let mut tar = Vec::new();
+        store
+            .layer_tar(&diff)
+            .unwrap()
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let links: Vec<(String, String, u32, u64, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type() == tar::EntryType::Link)
+            .map(|e| {
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.link_name()
+                        .unwrap()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.size().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("d/b".to_string(), "d/a".to_string(), 0o640, 7, 0),
+                (
+                    "usr/bin/u".to_string(),
+                    "usr/bin/t".to_string(),
+                    0o755,
+                    0,
+                    0
+                )
+            ]
+        );
+        let unpacked = unpack_top(&store, &image);
+        assert_eq!(
+            std::fs::metadata(unpacked.path().join("d/b"))
+                .unwrap()
+                .ino(),
+            std::fs::metadata(unpacked.path().join("d/a"))
+                .unwrap()
+                .ino()
+        );
+        assert_eq!(
+            meta(&unpacked.path().join("d/b")),
+            (0o640, 7, 0, 1_600_000_000, 5)
+        );
+
+        // A link must name an earlier file of the same layer.
+        for entries in [
+            vec![link("d/b", "d/a")],
+            vec![file.clone(), link("c", "d/a")],
+            vec![entry("d/a", NewEntryKind::Dir, 0o755), link("d/b", "d/a")],
+            vec![link("etc/x", "etc/old")],
+        ] {
+            let err = store
+                .commit_entries(Some(&base), entries, config_for(Some(&base)), None)
+                .unwrap_err();
+            assert!(err.to_string().contains("not an earlier file"), "{err}");
+        }
     }
 
     #[test]

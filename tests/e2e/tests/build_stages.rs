@@ -233,3 +233,79 @@ fn a_base_image_that_is_not_here_is_pulled_with_the_clients_credentials() {
         r.stdout
     );
 }
+
+/// The layer snapshots and config blobs in berthd's data root.
+fn stored(d: &Daemon) -> std::collections::BTreeSet<String> {
+    ["snapshots", "blobs/sha256"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(d.data_root.join(dir)).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_image_removed_during_the_build_stays_readable_until_it_ends() {
+    let d = Daemon::start();
+    // A base of its own (one tag, no child), so `rmi -f` deletes it outright.
+    let before = stored(&d);
+    ok(build(
+        &d,
+        "FROM busybox\nRUN echo base > /base\n",
+        &["-t", "h6/base"],
+    ));
+    let base_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "h6/base"]);
+    let base_files: Vec<String> = stored(&d).difference(&before).cloned().collect();
+    assert!(
+        base_files.contains(&base_id["sha256:".len()..].to_string()),
+        "{base_files:?}"
+    );
+    assert!(base_files.len() >= 2, "its layer and config: {base_files:?}");
+
+    // Stage src is done (its image is the base) while the next stage's RUN waits for /go:
+    // the base is removed in between, then the RUN goes on and the COPY reads the base.
+    let dockerfile = "FROM h6/base AS src\nFROM busybox\n\
+RUN until [ -e /go ]; do sleep 0.1; done; rm /go\nCOPY --from=src /base /base\nRUN cat /base\n";
+    let builder = {
+        let ctx = TempDir::new();
+        write(ctx.path(), "Dockerfile", dockerfile);
+        let child = Command::new(docker_cli())
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .args(["build", "--no-cache", "-t", "h6/leased"])
+            .arg(ctx.path())
+            .spawn()
+            .expect("docker build");
+        (ctx, child)
+    };
+    let mut waiting = String::new();
+    assert!(
+        berth_e2e::eventually(60, || {
+            waiting = d.ok(&["ps", "-q"]);
+            !waiting.is_empty()
+        }),
+        "the RUN did not start"
+    );
+    let r = d.berth(&["rmi", "-f", "h6/base"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("Deleted: {base_id}")), "{}", r.stdout);
+    assert_ne!(d.berth(&["image", "inspect", &base_id]).code, 0);
+    let during = stored(&d);
+    assert!(
+        base_files.iter().all(|f| during.contains(f)),
+        "the build still holds the base's files"
+    );
+    d.ok(&["exec", &waiting, "touch", "/go"]);
+    let (_ctx, child) = builder;
+    let r: Run = child.wait_with_output().unwrap().into();
+    let r = ok(r);
+    assert!(r.stdout.contains("\nbase\n"), "{}", r.stdout);
+    assert_eq!(d.ok(&["run", "--rm", "h6/leased", "cat", "/base"]), "base");
+    // The build is over: what the rmi removed is freed, as it would have been at once.
+    let after = stored(&d);
+    let left: Vec<&String> = base_files.iter().filter(|f| after.contains(*f)).collect();
+    assert!(left.is_empty(), "not freed: {left:?}");
+}

@@ -59,3 +59,35 @@ fn cpu_pids_and_memory_limits_reach_the_cgroup() {
     assert!(r.stderr.contains("can't fork"), "{}", r.stderr);
     assert!(eventually(5, || d.ok(&["ps", "-aq"]).is_empty()));
 }
+
+/// `--ulimit`s are the process's rlimits, as dockerd sets them: for run (and exec, which
+/// inherits the container's) and for a build's RUN steps. Checked against dockerd 20.10.
+#[test]
+fn ulimits_reach_run_exec_and_build() {
+    let d = Daemon::start();
+    let limits = "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -u) $(ulimit -Hu)";
+    let r = d.docker(&[
+        "run", "--rm", "--ulimit", "nofile=512:1024", "--ulimit", "nproc=100:200", "busybox",
+        "sh", "-c", limits,
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "512 1024 100 200\n"), "{}", r.stderr);
+    let id = d.docker(&["run", "-d", "--ulimit", "nofile=300:400", "busybox", "sleep", "60"]).stdout;
+    let r = d.docker(&["exec", id.trim(), "sh", "-c", "echo $(ulimit -n) $(ulimit -Hn)"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "300 400\n"), "{}", r.stderr);
+    d.ok(&["rm", "-f", id.trim()]);
+
+    let ctx = berth_e2e::tempdir::TempDir::new();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM busybox\nRUN {limits}\n")).unwrap();
+    let r: berth_e2e::Run = std::process::Command::new(berth_e2e::docker_cli())
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--ulimit", "nofile=512:512"])
+        .arg(ctx.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let unlimited_procs = d.docker(&["run", "--rm", "busybox", "sh", "-c", "ulimit -u; ulimit -Hu"]).stdout;
+    let procs = unlimited_procs.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(r.stdout.contains(&format!("\n512 512 {procs}\n")), "{}", r.stdout);
+}

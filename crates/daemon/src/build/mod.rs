@@ -8,6 +8,7 @@ pub mod compression;
 pub mod config;
 pub mod context_store;
 pub mod expand;
+pub mod leases;
 pub mod options;
 pub mod output;
 pub mod sources;
@@ -26,6 +27,7 @@ use crate::engine::Engine;
 use args::{unconsumed_warning, BuildArgs};
 use context_store::ContextView;
 use expand::Scope;
+use leases::BuildLeases;
 use options::BuildOptions;
 use output::{short_id, Sink, StageOut};
 use steps::{BuildCtx, StageResults, StageState};
@@ -115,9 +117,12 @@ pub async fn run(
         })
     };
     let mut sink = Sink::new(tx, opts.quiet);
-    let result = Build::new(engine.clone(), opts, context, plan, cancel)
+    let leases = Arc::new(BuildLeases::new(engine.store.clone()));
+    let result = Build::new(engine.clone(), opts, context, plan, cancel, leases.clone())
         .run(&mut sink)
         .await;
+    // What an `rmi` removed during the build is freed before the client hears it ended.
+    leases.release().await;
     watcher.abort();
     match result {
         Ok((image_id, tail)) => {
@@ -147,6 +152,7 @@ impl Build {
         context: Arc<ContextView>,
         plan: Plan,
         cancel: CancelToken,
+        leases: Arc<BuildLeases>,
     ) -> Build {
         let names = plan
             .dockerfile
@@ -186,6 +192,7 @@ impl Build {
             cancel,
             context,
             stages: StageResults::new(names),
+            leases,
         };
         Build {
             ctx: Arc::new(ctx),
@@ -198,6 +205,13 @@ impl Build {
         let df = &self.plan.dockerfile;
         let ctx = &self.ctx;
         let mut global = BuildArgs::new(ctx.opts.build_args.clone());
+        // The cache-from images are read by every step's cache lookup; missing ones are
+        // skipped, as the lookup skips them.
+        for name in &ctx.opts.cache_from {
+            if let Ok(image) = ctx.engine.image(name).await {
+                let _ = ctx.leases.hold(&image).await;
+            }
+        }
 
         // The meta ARGs: steps of their own that print nothing under them.
         let (meta_out, meta_rx) = StageOut::new();
@@ -472,6 +486,7 @@ impl StageJob {
             out.step(n, total, &format!("LABEL {k}={v}"));
             n += 1;
             steps::meta::option_label(&ctx, &mut st, k, v, &out).await?;
+            st.hold(&ctx).await?;
             st.print_id(&out);
         }
         if let Some(id) = st.image_id() {

@@ -87,6 +87,9 @@ pub struct SourceFile {
     pub host: Option<PathBuf>,
     pub linkname: String,
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// Files of one source with the same value are one inode (hard links): dockerd's tar
+    /// copy keeps them one.
+    pub inode: Option<String>,
 }
 
 /// A COPY/ADD with its sources resolved: the cache hash first (the step probes the cache
@@ -377,11 +380,19 @@ enum Files<'a> {
     Image(ImageFiles),
 }
 
+/// An entry of an image, the file in its topmost layer, and its inode when it has other
+/// names (`dev:ino`).
+struct ImageFile {
+    entry: Entry,
+    host: PathBuf,
+    inode: Option<String>,
+}
+
 struct ImageFiles {
     fs: berth_store::ImageFs,
     /// What each path looked up so far is (`None`: nothing a COPY takes — missing, under a
     /// non-directory, or a device node, FIFO or socket), and the file in its topmost layer.
-    seen: RefCell<HashMap<String, Option<(Entry, PathBuf)>>>,
+    seen: RefCell<HashMap<String, Option<ImageFile>>>,
 }
 
 impl ImageFiles {
@@ -391,7 +402,7 @@ impl ImageFiles {
             return None;
         }
         if let Some(known) = self.seen.borrow().get(path) {
-            return known.as_ref().map(|(e, _)| e.clone());
+            return known.as_ref().map(|f| f.entry.clone());
         }
         // Only under a directory seen as one: a path is never looked up through a symlink.
         let parent_is_dir = match path.rsplit_once('/') {
@@ -403,7 +414,7 @@ impl ImageFiles {
         } else {
             None
         };
-        let entry = found.as_ref().map(|(e, _)| e.clone());
+        let entry = found.as_ref().map(|f| f.entry.clone());
         self.seen.borrow_mut().insert(path.to_string(), found);
         entry
     }
@@ -472,7 +483,14 @@ impl ImageFiles {
         self.seen
             .borrow()
             .get(path)
-            .and_then(|f| f.as_ref().map(|(_, h)| h.clone()))
+            .and_then(|f| f.as_ref().map(|f| f.host.clone()))
+    }
+
+    fn inode(&self, path: &str) -> Option<String> {
+        self.seen
+            .borrow()
+            .get(path)
+            .and_then(|f| f.as_ref().and_then(|f| f.inode.clone()))
     }
 }
 
@@ -509,7 +527,7 @@ fn join_rel(dir: &str, name: &str) -> String {
 
 /// An image's file, directory or symlink as a manifest entry (device nodes, FIFOs and
 /// sockets are `None`: a COPY never takes them), with the file in its topmost layer.
-fn image_entry(path: &str, node: berth_store::ImageFsNode) -> Option<(Entry, PathBuf)> {
+fn image_entry(path: &str, node: berth_store::ImageFsNode) -> Option<ImageFile> {
     let m = &node.metadata;
     let ft = m.file_type();
     let kind = if ft.is_dir() {
@@ -549,7 +567,13 @@ fn image_entry(path: &str, node: berth_store::ImageFsNode) -> Option<(Entry, Pat
         tarsum: None,
         implied: false,
     };
-    Some((entry, node.host_path))
+    let inode =
+        (kind == EntryKind::File && m.nlink() > 1).then(|| format!("{}:{}", m.dev(), m.ino()));
+    Some(ImageFile {
+        entry,
+        host: node.host_path,
+        inode,
+    })
 }
 
 /// Why a path does not resolve.
@@ -817,6 +841,13 @@ impl<'a> Tree<'a> {
             },
             linkname: e.linkname.clone(),
             xattrs: e.xattrs.clone(),
+            inode: match (&self.files, e.kind) {
+                (_, kind) if kind != EntryKind::File => None,
+                // The manifest names a hard link's first path.
+                (Files::Context(..), _) if e.is_hard_link() => Some(e.linkname.clone()),
+                (Files::Context(..), _) => Some(e.path.clone()),
+                (Files::Image(img), _) => img.inode(&e.path),
+            },
         }
     }
 }
@@ -1099,6 +1130,27 @@ mod tests {
     }
 
     #[test]
+    fn a_context_hard_link_is_its_first_paths_inode() {
+        let mut c = Ctx::new();
+        c.dir("d", 0o755)
+            .file("d/a", 0o644, b"x")
+            .add("d/b", EntryKind::File, 0o100644, b"x", "d/a")
+            .file("d/c", 0o644, b"x");
+        let p = c.plan(&["d"], "/x/").unwrap();
+        let SourceItem::DirContents(items) = &p.items[0] else {
+            panic!()
+        };
+        let inodes: Vec<(&str, Option<&str>)> = items
+            .iter()
+            .map(|(r, f)| (r.as_str(), f.inode.as_deref()))
+            .collect();
+        assert_eq!(
+            inodes,
+            [("a", Some("d/a")), ("b", Some("d/a")), ("c", Some("d/c"))]
+        );
+    }
+
+    #[test]
     fn wildcards_match_as_go_filepath_match() {
         let mut c = Ctx::new();
         c.file("a.txt", 0o644, b"1")
@@ -1227,6 +1279,12 @@ mod tests {
             add(&format!("big/d{i}/f"), format!("{i}\n").as_bytes(), None);
             add(&format!("big/d{i}/up"), b"", Some("../../etc"));
         }
+        // A hard link: one inode with two names.
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o644);
+        h.set_size(0);
+        b.append_link(&mut h, "usr/lib/hard", "usr/bin/a").unwrap();
         let tar = b.into_inner().unwrap();
         let image = store
             .import(&mut &tar[..], berth_store::ImportOptions::default())
@@ -1290,6 +1348,23 @@ mod tests {
         assert!(image_plan(&tree, "etc/passwd/x", "/x").is_err());
     }
 
+    fn without_inodes(items: Vec<SourceItem>) -> Vec<SourceItem> {
+        let strip = |f: SourceFile| SourceFile { inode: None, ..f };
+        items
+            .into_iter()
+            .map(|i| match i {
+                SourceItem::File { name, file } => SourceItem::File {
+                    name,
+                    file: strip(file),
+                },
+                SourceItem::DirContents(c) => {
+                    SourceItem::DirContents(c.into_iter().map(|(r, f)| (r, strip(f))).collect())
+                }
+                other => other,
+            })
+            .collect()
+    }
+
     #[test]
     fn image_lookups_hash_as_a_walk_of_the_whole_image() {
         let Some((_dir, store, image)) = image_store() else {
@@ -1341,8 +1416,27 @@ mod tests {
                 image_plan(&whole, source, "/d/").unwrap(),
             );
             assert_eq!(a.hash, b.hash, "{source}");
-            assert_eq!(a.items, b.items, "{source}");
+            // (The walked tree stands in as a context: its inodes are named differently.)
+            assert_eq!(without_inodes(a.items), without_inodes(b.items), "{source}");
         }
+        // Hard links are told apart by inode, not by name.
+        let lazy = Tree::image(&store, Some(&image)).unwrap();
+        let p = image_plan(&lazy, "usr", "/d/").unwrap();
+        let SourceItem::DirContents(items) = &p.items[0] else {
+            panic!()
+        };
+        let inode = |rel: &str| {
+            items
+                .iter()
+                .find(|(r, _)| r == rel)
+                .unwrap()
+                .1
+                .inode
+                .clone()
+        };
+        assert!(inode("bin/a").is_some());
+        assert_eq!(inode("bin/a"), inode("lib/hard"));
+        assert_eq!(inode("bin/b.sh"), None);
         // The tarsum of an image file is lazycontext.go's, whichever way it was found.
         let lazy = Tree::image(&store, Some(&image)).unwrap();
         assert_eq!(

@@ -241,28 +241,9 @@ impl Engine {
         })
     }
 
-    /// Commits the container's changes as a child of `parent` (`None`: `scratch`): the empty
-    /// layer when it never ran (no walk), else what it changed. The image's history gains
-    /// `created_by`; its `container` is the container's ID.
-    pub async fn build_commit(
-        &self,
-        c: &BuildContainer,
-        parent: Option<&str>,
-        config: Map<String, Value>,
-        container_config: Map<String, Value>,
-        created_by: String,
-    ) -> Result<Image> {
-        let step = StepCommit {
-            parent: parent.map(String::from),
-            config,
-            container_config,
-            created_by,
-            author: String::new(),
-        };
-        self.build_commit_step(c, step).await
-    }
-
-    /// [`Engine::build_commit`] with every field of the commit (`author` from MAINTAINER).
+    /// Commits the container's changes as a child of `step.parent` (`None`: `scratch`): the
+    /// empty layer when it never ran (no walk), else what it changed. The image's history gains
+    /// `created_by` (and `author`, from MAINTAINER); its `container` is the container's ID.
     pub async fn build_commit_step(&self, c: &BuildContainer, step: StepCommit) -> Result<Image> {
         let container = self.container(&c.id)?;
         // A container that never ran changed nothing: no walk (and one on scratch has no
@@ -681,12 +662,15 @@ mod tests {
         let mut probe = run_config(&busybox, script);
         probe.insert("Entrypoint".into(), Value::Null);
         let image = engine
-            .build_commit(
+            .build_commit_step(
                 &c,
-                Some(&busybox.id),
-                run_config(&busybox, "sh"),
-                probe,
-                format!("/bin/sh -c {script}"),
+                StepCommit {
+                    parent: Some(busybox.id.clone()),
+                    config: run_config(&busybox, "sh"),
+                    container_config: probe,
+                    created_by: format!("/bin/sh -c {script}"),
+                    author: String::new(),
+                },
             )
             .await
             .unwrap();
@@ -732,12 +716,15 @@ mod tests {
             .await
             .unwrap();
         let image = engine
-            .build_commit(
+            .build_commit_step(
                 &c,
-                Some(&busybox.id),
-                config.clone(),
-                config,
-                "/bin/sh -c #(nop)  ENV A=1".into(),
+                StepCommit {
+                    parent: Some(busybox.id.clone()),
+                    config: config.clone(),
+                    container_config: config,
+                    created_by: "/bin/sh -c #(nop)  ENV A=1".into(),
+                    author: String::new(),
+                },
             )
             .await
             .unwrap();
@@ -762,12 +749,15 @@ mod tests {
             .await
             .unwrap();
         let image = engine
-            .build_commit(
+            .build_commit_step(
                 &c,
-                None,
-                config.clone(),
-                config,
-                "/bin/sh -c #(nop)  ENV A=1".into(),
+                StepCommit {
+                    parent: None,
+                    config: config.clone(),
+                    container_config: config,
+                    created_by: "/bin/sh -c #(nop)  ENV A=1".into(),
+                    author: String::new(),
+                },
             )
             .await
             .unwrap();

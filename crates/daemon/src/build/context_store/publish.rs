@@ -104,10 +104,9 @@ pub(crate) fn set_metadata(
         nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777),
     )
     .map_err(io::Error::from)?;
-    let t = nix::sys::time::TimeSpec::new(
-        mtime_ns.div_euclid(1_000_000_000),
-        mtime_ns.rem_euclid(1_000_000_000),
-    );
+    // Whole seconds, as COPY writes a file into a layer (Docker truncates), so the layer can
+    // hard-link the stored file instead of copying it.
+    let t = nix::sys::time::TimeSpec::new(mtime_ns.div_euclid(1_000_000_000), 0);
     nix::sys::stat::futimens(f.as_raw_fd(), &t, &t).map_err(io::Error::from)
 }
 

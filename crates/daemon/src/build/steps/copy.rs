@@ -9,8 +9,11 @@
 //! tar (plain, gzip, bzip2 or xz) into the destination keeping the archive's owners (20.10
 //! does not apply `--chown` there). Everything copied is owned by root, or by `--chown`
 //! (names from the image's /etc/passwd and /etc/group; a lone user also names the group, as
-//! dockerd's `parseChownFlag`); files keep their mode and mtime unless `--chmod`.
+//! dockerd's `parseChownFlag`); files keep their mode and mtime (whole seconds) unless
+//! `--chmod`, and names of one inode within one source (a directory, an archive) stay hard
+//! links of each other, as dockerd's tar copy keeps them.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -214,6 +217,8 @@ pub fn commit_copy(
         uid,
         gid,
         now,
+        item: 0,
+        inodes: Vec::new(),
     };
     // Unpacked ADD archives live here until the commit has linked their files.
     let mut scratch: Vec<berth_store::ScratchDir> = Vec::new();
@@ -222,6 +227,7 @@ pub fn commit_copy(
     let dest = fs.resolve(&dest_rel, true)?;
     let cmd = if plan.add { "ADD" } else { "COPY" };
     for item in plan.items {
+        layer.item += 1;
         match item {
             SourceItem::DirContents(contents) => {
                 if !layer.is_dir(&dest) {
@@ -283,6 +289,7 @@ pub fn commit_copy(
             }
         }
     }
+    layer.link_hard_links();
     // dockerd's words for a copy that could not be written.
     let image = store
         .commit_entries(parent, layer.entries, build_config, None)
@@ -298,6 +305,10 @@ struct Layer<'a> {
     uid: u32,
     gid: u32,
     now: (i64, u32),
+    /// Which source item is being planned (hard links are kept within one).
+    item: usize,
+    /// Files with other names in their source: (entry index, item and inode).
+    inodes: Vec<(usize, (usize, String))>,
 }
 
 impl Layer<'_> {
@@ -354,6 +365,38 @@ impl Layer<'_> {
         }
     }
 
+    /// Files of one source item that are one inode (hard links in the context, in the image
+    /// or in an ADD archive) stay one in the layer, as dockerd's tar copy and untar keep them:
+    /// the first by layer path is the file, the others link to it. Not when a later entry
+    /// replaces that file (then each stays its own copy).
+    fn link_hard_links(&mut self) {
+        let mut groups: HashMap<&(usize, String), Vec<usize>> = HashMap::new();
+        for (i, key) in &self.inodes {
+            groups.entry(key).or_default().push(*i);
+        }
+        let mut links = Vec::new();
+        for members in groups.into_values().filter(|m| m.len() > 1) {
+            // The order of the layer's tar: paths as they resolve in the parent.
+            let mut ordered: Vec<(String, usize)> = members
+                .into_iter()
+                .map(|i| {
+                    let p = &self.entries[i].path;
+                    (self.fs.resolve(p, false).unwrap_or_else(|_| p.clone()), i)
+                })
+                .collect();
+            ordered.sort_by(|a, b| a.0.split('/').cmp(b.0.split('/')));
+            let first = ordered[0].1;
+            let target = self.entries[first].path.clone();
+            if self.entries[first + 1..].iter().any(|e| e.path == target) {
+                continue;
+            }
+            links.extend(ordered[1..].iter().map(|&(_, i)| (i, target.clone())));
+        }
+        for (i, target) in links {
+            self.entries[i].kind = NewEntryKind::HardLink { target };
+        }
+    }
+
     fn push(&mut self, path: &str, f: &SourceFile, chmod: Option<u32>) {
         let kind = match f.kind {
             EntryKind::Dir => NewEntryKind::Dir,
@@ -379,6 +422,10 @@ impl Layer<'_> {
             mtime: f.mtime,
             xattrs: f.xattrs.clone(),
         });
+        if let (EntryKind::File, Some(inode)) = (f.kind, &f.inode) {
+            self.inodes
+                .push((self.entries.len() - 1, (self.item, inode.clone())));
+        }
     }
 
     /// Everything under the unpacked archive `root`, as it is (owners, modes, times), into
@@ -426,6 +473,10 @@ impl Layer<'_> {
                     }
                     _ => Vec::new(),
                 };
+                if matches!(kind, NewEntryKind::File { .. }) && m.nlink() > 1 {
+                    let inode = format!("{}:{}", m.dev(), m.ino());
+                    self.inodes.push((self.entries.len(), (self.item, inode)));
+                }
                 self.entries.push(NewEntry {
                     path: join(dest, &r),
                     kind,
@@ -466,6 +517,7 @@ fn is_archive(path: &Path) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
 
     /// A store on a temp root holding one image: /etc/passwd, /etc/group, `bin -> usr/bin`
@@ -545,6 +597,7 @@ mod tests {
             host: Some(host.to_path_buf()),
             linkname: String::new(),
             xattrs: Vec::new(),
+            inode: None,
         }
     }
 
@@ -685,6 +738,110 @@ mod tests {
         assert!(top.join("y/x.tgz").is_file());
         assert_eq!(std::fs::read(top.join("y/EOF")).unwrap(), b"hi\n");
         assert_eq!(meta(&top.join("y/EOF")), (0o644, 0, 0));
+    }
+
+    #[test]
+    fn hard_links_of_one_source_stay_one_inode() {
+        let Some((dir, store, base)) = store_with_base() else {
+            return;
+        };
+        let src = dir.path().join("root/src");
+        std::fs::create_dir(&src).unwrap();
+        let f = src.join("f");
+        std::fs::write(&f, b"content").unwrap();
+        let g = src.join("g");
+        std::fs::write(&g, b"other").unwrap();
+        let linked = |host: &Path, inode: &str| SourceFile {
+            inode: Some(inode.into()),
+            ..file(host, 0o644)
+        };
+        // An archive with a file and a hard link to it, listed link-target first.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o600);
+        h.set_size(2);
+        b.append_data(&mut h, "z/t", &b"t\n"[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o600);
+        h.set_size(0);
+        b.append_link(&mut h, "a/l", "z/t").unwrap();
+        let archive = src.join("l.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+
+        let plan = PlannedCopy {
+            hash: String::new(),
+            dest: "/h/".into(),
+            dest_abs: "/h/".into(),
+            items: vec![
+                // "b" and "d/a" are one inode; "c" is another; the second item's "x" shares
+                // the first's key but is another source: its own copy.
+                SourceItem::DirContents(vec![
+                    ("b".into(), linked(&f, "k")),
+                    ("c".into(), linked(&g, "other")),
+                    (
+                        "d".into(),
+                        SourceFile {
+                            kind: EntryKind::Dir,
+                            mode: 0o755,
+                            host: None,
+                            ..file(&f, 0)
+                        },
+                    ),
+                    ("d/a".into(), linked(&f, "k")),
+                ]),
+                SourceItem::File {
+                    name: "x".into(),
+                    file: linked(&f, "k"),
+                },
+                SourceItem::File {
+                    name: "l.tar".into(),
+                    file: file(&archive, 0o644),
+                },
+            ],
+            chmod: None,
+            add: true,
+        };
+        let image = commit_copy(&store, Some(&base), plan, None, config(&base)).unwrap();
+        let top = store.layer_dirs(&image).unwrap().last().unwrap().1.clone();
+        let ino = |p: &str| std::fs::metadata(top.join(p)).unwrap().ino();
+        assert_eq!(ino("h/b"), ino("h/d/a"));
+        assert_ne!(ino("h/b"), ino("h/c"));
+        // (h/x may share the inode too: an unchanged source file is hard-linked into the layer;
+        // the tar below says what the layer holds.)
+        assert_eq!(ino("h/a/l"), ino("h/z/t"));
+        // In the tar: link entries naming the first path.
+        let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
+        let mut tar = Vec::new();
+        store
+            .layer_tar(&diff)
+            .unwrap()
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let links: Vec<(String, String)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type() == tar::EntryType::Link)
+            .map(|e| {
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.link_name()
+                        .unwrap()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("h/d/a".to_string(), "h/b".to_string()),
+                ("h/z/t".to_string(), "h/a/l".to_string())
+            ]
+        );
     }
 
     #[test]

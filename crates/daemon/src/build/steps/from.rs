@@ -37,6 +37,9 @@ pub async fn initialize(
         )));
     }
     let base = base_image(ctx, &name, out).await?;
+    if let Some(image) = &base {
+        ctx.leases.hold(image).await?;
+    }
     let docker_config = base.as_ref().map(config_of);
     let mut config = RunConfig::for_stage(docker_config.as_ref());
     let triggers = config.on_build.take().unwrap_or_default();
@@ -121,15 +124,15 @@ pub async fn resolve_or_pull(
 ) -> Result<Image, BuildError> {
     if !ctx.opts.pull {
         if let Ok(image) = ctx.engine.image(name).await {
+            ctx.leases.hold(&image).await?;
             return Ok(image);
         }
     }
     let reference = Reference::parse(name).map_err(|e| BuildError::msg(e.to_string()))?;
     pull(ctx, &reference, out).await?;
-    ctx.engine
-        .image(&reference.full())
-        .await
-        .map_err(BuildError::from)
+    let image = ctx.engine.image(&reference.full()).await?;
+    ctx.leases.hold(&image).await?;
+    Ok(image)
 }
 
 /// Pulls `reference`, passing its progress into the stream; the pull's error ends the step.

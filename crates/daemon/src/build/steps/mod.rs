@@ -20,6 +20,7 @@ use super::cache::CacheFrom;
 use super::config::RunConfig;
 use super::context_store::ContextView;
 use super::expand::Scope;
+use super::leases::BuildLeases;
 use super::options::BuildOptions;
 use super::output::{short_id, StageOut};
 use super::BuildError;
@@ -37,6 +38,8 @@ pub struct BuildCtx {
     pub cache_from: CacheFrom,
     pub context: Arc<ContextView>,
     pub stages: StageResults,
+    /// Every image the build reads is held here until it ends (leases.rs).
+    pub leases: Arc<BuildLeases>,
 }
 
 /// The images finished stages made, for `FROM <stage>` and `COPY --from=<stage>`.
@@ -124,6 +127,15 @@ impl StageState {
         self.image = Some(image);
     }
 
+    /// Holds the stage's image until the build ends: an `rmi` meanwhile cannot free the
+    /// layers the next steps and later stages read.
+    pub async fn hold(&self, ctx: &BuildCtx) -> Result<(), BuildError> {
+        match &self.image {
+            Some(image) => ctx.leases.hold(image).await,
+            None => Ok(()),
+        }
+    }
+
     /// ` ---> <id>` after a step.
     pub fn print_id(&self, out: &StageOut) {
         out.text(&format!(
@@ -145,12 +157,13 @@ pub async fn dispatch(
     }
     let scope = Scope::for_step(&st.config, &st.args, ctx.escape);
     match &step.instruction {
-        Instruction::From { .. } => Err(BuildError::msg("FROM inside a stage")),
-        Instruction::Run { command, heredocs } => run::run(ctx, st, command, heredocs, out).await,
-        Instruction::Copy(c) => copy::copy_step(ctx, st, &scope, c, false, out).await,
-        Instruction::Add(c) => copy::copy_step(ctx, st, &scope, c, true, out).await,
-        other => meta::dispatch(ctx, st, other, &scope, out).await,
+        Instruction::From { .. } => return Err(BuildError::msg("FROM inside a stage")),
+        Instruction::Run { command, heredocs } => run::run(ctx, st, command, heredocs, out).await?,
+        Instruction::Copy(c) => copy::copy_step(ctx, st, &scope, c, false, out).await?,
+        Instruction::Add(c) => copy::copy_step(ctx, st, &scope, c, true, out).await?,
+        other => meta::dispatch(ctx, st, other, &scope, out).await?,
     }
+    st.hold(ctx).await
 }
 
 /// Looks the probe config up in the cache; on a hit prints ` ---> Using cache` and moves the
@@ -247,7 +260,7 @@ pub async fn remove_container(ctx: &BuildCtx, c: BuildContainer, out: &StageOut,
     };
     if succeeded && !ctx.opts.remove {
         // `--rm=false`: the container stays, as in Docker.
-        std::mem::forget(c);
+        c.keep();
         return;
     }
     ctx.engine.build_remove(&c).await;

@@ -1,7 +1,7 @@
 //! ONBUILD triggers of a stage's base image (dockerd's `dispatchTriggeredOnBuild`): after
 //! `# Executing N build trigger(s)` each runs as a step of its own, without a `Step` line.
 
-use berth_dockerfile::Step;
+use berth_dockerfile::{ParseError, Step};
 
 use super::{dispatch, BuildCtx, StageState};
 use crate::build::output::StageOut;
@@ -30,9 +30,16 @@ pub async fn run_triggers(
 }
 
 /// A stored trigger (`RUN echo x`) as a step: parsed as the only instruction of a stage.
+/// dockerd parses the trigger on its own and reports what is wrong with it without a
+/// `dockerfile parse error line N:` prefix (the line would be the trigger's, not the
+/// Dockerfile's), e.g. `Unknown flag: bogus`.
 fn parse_trigger(trigger: &str) -> Result<Step, BuildError> {
-    let df = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n"))
-        .map_err(|e| BuildError::msg(e.to_string()))?;
+    let df = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
+        BuildError::msg(match e {
+            ParseError::Line { message, .. } => message,
+            other => other.to_string(),
+        })
+    })?;
     let mut steps = df
         .stages
         .into_iter()
@@ -45,4 +52,27 @@ fn parse_trigger(trigger: &str) -> Result<Step, BuildError> {
         ));
     }
     Ok(steps.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_errors_are_dockerds_without_a_line() {
+        let err = |t: &str| match parse_trigger(t) {
+            Err(BuildError::Step {
+                message,
+                code: None,
+            }) => message,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(err("FOO bar"), "unknown instruction: FOO");
+        assert_eq!(err("COPY --bogus=1 a b"), "Unknown flag: bogus");
+        assert_eq!(
+            err("HEALTHCHECK --retries=0 CMD true"),
+            "--retries must be at least 1 (not 0)"
+        );
+        assert_eq!(parse_trigger("RUN echo x").unwrap().text, "RUN echo x");
+    }
 }
