@@ -16,7 +16,12 @@ pub fn kv_map(items: &[String]) -> HashMap<String, String> {
 
 /// Prints `warning` and docker's `Are you sure you want to continue? [y/N]`; true on y/yes.
 pub fn confirm(warning: &str) -> bool {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    prompt(&format!("{warning}\nAre you sure you want to continue?"))
+}
+
+/// docker's `PromptForConfirmation`: `question [y/N] `; true on y/yes.
+pub fn prompt(question: &str) -> bool {
+    print!("{question} [y/N] ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

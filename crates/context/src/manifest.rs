@@ -53,6 +53,25 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A directory a context's tar implies without an entry of its own (see `implied`), as
+    /// Docker's untar creates it: 0755, root's.
+    pub fn implied_dir(path: String, mtime_ns: i64) -> Entry {
+        Entry {
+            path,
+            kind: EntryKind::Dir,
+            mode: 0o040755,
+            size: 0,
+            mtime_ns,
+            uid: 0,
+            gid: 0,
+            linkname: String::new(),
+            xattrs: Vec::new(),
+            digest: None,
+            tarsum: None,
+            implied: true,
+        }
+    }
+
     /// A hard link to another file of the context (its content is that file's).
     pub fn is_hard_link(&self) -> bool {
         self.kind == EntryKind::File && !self.linkname.is_empty()
@@ -94,7 +113,7 @@ impl Manifest {
     }
 
     /// The entries strictly under directory `dir` ("" = the whole context), in path order.
-    pub fn children_of<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn descendants<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
@@ -143,6 +162,39 @@ impl Manifest {
             entries.push(e);
         }
         Ok(Manifest { entries })
+    }
+
+    /// Checks what the daemon relies on when it lays a context out: every entry well formed
+    /// (as `from_json_lines` checks), paths in strictly increasing order, every parent a
+    /// directory of the manifest, every hard link naming a file of it that is no link itself.
+    pub fn check_tree(&self) -> Result<(), String> {
+        let mut prev: Option<&str> = None;
+        for e in &self.entries {
+            check_entry(e)?;
+            if prev.is_some_and(|p| p >= e.path.as_str()) {
+                return Err(format!("{:?} is out of order", e.path));
+            }
+            prev = Some(&e.path);
+            if let Some((parent, _)) = e.path.rsplit_once('/') {
+                if !self.get(parent).is_some_and(|p| p.kind == EntryKind::Dir) {
+                    return Err(format!(
+                        "{:?}: parent {parent:?} is not a directory in the manifest",
+                        e.path
+                    ));
+                }
+            }
+            if e.is_hard_link()
+                && !self
+                    .get(&e.linkname)
+                    .is_some_and(|t| t.kind == EntryKind::File && !t.is_hard_link())
+            {
+                return Err(format!(
+                    "{:?}: hard link target {:?} is not a file in the manifest",
+                    e.path, e.linkname
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -260,9 +312,9 @@ mod tests {
         ]);
         assert_eq!(m.get("a.txt").unwrap().kind, EntryKind::File);
         assert!(m.get("a/x").is_none());
-        let under: Vec<_> = m.children_of("a").map(|e| e.path.as_str()).collect();
+        let under: Vec<_> = m.descendants("a").map(|e| e.path.as_str()).collect();
         assert_eq!(under, ["a/b", "a/c"]);
-        assert_eq!(m.children_of("").count(), 4);
+        assert_eq!(m.descendants("").count(), 4);
     }
 
     #[test]
@@ -287,6 +339,36 @@ mod tests {
         let mut wrongtype = file("a", 'a');
         wrongtype.mode = 0o040755;
         assert!(Manifest::from_json_lines(&line(&wrongtype)).is_err());
+    }
+
+    #[test]
+    fn check_tree_wants_parents_and_link_targets_in_the_manifest() {
+        let ok = Manifest::new(vec![dir("d"), file("d/f", 'a')]);
+        assert_eq!(ok.check_tree(), Ok(()));
+        let orphan = Manifest::new(vec![file("d/f", 'a')]);
+        assert!(orphan.check_tree().unwrap_err().contains("parent \"d\""));
+        let under_file = Manifest::new(vec![file("d", 'a'), file("d/f", 'a')]);
+        assert!(under_file.check_tree().is_err());
+        let escaping = Manifest {
+            entries: vec![file("../f", 'a')],
+        };
+        assert!(escaping.check_tree().unwrap_err().contains("bad path"));
+        let unsorted = Manifest {
+            entries: vec![file("b", 'a'), file("a", 'a')],
+        };
+        assert!(unsorted.check_tree().unwrap_err().contains("out of order"));
+        let link = |name: &str, to: &str| Entry {
+            linkname: to.into(),
+            ..file(name, 'a')
+        };
+        for bad in [
+            Manifest::new(vec![link("l", "nowhere")]),
+            Manifest::new(vec![dir("d"), link("l", "d")]),
+            Manifest::new(vec![link("a", "c"), link("c", "a")]),
+        ] {
+            let err = bad.check_tree().unwrap_err();
+            assert!(err.contains("is not a file in the manifest"), "{err}");
+        }
     }
 
     #[test]

@@ -1360,4 +1360,47 @@ mod tests {
         assert_eq!(fs.read_dir(""), ["a", "b", "c"]);
         assert!(store.image_fs(None).unwrap().read_dir("").is_empty());
     }
+
+    #[test]
+    fn overlay_xattrs_of_entries_are_dropped() {
+        if !require_root("overlay_xattrs_of_entries_are_dropped") {
+            return;
+        }
+        let (_dir, store) = temp_store();
+        let base = parent(&store);
+        // A build's input asking for an opaque /etc (hiding the parent's) and a metacopy.
+        let mut dir = entry("etc", NewEntryKind::Dir, 0o755);
+        dir.xattrs = vec![
+            ("trusted.overlay.opaque".into(), b"y".to_vec()),
+            ("user.k".into(), b"v".to_vec()),
+        ];
+        let mut file = entry("etc/new", NewEntryKind::Bytes(b"n".to_vec()), 0o644);
+        file.xattrs = vec![("trusted.overlay.metacopy".into(), Vec::new())];
+        let image = store
+            .commit_entries(Some(&base), vec![dir, file], config_for(Some(&base)), None)
+            .unwrap();
+        let top = store.layer_dirs(&image).unwrap()[1].1.clone();
+        for p in ["etc", "etc/new"] {
+            let names: Vec<String> = xattr::list(top.join(p))
+                .unwrap()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names.iter().all(|n| !n.starts_with("trusted.overlay.")),
+                "{p}: {names:?}"
+            );
+        }
+        assert_eq!(
+            xattr::get(top.join("etc"), "user.k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        let mut tar = Vec::new();
+        let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
+        store
+            .layer_tar(&diff)
+            .unwrap()
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert!(!tar.windows(15).any(|w| w == b"trusted.overlay"));
+    }
 }

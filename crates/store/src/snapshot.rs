@@ -188,6 +188,11 @@ impl Snapshots {
         let rootfs_dir = root.join("containers-rootfs");
         for d in [&dir, &rootfs_dir] {
             std::fs::create_dir_all(d).map_err(|e| ctx(e, d.display()))?;
+            // Layers and root filesystems hold images' set-uid programs and device nodes:
+            // no host user may reach them (dockerd's CVE-2021-41091). The daemon and the
+            // kernel's overlay lookups (with the mounter's credentials) are root.
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| ctx(e, d.display()))?;
         }
         let prior = prior_driver(&rootfs_dir)?;
         let driver = match (requested, prior) {

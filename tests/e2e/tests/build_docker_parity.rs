@@ -169,7 +169,8 @@ fn all_kinds(dir: &Path) {
         "FROM busybox\nARG V=1\nENV A=b C=\"d e\"\nLABEL maintainer=\"me\" version=$V\nWORKDIR /app\nCOPY hello.txt /app/\n\
 ADD dir /app/dir\nRUN echo built > /built && cat /app/hello.txt\nRUN [\"sh\", \"-c\", \"echo exec form\"]\n\
 EXPOSE 80/tcp 443\nVOLUME /data\nUSER nobody\nCMD [\"sh\"]\nENTRYPOINT [\"/bin/sh\",\"-c\"]\n\
-HEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGTERM\nSHELL [\"/bin/sh\",\"-c\"]\nONBUILD RUN echo onbuild\n",
+HEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGTERM\nSHELL [\"/bin/sh\",\"-c\"]\nONBUILD RUN echo onbuild\n\
+ONBUILD COPY f /onbuild-copied\n",
     );
     write(dir, "hello.txt", "hello\n");
     write(dir, "dir/sub/x", "x\n");
@@ -235,7 +236,7 @@ fn every_instruction_kind_builds_as_on_docker() {
     assert_same("cached rebuild", &b, &d);
     assert_eq!(
         b.stdout.matches(" ---> Using cache").count(),
-        18,
+        19,
         "{}",
         b.stdout
     );
@@ -313,7 +314,7 @@ RUN echo $P\nHEALTHCHECK --interval=1m --timeout=3s --retries=3 CMD wget -q loca
     assert_eq!(d.code, 0, "dockerd: {}{}", d.stdout, d.stderr);
     assert_same("child build", &b, &d);
     assert!(
-        b.stdout.contains("# Executing 1 build trigger\n"),
+        b.stdout.contains("# Executing 2 build triggers\n"),
         "{}",
         b.stdout
     );
@@ -335,9 +336,35 @@ RUN echo $P\nHEALTHCHECK --interval=1m --timeout=3s --retries=3 CMD wget -q loca
         "h6test/child",
         "sh",
         "-c",
-        "stat -c '%u:%g' /owned; cat /tarx/in-tar.txt",
+        "stat -c '%u:%g' /owned; cat /tarx/in-tar.txt /onbuild-copied",
     ]);
-    assert_eq!(r.stdout, "1:2\ntar", "{}", r.stderr);
+    assert_eq!(r.stdout, "1:2\ntarowned\n", "{}", r.stderr);
+}
+
+#[test]
+fn rm_false_keeps_the_step_containers_as_docker() {
+    let p = Pair::start();
+    let ctx = TempDir::new();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nRUN echo ran > /ran\n",
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let (b, d) = p.both(&["build", "--no-cache", "--rm=false", dir]);
+    assert_eq!(d.code, 0, "dockerd: {}{}", d.stdout, d.stderr);
+    assert_same("--rm=false", &b, &d);
+    // Every step's container stays: ENV's never started, RUN's exited.
+    let ps = [
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Command}} {{.State}}",
+    ];
+    let (b, d) = p.both(&ps);
+    assert_eq!(b.stdout, d.stdout);
+    assert_eq!(b.stdout.lines().count(), 2, "{}", b.stdout);
 }
 
 #[test]

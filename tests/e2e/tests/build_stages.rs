@@ -259,7 +259,10 @@ fn an_image_removed_during_the_build_stays_readable_until_it_ends() {
         base_files.contains(&base_id["sha256:".len()..].to_string()),
         "{base_files:?}"
     );
-    assert!(base_files.len() >= 2, "its layer and config: {base_files:?}");
+    assert!(
+        base_files.len() >= 2,
+        "its layer and config: {base_files:?}"
+    );
 
     // Stage src is done (its image is the base) while the next stage's RUN waits for /go:
     // the base is removed in between, then the RUN goes on and the COPY reads the base.
@@ -291,7 +294,11 @@ RUN until [ -e /go ]; do sleep 0.1; done; rm /go\nCOPY --from=src /base /base\nR
     );
     let r = d.berth(&["rmi", "-f", "h6/base"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(&format!("Deleted: {base_id}")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("Deleted: {base_id}")),
+        "{}",
+        r.stdout
+    );
     assert_ne!(d.berth(&["image", "inspect", &base_id]).code, 0);
     let during = stored(&d);
     assert!(

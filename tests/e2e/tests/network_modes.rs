@@ -79,6 +79,16 @@ fn files_follow_the_flags() {
     assert_eq!(out, "10.0.0.9 extra");
 }
 
+/// IPv4 addresses only, as in dockerd 20.10's sandboxes when the network has no IPv6 (berth's
+/// never do): `lo` has no `::1`, `eth0` no link-local `fe80::`.
+#[test]
+fn containers_have_no_ipv6_addresses() {
+    let d = Daemon::start();
+    let inet = "ip addr | grep inet | awk '{print $1, $NF}'";
+    assert_eq!(d.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", inet]), "inet lo");
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "sh", "-c", inet]), "inet lo\ninet eth0");
+}
+
 #[test]
 fn resolv_conf_keeps_the_hosts_reachable_resolvers() {
     let d = Daemon::start();

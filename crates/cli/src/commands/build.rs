@@ -14,6 +14,8 @@ use crate::client::{self, Client, ClientError};
 use crate::commands::build_context::{self, Prepared};
 use crate::commands::context_sync::{self, SyncOutcome};
 use crate::commands::create::{flag_error, host_env, io_reason};
+use crate::commands::network_opts::validate_extra_host;
+use crate::commands::run::parse_go_bool;
 use crate::commands::{CmdResult, Failure};
 use crate::format::ram_in_bytes;
 use crate::jsonmessage::{human_size, Message};
@@ -151,16 +153,9 @@ impl Query {
 }
 
 fn parse_bool(cmd: &str, v: &Option<String>, default: bool, flag: &str) -> Result<bool, Failure> {
-    match v.as_deref() {
+    match v {
         None => Ok(default),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-        Some(other) => Err(flag_error(
-            cmd,
-            other,
-            flag,
-            &format!("strconv.ParseBool: parsing \"{other}\": invalid syntax"),
-        )),
+        Some(s) => parse_go_bool(s).map_err(|e| flag_error(cmd, s, flag, &e)),
     }
 }
 
@@ -360,19 +355,6 @@ fn check_tag(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `name:ip` (docker's `ValidateExtraHost`).
-fn check_extra_host(h: &str) -> Result<(), String> {
-    let Some((_, ip)) = h.split_once(':').filter(|(n, _)| !n.is_empty()) else {
-        return Err(format!("bad format for add-host: \"{h}\""));
-    };
-    let bare = ip.trim_start_matches('[').trim_end_matches(']');
-    if ip == "host-gateway" || bare.parse::<std::net::IpAddr>().is_ok() {
-        Ok(())
-    } else {
-        Err(format!("invalid IP address in add-host: \"{ip}\""))
-    }
-}
-
 /// The flags checked and turned into the request query, in docker's order of checks.
 fn query_from_flags(a: &BuildArgs) -> Result<Query, Failure> {
     let cmd = a.command;
@@ -382,7 +364,7 @@ fn query_from_flags(a: &BuildArgs) -> Result<Query, Failure> {
     let buildargs = build_args(cmd, &a.build_arg)?;
     let labels = labels(cmd, &a.label)?;
     for h in &a.add_host {
-        check_extra_host(h).map_err(|e| flag_error(cmd, h, "--add-host", &e))?;
+        validate_extra_host(h).map_err(|e| flag_error(cmd, h, "--add-host", &e))?;
     }
     let mut ulimits = Vec::new();
     for u in &a.ulimit {
@@ -657,13 +639,13 @@ fn registry_config() -> String {
     base64::engine::general_purpose::URL_SAFE.encode(json)
 }
 
-/// A writer feeding the request body from a blocking thread, counting bytes and showing the
-/// upload progress on a terminal.
-struct BodyWriter {
+/// A request body written on a blocking thread (the context walk and file reads block),
+/// sent on in 256 KiB chunks; counts the bytes and, when asked, shows the upload progress.
+pub struct BodyWriter {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     buf: Vec<u8>,
     sent: u64,
-    tty: bool,
+    show_progress: bool,
     last_shown: std::time::Instant,
 }
 
@@ -688,7 +670,7 @@ impl Write for BodyWriter {
                 "the daemon closed the connection",
             )
         })?;
-        if self.tty && self.last_shown.elapsed().as_millis() >= 100 {
+        if self.show_progress && self.last_shown.elapsed().as_millis() >= 100 {
             self.last_shown = std::time::Instant::now();
             print!(
                 "Sending build context to Docker daemon {:>8}\r",
@@ -700,26 +682,24 @@ impl Write for BodyWriter {
     }
 }
 
-/// Sends what `produce` writes as the request body; returns the response and the byte count.
-async fn send_produced(
-    client: &Client,
-    query: &str,
-    quiet: bool,
+/// Sends `request` with the body `produce` writes on a blocking thread. Returns the response,
+/// the bytes written and `produce`'s error (a body cut short by it ends the request too).
+pub async fn send_produced<R>(
+    show_progress: bool,
     produce: impl FnOnce(&mut BodyWriter) -> std::io::Result<()> + Send + 'static,
-) -> (
-    Result<Response<Incoming>, ClientError>,
-    u64,
-    Option<std::io::Error>,
-) {
+    request: impl FnOnce(client::Body) -> R,
+) -> (R::Output, u64, Option<std::io::Error>)
+where
+    R: std::future::Future,
+{
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let (mut body_tx, body) = Channel::<Bytes, std::io::Error>::new(4);
-    let tty = !quiet && crate::term::is_tty(1);
     let producer = tokio::task::spawn_blocking(move || {
         let mut w = BodyWriter {
             tx,
             buf: Vec::new(),
             sent: 0,
-            tty,
+            show_progress,
             last_shown: std::time::Instant::now(),
         };
         let res = produce(&mut w).and_then(|_| w.flush());
@@ -732,10 +712,16 @@ async fn send_produced(
             }
         }
     };
-    let request = post_build(client, query, body.boxed());
-    let (resp, _) = tokio::join!(request, forward);
-    let (sent, err) = producer.await.unwrap_or((0, None));
+    let (resp, _) = tokio::join!(request(body.boxed()), forward);
+    let (sent, err) = producer
+        .await
+        .unwrap_or_else(|e| (0, Some(std::io::Error::other(e.to_string()))));
     (resp, sent, err)
+}
+
+/// docker shows the upload's progress while it lasts on a terminal only.
+fn show_progress(out: &Out) -> bool {
+    !out.quiet && crate::term::is_tty(1)
 }
 
 /// The classic upload: the context as docker's tar (gzip with `--compress`).
@@ -746,7 +732,7 @@ async fn send_tar(
     compress: bool,
     out: &mut Out,
 ) -> Result<Response<Incoming>, ClientError> {
-    let (resp, sent, err) = send_produced(client, query, out.quiet, move |w| {
+    let produce = move |w: &mut BodyWriter| {
         if compress {
             let gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
             build_context::write_tar(gz, &ctx)?.finish()?;
@@ -754,6 +740,9 @@ async fn send_tar(
             build_context::write_tar(w, &ctx)?;
         }
         Ok(())
+    };
+    let (resp, sent, err) = send_produced(show_progress(out), produce, |body| {
+        post_build(client, query, body)
     })
     .await;
     out.sent(sent);
@@ -774,10 +763,13 @@ async fn send_stream(
     head: Vec<u8>,
     out: &mut Out,
 ) -> Result<Response<Incoming>, ClientError> {
-    let (resp, sent, _) = send_produced(client, query, out.quiet, move |w| {
+    let produce = move |w: &mut BodyWriter| {
         w.write_all(&head)?;
         std::io::copy(&mut std::io::stdin().lock(), w)?;
         Ok(())
+    };
+    let (resp, sent, _) = send_produced(show_progress(out), produce, |body| {
+        post_build(client, query, body)
     })
     .await;
     out.sent(sent);

@@ -5,7 +5,6 @@
 //! `.dockerfile.<random>` and named in `.dockerignore`).
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -13,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_context::dockerignore::{clean, read_patterns};
 use berth_context::{walk, Entry, EntryKind, Ignore};
+use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::commands::create::io_reason;
 
@@ -534,24 +534,13 @@ struct Names {
 }
 
 impl Names {
+    /// "" when the host has no such user, as Go's lookup failing.
     fn user(&mut self, uid: u32) -> String {
         self.users
             .entry(uid)
-            .or_insert_with(|| {
-                let mut buf = vec![0 as libc::c_char; 4096];
-                // SAFETY: zeroed passwd is a valid out-parameter; buf outlives the call.
-                let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-                let mut res: *mut libc::passwd = std::ptr::null_mut();
-                let rc = unsafe {
-                    libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res)
-                };
-                if rc != 0 || res.is_null() {
-                    return String::new();
-                }
-                // SAFETY: on success pw_name points into buf, NUL-terminated.
-                unsafe { CStr::from_ptr(pw.pw_name) }
-                    .to_string_lossy()
-                    .into_owned()
+            .or_insert_with(|| match User::from_uid(Uid::from_raw(uid)) {
+                Ok(Some(u)) => u.name,
+                _ => String::new(),
             })
             .clone()
     }
@@ -559,21 +548,9 @@ impl Names {
     fn group(&mut self, gid: u32) -> String {
         self.groups
             .entry(gid)
-            .or_insert_with(|| {
-                let mut buf = vec![0 as libc::c_char; 4096];
-                // SAFETY: as in `user`.
-                let mut gr: libc::group = unsafe { std::mem::zeroed() };
-                let mut res: *mut libc::group = std::ptr::null_mut();
-                let rc = unsafe {
-                    libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr(), buf.len(), &mut res)
-                };
-                if rc != 0 || res.is_null() {
-                    return String::new();
-                }
-                // SAFETY: on success gr_name points into buf, NUL-terminated.
-                unsafe { CStr::from_ptr(gr.gr_name) }
-                    .to_string_lossy()
-                    .into_owned()
+            .or_insert_with(|| match Group::from_gid(Gid::from_raw(gid)) {
+                Ok(Some(g)) => g.name,
+                _ => String::new(),
             })
             .clone()
     }

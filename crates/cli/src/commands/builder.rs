@@ -2,7 +2,6 @@
 //! build`) and `prune`, which empties the daemon's build cache through `POST /build/prune`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
 
 use berth_api::models::BuildPruneResponse;
 use clap::{Args, Subcommand};
@@ -104,15 +103,6 @@ fn prune_query(a: &PruneArgs) -> Result<String, Failure> {
     Ok(client::query(&q))
 }
 
-/// docker's `PromptForConfirmation`: the question and ` [y/N] ` on one line.
-fn confirm(question: &str) -> bool {
-    print!("{question} [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
 /// What docker prints for the daemon's answer.
 fn prune_report(resp: &BuildPruneResponse) -> String {
     let mut out = String::new();
@@ -146,7 +136,7 @@ async fn prune(client: &Client, a: PruneArgs) -> CmdResult {
     } else {
         "WARNING! This will remove all dangling build cache. Are you sure you want to continue?"
     };
-    if !a.force && !confirm(question) {
+    if !a.force && !crate::flags::prompt(question) {
         // docker 20.10 prints the (zero) total when the prompt is declined.
         println!("Total reclaimed space: 0B");
         return Ok(0);

@@ -5,7 +5,7 @@
 //! A daemon without these routes (dockerd, an older berthd) answers 404: the caller then
 //! sends the classic tar.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
 use crate::client::{self, Client, ClientError};
-use crate::commands::build::Out;
+use crate::commands::build::{send_produced, Out};
 use crate::commands::build_context::{DirContext, Extra};
 use crate::commands::Failure;
 
@@ -121,12 +121,12 @@ fn prepare(ctx: &DirContext) -> io::Result<Prepared> {
 /// entered for a `!` exception inside it), as Docker's untar creates them: 0755, root.
 fn with_implied_parents(mut entries: Vec<Entry>) -> Vec<Entry> {
     let present: HashSet<String> = entries.iter().map(|e| e.path.clone()).collect();
-    let mut implied: BTreeMap<String, ()> = BTreeMap::new();
+    let mut implied: BTreeSet<String> = BTreeSet::new();
     for e in &entries {
         let mut p = e.path.as_str();
         while let Some((parent, _)) = p.rsplit_once('/') {
             if !present.contains(parent) {
-                implied.insert(parent.to_string(), ());
+                implied.insert(parent.to_string());
             }
             p = parent;
         }
@@ -135,23 +135,8 @@ fn with_implied_parents(mut entries: Vec<Entry>) -> Vec<Entry> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    for (path, ()) in implied {
-        entries.push(Entry {
-            path,
-            kind: EntryKind::Dir,
-            mode: 0o040755,
-            size: 0,
-            mtime_ns: now,
-            uid: 0,
-            gid: 0,
-            linkname: String::new(),
-            xattrs: Vec::new(),
-            digest: None,
-            tarsum: None,
-            // Docker hashes a directory its tar lacks as its path: the daemon must know.
-            implied: true,
-        });
-    }
+    // Docker hashes a directory its tar lacks as its path: the daemon must know.
+    entries.extend(implied.into_iter().map(|p| Entry::implied_dir(p, now)));
     entries
 }
 
@@ -214,73 +199,27 @@ async fn upload(
         }
     }
     let total: u64 = files.iter().map(|f| f.2).sum();
-    let (mut body_tx, body) = http_body_util::channel::Channel::<bytes::Bytes, io::Error>::new(4);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
-    let producer = tokio::task::spawn_blocking(move || {
-        write_blobs(
-            ChunkWriter {
-                tx,
-                buf: Vec::new(),
-            },
-            &files,
-        )
-    });
-    let forward = async move {
-        while let Some(chunk) = rx.recv().await {
-            if body_tx.send_data(chunk).await.is_err() {
-                break;
-            }
-        }
-    };
-    use http_body_util::BodyExt;
     let path = format!("/build/context/{}/blobs", client::enc_path(id));
     let headers = [("Content-Type", "application/x-tar".to_string())];
-    let (resp, _) = tokio::join!(
-        client.send_with_headers(Method::PUT, &path, body.boxed(), &headers),
-        forward
-    );
-    let produced = producer.await.map_err(|e| Failure::new(1, e.to_string()))?;
-    match (resp, produced) {
-        (Ok(r), Ok(())) => {
+    let (resp, _, err) = send_produced(
+        false,
+        move |w| write_blobs(w, &files),
+        |body| client.send_with_headers(Method::PUT, &path, body, &headers),
+    )
+    .await;
+    match (resp, err) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(_), Some(e)) => Err(Failure::new(1, format!("error checking context: '{e}'."))),
+        (Ok(r), None) => {
             let _ = client::collect(r.into_body()).await;
             Ok(total)
         }
-        (Err(e), _) => Err(e.into()),
-        (Ok(_), Err(e)) => Err(Failure::new(1, format!("error checking context: '{e}'."))),
-    }
-}
-
-struct ChunkWriter {
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = bytes::Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(chunk).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the daemon closed the connection",
-            )
-        })
     }
 }
 
 /// The blobs tar. A file whose size changed since it was hashed fails the upload (the daemon
 /// would reject its content anyway).
-fn write_blobs(w: ChunkWriter, files: &[(String, PathBuf, u64)]) -> io::Result<()> {
+fn write_blobs(w: impl Write, files: &[(String, PathBuf, u64)]) -> io::Result<()> {
     let mut b = tar::Builder::new(w);
     for (hex, host, size) in files {
         let f = fs::File::open(host)?;

@@ -152,7 +152,7 @@ impl NetworkOpts {
 }
 
 /// `name:ip` (docker's `ValidateExtraHost`); `host-gateway` is the daemon's to resolve.
-fn validate_extra_host(h: &str) -> Result<(), String> {
+pub fn validate_extra_host(h: &str) -> Result<(), String> {
     let Some((name, ip)) = h.split_once(':').filter(|(n, _)| !n.is_empty()) else {
         return Err(format!("bad format for add-host: \"{h}\""));
     };

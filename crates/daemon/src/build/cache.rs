@@ -35,12 +35,7 @@ pub fn cache_key(parent: Option<&str>, container_config: &Map<String, Value>) ->
 /// Exactly the fields moby's `compare` looks at, in a fixed order, normalised as it compares
 /// them (a missing list equals an empty one; maps and sets by content).
 fn canonical(c: &Map<String, Value>) -> Value {
-    let strings = |k: &str| -> Vec<String> {
-        match c.get(k) {
-            Some(Value::Array(a)) => a.iter().map(text).collect(),
-            _ => Vec::new(),
-        }
-    };
+    let strings = |k: &str| string_list(c.get(k));
     let key_set = |k: &str| -> Vec<String> {
         let mut keys: Vec<String> = match c.get(k) {
             Some(Value::Object(m)) => m.keys().cloned().collect(),
@@ -63,12 +58,8 @@ fn canonical(c: &Map<String, Value>) -> Value {
     let healthcheck = match c.get("Healthcheck") {
         Some(Value::Object(h)) => {
             let num = |k: &str| h.get(k).and_then(Value::as_i64).unwrap_or(0);
-            let test: Vec<String> = match h.get("Test") {
-                Some(Value::Array(a)) => a.iter().map(text).collect(),
-                _ => Vec::new(),
-            };
             json!({
-                "Test": test,
+                "Test": string_list(h.get("Test")),
                 "Interval": num("Interval"),
                 "Timeout": num("Timeout"),
                 "StartPeriod": num("StartPeriod"),
@@ -101,6 +92,14 @@ fn canonical(c: &Map<String, Value>) -> Value {
         "StopTimeout": c.get("StopTimeout").and_then(Value::as_i64),
         "Healthcheck": healthcheck,
     })
+}
+
+/// A JSON list as Docker's `[]string`: anything else (null, missing) is empty.
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().map(text).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A JSON value as the string Docker's config holds (non-strings as their JSON text).
@@ -229,10 +228,7 @@ impl Engine {
 
 /// The probe's `Cmd` joined with spaces: the `created_by` its step records.
 fn join_cmd(c: &Map<String, Value>) -> String {
-    match c.get("Cmd") {
-        Some(Value::Array(a)) => a.iter().map(text).collect::<Vec<_>>().join(" "),
-        _ => String::new(),
-    }
+    string_list(c.get("Cmd")).join(" ")
 }
 
 #[cfg(test)]

@@ -164,15 +164,9 @@ impl ContextStore {
         self.pins.pin(&lease, &[format!("m:{hex}")]);
         self.save_manifest(&hex, &manifest, "")?;
         self.touch(&hex, "");
-        let mut view = ContextView {
-            manifest,
-            hidden: Vec::new(),
-            blobs_dir: self.blobs_dir(),
-            _lease: lease,
-        };
-        view.hide_ignored(dockerfile)?;
+        let view = self.view(manifest, lease, dockerfile)?;
         self.gc_logged();
-        Ok(Arc::new(view))
+        Ok(view)
     }
 
     /// The berth CLI path, step 1: records `manifest` (without tarsums) under `key` and says
@@ -183,7 +177,8 @@ impl ContextStore {
                 "invalid build context key {key:?}"
             )));
         }
-        check_tree(&manifest)
+        manifest
+            .check_tree()
             .map_err(|e| Error::InvalidParameter(format!("invalid build context manifest: {e}")))?;
         for e in &mut manifest.entries {
             e.tarsum = None;
@@ -230,6 +225,12 @@ impl ContextStore {
         }
         self.fill_tarsums(&mut manifest)?;
         self.touch(&hex, "");
+        self.view(manifest, lease, dockerfile)
+    }
+
+    /// What a build reads of `manifest` (its files held by `lease`), the context presented
+    /// as Docker does for the Dockerfile `dockerfile` (see `ContextView::hide_ignored`).
+    fn view(&self, manifest: Manifest, lease: Lease, dockerfile: &str) -> Result<Arc<ContextView>> {
         let mut view = ContextView {
             manifest,
             hidden: Vec::new(),
@@ -555,51 +556,6 @@ impl ContextStore {
     }
 }
 
-/// A manifest's entries form a tree: every parent of an entry is a directory entry; a hard
-/// link names a file of the manifest that is not a link itself.
-fn check_tree(m: &Manifest) -> std::result::Result<(), String> {
-    let mut prev: Option<&str> = None;
-    for e in &m.entries {
-        if !berth_context::manifest::is_clean_relative(&e.path) {
-            return Err(format!("bad path {:?}", e.path));
-        }
-        if prev.is_some_and(|p| p >= e.path.as_str()) {
-            return Err(format!("{:?} is out of order", e.path));
-        }
-        prev = Some(&e.path);
-        if let Some((parent, _)) = e.path.rsplit_once('/') {
-            match m.get(parent) {
-                Some(p) if p.kind == EntryKind::Dir => {}
-                _ => {
-                    return Err(format!(
-                        "{:?}: parent {parent:?} is not a directory in the manifest",
-                        e.path
-                    ))
-                }
-            }
-        }
-        if e.is_hard_link()
-            && !m
-                .get(&e.linkname)
-                .is_some_and(|t| t.kind == EntryKind::File && !t.is_hard_link())
-        {
-            return Err(format!(
-                "{:?}: hard link target {:?} is not a file in the manifest",
-                e.path, e.linkname
-            ));
-        }
-        if e.kind == EntryKind::File
-            && !e
-                .digest
-                .as_deref()
-                .is_some_and(berth_context::manifest::is_sha256_digest)
-        {
-            return Err(format!("{}: a file needs a sha256 digest", e.path));
-        }
-    }
-    Ok(())
-}
-
 /// `p` as a path relative to the context root, cleaned the way a path inside a chroot
 /// resolves: `.` and empty components dropped, `..` never climbing above the root, a leading
 /// `/` meaning the root. "" is the root itself.
@@ -647,7 +603,9 @@ impl ContextView {
 
     /// Where the content with `digest` ("sha256:<hex>") is stored.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.blobs_dir.join(digest_hex(digest).unwrap_or(digest))
+        // Never the digest itself: joined, "/etc/shadow" or "../x" would name a host file.
+        self.blobs_dir
+            .join(digest_hex(digest).unwrap_or("not-a-digest"))
     }
 
     /// The entry at `path`: COPY's view first, then what `.dockerignore` hid.
@@ -672,63 +630,33 @@ impl ContextView {
         }
     }
 
-    /// Follows `path` component by component through the manifest's symlinks; `..` and
-    /// absolute link targets stop at the context root.
+    /// The entry `path` names, symlinks followed inside the context.
     fn resolve(&self, path: &str) -> io::Result<&Entry> {
+        use berth_context::resolve::{resolve_in_scope, ResolveError};
         let not_found = || {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{path}: no such file or directory"),
             )
         };
-        let mut pending: std::collections::VecDeque<String> =
-            path.split('/').map(String::from).collect();
-        let mut at: Vec<String> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = pending.pop_front() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    at.pop();
-                    continue;
-                }
-                _ => at.push(c),
+        let lookup = |p: &str| self.entry(p).map(|e| (e.kind, e.linkname.clone()));
+        let at = resolve_in_scope(path, true, lookup).map_err(|e| match e {
+            ResolveError::NotFound => not_found(),
+            ResolveError::NotADirectory => io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{path}: not a directory"),
+            ),
+            ResolveError::TooManyLinks => {
+                io::Error::other(format!("{path}: too many levels of symbolic links"))
             }
-            let here = at.join("/");
-            let e = self.entry(&here).ok_or_else(not_found)?;
-            match e.kind {
-                EntryKind::Symlink => {
-                    links += 1;
-                    if links > 255 {
-                        return Err(io::Error::other(format!(
-                            "{path}: too many levels of symbolic links"
-                        )));
-                    }
-                    at.pop();
-                    if e.linkname.starts_with('/') {
-                        at.clear();
-                    }
-                    let mut next: std::collections::VecDeque<String> =
-                        e.linkname.split('/').map(String::from).collect();
-                    next.extend(pending.drain(..));
-                    pending = next;
-                }
-                EntryKind::File if !pending.iter().all(|c| c.is_empty() || c == ".") => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotADirectory,
-                        format!("{path}: not a directory"),
-                    ));
-                }
-                _ => {}
-            }
-        }
+        })?;
         if at.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 format!("read {path}: is a directory"),
             ));
         }
-        self.entry(&at.join("/")).ok_or_else(not_found)
+        self.entry(&at).ok_or_else(not_found)
     }
 
     /// The Dockerfile `name` ("" = `Dockerfile`, then `dockerfile`), as Docker reads it.

@@ -11,6 +11,7 @@ pub mod expand;
 pub mod leases;
 pub mod options;
 pub mod output;
+pub mod remote;
 pub mod sources;
 pub mod steps;
 
@@ -477,10 +478,8 @@ impl StageJob {
             out.step(n, total, &step.text);
             n += 1;
             steps::dispatch(&ctx, &mut st, step, &out).await?;
-            // COPY/ADD print their ` ---> <id>` themselves (steps/copy.rs).
-            if !matches!(step.instruction, Instruction::Copy(_) | Instruction::Add(_)) {
-                st.print_id(&out);
-            }
+            // The one ` ---> <id>` of every step (none after each ONBUILD trigger, as dockerd).
+            st.print_id(&out);
         }
         for (k, v) in &labels {
             out.step(n, total, &format!("LABEL {k}={v}"));

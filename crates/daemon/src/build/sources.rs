@@ -18,12 +18,14 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use berth_context::tarsum::{dir_hash, file_hash, multi_hash, tarsum_of};
 use berth_context::{Entry, EntryKind, Manifest};
 use berth_store::{Image, Store};
 use sha2::{Digest, Sha256};
 
+use super::remote::{is_url, Downloaded, UNNAMED};
 use super::BuildError;
 
 /// Where the files behind a context manifest are (the context store).
@@ -74,6 +76,8 @@ pub enum SourceItem {
     DirContents(Vec<(String, SourceFile)>),
     /// A here-document file.
     Heredoc { name: String, body: Vec<u8> },
+    /// A file an ADD downloaded: copied as a file, never unpacked.
+    Remote { name: String, file: SourceFile },
 }
 
 /// A file, directory or symlink to recreate.
@@ -106,10 +110,13 @@ pub struct PlannedCopy {
     pub chmod: Option<u32>,
     /// ADD: a local tar source is unpacked into the destination.
     pub add: bool,
+    /// The scratch directories holding downloaded files, kept until the commit.
+    pub downloads: Vec<Arc<berth_store::ScratchDir>>,
 }
 
 /// Resolves `args`' sources in `from` and computes the step's hash. `workdir` is the stage's
 /// WORKDIR (a relative destination is under it).
+#[allow(dead_code)] // the interface without URL sources; the COPY/ADD step calls the one below
 pub fn plan_copy(
     store: &Store,
     from: CopyFrom,
@@ -117,13 +124,25 @@ pub fn plan_copy(
     add: bool,
     workdir: &str,
 ) -> Result<PlannedCopy, BuildError> {
+    plan_copy_with_downloads(store, from, args, add, workdir, &[])
+}
+
+/// [`plan_copy`] for an ADD whose URL sources are already downloaded (remote.rs).
+pub fn plan_copy_with_downloads(
+    store: &Store,
+    from: CopyFrom,
+    args: &ExpandedCopy,
+    add: bool,
+    workdir: &str,
+    downloads: &[Downloaded],
+) -> Result<PlannedCopy, BuildError> {
     let tree = match from {
         CopyFrom::Context(m, blobs) => Tree::context(m, blobs),
         CopyFrom::Image(image) => Tree::image(store, image).map_err(|e| {
             BuildError::msg(format!("{} failed: {e}", if add { "ADD" } else { "COPY" }))
         })?,
     };
-    plan_in(&tree, args, add, workdir)
+    plan_in(&tree, args, add, workdir, downloads)
 }
 
 fn plan_in(
@@ -131,18 +150,27 @@ fn plan_in(
     args: &ExpandedCopy,
     add: bool,
     workdir: &str,
+    downloads: &[Downloaded],
 ) -> Result<PlannedCopy, BuildError> {
     let cmd = if add { "ADD" } else { "COPY" };
     let failed = |e: String| BuildError::msg(format!("{cmd} failed: {e}"));
     let mut items = Vec::new();
     let mut hashes = Vec::new();
+    let mut keep = Vec::new();
     for src in &args.sources {
         if is_url(src) {
-            return Err(failed(if add {
-                "ADD of a URL source is not supported by this berthd yet".into()
-            } else {
-                "source can't be a URL for COPY".into()
-            }));
+            if !add {
+                return Err(failed("source can't be a URL for COPY".into()));
+            }
+            let d = downloads
+                .iter()
+                .find(|d| d.url == *src)
+                .ok_or_else(|| failed(format!("{src} was not downloaded")))?;
+            let (item, hash) = downloaded_source(d, &args.dest).map_err(failed)?;
+            items.push(item);
+            hashes.push(hash);
+            keep.push(d.dir.clone());
+            continue;
         }
         for (item, hash) in tree.source(src).map_err(failed)? {
             items.push(item);
@@ -176,6 +204,7 @@ fn plan_in(
         items,
         chmod: args.chmod,
         add,
+        downloads: keep,
     })
 }
 
@@ -207,8 +236,46 @@ fn clean_abs(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
+/// A downloaded file as an ADD source: its item, and its hash as dockerd's
+/// `remote.Hash(name)` gives it — the lazy source's bare tarsum of the file (no `file:`
+/// prefix), named after the download (`__unnamed__` when it has no name, which a
+/// destination ending in `/` cannot take).
+fn downloaded_source(d: &Downloaded, dest: &str) -> Result<(SourceItem, String), String> {
+    let name = match &d.name {
+        Some(n) => n.clone(),
+        None if dest.ends_with('/') => {
+            return Err(format!("cannot determine filename for source {}", d.url))
+        }
+        None => UNNAMED.to_string(),
+    };
+    let m = std::fs::symlink_metadata(&d.path).map_err(|e| format!("{name}: {e}"))?;
+    let entry = Entry {
+        path: name.clone(),
+        kind: EntryKind::File,
+        mode: m.mode(),
+        size: m.len(),
+        mtime_ns: d.mtime * 1_000_000_000,
+        uid: m.uid(),
+        gid: m.gid(),
+        linkname: String::new(),
+        xattrs: Vec::new(),
+        digest: None,
+        tarsum: None,
+        implied: false,
+    };
+    let mut content = std::fs::File::open(&d.path).map_err(|e| format!("{name}: {e}"))?;
+    let hash = image_tarsum(&entry, &HostNames::read(), &mut content)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let file = SourceFile {
+        kind: EntryKind::File,
+        mode: m.mode() & 0o7777,
+        mtime: (d.mtime, 0),
+        host: Some(d.path.clone()),
+        linkname: String::new(),
+        xattrs: Vec::new(),
+        inode: None,
+    };
+    Ok((SourceItem::Remote { name, file }, hash))
 }
 
 /// The hash a here-document file gets (berth only: 20.10 has no heredocs): the tarsum of
@@ -1008,7 +1075,7 @@ mod tests {
                 dest: dest.into(),
                 ..Default::default()
             };
-            plan_in(&tree, &args, false, "/w").map_err(|e| e.to_string())
+            plan_in(&tree, &args, false, "/w", &[]).map_err(|e| e.to_string())
         }
     }
 
@@ -1210,7 +1277,7 @@ mod tests {
         };
         // Heredocs count as sources.
         let tree = Tree::context(&c.manifest, &blobs);
-        let err = plan_in(&tree, &args, false, "/").unwrap_err();
+        let err = plan_in(&tree, &args, false, "/", &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "When using COPY with more than one source file, the destination must be a directory and end with a /"
@@ -1219,7 +1286,7 @@ mod tests {
             dest: "/x/".into(),
             ..args
         };
-        let p = plan_in(&tree, &args, false, "/").unwrap();
+        let p = plan_in(&tree, &args, false, "/", &[]).unwrap();
         assert!(p.hash.starts_with("multi:"));
         assert!(matches!(&p.items[1], SourceItem::Heredoc { name, .. } if name == "EOF"));
     }
@@ -1298,7 +1365,7 @@ mod tests {
             dest: dest.into(),
             ..Default::default()
         };
-        plan_in(tree, &args, false, "/").map_err(|e| e.to_string())
+        plan_in(tree, &args, false, "/", &[]).map_err(|e| e.to_string())
     }
 
     fn seen(tree: &Tree) -> Vec<String> {

@@ -172,8 +172,9 @@ impl Engine {
             blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
         }
         tracing::debug!("{id}: netns ready after {:?}", t0.elapsed());
-        // Addresses, veths and published ports (none for modes without a bridge network).
-        tokio::task::block_in_place(|| self.connect_networks(rec))?;
+        // Addresses and published ports (none for modes without a bridge network); their
+        // veths and rules are made below while the shim creates the container.
+        let assigned = tokio::task::block_in_place(|| self.assign_networks(rec))?;
         // A joined container's files are the other container's; only our own are written.
         if net.etc_dir == self.paths.container_dir(&id) {
             // /etc/hosts names the address on the first network, as Docker's does.
@@ -238,13 +239,29 @@ impl Engine {
             stdin_once: rec.config.stdin_once == Some(true) && rec.config.tty != Some(true),
         };
         let shim_binary = self.paths.shim_binary.clone();
-        let report = blocking(move || {
-            berth_runtime::write_config(&run_dir, &config).map_err(|e| Error::Internal(e.to_string()))?;
-            berth_runtime::spawn(&shim_binary, &run_dir).map_err(|e| Error::Internal(e.to_string()))
-        })
-        .await?;
+        let shim_dir = run_dir.clone();
+        let shim = blocking(move || {
+            berth_runtime::write_config(&shim_dir, &config).map_err(|e| Error::Internal(e.to_string()))?;
+            berth_runtime::spawn(&shim_binary, &shim_dir).map_err(|e| Error::Internal(e.to_string()))
+        });
+        // The namespace exists and the container's process runs only at `Start`, so its
+        // interfaces can come up while the shim mounts and creates.
+        let (engine, plugged_rec) = (self.clone(), rec.clone());
+        let plug = async move {
+            match assigned {
+                Some(assigned) => blocking(move || engine.plug_networks(&plugged_rec, assigned)).await,
+                None => Ok(()),
+            }
+        };
+        let (report, plugged) = tokio::join!(shim, plug);
         tracing::debug!("{id}: shim reported after {:?}", t0.elapsed());
-        match report {
+        if let Err(e) = plugged {
+            if let Ok(StartReport::Created { .. }) = report {
+                discard_created(&run_dir).await;
+            }
+            return Err(e);
+        }
+        match report? {
             StartReport::Created { pid, .. } => Ok(pid),
             StartReport::Failed { kind, message } => {
                 let message = format!("failed to create task for container: {message}: unknown");
@@ -660,6 +677,21 @@ impl Engine {
             Err(_) => lock(&c.rec).state.exit_code,
         };
         Ok(code)
+    }
+}
+
+/// Has a shim whose container was created but will not be started kill it, and returns
+/// once the shim has cleaned up (rootfs unmounted, cgroup removed) and gone.
+async fn discard_created(run_dir: &std::path::Path) {
+    // The wait first: the shim is gone soon after the kill.
+    let exit_wait = shim::send_wait(run_dir).await;
+    if let Err(e) = shim::call(run_dir, &Request::Kill { signal: libc::SIGKILL }).await {
+        tracing::warn!("discarding a created container: {e}");
+    }
+    if let Ok(conn) = exit_wait {
+        if let Ok((_, conn)) = shim::wait_reply(conn).await {
+            shim::cleaned_up(conn).await;
+        }
     }
 }
 

@@ -43,6 +43,13 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// Addresses and ports `assign_networks` gave a starting container, for `plug_networks`.
+pub(crate) struct AssignedNetworks {
+    nets: ContainerNetworks,
+    /// Host sockets holding its published ports until the rules are in place.
+    held: Vec<Reservation>,
+}
+
 /// berthd's network state.
 pub struct Networks {
     db: NetworkDb,
@@ -554,12 +561,24 @@ impl Engine {
     /// On error nothing is left (no veth, rule, address or port).
     /// Blocks briefly (netlink, and `nft` when ports are published).
     pub(crate) fn connect_networks(&self, rec: &Record) -> Result<()> {
+        match self.assign_networks(rec)? {
+            Some(assigned) => self.plug_networks(rec, assigned),
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of `connect_networks`: picks and saves the container's addresses and
+    /// published ports (holding the host ports), so its /etc/hosts can name the address;
+    /// `None` when it has no bridge network. The interfaces come with `plug_networks`, which
+    /// may run beside the shim's create: the container's process does not run before its
+    /// start. Until then (or on error) `release_locked` (`teardown_network`) undoes this.
+    pub(crate) fn assign_networks(&self, rec: &Record) -> Result<Option<AssignedNetworks>> {
         let mut st = self.nets();
         let Some(mut nets) = st.containers.get(&rec.id).cloned() else {
-            return Ok(());
+            return Ok(None);
         };
         if nets.attachments.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(why) = lock(&self.networks.broken).clone() {
             return Err(Error::Internal(format!("networking is unavailable: {why}")));
@@ -628,11 +647,28 @@ impl Engine {
             self.release_locked(&mut st, &rec.id);
             return Err(e);
         }
+        Ok(Some(AssignedNetworks { nets, held }))
+    }
+
+    /// The second half of `connect_networks`: the veth pairs and the port rules of what
+    /// `assign_networks` saved. On error everything assigned is released.
+    pub(crate) fn plug_networks(&self, rec: &Record, assigned: AssignedNetworks) -> Result<()> {
+        let AssignedNetworks { nets, held } = assigned;
+        let mut st = self.nets();
         let result = (|| {
             let netns = self.paths.netns(&rec.id);
             for (i, a) in nets.attachments.iter().enumerate() {
-                let net = &st.networks[&a.network_id];
                 let ep = a.active.as_ref().expect("assigned above");
+                // A `network disconnect` since the assignment took the endpoint away (the
+                // state lock was let go in between): no veth for it, or it would leak.
+                let still_assigned = st.containers.get(&rec.id).is_some_and(|c| {
+                    c.attachments.iter().any(|x| {
+                        x.active.as_ref().is_some_and(|x| x.endpoint_id == ep.endpoint_id)
+                    })
+                });
+                let Some(net) = st.networks.get(&a.network_id).filter(|_| still_assigned) else {
+                    continue;
+                };
                 self.plug(net, ep, &netns, i == 0)?;
             }
             if !nets.ports.is_empty() {
@@ -642,7 +678,10 @@ impl Engine {
         })();
         match result {
             Ok(()) => {
-                lock(&self.networks.reservations).insert(rec.id.clone(), held);
+                // Unless a disconnect since took the ports away with the last network.
+                if st.containers.get(&rec.id).is_some_and(|c| !c.ports.is_empty()) {
+                    lock(&self.networks.reservations).insert(rec.id.clone(), held);
+                }
                 let shared = nets.attachments.iter().any(|a| st.shared(&a.network_id));
                 drop(st);
                 if shared {

@@ -25,6 +25,9 @@ pub fn layer_dirs(mounts: &[berth_store::Mount]) -> Vec<PathBuf> {
     dirs
 }
 
+/// The largest /etc/passwd or /etc/group read (a real one with 100k users is ~6 MB).
+const MAX_ETC_FILE: u64 = 32 << 20;
+
 /// Reads `etc/<file>` from the topmost layer that has it. The layers may belong to a running
 /// container (`exec -u`), which can swap `/etc` or the file for a symlink to the host's at any
 /// moment: the path is opened beneath the layer without following any symlink on the way, and
@@ -39,9 +42,12 @@ pub(crate) fn read_etc(dirs: &[PathBuf], file: &str) -> Option<String> {
         };
         match nofollow::Node::open_beneath(&layer, &rel) {
             Ok(node) => {
+                // Bounded: an image's sparse terabyte passwd would take the daemon's memory.
+                // Bigger reads as unreadable (Docker's line scanner fails on it as well).
                 let mut content = String::new();
-                node.open_file().ok()?.read_to_string(&mut content).ok()?;
-                return Some(content);
+                let f = node.open_file().ok()?;
+                f.take(MAX_ETC_FILE + 1).read_to_string(&mut content).ok()?;
+                return (content.len() as u64 <= MAX_ETC_FILE).then_some(content);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(_) => return None,
@@ -193,6 +199,25 @@ mod tests {
             nix::sys::stat::Mode::S_IRWXU,
         )
         .unwrap();
+        assert!(resolve("app", &dirs).is_err());
+    }
+
+    #[test]
+    fn a_huge_file_is_not_read() {
+        let layer = tempfile::tempdir().unwrap();
+        std::fs::create_dir(layer.path().join("etc")).unwrap();
+        let passwd = layer.path().join("etc/passwd");
+        std::fs::write(&passwd, "app:x:1000:1000::/:/bin/sh\n").unwrap();
+        let dirs = vec![layer.path().to_path_buf()];
+        assert_eq!(resolve("app", &dirs).unwrap().uid, 1000);
+        // Sparse: no disk, but a read of it all would take that much memory.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&passwd)
+            .unwrap()
+            .set_len(MAX_ETC_FILE + 1)
+            .unwrap();
+        assert!(read_etc(&dirs, "passwd").is_none());
         assert!(resolve("app", &dirs).is_err());
     }
 }

@@ -981,3 +981,26 @@ fn both_paths_hide_what_dockerignore_says_of_itself_and_the_dockerfile() {
     let other = s.open_manifest(&id, "").unwrap();
     assert_eq!(paths(&other.manifest), ["build.df", "keep", "other.df"]);
 }
+
+#[test]
+fn a_blob_path_is_always_inside_the_store() {
+    let (_dir, s) = store();
+    let tar = TarBuilder::new().file("f", b"x").finish();
+    let view = s.ingest_tar(&mut &tar[..]).unwrap();
+    let blobs = s.blobs_dir();
+    let bad = [
+        "/etc/shadow",
+        "sha256:/etc/shadow",
+        "../../etc/shadow",
+        "sha256:../x",
+        "",
+    ];
+    for bad in bad {
+        let p = view.blob_path(bad);
+        assert!(
+            p.starts_with(&blobs) && p.parent() == Some(&blobs),
+            "{bad}: {p:?}"
+        );
+        assert!(!p.exists(), "{bad}");
+    }
+}

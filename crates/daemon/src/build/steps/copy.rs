@@ -25,8 +25,9 @@ use crate::build::child_image::ChildImage;
 use crate::build::compression::decompress;
 use crate::build::expand::Scope;
 use crate::build::output::StageOut;
+use crate::build::remote::{download, is_url};
 use crate::build::sources::{
-    plan_copy, CopyFrom, ExpandedCopy, PlannedCopy, SourceFile, SourceItem,
+    plan_copy_with_downloads, CopyFrom, ExpandedCopy, PlannedCopy, SourceFile, SourceItem,
 };
 use crate::build::BuildError;
 
@@ -70,6 +71,18 @@ pub async fn copy_step(
             }
         },
     };
+    // ADD's URLs are fetched first, every build (their content is the cache key).
+    let mut downloads = Vec::new();
+    if add {
+        for src in expanded.sources.iter().filter(|s| is_url(s)) {
+            let fetch = download(ctx.engine.registry.http(), &ctx.engine.store, src, out);
+            let d = tokio::select! {
+                d = fetch => d?,
+                _ = ctx.cancel.cancelled() => return Err(BuildError::Cancelled),
+            };
+            downloads.push(d);
+        }
+    }
     let store = ctx.engine.store.clone();
     let context = ctx.context.clone();
     let workdir = st.config.working_dir.clone();
@@ -80,7 +93,7 @@ pub async fn copy_step(
                 Some(image) => CopyFrom::Image(image.as_ref()),
                 None => CopyFrom::Context(&context.manifest, &*context),
             };
-            plan_copy(&store, from, &expanded, add, &workdir)
+            plan_copy_with_downloads(&store, from, &expanded, add, &workdir, &downloads)
         })
         .await??
     };
@@ -91,7 +104,6 @@ pub async fn copy_step(
         expanded.chmod,
     ));
     if probe_cache(ctx, st, &probe, out).await? {
-        st.print_id(out);
         return Ok(());
     }
     let parent = st.image.clone();
@@ -120,7 +132,6 @@ pub async fn copy_step(
         tracing::warn!("recording build cache entry for {}: {e}", image.id);
     }
     st.set_image(image);
-    st.print_id(out);
     Ok(())
 }
 
@@ -220,8 +231,10 @@ pub fn commit_copy(
         item: 0,
         inodes: Vec::new(),
     };
-    // Unpacked ADD archives live here until the commit has linked their files.
+    // Unpacked ADD archives live here until the commit has linked their files, and
+    // downloaded files in theirs.
     let mut scratch: Vec<berth_store::ScratchDir> = Vec::new();
+    let downloads = plan.downloads;
     let dest_rel = plan.dest_abs.trim_start_matches('/').to_string();
     let dest_slash = plan.dest_abs.ends_with('/');
     let dest = fs.resolve(&dest_rel, true)?;
@@ -270,6 +283,16 @@ pub fn commit_copy(
                 layer.parents(&target);
                 layer.push(&target, &file, plan.chmod);
             }
+            SourceItem::Remote { name, file } => {
+                // A download is never unpacked (dockerd's `noDecompress`).
+                let target = if dest_slash || layer.is_dir(&dest) {
+                    join(&dest, &name)
+                } else {
+                    dest.clone()
+                };
+                layer.parents(&target);
+                layer.push(&target, &file, plan.chmod);
+            }
             SourceItem::Heredoc { name, body } => {
                 let target = if dest_slash || layer.is_dir(&dest) {
                     join(&dest, &name)
@@ -295,6 +318,7 @@ pub fn commit_copy(
         .commit_entries(parent, layer.entries, build_config, None)
         .map_err(|e| BuildError::msg(format!("failed to copy files: {e}")))?;
     drop(scratch);
+    drop(downloads);
     Ok(image)
 }
 
@@ -516,6 +540,7 @@ fn is_archive(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::sources::plan_copy;
     use serde_json::json;
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
@@ -638,6 +663,7 @@ mod tests {
                     items,
                     chmod: None,
                     add,
+                    downloads: Vec::new(),
                 };
                 let image = commit_copy(&store, Some(&base), plan, chown, config(&base)).unwrap();
                 store.layer_dirs(&image).unwrap().last().unwrap().1.clone()
@@ -801,6 +827,7 @@ mod tests {
             ],
             chmod: None,
             add: true,
+            downloads: Vec::new(),
         };
         let image = commit_copy(&store, Some(&base), plan, None, config(&base)).unwrap();
         let top = store.layer_dirs(&image).unwrap().last().unwrap().1.clone();
@@ -882,6 +909,7 @@ mod tests {
             items: Vec::new(),
             chmod: None,
             add: false,
+            downloads: Vec::new(),
         };
         assert_eq!(
             comment("COPY", &plan, None, None),
