@@ -9,6 +9,8 @@
 
 use regex::Regex;
 
+use crate::path::clean;
+
 #[derive(Debug, Clone)]
 struct Pattern {
     /// Cleaned, without the leading '!'.
@@ -53,34 +55,6 @@ pub fn read_patterns(text: &str) -> Vec<String> {
         out.push(if invert { format!("!{p}") } else { p });
     }
     out
-}
-
-/// Go's `path.Clean`.
-pub fn clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 /// fileutils' pattern → regex translation.
@@ -338,18 +312,5 @@ mod tests {
         assert!(!ig.matches("dir/keep/file"));
         assert!(ig.matches("dir/keep/other"));
         assert!(!Ignore::parse("dir\n").unwrap().could_match_inside("dir"));
-    }
-
-    #[test]
-    fn go_clean() {
-        for (a, b) in [
-            ("", "."),
-            ("a/../..", ".."),
-            ("/../a/", "/a"),
-            ("./x//y/.", "x/y"),
-            ("/", "/"),
-        ] {
-            assert_eq!(clean(a), b, "{a}");
-        }
     }
 }

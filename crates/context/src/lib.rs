@@ -6,7 +6,7 @@
 pub mod checksum_cache;
 pub mod dockerignore;
 pub mod manifest;
-pub mod resolve;
+pub mod path;
 pub mod tarsum;
 pub mod walk;
 

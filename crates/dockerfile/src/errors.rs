@@ -241,6 +241,21 @@ mod tests {
             ),
             ("FROM busybox\nONBUILD FROM x\n", "dockerfile parse error line 2: FROM isn't allowed as an ONBUILD trigger"),
             ("FROM busybox\nONBUILD MAINTAINER x\n", "dockerfile parse error line 2: MAINTAINER isn't allowed as an ONBUILD trigger"),
+            // A trigger without arguments is refused at once only for these (as dockerd 20.10).
+            ("FROM busybox\nONBUILD FROM\n", "dockerfile parse error line 2: FROM isn't allowed as an ONBUILD trigger"),
+            ("FROM busybox\nONBUILD MAINTAINER\n", "dockerfile parse error line 2: MAINTAINER isn't allowed as an ONBUILD trigger"),
+            // What dockerd's line parser reads of a trigger fails the base build already.
+            ("FROM busybox\nONBUILD ENV a\n", "failed to parse Dockerfile: ENV must have two arguments"),
+            ("FROM busybox\nONBUILD LABEL --x a\n", "failed to parse Dockerfile: LABEL must have two arguments"),
+            (
+                "FROM busybox\nONBUILD ENV a=1 b\n",
+                "failed to parse Dockerfile: Syntax error - can't find = in \"b\". Must be of the form: name=value",
+            ),
+            (
+                "FROM busybox\nONBUILD HEALTHCHECK --x=1 CMD [1]\n",
+                "failed to parse Dockerfile: when using JSON array syntax, arrays must be comprised of strings only",
+            ),
+            ("FROM busybox\nUSER --x a\nONBUILD ENV a\n", "failed to parse Dockerfile: ENV must have two arguments"),
             ("FROM busybox\nLABEL a\n", "failed to parse Dockerfile: LABEL must have two arguments"),
             ("FROM busybox\nENV a\n", "failed to parse Dockerfile: ENV must have two arguments"),
             ("FROM busybox\nLABEL =x\n", "dockerfile parse error line 2: LABEL names can not be blank"),

@@ -245,7 +245,9 @@ fn prescan(lines: &[&str], escape: char) -> Result<Scan, ParseError> {
             .to_ascii_uppercase();
         let mut next = lg.next;
         // Docker checks an ONBUILD trigger only when a build uses it; the crate would reject
-        // an unknown one here. Show the crate a harmless trigger (ours comes from the text).
+        // an unknown one, or a known one without its arguments (`ONBUILD ENV`), here. Show
+        // the crate a harmless trigger (ours comes from the text); what dockerd's line parser
+        // does check at once is checked in `instruction`.
         if keyword == "ONBUILD" {
             let trigger = lg
                 .text
@@ -253,7 +255,11 @@ fn prescan(lines: &[&str], escape: char) -> Result<Scan, ParseError> {
                 .nth(1)
                 .unwrap_or("")
                 .to_ascii_uppercase();
-            if !trigger.is_empty() && !KNOWN.contains(&trigger.as_str()) {
+            if matches!(trigger.as_str(), "FROM" | "MAINTAINER") {
+                // Refused whatever follows (`instruction` says so), as by dockerd.
+                out[i] = format!("ONBUILD {trigger} x");
+                out[i + 1..lg.next].iter_mut().for_each(String::clear);
+            } else if !trigger.is_empty() && trigger != "ONBUILD" {
                 out[i] = "ONBUILD RUN true".into();
                 out[i + 1..lg.next].iter_mut().for_each(String::clear);
             }
@@ -317,27 +323,6 @@ fn prescan(lines: &[&str], escape: char) -> Result<Scan, ParseError> {
     scan.text = out.join("\n");
     Ok(scan)
 }
-
-const KNOWN: &[&str] = &[
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-];
 
 struct Cx<'a> {
     lines: &'a [&'a str],
@@ -514,8 +499,27 @@ impl Cx<'_> {
                 }
                 // Docker keeps the trigger as written after `ONBUILD`, trailing blanks included.
                 let t = lg.text.trim_start();
+                let trigger = t.get(7..).unwrap_or("").trim_start();
+                // dockerd's line parser reads a trigger's arguments as it reads an
+                // instruction's, failing only on ENV/LABEL pairs and JSON arrays of
+                // non-strings; the rest fails when a child build runs the trigger.
+                let word = trigger.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let args = split_leading_flags(after_keyword(trigger)).1;
+                let json = match word.as_str() {
+                    "HEALTHCHECK" => after_keyword(args),
+                    "CMD" | "ENTRYPOINT" | "RUN" | "VOLUME" | "COPY" | "ADD" => args,
+                    _ => "",
+                };
+                if is_json_array_of_non_strings(json) {
+                    return Err(ParseError::Other(
+                        "failed to parse Dockerfile: when using JSON array syntax, arrays must be comprised of strings only".into(),
+                    ));
+                }
+                if matches!(word.as_str(), "ENV" | "LABEL") && !args.is_empty() {
+                    parse_name_val(args, &word, self.escape)?;
+                }
                 Instruction::Onbuild {
-                    trigger: t.get(7..).unwrap_or("").trim_start().to_string(),
+                    trigger: trigger.to_string(),
                 }
             }
             pd::Instruction::Healthcheck(h) => {

@@ -204,6 +204,16 @@ fn raw_words_for_the_executor() {
             trigger: "FOO x   y".into()
         }
     );
+    // A trigger's arguments are checked when a child build runs it, as by dockerd 20.10:
+    // a base with `ONBUILD ENV` or `ONBUILD STOPSIGNAL` (or `ONBUILD COPY a`) builds.
+    for trigger in ["ENV", "STOPSIGNAL", "USER", "WORKDIR", "EXPOSE", "COPY a", "SHELL x", "HEALTHCHECK FOO", "ENV a b"] {
+        assert_eq!(
+            one(&format!("ONBUILD {trigger}\n")),
+            Instruction::Onbuild {
+                trigger: trigger.into()
+            }
+        );
+    }
     assert_eq!(
         one("onbuild run echo x\n"),
         Instruction::Onbuild {

@@ -34,6 +34,7 @@ mod pulled;
 mod reference;
 mod save;
 mod snapshot;
+mod tar_cap;
 mod tarsplit;
 mod unpack;
 mod usage;
@@ -54,6 +55,7 @@ pub use load::LoadedImage;
 pub use pulled::{Pulled, PulledLayer};
 pub use save::SaveItem;
 pub use snapshot::{Driver, Mount, RootfsTree};
+pub use tar_cap::CappedTar;
 pub use tarsplit::LayerTar;
 
 /// Re-exported so callers name the exact types the store uses.

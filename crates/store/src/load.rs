@@ -184,7 +184,7 @@ impl Store {
         let bad = |what: String| Error::InvalidArchive(what);
         let mut archive = Archive::default();
         let mut small_total = 0u64;
-        let mut outer = tar::Archive::new(input);
+        let mut outer = tar::Archive::new(crate::CappedTar::new(input));
         for entry in outer
             .entries()
             .map_err(|e| bad(format!("reading archive: {e}")))?

@@ -333,7 +333,7 @@ fn pax_time(v: &str) -> Option<TimeSpec> {
 pub(crate) fn unpack(reader: &mut dyn Read, target: &Path) -> Result<Unpacked, Error> {
     let root = File::open(target).map_err(|e| ctx(e, target.display()))?;
     let root = OwnedFd::from(root);
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(crate::CappedTar::new(reader));
     let mut buf = vec![0u8; BUF_SIZE];
     let mut out = Unpacked::default();
     // Directory times are set last: creating entries inside a directory bumps its mtime.

@@ -943,3 +943,24 @@ fn build_args_expand_to_paths_that_stay_inside() {
     assert_failed(&r, "an absolute expanded source", "file does not exist");
     assert_no_secret(&d, "sec:args2", &r);
 }
+
+#[test]
+fn a_registered_manifest_is_bounded_before_it_is_parsed() {
+    let d = Daemon::start();
+    // More lines than a context may have entries: refused on the count, unparsed.
+    let body = "x\n".repeat((1 << 20) + 1);
+    let (code, text) = curl(&d, "POST", "/build/context?key=abc123", body.as_bytes());
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("build context has more than 1048576 entries"),
+        "{text}"
+    );
+    // A body past the limit is not read whole.
+    let body = vec![b' '; (256 << 20) + 1];
+    let (code, text) = curl(&d, "POST", "/build/context?key=abc123", &body);
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("build context manifest is larger than 256 MiB"),
+        "{text}"
+    );
+}

@@ -10,7 +10,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use berth_context::dockerignore::{clean, read_patterns};
+use berth_context::dockerignore::read_patterns;
+use berth_context::path::clean;
 use berth_context::{walk, Entry, EntryKind, Ignore};
 use nix::unistd::{Gid, Group, Uid, User};
 
@@ -19,7 +20,7 @@ use crate::commands::create::io_reason;
 /// A file of the context that is not on disk as sent: the Dockerfile read from stdin or
 /// from outside the context, or the rewritten `.dockerignore`.
 #[derive(Debug, Clone)]
-pub struct Extra {
+pub struct VirtualFile {
     pub name: String,
     pub data: Vec<u8>,
     /// The tar mode as docker writes it (0600 for its own entries, no type bits).
@@ -35,9 +36,9 @@ pub struct DirContext {
     pub dockerfile: String,
     pub entries: Vec<(Entry, PathBuf)>,
     /// New content for an entry of `entries` (the `.dockerignore`).
-    pub replace: Option<Extra>,
+    pub replace: Option<VirtualFile>,
     /// Files appended after the walked ones.
-    pub append: Vec<Extra>,
+    pub append: Vec<VirtualFile>,
 }
 
 /// What `berth build` sends.
@@ -150,17 +151,17 @@ fn add_dockerfile(ctx: &mut DirContext, data: Vec<u8>) -> Result<(), PrepError> 
         None => b".dockerignore".to_vec(),
     };
     ignore.extend_from_slice(format!("\n{name}\n").as_bytes());
-    let extra = |name: &str, data: Vec<u8>| Extra {
+    let file = |name: &str, data: Vec<u8>| VirtualFile {
         name: name.to_string(),
         data,
         mode: 0o600,
         uid: 0,
     };
-    ctx.append.push(extra(&name, data));
+    ctx.append.push(file(&name, data));
     if existing.is_some() {
-        ctx.replace = Some(extra(".dockerignore", ignore));
+        ctx.replace = Some(file(".dockerignore", ignore));
     } else {
-        ctx.append.push(extra(".dockerignore", ignore));
+        ctx.append.push(file(".dockerignore", ignore));
     }
     ctx.dockerfile = name;
     Ok(())
@@ -206,7 +207,7 @@ fn from_stdin(file: Option<&str>) -> Result<Prepared, PrepError> {
         entries: Vec::new(),
         replace: None,
         // Written to a temporary directory (0644 under the usual umask) and tarred as is.
-        append: vec![Extra {
+        append: vec![VirtualFile {
             name: "Dockerfile".into(),
             data,
             mode: 0o100644,
@@ -371,8 +372,6 @@ fn read_ignore_file(
 pub fn write_tar<W: Write>(out: W, ctx: &DirContext) -> io::Result<W> {
     let mut b = tar::Builder::new(out);
     let mut names = Names::default();
-    // Hard links: the second path of an inode is a link entry to the first (docker's SeenFiles).
-    let mut seen: HashMap<(u64, u64), String> = HashMap::new();
     for (e, host) in &ctx.entries {
         let md = fs::symlink_metadata(host)?;
         let mut h = TarHeader {
@@ -395,18 +394,7 @@ pub fn write_tar<W: Write>(out: W, ctx: &DirContext) -> io::Result<W> {
             append(&mut b, &h, &r.data[..])?;
             continue;
         }
-        if e.kind == EntryKind::File && md.nlink() > 1 {
-            if let Some(first) = seen.get(&(md.dev(), md.ino())) {
-                h.typeflag = b'1';
-                h.linkname = first.clone();
-                append(&mut b, &h, io::empty())?;
-                continue;
-            }
-            seen.insert((md.dev(), md.ino()), e.path.clone());
-        }
-        if e.kind == EntryKind::File {
-            // Sent with its content: a regular file whatever the walk's `linkname` says.
-            (h.typeflag, h.linkname) = (b'0', String::new());
+        if e.kind == EntryKind::File && !e.is_hard_link() {
             let f = fs::File::open(host)?;
             h.size = e.size;
             // A file that grew meanwhile is cut at the size in its header, as Go's writer does.

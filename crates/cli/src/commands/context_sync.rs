@@ -16,8 +16,8 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
 use crate::client::{self, Client, ClientError};
-use crate::commands::build::{send_produced, Out};
-use crate::commands::build_context::{DirContext, Extra};
+use crate::commands::build::{send_produced, BuildOutput};
+use crate::commands::build_context::{DirContext, VirtualFile};
 use crate::commands::Failure;
 
 /// How the sync ended.
@@ -57,7 +57,7 @@ struct Prepared {
 }
 
 /// Writes `x` into `dir` and returns its entry (uid 0, mode 0600 as docker's own files).
-fn virtual_entry(dir: &Path, x: &Extra) -> io::Result<(Entry, PathBuf)> {
+fn virtual_entry(dir: &Path, x: &VirtualFile) -> io::Result<(Entry, PathBuf)> {
     let host = dir.join(x.name.replace('/', "_"));
     fs::write(&host, &x.data)?;
     let md = fs::symlink_metadata(&host)?;
@@ -142,7 +142,11 @@ fn with_implied_parents(mut entries: Vec<Entry>) -> Vec<Entry> {
 
 /// Syncs `ctx` to the daemon; prints docker's `Sending build context …` line with the bytes
 /// of file content actually uploaded.
-pub async fn sync(client: &Client, ctx: DirContext, out: &mut Out) -> Result<SyncOutcome, Failure> {
+pub async fn sync(
+    client: &Client,
+    ctx: DirContext,
+    out: &mut BuildOutput,
+) -> Result<SyncOutcome, Failure> {
     let (ctx, prepared) = tokio::task::spawn_blocking(move || {
         let p = prepare(&ctx);
         (ctx, p)
@@ -256,13 +260,13 @@ mod tests {
             root: t.path().to_path_buf(),
             dockerfile: ".dockerfile.0123".into(),
             entries,
-            replace: Some(Extra {
+            replace: Some(VirtualFile {
                 name: ".dockerignore".into(),
                 data: b"x\n\n.dockerfile.0123\n".to_vec(),
                 mode: 0o600,
                 uid: 0,
             }),
-            append: vec![Extra {
+            append: vec![VirtualFile {
                 name: ".dockerfile.0123".into(),
                 data: b"FROM scratch\n".to_vec(),
                 mode: 0o600,

@@ -55,6 +55,9 @@ pub struct ContainerOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// Ulimit options (default [])
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimit: Vec<String>,
     /// Container host name
     #[arg(short = 'h', long = "hostname", value_name = "string")]
     pub hostname: Option<String>,
@@ -233,6 +236,13 @@ impl ContainerOpts {
             None => None,
         };
 
+        // docker keeps one per name (the last given), sent sorted by name.
+        let mut ulimits = std::collections::BTreeMap::new();
+        for u in &self.ulimit {
+            let l = parse_ulimit(u).map_err(|why| flag_error(cmd, u, "--ulimit", &why))?;
+            ulimits.insert(l.name.clone().unwrap_or_default(), l);
+        }
+
         let mut labels = HashMap::new();
         for l in &self.label {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -280,6 +290,7 @@ impl ContainerOpts {
             nano_cpus,
             cpu_shares,
             pids_limit,
+            ulimits: (!ulimits.is_empty()).then(|| ulimits.into_values().collect()),
             cgroup_parent: self.cgroup_parent.clone(),
             network_mode: self.network.clone(),
             binds: (!binds.is_empty()).then_some(binds),
@@ -325,6 +336,60 @@ impl ContainerOpts {
         }
         Ok(body)
     }
+}
+
+/// One `--ulimit` as docker 20.10 parses it (go-units `ParseUlimit`): `name=soft[:hard]`,
+/// names from its table (`as` is not one), Go's `strconv.ParseInt` wording, and a soft
+/// limit above the hard one refused unless the hard one is -1 (unlimited).
+pub fn parse_ulimit(val: &str) -> Result<berth_api::models::ResourcesUlimits, String> {
+    const NAMES: [&str; 15] = [
+        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+        "rss", "rtprio", "rttime", "sigpending", "stack",
+    ];
+    let Some((name, limits)) = val.split_once('=') else {
+        return Err(format!("invalid ulimit argument: {val}"));
+    };
+    if !NAMES.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let parse_int = |x: &str| {
+        x.parse::<i64>().map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            format!("strconv.ParseInt: parsing {}: {why}", crate::commands::ps::go_quote(x))
+        })
+    };
+    let parts: Vec<&str> = limits.split(':').collect();
+    let (soft, hard) = match parts.as_slice() {
+        // Go parses the hard limit first.
+        [s, h] => {
+            let h = parse_int(h)?;
+            (parse_int(s)?, h)
+        }
+        [s] => {
+            let s = parse_int(s)?;
+            (s, s)
+        }
+        _ => {
+            return Err(format!(
+                "too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"
+            ))
+        }
+    };
+    if hard != -1 && soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok(berth_api::models::ResourcesUlimits {
+        name: Some(name.to_string()),
+        soft: Some(soft),
+        hard: Some(hard),
+    })
 }
 
 /// `--log-driver` and `--log-opt` as docker sends them: always a LogConfig (an empty type
@@ -539,6 +604,36 @@ mod tests {
 
     fn fake_env(name: &str) -> Option<String> {
         (name == "HOME").then(|| "/root".to_string())
+    }
+
+    /// The messages docker's CLI gives (checked against docker with dockerd 20.10).
+    #[test]
+    fn ulimits_as_docker_parses_them() {
+        let err = |v: &str| parse_ulimit(v).unwrap_err();
+        assert_eq!(err("nofile"), "invalid ulimit argument: nofile");
+        assert_eq!(err("nofile="), "strconv.ParseInt: parsing \"\": invalid syntax");
+        assert_eq!(err("foo=1"), "invalid ulimit type: foo");
+        assert_eq!(err("as=100"), "invalid ulimit type: as");
+        assert_eq!(
+            err("nofile=1:2:3"),
+            "too many limit value arguments - 1:2:3, can only have up to two, `soft[:hard]`"
+        );
+        assert_eq!(err("nofile=a:b"), "strconv.ParseInt: parsing \"b\": invalid syntax");
+        assert_eq!(err("nofile=0x10"), "strconv.ParseInt: parsing \"0x10\": invalid syntax");
+        assert_eq!(err("nofile= 1"), "strconv.ParseInt: parsing \" 1\": invalid syntax");
+        assert_eq!(
+            err("nofile=99999999999999999999"),
+            "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"
+        );
+        assert_eq!(err("nofile=5:3"), "ulimit soft limit must be less than or equal to hard limit: 5 > 3");
+        let ok = |v: &str| {
+            let u = parse_ulimit(v).unwrap();
+            (u.name.unwrap(), u.soft.unwrap(), u.hard.unwrap())
+        };
+        assert_eq!(ok("nofile=+5"), ("nofile".into(), 5, 5));
+        assert_eq!(ok("nofile=5:-1"), ("nofile".into(), 5, -1));
+        assert_eq!(ok("core=-1"), ("core".into(), -1, -1));
+        assert_eq!(ok("nproc=3:4"), ("nproc".into(), 3, 4));
     }
 
     #[test]

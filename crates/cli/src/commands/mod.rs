@@ -8,6 +8,7 @@ use crate::client::{Client, ClientError};
 pub mod attach;
 pub mod build;
 pub mod build_context;
+pub mod build_query;
 pub mod builder;
 pub mod commit;
 pub mod container;

@@ -5,7 +5,7 @@
 
 use super::error::{bad_request, ApiResult};
 use super::query::Query;
-use crate::build::context_store::ContextUsage;
+use crate::build::context_store::{ContextUsage, MAX_ENTRIES};
 use crate::engine::Engine;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -15,8 +15,10 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// A manifest is one JSON line per file: far below this even for huge contexts.
-const MANIFEST_LIMIT: usize = 1 << 30;
+/// A manifest is one JSON line per file, about 150 bytes and its path: this holds as many
+/// entries as a context tar may have (`MAX_ENTRIES`) with room for long paths, and is all
+/// the memory one request may take before it is parsed.
+const MANIFEST_LIMIT: usize = MAX_ENTRIES * 256;
 
 /// `POST /build/context?key=`: body = the manifest as JSON lines, without tarsums.
 pub async fn register(
@@ -28,7 +30,20 @@ pub async fn register(
     let key = q.get("key").unwrap_or_default().to_string();
     let bytes = axum::body::to_bytes(body, MANIFEST_LIMIT)
         .await
-        .map_err(|e| bad_request(e.to_string()))?;
+        .map_err(|e| match std::error::Error::source(&e) {
+            Some(s) if s.is::<http_body_util::LengthLimitError>() => bad_request(format!(
+                "build context manifest is larger than {} MiB",
+                MANIFEST_LIMIT >> 20
+            )),
+            _ => bad_request(e.to_string()),
+        })?;
+    // Counted before parsing: the parsed entries take more memory than their lines.
+    let lines = bytes.split(|&c| c == b'\n');
+    if lines.filter(|l| !l.trim_ascii().is_empty()).count() > MAX_ENTRIES {
+        return Err(bad_request(format!(
+            "build context has more than {MAX_ENTRIES} entries"
+        )));
+    }
     let manifest = berth_context::Manifest::from_json_lines(&bytes)
         .map_err(|e| bad_request(format!("invalid build context manifest: {e}")))?;
     let store = engine.build_context.clone();

@@ -21,6 +21,7 @@ mod tar_ingest;
 mod tests;
 mod usage;
 
+pub(crate) use tar_ingest::MAX_ENTRIES;
 pub use usage::ContextUsage;
 
 use crate::engine::Error;
@@ -560,17 +561,7 @@ impl ContextStore {
 /// resolves: `.` and empty components dropped, `..` never climbing above the root, a leading
 /// `/` meaning the root. "" is the root itself.
 pub fn clean_rooted(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            _ => out.push(c),
-        }
-    }
-    out.join("/")
+    berth_context::path::clean(&format!("/{p}"))[1..].to_string()
 }
 
 impl ContextView {
@@ -632,7 +623,7 @@ impl ContextView {
 
     /// The entry `path` names, symlinks followed inside the context.
     fn resolve(&self, path: &str) -> io::Result<&Entry> {
-        use berth_context::resolve::{resolve_in_scope, ResolveError};
+        use berth_context::path::{resolve_in_scope, ResolveError};
         let not_found = || {
             io::Error::new(
                 io::ErrorKind::NotFound,

@@ -603,4 +603,46 @@ mod tests {
             r#"{"status":"Downloading","progressDetail":{"current":36659,"total":3000000},"progress":"[\u003e                                                  ]  36.66kB/3MB"}"#
         );
     }
+
+    /// The messages a sequence of reads gives, `end` as the body ends (gzip or not).
+    fn progress_lines(total: i64, reads: &[u64], end: Option<bool>) -> Vec<String> {
+        let (out, mut rx) = StageOut::new();
+        let mut p = Progress::new(total);
+        for &n in reads {
+            p.read(n, &out);
+        }
+        if let Some(gzip) = end {
+            p.end(&out, gzip);
+        }
+        drop(out);
+        let mut lines = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            lines.push(match v.get("progressDetail") {
+                Some(d) => format!("{}/{}", d["current"], d["total"]),
+                None => v.to_string(),
+            });
+        }
+        lines
+    }
+
+    #[test]
+    fn progress_updates_as_pkg_progress_sends_them() {
+        // A known length: the update that completes it, no empty last read.
+        assert_eq!(progress_lines(12, &[12], Some(false)), ["12/12"]);
+        // The first 1% is sent; the next within 100 ms only when it completes the length.
+        assert_eq!(
+            progress_lines(3_000_000, &[32768, 32768, 2_934_464], Some(false)),
+            ["32768/3000000", "3000000/3000000"]
+        );
+        // No length: nothing until the end, then the last update and `{}`.
+        assert_eq!(progress_lines(-1, &[15], Some(false)), ["15/-1", "{}"]);
+        // Cut short: the update of the failing read and `{}`.
+        assert_eq!(
+            progress_lines(100, &[3], Some(false)),
+            ["3/100", "3/100", "{}"]
+        );
+        // A decoded gzip body ends with its data: an update only if one is due.
+        assert_eq!(progress_lines(-1, &[1300], Some(true)), ["1300/-1"]);
+    }
 }

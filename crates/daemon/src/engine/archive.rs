@@ -751,7 +751,7 @@ fn check_entries(
     let fail = |m: String| {
         Error::InvalidParameter(format!("Error processing tar file(exit status 1): {m}"))
     };
-    let mut archive = tar::Archive::new(spool);
+    let mut archive = tar::Archive::new(berth_store::CappedTar::new(spool));
     for entry in archive.entries().map_err(|e| fail(e.to_string()))? {
         let entry = entry.map_err(|e| fail(e.to_string()))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();

@@ -557,21 +557,11 @@ impl Engine {
         self.networks.save_container(&mut st, id, plan)
     }
 
-    /// Start time: gives the container its addresses, interfaces and published ports.
-    /// On error nothing is left (no veth, rule, address or port).
-    /// Blocks briefly (netlink, and `nft` when ports are published).
-    pub(crate) fn connect_networks(&self, rec: &Record) -> Result<()> {
-        match self.assign_networks(rec)? {
-            Some(assigned) => self.plug_networks(rec, assigned),
-            None => Ok(()),
-        }
-    }
-
-    /// The first half of `connect_networks`: picks and saves the container's addresses and
-    /// published ports (holding the host ports), so its /etc/hosts can name the address;
-    /// `None` when it has no bridge network. The interfaces come with `plug_networks`, which
-    /// may run beside the shim's create: the container's process does not run before its
-    /// start. Until then (or on error) `release_locked` (`teardown_network`) undoes this.
+    /// Start time, first half: picks and saves the container's addresses and published ports
+    /// (holding the host ports), so its /etc/hosts can name the address; `None` when it has
+    /// no bridge network. The interfaces come with `plug_networks`, which may run beside the
+    /// shim's create: the container's process does not run before its start. Until then (or
+    /// on error) `release_locked` (`teardown_network`) undoes this: nothing is left.
     pub(crate) fn assign_networks(&self, rec: &Record) -> Result<Option<AssignedNetworks>> {
         let mut st = self.nets();
         let Some(mut nets) = st.containers.get(&rec.id).cloned() else {
@@ -650,8 +640,9 @@ impl Engine {
         Ok(Some(AssignedNetworks { nets, held }))
     }
 
-    /// The second half of `connect_networks`: the veth pairs and the port rules of what
-    /// `assign_networks` saved. On error everything assigned is released.
+    /// Start time, second half: the veth pairs and the port rules of what `assign_networks`
+    /// saved. On error everything assigned is released (no veth, rule, address or port).
+    /// Blocks briefly (netlink, and `nft` when ports are published).
     pub(crate) fn plug_networks(&self, rec: &Record, assigned: AssignedNetworks) -> Result<()> {
         let AssignedNetworks { nets, held } = assigned;
         let mut st = self.nets();

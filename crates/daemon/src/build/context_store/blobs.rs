@@ -36,7 +36,7 @@ impl ContextStore {
         }
         let publisher = Publisher::new(&self.blobs_dir());
         let mut learned: Vec<(memo::Key, String)> = Vec::new();
-        let mut archive = tar::Archive::new(body);
+        let mut archive = tar::Archive::new(berth_store::CappedTar::new(body));
         let read_err = |e: std::io::Error| bad(format!("reading build context files: {e}"));
         for item in archive.entries().map_err(read_err)? {
             let mut item = item.map_err(read_err)?;

@@ -47,7 +47,7 @@ fn untar_error(msg: String) -> Error {
 /// lease on its files.
 pub(super) fn ingest(store: &ContextStore, body: &mut dyn Read) -> Result<(Manifest, Lease)> {
     let reader = decompress(body).map_err(tar_error)?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(berth_store::CappedTar::new(reader));
     let mut state = Ingest {
         store,
         entries: BTreeMap::new(),
@@ -108,7 +108,7 @@ enum Kind {
 }
 
 impl Ingest<'_> {
-    fn add(&mut self, item: &mut tar::Entry<'_, Box<dyn Read + '_>>) -> Result<()> {
+    fn add<R: Read>(&mut self, item: &mut tar::Entry<'_, R>) -> Result<()> {
         let header = item.header();
         let kind = match header.entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,

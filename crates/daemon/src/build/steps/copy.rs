@@ -7,7 +7,8 @@
 //! `dest/<its name>` when the destination ends in `/` or is an existing directory, else to
 //! the destination itself (missing parents 0755, owned by the identity); ADD unpacks a local
 //! tar (plain, gzip, bzip2 or xz) into the destination keeping the archive's owners (20.10
-//! does not apply `--chown` there). Everything copied is owned by root, or by `--chown`
+//! does not apply `--chown` there), but never a file it downloaded from a URL (remote.rs: 0600,
+//! mtime from Last-Modified, named after the URL). Everything copied is owned by root, or by `--chown`
 //! (names from the image's /etc/passwd and /etc/group; a lone user also names the group, as
 //! dockerd's `parseChownFlag`); files keep their mode and mtime (whole seconds) unless
 //! `--chmod`, and names of one inode within one source (a directory, an archive) stay hard
@@ -25,7 +26,7 @@ use crate::build::child_image::ChildImage;
 use crate::build::compression::decompress;
 use crate::build::expand::Scope;
 use crate::build::output::StageOut;
-use crate::build::remote::{download, is_url};
+use crate::build::remote::{download, is_url, Downloaded};
 use crate::build::sources::{
     plan_copy_with_downloads, CopyFrom, ExpandedCopy, PlannedCopy, SourceFile, SourceItem,
 };
@@ -71,9 +72,27 @@ pub async fn copy_step(
             }
         },
     };
-    // ADD's URLs are fetched first, every build (their content is the cache key).
+    let workdir = st.config.working_dir.clone();
+    // ADD's URLs are fetched every build (their content is the cache key), in source order
+    // as dockerd goes: a local source before the first URL that does not resolve fails
+    // before anything is downloaded.
+    let first_url = add
+        .then(|| expanded.sources.iter().position(|s| is_url(s)))
+        .flatten();
+    if let Some(k) = first_url.filter(|&k| k > 0) {
+        let head = ExpandedCopy {
+            sources: expanded.sources[..k].to_vec(),
+            dest: "/".into(),
+            heredocs: Vec::new(),
+            ..expanded.clone()
+        };
+        match plan(ctx, from_image.clone(), head, add, &workdir, Vec::new()).await {
+            Err(e) if !e.to_string().ends_with("no source files were specified") => return Err(e),
+            _ => {}
+        }
+    }
     let mut downloads = Vec::new();
-    if add {
+    if first_url.is_some() {
         for src in expanded.sources.iter().filter(|s| is_url(s)) {
             let fetch = download(ctx.engine.registry.http(), &ctx.engine.store, src, out);
             let d = tokio::select! {
@@ -83,20 +102,7 @@ pub async fn copy_step(
             downloads.push(d);
         }
     }
-    let store = ctx.engine.store.clone();
-    let context = ctx.context.clone();
-    let workdir = st.config.working_dir.clone();
-    let plan = {
-        let expanded = expanded.clone();
-        tokio::task::spawn_blocking(move || {
-            let from = match &from_image {
-                Some(image) => CopyFrom::Image(image.as_ref()),
-                None => CopyFrom::Context(&context.manifest, &*context),
-            };
-            plan_copy_with_downloads(&store, from, &expanded, add, &workdir, &downloads)
-        })
-        .await??
-    };
+    let plan = plan(ctx, from_image, expanded.clone(), add, &workdir, downloads).await?;
     let probe = st.config.with_nop_comment_word(&comment(
         cmd,
         &plan,
@@ -133,6 +139,28 @@ pub async fn copy_step(
     }
     st.set_image(image);
     Ok(())
+}
+
+/// Resolves the sources off the runtime (hashing reads every file).
+async fn plan(
+    ctx: &BuildCtx,
+    from_image: Option<Option<Image>>,
+    expanded: ExpandedCopy,
+    add: bool,
+    workdir: &str,
+    downloads: Vec<Downloaded>,
+) -> Result<PlannedCopy, BuildError> {
+    let store = ctx.engine.store.clone();
+    let context = ctx.context.clone();
+    let workdir = workdir.to_string();
+    tokio::task::spawn_blocking(move || {
+        let from = match &from_image {
+            Some(image) => CopyFrom::Image(image.as_ref()),
+            None => CopyFrom::Context(&context.manifest, &*context),
+        };
+        plan_copy_with_downloads(&store, from, &expanded, add, &workdir, &downloads)
+    })
+    .await?
 }
 
 /// The history comment and cache key text: `COPY <hash> in <dest> `, with dockerd's

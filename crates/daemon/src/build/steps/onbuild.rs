@@ -73,6 +73,14 @@ mod tests {
             err("HEALTHCHECK --retries=0 CMD true"),
             "--retries must be at least 1 (not 0)"
         );
+        // A base may store these (dockerd builds it); they fail in the child, as there.
+        assert_eq!(err("ENV"), "ENV requires at least one argument");
+        assert_eq!(err("STOPSIGNAL"), "STOPSIGNAL requires exactly one argument");
+        assert_eq!(err("SHELL x"), "SHELL requires the arguments to be in JSON form");
+        assert_eq!(
+            err("COPY a"),
+            "COPY requires at least two arguments, but only one was provided. Destination could not be determined"
+        );
         assert_eq!(parse_trigger("RUN echo x").unwrap().text, "RUN echo x");
     }
 }

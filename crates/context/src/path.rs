@@ -1,10 +1,39 @@
-//! Paths inside a context (or an image's files) with their symlinks followed without leaving
-//! the root, as Docker's `FollowSymlinkInScope`: `..` and absolute link targets stop at the
-//! root instead of escaping it.
+//! Paths as Go and Docker treat them: Go's `path.Clean`, and paths inside a context (or an
+//! image's files) with their symlinks followed without leaving the root, as Docker's
+//! `FollowSymlinkInScope` (`..` and absolute link targets stop at the root instead of
+//! escaping it).
 
 use std::collections::VecDeque;
 
 use crate::EntryKind;
+
+/// Go's `path.Clean`.
+pub fn clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
 
 /// Why a path does not resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,5 +128,18 @@ mod tests {
         assert_eq!(r("f/.", true), Ok("f".into()));
         assert_eq!(r("loop", true), Err(ResolveError::TooManyLinks));
         assert_eq!(r("loop", false), Ok("loop".into()));
+    }
+
+    #[test]
+    fn go_clean() {
+        for (a, b) in [
+            ("", "."),
+            ("a/../..", ".."),
+            ("/../a/", "/a"),
+            ("./x//y/.", "x/y"),
+            ("/", "/"),
+        ] {
+            assert_eq!(clean(a), b, "{a}");
+        }
     }
 }
