@@ -28,6 +28,7 @@ const DIRECTIVES: &[(&str, &str, &str)] = &[
     ("bip", "bip", "string"),
     ("insecure-registries", "insecure-registry", "[]string"),
     ("registry-mirrors", "registry-mirror", "[]string"),
+    ("shutdown-timeout", "shutdown-timeout", "int"),
     // berth's own: the size the build context store is kept under.
     ("build-context-max-size", "build-context-max-size", "string"),
 ];
@@ -131,6 +132,7 @@ fn directives_as_flags(
         };
         match (*go_type, v) {
             ("string", Value::String(s)) => flags.push(format!("--{long}={s}")),
+            ("int", Value::Number(n)) if n.is_i64() => flags.push(format!("--{long}={n}")),
             ("[]string", Value::Array(items)) => {
                 let items: Vec<&str> = items
                     .iter()

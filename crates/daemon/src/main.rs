@@ -64,6 +64,10 @@ struct Args {
     /// Size the build context store is kept under (e.g. 10GB; the default).
     #[arg(long = "build-context-max-size", value_name = "string", value_parser = config::build_context_max_size)]
     build_context_max_size: Option<u64>,
+    /// Seconds the starts in progress get to finish when the daemon is told to stop (a
+    /// negative value: however long they take), as dockerd's.
+    #[arg(long = "shutdown-timeout", value_name = "int", default_value_t = 15, allow_negative_numbers = true)]
+    shutdown_timeout: i64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,7 +87,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let shutdown_timeout = u64::try_from(args.shutdown_timeout).ok().map(std::time::Duration::from_secs);
+    let result = runtime.block_on(async move {
         let mut paths = engine::Paths::new(&args.data_root, &args.exec_root)?;
         paths.storage_driver = match args.storage_driver.as_deref().filter(|d| !d.is_empty()) {
             None => None,
@@ -102,7 +107,12 @@ fn main() -> anyhow::Result<()> {
         engine.start_networking(args.bip.as_deref())?;
         engine.clone().restore().await;
         let served = server::serve(&socket_path, &args.group, engine.clone()).await;
+        engine.shutdown(shutdown_timeout).await;
         engine.stop_networking();
         served
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, however stuck; what one leaves
+    // behind, restore deals with.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

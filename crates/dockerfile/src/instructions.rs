@@ -413,3 +413,19 @@ pub(crate) fn is_json_array_of_non_strings(args: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_array_of_non_strings as non_strings;
+
+    /// Checked on dockerd 20.10: `CMD [1]` fails the build; `CMD [01]` and `CMD ["a\q", 1]`
+    /// are not JSON to Go, so they are shell form and build.
+    #[test]
+    fn only_valid_json_arrays_of_non_strings_are_refused() {
+        assert!(non_strings("[1]"));
+        assert!(non_strings(r#" ["a", {"b": [1, 2.5e3, null]}] "#));
+        for shell in ["[01]", r#"["a\q", 1]"#, "[1,]", r#"["a"]"#, "[]", "x"] {
+            assert!(!non_strings(shell), "{shell}");
+        }
+    }
+}

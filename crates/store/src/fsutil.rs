@@ -28,6 +28,16 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), Error> {
     f.sync_all().map_err(|e| ctx(e, dir.display()))
 }
 
+/// Creates `dir` if needed and makes it root's alone (0700), as dockerd keeps `image/`:
+/// what it holds (image layers and configs, container layers) is no host user's to read.
+/// Also tightens a directory an older version created 0755.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| ctx(e, dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| ctx(e, dir.display()))
+}
+
 /// `remove_dir_all` that treats "already gone" as success, so removals are idempotent.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), Error> {
     match std::fs::remove_dir_all(path) {

@@ -34,7 +34,7 @@ mod pulled;
 mod reference;
 mod save;
 mod snapshot;
-mod tar_cap;
+pub mod tar_cap;
 mod tarsplit;
 mod unpack;
 mod usage;
@@ -124,6 +124,9 @@ impl Store {
     /// the one the existing containers use, else overlay2 where an overlay mounts, else vfs.
     pub fn open_with_driver(root: &Path, db: Arc<redb::Database>, driver: Option<Driver>) -> Result<Store, Error> {
         std::fs::create_dir_all(root).map_err(|e| error::ctx(e, root.display()))?;
+        for dir in ["blobs", "compressed", "layer-index", "snapshots", "containers-rootfs"] {
+            fsutil::private_dir(&root.join(dir))?;
+        }
         let store = Store {
             root: root.to_path_buf(),
             db,

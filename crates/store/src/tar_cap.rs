@@ -231,7 +231,10 @@ mod tests {
         let mut bytes = b.into_inner().unwrap();
         bytes.truncate(bytes.len() - 1024);
         bytes.extend(pax(&[("path", "p"), ("mtime", "1.5")]));
-        bytes.extend(archive(&[(header("ignored", tar::EntryType::Regular, 2), b"xy".to_vec())]));
+        bytes.extend(archive(&[(
+            header("ignored", tar::EntryType::Regular, 2),
+            b"xy".to_vec(),
+        )]));
         let got = read_all(&bytes).unwrap();
         assert_eq!(got, [(name, b"abc".to_vec()), ("p".into(), b"xy".to_vec())]);
     }
@@ -273,7 +276,10 @@ mod tests {
         // Content that looks like an oversized long-name header is only content.
         let fake = header("L", tar::EntryType::GNULongName, 1 << 40);
         let bytes = archive(&[
-            (header("f", tar::EntryType::Regular, 512), fake.as_bytes().to_vec()),
+            (
+                header("f", tar::EntryType::Regular, 512),
+                fake.as_bytes().to_vec(),
+            ),
             (header("g", tar::EntryType::Regular, 1), b"g".to_vec()),
         ]);
         assert_eq!(read_all(&bytes).unwrap().len(), 2);

@@ -196,37 +196,43 @@ fn a_failing_run_exits_with_its_code_and_keeps_the_steps_before() {
 #[test]
 fn a_bad_onbuild_trigger_fails_the_child_without_a_line_number() {
     let d = Daemon::start();
-    // dockerd 20.10 takes the trigger as it is and checks its flags when a child runs it;
-    // the error then names no line (the trigger is parsed on its own).
-    let r = build(&d, "FROM busybox\nONBUILD COPY --bogus=1 a b\n", &[], &[]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let base = "h6err:x";
-    let ctx = TempDir::new();
-    write(
-        ctx.path(),
-        "Dockerfile",
-        &format!("FROM {base}\nRUN true\n"),
-    );
-    let r: Run = docker(&d)
-        .args(["build", "-t", "h6err:child"])
-        .arg(ctx.path())
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(
-        (r.code, r.stderr.as_str()),
-        (1, "Unknown flag: bogus\n"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .ends_with("Step 1/2 : FROM h6err:x\n# Executing 1 build trigger\n"),
-        "{}",
-        r.stdout
-    );
-    assert_eq!(d.ok(&["ps", "-aq"]), "");
-    assert_ne!(d.berth(&["image", "inspect", "h6err:child"]).code, 0);
+    // dockerd 20.10 takes the trigger as it is and checks its flags and arguments when a
+    // child runs it; the error then names no line (the trigger is parsed on its own).
+    for (trigger, error) in [
+        ("COPY --bogus=1 a b", "Unknown flag: bogus\n"),
+        ("ENV", "ENV requires at least one argument\n"),
+        ("STOPSIGNAL", "STOPSIGNAL requires exactly one argument\n"),
+    ] {
+        let r = build(&d, &format!("FROM busybox\nONBUILD {trigger}\n"), &[], &[]);
+        assert_eq!(r.code, 0, "{trigger}: {}{}", r.stdout, r.stderr);
+        let base = "h6err:x";
+        let ctx = TempDir::new();
+        write(
+            ctx.path(),
+            "Dockerfile",
+            &format!("FROM {base}\nRUN true\n"),
+        );
+        let r: Run = docker(&d)
+            .args(["build", "-t", "h6err:child"])
+            .arg(ctx.path())
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (1, error),
+            "{trigger}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .ends_with("Step 1/2 : FROM h6err:x\n# Executing 1 build trigger\n"),
+            "{trigger}: {}",
+            r.stdout
+        );
+        assert_eq!(d.ok(&["ps", "-aq"]), "");
+        assert_ne!(d.berth(&["image", "inspect", "h6err:child"]).code, 0);
+    }
 }
 
 #[test]

@@ -964,3 +964,95 @@ fn a_registered_manifest_is_bounded_before_it_is_parsed() {
         "{text}"
     );
 }
+
+/// What a host user outside root's group can read under `dir`: files and directory listings
+/// reachable through directories they may walk through.
+fn readable_by_others(dir: &Path, out: &mut Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        let mode = meta.permissions().mode();
+        // A volume's own files are its users' business (dockerd's `_data` is 0755 too).
+        if meta.file_type().is_symlink() || e.file_name() == "_data" {
+            continue;
+        }
+        if mode & 0o004 != 0 {
+            out.push(format!("{:o} {}", mode & 0o7777, e.path().display()));
+        }
+        if meta.is_dir() && mode & 0o001 != 0 {
+            readable_by_others(&e.path(), out);
+        }
+    }
+}
+
+#[test]
+fn host_users_cannot_read_the_data_root() {
+    use std::os::unix::fs::PermissionsExt;
+    for driver in ["overlay2", "vfs"] {
+        let mut d = Daemon::start_with(&["--storage-driver", driver]);
+        // Every kind of thing the daemon stores: image layers (pulled/imported, built and
+        // saved), configs, contexts, a container with its config, a volume.
+        let ctx = context("FROM busybox\nCOPY f /f\nRUN echo built > /g\n", |t| {
+            t.file("f", b"f\n");
+        });
+        assert_built(&build_tar(&d, "perm:built", &ctx), "a build", &d);
+        assert!(saved(&d, "perm:built").is_some());
+        d.ok(&["volume", "create", "permvol"]);
+        let cid = d.ok(&["create", "-v", "permvol:/v", "perm:built"]);
+        let check = |d: &Daemon, when: &str| {
+            let mut out = Vec::new();
+            readable_by_others(&d.data_root, &mut out);
+            assert!(
+                out.is_empty(),
+                "{driver}, {when}: host users can read\n{}",
+                out.join("\n")
+            );
+        };
+        check(&d, "new data root");
+        // A data root an older berthd left open is closed at the next start.
+        d.kill_daemon(libc::SIGTERM);
+        for name in ["blobs", "compressed", "layer-index", "containers", "build"] {
+            let p = d.data_root.join(name);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let db = d.data_root.join("berth.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        d.spawn();
+        check(&d, "restarted");
+        d.ok(&["rm", &cid]);
+    }
+}
+
+#[test]
+fn an_oversized_long_name_is_not_read_into_memory() {
+    let d = Daemon::start();
+    // A GNU long name (or PAX header) is a whole member read before the entry it names: past
+    // Go's 1 MiB it is refused, not held (dockerd 20.10 words it "unexpected EOF").
+    let long_name = |name: &[u8]| {
+        let mut t = RawTar::default();
+        t.file("Dockerfile", b"FROM busybox\nCOPY . /ctx/\n");
+        let size = name.len() as u64;
+        let mut h = RawTar::header(
+            "././@LongLink",
+            tar::EntryType::GNULongName,
+            "",
+            size,
+            0o644,
+        );
+        h.as_mut_bytes()[257..265].copy_from_slice(b"ustar  \0");
+        t.push(h, name);
+        t.file("x", b"x");
+        t.finish()
+    };
+    let r = build_tar(&d, "sec:longname", &long_name(&vec![b'a'; (1 << 20) + 512]));
+    assert_failed(
+        &r,
+        "a 1 MiB long name",
+        "Error processing tar file(exit status 1): unexpected EOF",
+    );
+    let name = format!("long/{}", "n".repeat(200));
+    let r = build_tar(&d, "sec:longname", &long_name(name.as_bytes()));
+    assert_built(&r, "a 205-byte long name", &d);
+    let (code, out) = run_in(&d, "sec:longname", &format!("cat /ctx/{name}"));
+    assert_eq!((code, out.as_str()), (0, "x"));
+}

@@ -76,6 +76,46 @@ fn ulimits_reach_run_exec_and_build() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "300 400\n"), "{}", r.stderr);
     d.ok(&["rm", "-f", id.trim()]);
 
+    // The berth CLI: docker's `--ulimit` for run and create (one per name, the last given,
+    // sorted by name as docker sends them), and its flag errors (exit 125).
+    let r = d.berth(&[
+        "run", "--rm", "--ulimit", "nofile=512:1024", "--ulimit", "nproc=100:200", "busybox",
+        "sh", "-c", limits,
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "512 1024 100 200\n"), "{}", r.stderr);
+    let id = d.ok(&[
+        "create", "--ulimit", "nproc=3:4", "--ulimit", "nofile=1:2", "--ulimit", "nofile=+300:400",
+        "--ulimit", "core=-1", "busybox", "sleep", "60",
+    ]);
+    // As docker's CLI shows them (berth's keeps the daemon's key order: Name, Soft, Hard).
+    let r = d.docker(&["inspect", "-f", "{{json .HostConfig.Ulimits}}", &id]);
+    assert_eq!(
+        r.stdout.trim(),
+        r#"[{"Name":"core","Hard":-1,"Soft":-1},{"Name":"nofile","Hard":400,"Soft":300},{"Name":"nproc","Hard":4,"Soft":3}]"#,
+        "{}", r.stderr
+    );
+    d.ok(&["start", &id]);
+    let r = d.berth(&["exec", &id, "sh", "-c", "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c)"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "300 400 unlimited\n"), "{}", r.stderr);
+    d.ok(&["rm", "-f", &id]);
+    let id = d.ok(&["create", "busybox", "true"]);
+    assert_eq!(d.docker(&["inspect", "-f", "{{json .HostConfig.Ulimits}}", &id]).stdout, "null\n");
+    d.ok(&["rm", &id]);
+    for (cmd, value, why) in [
+        ("run", "nofile", "invalid ulimit argument: nofile"),
+        ("create", "as=1", "invalid ulimit type: as"),
+        ("run", "nofile=a:b", "strconv.ParseInt: parsing \"b\": invalid syntax"),
+        ("create", "nofile=1:2:3", "too many limit value arguments - 1:2:3, can only have up to two, `soft[:hard]`"),
+        ("run", "nofile=5:3", "ulimit soft limit must be less than or equal to hard limit: 5 > 3"),
+    ] {
+        let r = d.berth(&[cmd, "--ulimit", value, "busybox", "true"]);
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (125, format!("invalid argument \"{value}\" for \"--ulimit\" flag: {why}\nSee 'berth {cmd} --help'.\n").as_str()),
+        );
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+
     let ctx = berth_e2e::tempdir::TempDir::new();
     std::fs::write(ctx.path().join("Dockerfile"), format!("FROM busybox\nRUN {limits}\n")).unwrap();
     let r: berth_e2e::Run = std::process::Command::new(berth_e2e::docker_cli())

@@ -283,3 +283,33 @@ fn overlay2_is_named_as_docker_names_it() {
         .stdout
         .contains(&format!("\"WorkDir\":\"{}\"", work.display())));
 }
+
+#[test]
+fn identical_built_files_stay_separate_files_on_vfs() {
+    let d = Daemon::start_with(&["--storage-driver", "vfs"]);
+    // Two context files with the same content and metadata are one stored file; the layer
+    // a build makes of them must still have two files, unless the context links them.
+    let ctx = TempDir::new();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nCOPY . /c/\n").unwrap();
+    for name in ["a", "b", "real"] {
+        std::fs::write(ctx.path().join(name), "same\n").unwrap();
+    }
+    std::fs::hard_link(ctx.path().join("real"), ctx.path().join("link")).unwrap();
+    let out = Command::new("touch")
+        .args(["-d", "2020-01-01 00:00:00"])
+        .args(["a", "b", "real", "link"].map(|n| ctx.path().join(n)))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = d.docker(&["build", "-q", "-t", "twins", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let script = "echo changed > /c/a; cat /c/b; echo changed > /c/real; cat /c/link; \
+                  stat -c %h /c/a /c/b /c/real";
+    let r = d.docker(&["run", "--rm", "twins", "sh", "-c", script]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "same\nchanged\n1\n1\n2\n"),
+        "{}",
+        r.stderr
+    );
+}

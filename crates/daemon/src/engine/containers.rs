@@ -61,6 +61,8 @@ impl Engine {
     /// restart was scheduled under: a user action since then cancels it).
     pub(super) async fn start_container(self: &Arc<Self>, c: &Arc<Container>, by_policy: Option<u64>) -> Result<()> {
         let _op = c.op.lock().await;
+        // A shutdown lets this finish, or ends a start that never will (see `shutdown`).
+        let _starting = self.starts.begin(&c.id());
         let rec = c.snapshot();
         match by_policy {
             None if rec.state.restarting => return Err(Error::NotModified),

@@ -33,6 +33,7 @@ mod restart;
 mod restore;
 mod save;
 mod shim;
+mod shutdown;
 mod stats;
 mod system;
 mod top;
@@ -250,6 +251,22 @@ pub struct Engine {
     pub registry: berth_distribution::Client,
     /// Build contexts: content-addressed files and manifests (`<data-root>/build/context`).
     pub build_context: Arc<crate::build::context_store::ContextStore>,
+    /// Container starts in progress, which a shutdown lets finish (or ends).
+    starts: shutdown::Starts,
+}
+
+/// What only the daemon may read, as dockerd keeps it (`containers/` 0710 with no remapped
+/// group, `repositories.json` 0600): containers' configs and logs, the database, the build
+/// contexts. Tightened at every open, so data roots made by older versions are fixed too.
+fn private_files(data_root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, mode) in [("containers", 0o700), ("build", 0o700), ("berth.db", 0o600), ("engine-id", 0o600)] {
+        match std::fs::set_permissions(data_root.join(name), std::fs::Permissions::from_mode(mode)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -267,12 +284,13 @@ impl Engine {
         let build_context = Arc::new(crate::build::context_store::ContextStore::open_with_db(&paths.data_root.join("build/context"), db.clone())?);
         let records = Records::new(db)?;
         let daemon_id = system::daemon_id(&paths.data_root)?;
+        private_files(&paths.data_root)?;
         let containers = records
             .load_all()?
             .into_iter()
             .map(|rec| (rec.id.clone(), Container::new(rec)))
             .collect();
-        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default(), registry: berth_distribution::Client::new(Default::default()), build_context })
+        Ok(Engine { paths, store, records, containers: RwLock::new(containers), volumes, networks, dns_servers: Default::default(), execs: exec::Execs::default(), events, daemon_id, log_defaults: crate::io::logs::driver::builtin_default(), registry: berth_distribution::Client::new(Default::default()), build_context, starts: Default::default() })
     }
 
     /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.

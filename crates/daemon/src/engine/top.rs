@@ -45,7 +45,7 @@ impl Engine {
 }
 
 /// The PIDs (host view) in the container's cgroup, on v1 or v2.
-fn container_pids(id: &str, cgroups_path: &str) -> Result<Vec<u32>> {
+pub(super) fn container_pids(id: &str, cgroups_path: &str) -> Result<Vec<u32>> {
     let candidates = [
         format!("/sys/fs/cgroup{cgroups_path}/cgroup.procs"),
         format!("/sys/fs/cgroup/pids{cgroups_path}/cgroup.procs"),

@@ -143,6 +143,8 @@ impl Volumes {
         let data = self.data_dir(&name);
         std::fs::create_dir_all(&data)?;
         std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        // As dockerd: `<name>` can be walked through, not listed.
+        std::fs::set_permissions(self.dir.join(&name), std::os::unix::fs::PermissionsExt::from_mode(0o701))?;
         let meta = VolumeMeta {
             name: name.clone(),
             driver,

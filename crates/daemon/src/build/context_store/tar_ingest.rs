@@ -27,7 +27,10 @@ fn tar_error(e: io::Error) -> Error {
     let msg = e.to_string();
     // The tar crate's words for a stream cut short ("unexpected EOF during skip", "failed to
     // read entire block") and for a block that is no tar header, as Go's reader says them.
-    if e.kind() == io::ErrorKind::UnexpectedEof
+    if msg == berth_store::tar_cap::FIELD_TOO_LONG {
+        // A long name or PAX header past Go's 1 MiB (`CappedTar`), as dockerd 20.10 says it.
+        untar_error("unexpected EOF".into())
+    } else if e.kind() == io::ErrorKind::UnexpectedEof
         || msg.starts_with("unexpected EOF")
         || msg.starts_with("failed to read entire block")
     {
@@ -46,6 +49,17 @@ fn untar_error(msg: String) -> Error {
 /// Reads the whole tar into the store; returns its manifest (tarsums filled in) and a
 /// lease on its files.
 pub(super) fn ingest(store: &ContextStore, body: &mut dyn Read) -> Result<(Manifest, Lease)> {
+    let result = read_tar(store, &mut *body);
+    if result.is_err() {
+        // A tar refused before its end (a 1 MiB long name, too many entries): as Go's HTTP
+        // server does after a handler, up to 256 KiB more is read so that the client, still
+        // sending, gets the error rather than a broken pipe.
+        let _ = io::copy(&mut body.take(256 << 10), &mut io::sink());
+    }
+    result
+}
+
+fn read_tar(store: &ContextStore, body: &mut dyn Read) -> Result<(Manifest, Lease)> {
     let reader = decompress(body).map_err(tar_error)?;
     let mut archive = tar::Archive::new(berth_store::CappedTar::new(reader));
     let mut state = Ingest {

@@ -253,6 +253,7 @@ pub fn commit_copy(
     let mut layer = Layer {
         fs: &fs,
         entries: Vec::new(),
+        last_at: HashMap::new(),
         uid,
         gid,
         now,
@@ -328,7 +329,7 @@ pub fn commit_copy(
                     dest.clone()
                 };
                 layer.parents(&target);
-                layer.entries.push(NewEntry {
+                layer.add(NewEntry {
                     path: target,
                     kind: NewEntryKind::Bytes(body),
                     mode: plan.chmod.unwrap_or(0o644),
@@ -354,6 +355,9 @@ pub fn commit_copy(
 struct Layer<'a> {
     fs: &'a berth_store::ImageFs,
     entries: Vec<NewEntry>,
+    /// The index of the last entry at each path: lookups stay constant-time however many
+    /// files a `COPY *` plans (only [`Layer::add`] may push to `entries`).
+    last_at: HashMap<String, usize>,
     uid: u32,
     gid: u32,
     now: (i64, u32),
@@ -364,10 +368,15 @@ struct Layer<'a> {
 }
 
 impl Layer<'_> {
+    fn add(&mut self, entry: NewEntry) {
+        self.last_at.insert(entry.path.clone(), self.entries.len());
+        self.entries.push(entry);
+    }
+
     /// Whether `path` is a directory: made by an earlier entry, else in the parent.
     fn is_dir(&self, path: &str) -> bool {
-        if let Some(e) = self.entries.iter().rev().find(|e| e.path == path) {
-            return e.kind == NewEntryKind::Dir;
+        if let Some(&i) = self.last_at.get(path) {
+            return self.entries[i].kind == NewEntryKind::Dir;
         }
         if path.is_empty() {
             return true;
@@ -382,7 +391,7 @@ impl Layer<'_> {
     }
 
     fn exists(&self, path: &str) -> bool {
-        self.entries.iter().any(|e| e.path == path) || self.fs.lstat(path).is_some()
+        self.last_at.contains_key(path) || self.fs.lstat(path).is_some()
     }
 
     /// The missing directories of `path` (itself included), 0755, owned by `parents`, the
@@ -395,7 +404,7 @@ impl Layer<'_> {
                 continue;
             }
             let (uid, gid) = if i == comps.len() { last } else { parents };
-            self.entries.push(NewEntry {
+            self.add(NewEntry {
                 path: p,
                 kind: NewEntryKind::Dir,
                 mode: 0o755,
@@ -439,7 +448,7 @@ impl Layer<'_> {
             ordered.sort_by(|a, b| a.0.split('/').cmp(b.0.split('/')));
             let first = ordered[0].1;
             let target = self.entries[first].path.clone();
-            if self.entries[first + 1..].iter().any(|e| e.path == target) {
+            if self.last_at[&target] > first {
                 continue;
             }
             links.extend(ordered[1..].iter().map(|&(_, i)| (i, target.clone())));
@@ -465,7 +474,7 @@ impl Layer<'_> {
             (_, Some(m)) => m,
             (_, None) => f.mode,
         };
-        self.entries.push(NewEntry {
+        self.add(NewEntry {
             path: path.to_string(),
             kind,
             mode,
@@ -529,7 +538,7 @@ impl Layer<'_> {
                     let inode = format!("{}:{}", m.dev(), m.ino());
                     self.inodes.push((self.entries.len(), (self.item, inode)));
                 }
-                self.entries.push(NewEntry {
+                self.add(NewEntry {
                     path: join(dest, &r),
                     kind,
                     mode: m.mode() & 0o7777,
