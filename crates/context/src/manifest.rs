@@ -113,7 +113,7 @@ impl Manifest {
     }
 
     /// The entries strictly under directory `dir` ("" = the whole context), in path order.
-    pub fn descendants<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn descendants<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a Entry> + 'a {
         let prefix = if dir.is_empty() {
             String::new()
         } else {

@@ -45,17 +45,7 @@ fn resolve(id: &str, parent: Option<&str>, base: &str) -> String {
 /// The path with `.`, `..` and empty components resolved lexically, never above `/`; always
 /// absolute, no trailing slash (Go's `filepath.Clean("/" + p)`, runc's `CleanPath`).
 fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    berth_context::path::clean(&format!("/{path}"))
 }
 
 /// The cgroup a relative parent is resolved in, from `/proc/self/cgroup` (`id:controllers:path`

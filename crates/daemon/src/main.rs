@@ -111,8 +111,8 @@ fn main() -> anyhow::Result<()> {
         engine.stop_networking();
         served
     });
-    // Dropping the runtime would wait for every blocking task, however stuck; what one leaves
-    // behind, restore deals with.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Dropping the runtime would wait for every blocking task, however stuck: one still
+    // running gets a moment to finish its file operation; what it leaves, restore finds.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     result
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::digest::{chain_ids, sha256_of};
 use crate::error::Error;
-use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS};
+use crate::images::{decode, encode, layers_size, ImageRecord, IMAGES, LAYERS};
 use crate::{Image, Store};
 
 const BUILD_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("build_cache_v1");
@@ -187,17 +187,9 @@ impl Store {
             let txn = self.db.begin_write()?;
             {
                 let layers = txn.open_table(LAYERS)?;
-                let mut size = 0;
-                for chain in &chains {
-                    match layers.get(chain.as_str())? {
-                        Some(v) => size += decode::<LayerRecord>("layer record", v.value())?.size,
-                        None => {
-                            return Err(Error::Conflict(format!(
-                                "layer {chain} was removed during the build"
-                            )))
-                        }
-                    }
-                }
+                let size = layers_size(&layers, &chains, |chain| {
+                    Error::Conflict(format!("layer {chain} was removed during the build"))
+                })?;
                 let mut images = txn.open_table(IMAGES)?;
                 if images.get(id.as_str())?.is_none() {
                     let record = ImageRecord {

@@ -70,6 +70,24 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> 
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
+/// The unpacked size of an image made of the layers `chains` (the sum of theirs), read in
+/// the transaction that records the image; `gone` is the error when one of them has been
+/// removed meanwhile.
+pub(crate) fn layers_size(
+    layers: &impl ReadableTable<&'static str, &'static [u8]>,
+    chains: &[String],
+    gone: impl FnOnce(&str) -> Error,
+) -> Result<u64, Error> {
+    let mut size = 0;
+    for chain in chains {
+        match layers.get(chain.as_str())? {
+            Some(v) => size += decode::<LayerRecord>("layer record", v.value())?.size,
+            None => return Err(gone(chain)),
+        }
+    }
+    Ok(size)
+}
+
 /// `config_bytes` (an encoded image config) with `fields` added to its `config` object.
 fn with_docker_fields(
     config_bytes: Vec<u8>,

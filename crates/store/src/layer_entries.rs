@@ -15,7 +15,7 @@
 //! them, else 0755 root, and the commit time as mtime (the copy just changed them; Docker's
 //! layers show the same).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -516,6 +516,7 @@ fn write_layer(plan: &Plan, root: &Path) -> Result<Made, Error> {
     let mut size = 0u64;
     let mut buf = vec![0u8; crate::unpack::BUF_SIZE];
     let mut dirs: Vec<(PathBuf, TimeSpec)> = Vec::new();
+    let mut linked = HashSet::new();
     for (comps, e) in plan {
         let rel = comps.join("/");
         let path = root.join(&rel);
@@ -564,7 +565,8 @@ fn write_layer(plan: &Plan, root: &Path) -> Result<Made, Error> {
                 header.set_entry_type(tar::EntryType::Directory);
             }
             NewEntryKind::File { source } => {
-                place_file(source, &path, e, &mut buf).map_err(|err| with_path(err, &rel))?;
+                place_file(source, &path, e, &mut buf, &mut linked)
+                    .map_err(|err| with_path(err, &rel))?;
                 header.set_entry_type(tar::EntryType::Regular);
                 file_size = Some(());
             }
@@ -632,8 +634,12 @@ fn write_layer(plan: &Plan, root: &Path) -> Result<Made, Error> {
         out.verbatim(&header_bytes);
         if let Some((mut f, len)) = content {
             if len > 0 {
-                hash_exactly(&mut f, len, &mut out.hasher, &mut buf)
-                    .map_err(|err| ctx(err, what()))?;
+                let shrank = "layer file shrank while being hashed";
+                read_exactly(&mut f, len, &mut buf, shrank, |b| {
+                    out.hasher.update(b);
+                    Ok(())
+                })
+                .map_err(|err| ctx(err, what()))?;
                 out.index.file(rel.as_bytes().to_vec(), len);
                 let pad = (512 - len % 512) % 512;
                 out.verbatim(&[0u8; 512][..pad as usize]);
@@ -739,8 +745,17 @@ fn same_meta(f: &File, m: &std::fs::Metadata, e: &Planned) -> bool {
 }
 
 /// Puts the regular file `source` at `dest` with the entry's metadata: a hard link when the
-/// source has them already, else a copy.
-fn place_file(source: &Path, dest: &Path, e: &Planned, buf: &mut [u8]) -> io::Result<()> {
+/// source has them already, else a copy. A source is linked into a layer once (`linked`
+/// holds the (dev, inode)s linked so far): two names of one inode in a snapshot are a hard
+/// link of the layer (the vfs driver makes them one file again), which only
+/// [`NewEntryKind::HardLink`] may declare; identical context files are one stored file.
+fn place_file(
+    source: &Path,
+    dest: &Path,
+    e: &Planned,
+    buf: &mut [u8],
+    linked: &mut HashSet<(u64, u64)>,
+) -> io::Result<()> {
     let src = open_nofollow(source, false)
         .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", source.display())))?;
     let m = src.metadata()?;
@@ -750,7 +765,7 @@ fn place_file(source: &Path, dest: &Path, e: &Planned, buf: &mut [u8]) -> io::Re
             format!("{} is not a regular file", source.display()),
         ));
     }
-    if same_meta(&src, &m, e) {
+    if same_meta(&src, &m, e) && linked.insert((m.dev(), m.ino())) {
         match std::fs::hard_link(source, dest) {
             Ok(()) => {
                 // The name may have been swapped since it was opened: the link must be the
@@ -803,7 +818,9 @@ fn copy_content(src: &File, dst: &File, len: u64, buf: &mut [u8]) -> io::Result<
                     Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
                 )
             {
-                return copy_by_read(src, dst, len, buf);
+                let shrank = "source file shrank while being copied";
+                let mut dst = dst;
+                return read_exactly(src, len, buf, shrank, |b| dst.write_all(b));
             }
             return Err(err);
         }
@@ -818,36 +835,23 @@ fn copy_content(src: &File, dst: &File, len: u64, buf: &mut [u8]) -> io::Result<
     Ok(())
 }
 
-fn copy_by_read(mut src: &File, mut dst: &File, len: u64, buf: &mut [u8]) -> io::Result<()> {
+/// Hands exactly `len` bytes of `src` (the size recorded for it) to `sink`, a buffer at a
+/// time; `shrank` is the error when the file ends first.
+fn read_exactly(
+    mut src: impl Read,
+    len: u64,
+    buf: &mut [u8],
+    shrank: &str,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
         let want = left.min(buf.len() as u64) as usize;
         let n = src.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "source file shrank while being copied",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, shrank));
         }
-        dst.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    Ok(())
-}
-
-/// Feeds exactly `len` bytes of `f` to the hash (the size its tar header states).
-fn hash_exactly(f: &mut File, len: u64, hasher: &mut Sha256, buf: &mut [u8]) -> io::Result<()> {
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "layer file shrank while being hashed",
-            ));
-        }
-        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
         left -= n as u64;
     }
     Ok(())
@@ -954,6 +958,11 @@ mod tests {
             0o644,
         );
         linked.mtime = (1_600_000_000, 123_456_789);
+        // The same source again (identical context files are one stored file).
+        let twin = NewEntry {
+            path: "app/twin".into(),
+            ..linked.clone()
+        };
         let mut copied = entry(
             "app/sub/other",
             NewEntryKind::File {
@@ -966,6 +975,7 @@ mod tests {
         copied.xattrs = vec![("user.k".into(), b"v".to_vec())];
         let entries = vec![
             linked,
+            twin,
             copied,
             entry("app/sub", NewEntryKind::Dir, 0o700),
             entry("app/heredoc", NewEntryKind::Bytes(b"hi\n".to_vec()), 0o644),
@@ -1006,6 +1016,10 @@ mod tests {
         // The file whose metadata matched is the source itself; the other is a copy.
         let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
         assert_eq!(ino(&top.join("app/same")), ino(&same));
+        // Linked once: a second name of it would be a hard link the layer never declared.
+        assert_ne!(ino(&top.join("app/twin")), ino(&same));
+        assert_eq!(std::fs::read(top.join("app/twin")).unwrap(), b"linked content\n");
+        assert_eq!(meta(&top.join("app/twin")), meta(&same));
         assert_ne!(ino(&top.join("app/sub/other")), ino(&other));
         assert_eq!(std::fs::read(top.join("app/sub/other")).unwrap(), big);
         assert_eq!(
@@ -1064,8 +1078,8 @@ mod tests {
             Path::new("same")
         );
         assert_eq!(count(unpacked.path()), 2); // app, usr
-                                               // Files and link targets: same, other, heredoc, link, tool, tool2.
-        assert_eq!(image.size, base.size + 15 + 700_000 + 7 + 4 + 10 + 1);
+        // Files and link targets: same, twin, other, heredoc, link, tool, tool2.
+        assert_eq!(image.size, base.size + 15 + 15 + 700_000 + 7 + 4 + 10 + 1);
 
         // The image saves, and loads into another store under the same ID.
         let mut archive = Vec::new();

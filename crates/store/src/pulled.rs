@@ -19,7 +19,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use crate::compression::Compression;
 use crate::digest::{chain_id, sha256_of};
 use crate::error::Error;
-use crate::images::{decode, encode, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
+use crate::images::{decode, encode, layers_size, ImageRecord, LayerRecord, IMAGES, LAYERS, TAGS};
 use crate::tarsplit::SplitLayer;
 use crate::unpack::BUF_SIZE;
 use crate::{Image, Reference, Store};
@@ -142,17 +142,11 @@ impl Store {
             let txn = self.db.begin_write()?;
             {
                 let layers = txn.open_table(LAYERS)?;
-                let mut size = 0;
-                for chain in &chain_ids {
-                    match layers.get(chain.as_str())? {
-                        Some(v) => size += decode::<LayerRecord>("layer record", v.value())?.size,
-                        None => {
-                            return Err(Error::Conflict(format!(
-                                "layer {chain} was removed while the image was being pulled; pull it again"
-                            )))
-                        }
-                    }
-                }
+                let size = layers_size(&layers, &chain_ids, |chain| {
+                    Error::Conflict(format!(
+                        "layer {chain} was removed while the image was being pulled; pull it again"
+                    ))
+                })?;
                 let mut images = txn.open_table(IMAGES)?;
                 if let Some(d) = repo_digest {
                     let mut moved = Vec::new();

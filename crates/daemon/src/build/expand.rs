@@ -7,6 +7,7 @@ use berth_dockerfile::{process_word, process_words, CopyArgs};
 
 use super::args::BuildArgs;
 use super::config::RunConfig;
+use super::sources::ExpandedCopy;
 use super::BuildError;
 
 /// The variables one instruction is expanded with.
@@ -81,9 +82,9 @@ impl Scope {
             .collect()
     }
 
-    /// COPY/ADD: sources, dest, `--chown`, `--chmod`, `--from`; heredoc bodies unless their
-    /// delimiter was quoted.
-    pub fn copy(&self, c: &CopyArgs) -> Result<ExpandedCopyArgs, BuildError> {
+    /// COPY/ADD: sources, dest, `--chown` (empty: none), `--chmod` (parsed), and `--from`'s
+    /// value beside them; heredoc bodies unless their delimiter was quoted.
+    pub fn copy(&self, c: &CopyArgs) -> Result<(ExpandedCopy, Option<String>), BuildError> {
         let opt = |v: &Option<String>| v.as_deref().map(|v| self.word(v)).transpose();
         let mut heredocs = Vec::new();
         for h in &c.heredocs {
@@ -94,19 +95,25 @@ impl Scope {
             };
             heredocs.push((h.name.clone(), body.into_bytes()));
         }
-        Ok(ExpandedCopyArgs {
-            sources: c
-                .sources
-                .iter()
-                .map(|s| self.word(s))
-                .collect::<Result<_, _>>()?,
-            dest: self.word(&c.dest)?,
-            from: opt(&c.from)?,
-            chown: opt(&c.chown)?,
-            chmod: opt(&c.chmod)?,
+        let sources = c
+            .sources
+            .iter()
+            .map(|s| self.word(s))
+            .collect::<Result<_, _>>()?;
+        let dest = self.word(&c.dest)?;
+        let from = opt(&c.from)?;
+        let chown = opt(&c.chown)?;
+        // Every word expands before the mode is read, so an expansion error comes first.
+        let chmod = opt(&c.chmod)?.map(|m| parse_chmod(&m)).transpose()?;
+        let expanded = ExpandedCopy {
+            sources,
+            dest,
+            chown: chown.filter(|c| !c.is_empty()),
+            chmod,
             link: c.link,
             heredocs,
-        })
+        };
+        Ok((expanded, from))
     }
 
     /// A heredoc body: variables expand, but quotes and backslashes stay as written (BuildKit
@@ -169,16 +176,16 @@ fn variable_len(s: &str) -> usize {
     }
 }
 
-/// COPY/ADD arguments after expansion (the copy step turns them into H3's `ExpandedCopy`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExpandedCopyArgs {
-    pub sources: Vec<String>,
-    pub dest: String,
-    pub from: Option<String>,
-    pub chown: Option<String>,
-    pub chmod: Option<String>,
-    pub link: bool,
-    pub heredocs: Vec<(String, Vec<u8>)>,
+/// `--chmod` as BuildKit takes it: octal permission bits.
+pub fn parse_chmod(s: &str) -> Result<u32, BuildError> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            BuildError::msg(format!(
+                "invalid chmod parameter {s}: must be an octal number"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -229,7 +236,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        let e = s.copy(&c).unwrap();
+        let (e, from) = s.copy(&c).unwrap();
+        assert_eq!(from, None);
         assert_eq!(
             (e.sources, e.dest, e.chown),
             (
@@ -245,6 +253,27 @@ mod tests {
                 ("B".to_string(), b"$V\n".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn copy_flags_are_read() {
+        let s = scope();
+        let c = CopyArgs {
+            sources: vec!["a".into()],
+            dest: "/d".into(),
+            from: Some("$abc".into()),
+            chown: Some("".into()),
+            chmod: Some("0${V}55".into()),
+            ..Default::default()
+        };
+        let (e, from) = s.copy(&c).unwrap();
+        assert_eq!(
+            (e.chown, e.chmod, from.as_deref()),
+            (None, Some(0o755), Some("hi"))
+        );
+        assert_eq!(parse_chmod("0644").unwrap(), 0o644);
+        assert!(parse_chmod("9").is_err());
+        assert!(parse_chmod("17777").is_err());
     }
 
     #[test]

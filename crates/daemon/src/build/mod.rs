@@ -23,7 +23,7 @@ use berth_store::Image;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::engine::build_step::{CancelToken, RunOptions};
+use crate::engine::build_step::CancelToken;
 use crate::engine::Engine;
 use args::{unconsumed_warning, BuildArgs};
 use context_store::ContextView;
@@ -161,34 +161,10 @@ impl Build {
             .iter()
             .filter_map(|s| s.name.as_ref().map(|n| (n.to_ascii_lowercase(), s.index)))
             .collect::<HashMap<_, _>>();
-        let r = &opts.resources;
-        let run_opts = RunOptions {
-            network_mode: r.network_mode.clone(),
-            memory: r.memory,
-            memswap: r.memswap,
-            cpu_shares: r.cpu_shares,
-            cpu_period: r.cpu_period,
-            cpu_quota: r.cpu_quota,
-            cpuset_cpus: r.cpuset_cpus.clone(),
-            cpuset_mems: r.cpuset_mems.clone(),
-            shm_size: r.shm_size,
-            cgroup_parent: r.cgroup_parent.clone(),
-            ulimits: r
-                .ulimits
-                .iter()
-                .map(|u| berth_api::models::ResourcesUlimits {
-                    name: Some(u.name.clone()),
-                    soft: Some(u.soft),
-                    hard: Some(u.hard),
-                })
-                .collect(),
-            extra_hosts: r.extra_hosts.clone(),
-        };
         let ctx = BuildCtx {
             engine,
             cache_from: cache::CacheFrom::new(opts.cache_from.clone()),
             opts: Arc::new(opts),
-            run_opts,
             escape: plan.dockerfile.escape,
             cancel,
             context,

@@ -3,37 +3,23 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use berth_api::models::ResourcesUlimits;
+use berth_dockerfile::go_quote;
 use berth_store::Reference;
 use serde_json::Value;
 
-/// One `--ulimit` as the CLI sends it (`{"Name":"nofile","Hard":2048,"Soft":1024}`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct Ulimit {
-    #[serde(rename = "Name")]
-    pub name: String,
-    #[serde(rename = "Hard")]
-    pub hard: i64,
-    #[serde(rename = "Soft")]
-    pub soft: i64,
-}
+use crate::engine::build_step::RunOptions;
 
-/// The resources and network of the containers RUN steps create.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunResources {
-    /// `networkmode`: `default` (the bridge), `host`, `none`, a network name.
-    pub network_mode: String,
-    pub memory: i64,
-    pub memswap: i64,
-    pub cpu_shares: i64,
-    pub cpu_period: i64,
-    pub cpu_quota: i64,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub shm_size: i64,
-    pub cgroup_parent: String,
-    pub ulimits: Vec<Ulimit>,
-    /// `extrahosts`: `host:ip` entries.
-    pub extra_hosts: Vec<String>,
+/// One `--ulimit` as the CLI sends it (`{"Name":"nofile","Hard":2048,"Soft":1024}`): every
+/// field required, which the API model's optional fields would not check.
+#[derive(serde::Deserialize)]
+struct Ulimit {
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "Hard")]
+    hard: i64,
+    #[serde(rename = "Soft")]
+    soft: i64,
 }
 
 /// Everything a build request asks for besides the context.
@@ -60,7 +46,8 @@ pub struct BuildOptions {
     pub remove: bool,
     /// `forcerm`: also print their removal when a step fails.
     pub force_remove: bool,
-    pub resources: RunResources,
+    /// The resources and network of the containers RUN steps create.
+    pub resources: RunOptions,
     /// `platform`: "os/arch[/variant]" every FROM must match.
     pub platform: Option<String>,
     /// `X-Registry-Config`: credentials per registry, for FROM pulls.
@@ -140,7 +127,14 @@ impl BuildOptions {
             "" => Vec::new(),
             raw => serde_json::from_str::<Option<Vec<Ulimit>>>(raw)
                 .map_err(|e| format!("error reading ulimit settings: {e}"))?
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect(),
         };
         let build_args = match q.value("buildargs") {
             "" => BTreeMap::new(),
@@ -202,7 +196,7 @@ impl BuildOptions {
             // API ≥ 1.12: rm defaults to true, and forcerm implies it.
             remove: q.flag("forcerm") || q.value("rm").is_empty() || q.flag("rm"),
             force_remove: q.flag("forcerm"),
-            resources: RunResources {
+            resources: RunOptions {
                 network_mode,
                 memory: q.int_or_zero("memory"),
                 memswap: q.int_or_zero("memswap"),
@@ -290,11 +284,6 @@ fn tags(raw: &[String]) -> Result<Vec<Reference>, String> {
         }
     }
     Ok(out)
-}
-
-/// Go's `%q` for the few messages that quote a value.
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// Base64 with the URL alphabet, padded or not (Go's `base64.URLEncoding` decoder needs the
@@ -396,10 +385,10 @@ mod tests {
         let o = BuildOptions::parse("ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A20%2C%22Soft%22%3A10%7D%5D&memory=x", None).unwrap();
         assert_eq!(
             o.resources.ulimits,
-            [Ulimit {
-                name: "nofile".into(),
-                hard: 20,
-                soft: 10
+            [ResourcesUlimits {
+                name: Some("nofile".into()),
+                hard: Some(20),
+                soft: Some(10)
             }]
         );
         assert_eq!(o.resources.memory, 0);
@@ -417,6 +406,11 @@ mod tests {
         );
         assert_eq!(err("isolation=hyperv"), "Unsupported isolation: \"hyperv\"");
         assert_eq!(err("version=3"), "invalid version \"3\"");
+        // Go's %q, not JSON's quoting: a control character is `\x01`, not `\u0001`.
+        assert_eq!(
+            err("isolation=a%01%22"),
+            "Unsupported isolation: \"a\\x01\\\"\""
+        );
         assert_eq!(
             err("squash=1"),
             "squash is only supported with experimental mode"

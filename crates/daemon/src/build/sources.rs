@@ -213,27 +213,12 @@ pub fn normalize_dest(workdir: &str, dest: &str) -> String {
     if dest.starts_with('/') {
         return dest.to_string();
     }
-    let joined = clean_abs(&format!("/{workdir}/{dest}"));
+    let joined = berth_context::path::clean(&format!("/{workdir}/{dest}"));
     if dest.ends_with('/') && joined != "/" {
         format!("{joined}/")
     } else {
         joined
     }
-}
-
-/// Lexically cleaned absolute path (Go's `filepath.Clean` of a rooted path).
-fn clean_abs(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            _ => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
 }
 
 /// A downloaded file as an ADD source: its item, and its hash as dockerd's
@@ -681,22 +666,7 @@ impl<'a> Tree<'a> {
     /// Everything under the directory `dir` ("" the root).
     fn descendants(&self, dir: &str) -> Vec<Cow<'a, Entry>> {
         match &self.files {
-            Files::Context(m, _) => {
-                // Paths under "dir/" are contiguous in the manifest's byte order.
-                let prefix = if dir.is_empty() {
-                    String::new()
-                } else {
-                    format!("{dir}/")
-                };
-                let start = m
-                    .entries
-                    .partition_point(|e| e.path.as_str() < prefix.as_str());
-                m.entries[start..]
-                    .iter()
-                    .take_while(|e| e.path.starts_with(&prefix))
-                    .map(Cow::Borrowed)
-                    .collect()
-            }
+            Files::Context(m, _) => m.descendants(dir).map(Cow::Borrowed).collect(),
             Files::Image(img) => img.descendants(dir).into_iter().map(Cow::Owned).collect(),
         }
     }
@@ -728,7 +698,6 @@ impl<'a> Tree<'a> {
         path: &str,
         follow_last: bool,
     ) -> Result<(String, Option<Cow<'a, Entry>>), Miss> {
-        let mut todo: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         // Lexically, as Docker joins the path to the root first: climbing out is forbidden.
         let mut depth: i64 = 0;
         for c in path.split('/') {
@@ -740,40 +709,12 @@ impl<'a> Tree<'a> {
             if depth < 0 {
                 return Err(Miss::Forbidden);
             }
-            todo.push_back(c.to_string());
         }
-        let mut out: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(c) = todo.pop_front() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    out.pop();
-                    continue;
-                }
-                _ => out.push(c),
-            }
-            let joined = out.join("/");
-            let e = self.get(&joined).ok_or(Miss::NotFound)?;
-            if e.kind == EntryKind::Symlink
-                && (follow_last || !todo.iter().all(|t| t.is_empty() || t == "."))
-            {
-                hops += 1;
-                if hops > 255 {
-                    return Err(Miss::NotFound);
-                }
-                out.pop();
-                if e.linkname.starts_with('/') {
-                    out.clear();
-                }
-                for t in e.linkname.split('/').rev() {
-                    todo.push_front(t.to_string());
-                }
-            } else if e.kind != EntryKind::Dir && todo.iter().any(|t| !t.is_empty() && t != ".") {
-                return Err(Miss::NotFound);
-            }
-        }
-        let joined = out.join("/");
+        // A miss, a non-directory on the way and a symlink loop all read as "not found".
+        let joined = berth_context::path::resolve_in_scope(path, follow_last, |p| {
+            self.get(p).map(|e| (e.kind, e.linkname.clone()))
+        })
+        .map_err(|_| Miss::NotFound)?;
         if joined.is_empty() {
             // The root itself: a directory with no entry.
             return Ok((joined, None));

@@ -420,22 +420,26 @@ fn merge(user: &mut Map<String, Value>, image: &Map<String, Value>) {
     take(user, "StopSignal");
 }
 
-/// What the new image's config blob is made of, besides the layer.
-struct NewImage {
-    parent: Value,
-    config: Value,
-    container: String,
-    container_config: Value,
-    author: String,
-    comment: String,
-    created_by: String,
-    created: String,
+/// What the new image's config blob is made of, besides the layer. `docker commit` and
+/// the builder's own steps (build/child_image.rs) both write their image JSON with it.
+pub(crate) struct NewImage {
+    /// The parent's config blob (`{}` for scratch).
+    pub parent: Value,
+    pub config: Value,
+    /// The container the image was made from (`container` in the JSON; omitted when empty,
+    /// as a build step that ran no container has none).
+    pub container: String,
+    pub container_config: Value,
+    pub author: String,
+    pub comment: String,
+    pub created_by: String,
+    pub created: String,
 }
 
 impl NewImage {
     /// Docker's image JSON (moby's `image.NewChildImage`): the parent's platform, layers and
     /// history, plus this commit. Keys come out sorted, as Docker sorts the top level.
-    fn blob(&self, diff_id: Option<&str>) -> Value {
+    pub fn blob(&self, diff_id: Option<&str>) -> Value {
         let parent = |k: &str| self.parent.get(k).cloned();
         let mut history = match parent("history") {
             Some(Value::Array(h)) => h,
@@ -475,7 +479,9 @@ impl NewImage {
             blob.insert("author".into(), json!(self.author));
         }
         blob.insert("config".into(), self.config.clone());
-        blob.insert("container".into(), json!(self.container));
+        if !self.container.is_empty() {
+            blob.insert("container".into(), json!(self.container));
+        }
         blob.insert("container_config".into(), self.container_config.clone());
         blob.insert("created".into(), json!(self.created));
         blob.insert(

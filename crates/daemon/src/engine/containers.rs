@@ -123,7 +123,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.teardown_network(&id);
+                self.teardown_network(&id, true);
                 let mut rec = c.snapshot();
                 if let Error::StartFailed { message, not_found } = &e {
                     rec.state.exit_code = if *not_found { 127 } else { 126 };
@@ -402,10 +402,11 @@ impl Engine {
         Ok(())
     }
 
-    fn teardown_network(&self, id: &str) {
+    /// Releases the container's network (see `disconnect_networks` for `persist`).
+    fn teardown_network(&self, id: &str, persist: bool) {
         // Dropping the server closes its sockets.
         lock(&self.dns_servers).remove(id);
-        self.disconnect_networks(id);
+        self.disconnect_networks(id, persist);
         if let Err(e) = berth_net::remove_netns(&self.paths.netns(id)) {
             tracing::warn!("{e}");
         }
@@ -474,8 +475,9 @@ impl Engine {
             self.container_event(&rec, "oom", &[]);
         }
         self.container_event(&rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
-        // After `die`, as Docker orders its events (die, network disconnect, stop).
-        self.teardown_network(&id);
+        // After `die`, as Docker orders its events (die, network disconnect, stop). `--rm`'s
+        // record is deleted right below: no disk flush of the released endpoints before it.
+        self.teardown_network(&id, rec.host_config.auto_remove != Some(true));
         tracing::info!("container {id} exited with {}", status.exit_code);
         if self.schedule_restart(c) {
             return;
@@ -648,7 +650,7 @@ impl Engine {
 
     /// Deletes a container's files, network namespace and rootfs.
     async fn purge_files(&self, id: &str) -> Result<()> {
-        self.teardown_network(id);
+        self.teardown_network(id, true);
         self.forget_networks(id);
         let (store, key) = (self.store.clone(), id.to_string());
         blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;

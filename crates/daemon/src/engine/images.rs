@@ -1,6 +1,7 @@
 //! Image operations that need the engine (containers matter for removal) on top of the store.
 
 use super::{blocking, changes, Engine, Error, Result};
+use crate::build::sources::go_match;
 use berth_store::{Image, ImportOptions, Reference};
 use std::collections::HashSet;
 use serde_json::{Map, Value};
@@ -158,43 +159,6 @@ pub(super) fn bool_filter(key: &str, values: &[String]) -> Result<Option<bool>> 
     Ok(out)
 }
 
-/// Docker's `path.Match` over one name: `*` and `?` stop at `/`; `[...]` classes.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != '/').any(|i| go(&p[1..], &n[i..])),
-            Some('?') => n.first().is_some_and(|&c| c != '/') && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|&c| c == ']') else { return false };
-                let Some(&c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (negate, class) = match class.first() {
-                    Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != negate && go(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
-            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
 /// Whether a familiar `repo:tag` matches a `reference=` pattern: as Docker, against the whole
 /// reference and against the repository name alone.
 pub fn reference_matches(pattern: &str, tag: &str) -> bool {
@@ -202,7 +166,9 @@ pub fn reference_matches(pattern: &str, tag: &str) -> bool {
         Some(i) if !tag[i..].contains('/') => &tag[..i],
         _ => tag,
     };
-    glob_match(pattern, tag) || glob_match(pattern, repo)
+    // Docker's `path.Match`; a malformed pattern matches nothing.
+    let matches = |name: &str| go_match(pattern, name).unwrap_or(false);
+    matches(tag) || matches(repo)
 }
 
 /// The config's creation time in unix nanoseconds (Docker compares images to the
@@ -427,8 +393,8 @@ mod tests {
         assert!(!reference_matches("*", "a/b:latest"));
         assert!(reference_matches("*/*", "a/b:latest"));
         assert!(reference_matches("localhost:5000/x", "localhost:5000/x:1"));
-        assert!(glob_match("b[a-u]sy?ox", "busybox"));
-        assert!(!glob_match("b[^u]sybox", "busybox"));
+        assert!(reference_matches("b[a-u]sy?ox", "busybox:latest"));
+        assert!(!reference_matches("b[^u]sybox", "busybox:latest"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod auth;
 pub mod build_step;
 mod changes;
 mod chunks;
-mod commit;
+pub(crate) mod commit;
 mod container_prune;
 mod containers;
 mod create;

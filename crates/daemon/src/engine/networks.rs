@@ -439,7 +439,7 @@ impl Engine {
                 let ports = st.containers[&id].ports.clone();
                 lock(&self.networks.reservations).insert(id.clone(), publish::reclaim(&ports));
             } else {
-                self.release_locked(&mut st, &id);
+                self.release_locked(&mut st, &id, true);
             }
         }
         self.networks.apply_rules(&st)?;
@@ -634,7 +634,7 @@ impl Engine {
         };
         nets.ports = ports;
         if let Err(e) = self.networks.save_container(&mut st, &rec.id, nets.clone()) {
-            self.release_locked(&mut st, &rec.id);
+            self.release_locked(&mut st, &rec.id, true);
             return Err(e);
         }
         Ok(Some(AssignedNetworks { nets, held }))
@@ -685,7 +685,7 @@ impl Engine {
             }
             Err(e) => {
                 drop(held);
-                self.release_locked(&mut st, &rec.id);
+                self.release_locked(&mut st, &rec.id, true);
                 Err(e)
             }
         }
@@ -766,8 +766,11 @@ impl Engine {
         .map_err(link_error)
     }
 
-    /// Exit, failed start or removal: releases the container's endpoints and ports.
-    pub(crate) fn disconnect_networks(&self, id: &str) {
+    /// Exit, failed start or removal: releases the container's endpoints and ports. Without
+    /// `persist` only in memory, for a container whose record is deleted next (`--rm`): a
+    /// crash before that deletion leaves it "running" with its endpoints, as if berthd had
+    /// died at the exit, and start-up then releases them.
+    pub(crate) fn disconnect_networks(&self, id: &str, persist: bool) {
         let mut st = self.nets();
         let had: Vec<String> = st
             .containers
@@ -780,15 +783,16 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        self.release_locked(&mut st, id);
+        self.release_locked(&mut st, id, persist);
         drop(st);
         for net in had {
             self.network_event(&net, "disconnect", Some(id));
         }
     }
 
-    /// Deletes the veths, forgets addresses and ports, and drops the port rules.
-    fn release_locked(&self, st: &mut State, id: &str) {
+    /// Deletes the veths, forgets addresses and ports, and drops the port rules; saves the
+    /// released state when `persist`.
+    fn release_locked(&self, st: &mut State, id: &str, persist: bool) {
         let Some(mut nets) = st.containers.get(id).cloned() else {
             return;
         };
@@ -817,10 +821,12 @@ impl Engine {
         if had_active {
             self.networks.refresh_fast_path(&[]);
         }
-        if had_active || had_ports {
+        if (had_active || had_ports) && persist {
             if let Err(e) = self.networks.save_container(st, id, nets) {
                 tracing::error!("{e}");
             }
+        } else {
+            st.containers.insert(id.to_string(), nets);
         }
         if had_ports {
             if let Err(e) = self.networks.apply_rules(st) {
@@ -832,7 +838,7 @@ impl Engine {
     /// The container is gone: forget its attachments.
     pub(crate) fn forget_networks(&self, id: &str) {
         let mut st = self.nets();
-        self.release_locked(&mut st, id);
+        self.release_locked(&mut st, id, true);
         st.containers.remove(id);
         if let Err(e) = self.networks.db.delete_container(id) {
             tracing::warn!("{e}");

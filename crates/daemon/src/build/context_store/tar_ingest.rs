@@ -51,10 +51,10 @@ fn untar_error(msg: String) -> Error {
 pub(super) fn ingest(store: &ContextStore, body: &mut dyn Read) -> Result<(Manifest, Lease)> {
     let result = read_tar(store, &mut *body);
     if result.is_err() {
-        // A tar refused before its end (a 1 MiB long name, too many entries): as Go's HTTP
-        // server does after a handler, up to 256 KiB more is read so that the client, still
-        // sending, gets the error rather than a broken pipe.
-        let _ = io::copy(&mut body.take(256 << 10), &mut io::sink());
+        // A tar refused before its end (a 1 MiB long name, too many entries): the rest is
+        // read and dropped (no memory), as the API does for a bad option, so that the client,
+        // still sending, gets the error rather than a broken pipe (dockerd answers so too).
+        let _ = io::copy(body, &mut io::sink());
     }
     result
 }
@@ -278,19 +278,9 @@ impl Ingest<'_> {
                 }
                 None => {
                     let implied = Entry {
-                        path: parent.to_string(),
-                        kind: EntryKind::Dir,
-                        mode: 0o040755,
-                        size: 0,
-                        mtime_ns: self.now,
-                        uid: 0,
-                        gid: 0,
-                        linkname: String::new(),
-                        xattrs: Vec::new(),
-                        digest: None,
                         // Docker hashes an entry its tar lacked as its path.
                         tarsum: Some(parent.to_string()),
-                        implied: true,
+                        ..Entry::implied_dir(parent.to_string(), self.now)
                     };
                     self.entries.insert(parent.to_string(), implied);
                 }

@@ -42,21 +42,9 @@ pub async fn copy_step(
     out: &StageOut,
 ) -> Result<(), BuildError> {
     let cmd = if add { "ADD" } else { "COPY" };
-    let e = scope.copy(args)?;
-    let chmod = match e.chmod.as_deref() {
-        None => None,
-        Some(s) => Some(parse_chmod(s)?),
-    };
-    let expanded = ExpandedCopy {
-        sources: e.sources,
-        dest: e.dest,
-        chown: e.chown.filter(|c| !c.is_empty()),
-        chmod,
-        link: e.link,
-        heredocs: e.heredocs,
-    };
+    let (expanded, from) = scope.copy(args)?;
     // `--from`: a finished stage, else an image (pulled when missing, as dockerd does).
-    let from_image: Option<Option<Image>> = match e.from.as_deref() {
+    let from_image: Option<Option<Image>> = match from.as_deref() {
         None => None,
         Some(name) => match ctx.stages.get(name, st.index) {
             Ok(Some(image)) => Some(image),
@@ -171,18 +159,6 @@ pub fn comment(cmd: &str, plan: &PlannedCopy, chown: Option<&str>, chmod: Option
     format!("{cmd} {chown}{chmod}{} in {} ", plan.hash, plan.dest)
 }
 
-/// `--chmod` as BuildKit takes it: octal permission bits.
-pub fn parse_chmod(s: &str) -> Result<u32, BuildError> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            BuildError::msg(format!(
-                "invalid chmod parameter {s}: must be an octal number"
-            ))
-        })
-}
-
 /// `--chown=user[:group]` against `parent`'s /etc/passwd and /etc/group (dockerd's
 /// `parseChownFlag`: numbers are taken as they are; without a group the user word names the
 /// group too).
@@ -268,6 +244,15 @@ pub fn commit_copy(
     let dest_slash = plan.dest_abs.ends_with('/');
     let dest = fs.resolve(&dest_rel, true)?;
     let cmd = if plan.add { "ADD" } else { "COPY" };
+    // A file source lands in the destination when it is a directory (or written as one),
+    // else it is the destination.
+    let target_of = |layer: &Layer, name: &str| {
+        if dest_slash || layer.is_dir(&dest) {
+            join(&dest, name)
+        } else {
+            dest.clone()
+        }
+    };
     for item in plan.items {
         layer.item += 1;
         match item {
@@ -304,30 +289,18 @@ pub fn commit_copy(
                         continue;
                     }
                 }
-                let target = if dest_slash || layer.is_dir(&dest) {
-                    join(&dest, &name)
-                } else {
-                    dest.clone()
-                };
+                let target = target_of(&layer, &name);
                 layer.parents(&target);
                 layer.push(&target, &file, plan.chmod);
             }
             SourceItem::Remote { name, file } => {
                 // A download is never unpacked (dockerd's `noDecompress`).
-                let target = if dest_slash || layer.is_dir(&dest) {
-                    join(&dest, &name)
-                } else {
-                    dest.clone()
-                };
+                let target = target_of(&layer, &name);
                 layer.parents(&target);
                 layer.push(&target, &file, plan.chmod);
             }
             SourceItem::Heredoc { name, body } => {
-                let target = if dest_slash || layer.is_dir(&dest) {
-                    join(&dest, &name)
-                } else {
-                    dest.clone()
-                };
+                let target = target_of(&layer, &name);
                 layer.parents(&target);
                 layer.add(NewEntry {
                     path: target,
@@ -567,7 +540,8 @@ fn is_archive(path: &Path) -> bool {
         return false;
     };
     let Ok(r) = decompress(f) else { return false };
-    let mut archive = tar::Archive::new(r);
+    // Capped: a first member claiming a 1 GiB long name is no archive (Go's reader agrees).
+    let mut archive = tar::Archive::new(berth_store::CappedTar::new(r));
     let Ok(mut entries) = archive.entries() else {
         return false;
     };
@@ -663,6 +637,29 @@ mod tests {
         }
     }
 
+    /// A plan of `items` into `dest` (already absolute), with no hash, mode or downloads.
+    fn planned(items: Vec<SourceItem>, dest: &str, add: bool) -> PlannedCopy {
+        PlannedCopy {
+            hash: String::new(),
+            dest: dest.into(),
+            dest_abs: dest.into(),
+            items,
+            chmod: None,
+            add,
+            downloads: Vec::new(),
+        }
+    }
+
+    /// A source directory in the store's root (so its files can be hard-linked into a
+    /// layer) holding `f` ("content"): (the directory, f).
+    fn source_dir(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+        let src = dir.path().join("root/src");
+        std::fs::create_dir(&src).unwrap();
+        let f = src.join("f");
+        std::fs::write(&f, b"content").unwrap();
+        (src, f)
+    }
+
     fn meta(p: &Path) -> (u32, u32, u32) {
         let m = std::fs::symlink_metadata(p).unwrap();
         (m.mode() & 0o7777, m.uid(), m.gid())
@@ -673,10 +670,7 @@ mod tests {
         let Some((dir, store, base)) = store_with_base() else {
             return;
         };
-        let src = dir.path().join("root/src");
-        std::fs::create_dir(&src).unwrap();
-        let f = src.join("f");
-        std::fs::write(&f, b"content").unwrap();
+        let (src, f) = source_dir(&dir);
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut tgz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         {
@@ -693,15 +687,7 @@ mod tests {
 
         let run =
             |items: Vec<SourceItem>, dest: &str, add: bool, chown: Option<(u32, u32)>| -> PathBuf {
-                let plan = PlannedCopy {
-                    hash: String::new(),
-                    dest: dest.into(),
-                    dest_abs: dest.into(),
-                    items,
-                    chmod: None,
-                    add,
-                    downloads: Vec::new(),
-                };
+                let plan = planned(items, dest, add);
                 let image = commit_copy(&store, Some(&base), plan, chown, config(&base)).unwrap();
                 store.layer_dirs(&image).unwrap().last().unwrap().1.clone()
             };
@@ -808,10 +794,7 @@ mod tests {
         let Some((dir, store, base)) = store_with_base() else {
             return;
         };
-        let src = dir.path().join("root/src");
-        std::fs::create_dir(&src).unwrap();
-        let f = src.join("f");
-        std::fs::write(&f, b"content").unwrap();
+        let (src, f) = source_dir(&dir);
         let g = src.join("g");
         std::fs::write(&g, b"other").unwrap();
         let linked = |host: &Path, inode: &str| SourceFile {
@@ -832,40 +815,33 @@ mod tests {
         let archive = src.join("l.tar");
         std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
 
-        let plan = PlannedCopy {
-            hash: String::new(),
-            dest: "/h/".into(),
-            dest_abs: "/h/".into(),
-            items: vec![
-                // "b" and "d/a" are one inode; "c" is another; the second item's "x" shares
-                // the first's key but is another source: its own copy.
-                SourceItem::DirContents(vec![
-                    ("b".into(), linked(&f, "k")),
-                    ("c".into(), linked(&g, "other")),
-                    (
-                        "d".into(),
-                        SourceFile {
-                            kind: EntryKind::Dir,
-                            mode: 0o755,
-                            host: None,
-                            ..file(&f, 0)
-                        },
-                    ),
-                    ("d/a".into(), linked(&f, "k")),
-                ]),
-                SourceItem::File {
-                    name: "x".into(),
-                    file: linked(&f, "k"),
-                },
-                SourceItem::File {
-                    name: "l.tar".into(),
-                    file: file(&archive, 0o644),
-                },
-            ],
-            chmod: None,
-            add: true,
-            downloads: Vec::new(),
-        };
+        let items = vec![
+            // "b" and "d/a" are one inode; "c" is another; the second item's "x" shares
+            // the first's key but is another source: its own copy.
+            SourceItem::DirContents(vec![
+                ("b".into(), linked(&f, "k")),
+                ("c".into(), linked(&g, "other")),
+                (
+                    "d".into(),
+                    SourceFile {
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        host: None,
+                        ..file(&f, 0)
+                    },
+                ),
+                ("d/a".into(), linked(&f, "k")),
+            ]),
+            SourceItem::File {
+                name: "x".into(),
+                file: linked(&f, "k"),
+            },
+            SourceItem::File {
+                name: "l.tar".into(),
+                file: file(&archive, 0o644),
+            },
+        ];
+        let plan = planned(items, "/h/", true);
         let image = commit_copy(&store, Some(&base), plan, None, config(&base)).unwrap();
         let top = store.layer_dirs(&image).unwrap().last().unwrap().1.clone();
         let ino = |p: &str| std::fs::metadata(top.join(p)).unwrap().ino();
@@ -941,12 +917,7 @@ mod tests {
     fn comments_are_dockerds() {
         let plan = PlannedCopy {
             hash: "file:abc".into(),
-            dest: "/owned".into(),
-            dest_abs: "/owned".into(),
-            items: Vec::new(),
-            chmod: None,
-            add: false,
-            downloads: Vec::new(),
+            ..planned(Vec::new(), "/owned", false)
         };
         assert_eq!(
             comment("COPY", &plan, None, None),
@@ -960,8 +931,6 @@ mod tests {
             comment("ADD", &plan, None, Some(0o755)),
             "ADD --chmod=755 file:abc in /owned "
         );
-        assert_eq!(parse_chmod("0644").unwrap(), 0o644);
-        assert!(parse_chmod("9").is_err());
     }
 
     #[test]

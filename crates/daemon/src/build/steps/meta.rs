@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 use berth_store::{ConfigBuilder, NewEntry, NewEntryKind};
 
 use super::{
-    commit_container, commit_nop, create_container, probe_cache, remove_container, BuildCtx,
-    StageState,
+    commit_container, commit_nop, create_container, finish_container_step, probe_cache,
+    remove_container, BuildCtx, StageState,
 };
 use crate::build::child_image::ChildImage;
 use crate::build::config::RunConfig;
@@ -242,23 +242,7 @@ async fn commit_workdir(
         .map_err(BuildError::from)
     }
     .await;
-    let image = match made {
-        Ok(image) => image,
-        Err(e) => {
-            remove_container(ctx, c, out, false).await;
-            return Err(e);
-        }
-    };
-    if let Err(e) = ctx
-        .engine
-        .build_cache_put(st.image_id(), &probe.to_map(), &image.id)
-        .await
-    {
-        tracing::warn!("recording build cache entry for {}: {e}", image.id);
-    }
-    remove_container(ctx, c, out, true).await;
-    st.set_image(image);
-    Ok(())
+    finish_container_step(ctx, st, c, &probe, made, out).await
 }
 
 /// The directories of `dir` (symlinks followed inside the image) that `parent` lacks,
@@ -350,22 +334,7 @@ pub fn workdir(current: &str, requested: &str) -> String {
     } else {
         format!("/{current}/{requested}")
     };
-    clean_path(&joined)
-}
-
-/// Go's `path.Clean` for an absolute path.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    berth_context::path::clean(&joined)
 }
 
 /// The ports one EXPOSE word exposes, as `nat.ParsePortSpec` reads it:

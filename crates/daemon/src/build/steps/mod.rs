@@ -24,14 +24,13 @@ use super::leases::BuildLeases;
 use super::options::BuildOptions;
 use super::output::{short_id, StageOut};
 use super::BuildError;
-use crate::engine::build_step::{BuildContainer, CancelToken, RunOptions, StepCommit};
+use crate::engine::build_step::{BuildContainer, CancelToken, StepCommit};
 use crate::engine::Engine;
 
 /// What every stage of one build shares.
 pub struct BuildCtx {
     pub engine: Arc<Engine>,
     pub opts: Arc<BuildOptions>,
-    pub run_opts: RunOptions,
     /// The Dockerfile's escape character, for word expansion.
     pub escape: char,
     pub cancel: CancelToken,
@@ -202,7 +201,7 @@ pub async fn create_container(
 ) -> Result<BuildContainer, BuildError> {
     let c = ctx
         .engine
-        .build_create(st.image_id(), config.to_map(), &ctx.run_opts)
+        .build_create(st.image_id(), config.to_map(), &ctx.opts.resources)
         .await?;
     out.text(&format!(" ---> Running in {}\n", short_id(&c.id)));
     Ok(c)
@@ -223,23 +222,38 @@ pub async fn commit_container(
     let mut container_config = probe.clone();
     container_config.hostname = short_id(&c.id);
     let step = StepCommit {
-        parent: parent.clone(),
+        parent,
         config: st.config.to_map(),
         container_config: container_config.to_map(),
         created_by: probe.cmd_line(),
         author: st.maintainer.clone(),
     };
     let made = ctx.engine.build_commit_step(&c, step).await;
+    finish_container_step(ctx, st, c, probe, made.map_err(BuildError::from), out).await
+}
+
+/// The end of a step that made `made` from its container `c`. On success the image is
+/// recorded in the cache (under the stage's current image and `probe`) and becomes the
+/// stage's image, and the container goes; on failure the container goes and the error is
+/// returned.
+pub async fn finish_container_step(
+    ctx: &BuildCtx,
+    st: &mut StageState,
+    c: BuildContainer,
+    probe: &RunConfig,
+    made: Result<Image, BuildError>,
+    out: &StageOut,
+) -> Result<(), BuildError> {
     let image = match made {
         Ok(image) => image,
         Err(e) => {
             remove_container(ctx, c, out, false).await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let Err(e) = ctx
         .engine
-        .build_cache_put(parent.as_deref(), &probe.to_map(), &image.id)
+        .build_cache_put(st.image_id(), &probe.to_map(), &image.id)
         .await
     {
         tracing::warn!("recording build cache entry for {}: {e}", image.id);
