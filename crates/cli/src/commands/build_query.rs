@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::client;
 use crate::commands::build::BuildArgs;
-use crate::commands::create::{flag_error, host_env};
+use crate::commands::create::{flag_error, host_env, parse_ulimit};
 use crate::commands::network_opts::validate_extra_host;
 use crate::commands::run::parse_go_bool;
 use crate::commands::Failure;
@@ -117,51 +117,6 @@ pub fn labels(cmd: &str, items: &[String]) -> Result<BTreeMap<String, String>, F
     Ok(out)
 }
 
-/// docker's `units.ParseUlimit`: `name=soft[:hard]`.
-fn ulimit(s: &str) -> Result<serde_json::Value, String> {
-    const NAMES: [&str; 16] = [
-        "as",
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
-    let Some((name, limits)) = s.split_once('=') else {
-        return Err(format!("invalid ulimit argument: {s}"));
-    };
-    if !NAMES.contains(&name) {
-        return Err(format!("invalid ulimit type: {name}"));
-    }
-    let num = |x: &str| {
-        x.parse::<i64>()
-            .map_err(|_| format!("strconv.ParseInt: parsing \"{x}\": invalid syntax"))
-    };
-    let (soft, hard) = match limits.split_once(':') {
-        Some((s, h)) => (num(s)?, num(h)?),
-        None => {
-            let v = num(limits)?;
-            (v, v)
-        }
-    };
-    if soft > hard {
-        return Err(format!(
-            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-        ));
-    }
-    Ok(serde_json::json!({"Name": name, "Hard": hard, "Soft": soft}))
-}
-
 /// docker's `validateTag` (reference.ParseNormalizedNamed), with its messages.
 fn check_tag(tag: &str) -> Result<(), String> {
     let invalid = || "invalid reference format".to_string();
@@ -245,9 +200,11 @@ pub fn query_from_flags(a: &BuildArgs) -> Result<Query, Failure> {
     for h in &a.add_host {
         validate_extra_host(h).map_err(|e| flag_error(cmd, h, "--add-host", &e))?;
     }
-    let mut ulimits = Vec::new();
+    // As docker's ulimit option: one value per name, the last one given wins.
+    let mut ulimits = BTreeMap::new();
     for u in &a.ulimit {
-        ulimits.push(ulimit(u).map_err(|e| flag_error(cmd, u, "--ulimit", &e))?);
+        let l = parse_ulimit(u).map_err(|e| flag_error(cmd, u, "--ulimit", &e))?;
+        ulimits.insert(l.name.clone().unwrap_or_default(), l);
     }
     let memory = parse_bytes(cmd, &a.memory, "-m, --memory", false)?;
     let memswap = parse_bytes(cmd, &a.memory_swap, "--memory-swap", true)?;
@@ -294,7 +251,10 @@ pub fn query_from_flags(a: &BuildArgs) -> Result<Query, Failure> {
             if ulimits.is_empty() {
                 "null".to_string()
             } else {
-                json(serde_json::Value::Array(ulimits))
+                json(
+                    serde_json::to_value(ulimits.into_values().collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
             },
         ),
         ("version", "1".to_string()),
