@@ -1,6 +1,6 @@
 //! The build context store (design §4): `<data-root>/build/context/`.
 //!
-//! - `sha256/<hex>`: content-addressed files, written to `tmp/` while hashed, fsynced and
+//! - `sha256/<hex>`: content-addressed files, hashed into `tmp/`, synced once per upload and
 //!   renamed into place, never opened for writing again. Their mode, owner and mtime come from
 //!   the first entry that brought them, so COPY can hard-link them when the metadata agree.
 //! - `manifests/<hex>.json`: a context's entries (JSON lines, `berth_context::Manifest`);

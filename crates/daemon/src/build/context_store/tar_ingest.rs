@@ -314,7 +314,7 @@ impl Ingest<'_> {
     }
 
     /// Streams a file's content into a temp file, hashing it; publishes it as a blob when new
-    /// (fsync and rename on the publisher's thread), else drops the copy. Returns the content
+    /// (synced with the whole upload, then renamed), else drops the copy. Returns the content
     /// hex and the tarsum (`tarsum` = the hasher fed with the header). A big file is hashed
     /// once while it streams: its tarsum then comes from the memo (an unchanged file on a
     /// rebuild) or from reading the temp file back from the page cache.
