@@ -449,27 +449,41 @@ impl Engine {
     pub(super) async fn exited(self: &Arc<Self>, c: &Arc<Container>, status: ExitStatus) {
         let id = c.id();
         self.attach_closed(c);
-        let mut rec = c.snapshot();
-        rec.state.status = Status::Exited;
-        rec.state.paused = false;
-        rec.state.pid = 0;
-        rec.state.exit_code = status.exit_code as i64;
-        rec.state.oom_killed = status.oom_killed;
-        rec.state.finished_at = if status.finished_at.is_empty() { now_rfc3339() } else { status.finished_at };
-        // As Docker, whose health monitor stops with the container and leaves it unhealthy
-        // in the same update (the probe loop then ends on its own).
-        if let Some(health) = rec.state.health.as_mut() {
-            health.status = Some(berth_api::models::HealthStatusEnum::UNHEALTHY);
-        }
-        if rec.host_config.auto_remove == Some(true) {
-            // `--rm` (which takes no restart policy) deletes the record right below: saving
-            // the exit first would only put one more disk flush on `run --rm`'s path. A crash
-            // in between leaves it "running" with its shim gone, which start-up records as
-            // this exit and removes.
-            self.commit_in_memory(c, rec.clone());
-        } else if let Err(e) = self.commit(c, rec.clone()) {
-            tracing::error!("recording exit of {id}: {e}");
-        }
+        let finished_at = if status.finished_at.is_empty() { now_rfc3339() } else { status.finished_at };
+        // Applied to the record as it is by then, keeping what a racing stop set.
+        let record_exit = |rec: &mut Record| {
+            rec.state.status = Status::Exited;
+            rec.state.paused = false;
+            rec.state.pid = 0;
+            rec.state.exit_code = status.exit_code as i64;
+            rec.state.oom_killed = status.oom_killed;
+            rec.state.finished_at = finished_at.clone();
+            // As Docker, whose health monitor stops with the container and leaves it
+            // unhealthy in the same update (the probe loop then ends on its own).
+            if let Some(health) = rec.state.health.as_mut() {
+                health.status = Some(berth_api::models::HealthStatusEnum::UNHEALTHY);
+            }
+        };
+        // `--rm` (which takes no restart policy) deletes the record right below: saving
+        // the exit first would only put one more disk flush on `run --rm`'s path. A crash
+        // in between leaves it "running" with its shim gone, which start-up records as this
+        // exit and removes.
+        let persist = c.snapshot().host_config.auto_remove != Some(true);
+        let mut restart = None;
+        let recorded = self.update_record(c, persist, |rec| {
+            record_exit(rec);
+            restart = Self::plan_restart(c, rec);
+        });
+        let rec = match recorded {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!("recording exit of {id}: {e}");
+                restart = None;
+                let mut rec = c.snapshot();
+                record_exit(&mut rec);
+                rec
+            }
+        };
         c.events.send_modify(|l| l.exits += 1);
         if rec.state.oom_killed {
             self.container_event(&rec, "oom", &[]);
@@ -479,7 +493,8 @@ impl Engine {
         // record is deleted right below: no disk flush of the released endpoints before it.
         self.teardown_network(&id, rec.host_config.auto_remove != Some(true));
         tracing::info!("container {id} exited with {}", status.exit_code);
-        if self.schedule_restart(c) {
+        if let Some(plan) = restart {
+            self.schedule_restart(c, plan);
             return;
         }
         if rec.host_config.auto_remove == Some(true) {
@@ -579,9 +594,33 @@ impl Engine {
     /// remembers it across daemon restarts).
     fn stopped_by_user(&self, c: &Container) -> Result<()> {
         lock(&c.restart).cancel();
-        let mut rec = c.snapshot();
-        rec.state.manually_stopped = true;
-        self.commit(c, rec)
+        // Not "restarting" either: a restart the exit it races with planned is cancelled.
+        self.update_record(c, true, |rec| {
+            rec.state.manually_stopped = true;
+            rec.state.restarting = false;
+        })
+        .map(drop)
+    }
+
+    /// Changes the record under its lock, saved (when `persist`) before the lock goes, so
+    /// two changes that race cannot undo each other. A copy changed and committed could:
+    /// a stop's copy of a container that was up for a millisecond, saved after the monitor
+    /// had recorded its exit, put it back to "running" and left the stop waiting forever.
+    pub(super) fn update_record(&self, c: &Container, persist: bool, change: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut current = lock(&c.rec);
+        let mut rec = current.clone();
+        change(&mut rec);
+        if persist {
+            self.records.save(&rec)?;
+        }
+        *current = rec.clone();
+        // Still under the lock: waiters see the lifecycle in the order the records changed.
+        let running = rec.state.status == Status::Running;
+        c.events.send_modify(|l| {
+            l.running = running;
+            l.exit_code = rec.state.exit_code;
+        });
+        Ok(rec)
     }
 
     pub async fn restart(self: &Arc<Self>, name: &str, timeout: Option<i64>) -> Result<()> {

@@ -157,26 +157,34 @@ impl Engine {
     }
 
     fn record_health(&self, c: &Container, result: HealthcheckResult, hc: &HealthConfig, in_start_period: bool) {
-        let mut rec = c.snapshot();
-        let health = rec.state.health.get_or_insert_with(Default::default);
-        let changed = record_result(health, result, hc, in_start_period);
-        let status = status_name(health);
-        if let Err(e) = self.commit(c, rec.clone()) {
-            tracing::warn!("health of {}: {e}", rec.id);
-        }
-        if changed {
-            self.container_event(&rec, &format!("health_status: {status}"), &[]);
+        // Changed in place, not from a snapshot: an exit recorded meanwhile must not be undone.
+        let mut outcome = None;
+        let updated = self.update_record(c, true, |rec| {
+            let health = rec.state.health.get_or_insert_with(Default::default);
+            let changed = record_result(health, result, hc, in_start_period);
+            outcome = Some((changed, status_name(health)));
+        });
+        match (updated, outcome) {
+            (Ok(rec), Some((true, status))) => {
+                self.container_event(&rec, &format!("health_status: {status}"), &[])
+            }
+            (Err(e), _) => tracing::warn!("health of {}: {e}", c.id()),
+            _ => {}
         }
     }
 
     /// The monitor stops with the container; Docker then reports it unhealthy.
     fn health_stopped(&self, c: &Container) {
-        let mut rec = c.snapshot();
-        if let Some(h) = rec.state.health.as_mut() {
-            h.status = Some(HealthStatusEnum::UNHEALTHY);
-            if let Err(e) = self.commit(c, rec) {
-                tracing::warn!("health of {}: {e}", c.id());
+        if c.snapshot().state.health.is_none() {
+            return;
+        }
+        let updated = self.update_record(c, true, |rec| {
+            if let Some(h) = rec.state.health.as_mut() {
+                h.status = Some(HealthStatusEnum::UNHEALTHY);
             }
+        });
+        if let Err(e) = updated {
+            tracing::warn!("health of {}: {e}", c.id());
         }
     }
 

@@ -128,23 +128,24 @@ fn restarts_at_boot(rec: &Record) -> bool {
 }
 
 impl Engine {
-    /// After an exit has been recorded: schedules the restart the policy asks for, if any.
-    /// Returns whether one was scheduled.
-    pub(super) fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>) -> bool {
-        let mut rec = c.snapshot();
+    /// Part of recording an exit (`rec` already says how it ended): whether the policy
+    /// restarts the container, marked "restarting" in the same update as the exit, as
+    /// Docker's SetRestarting, so no one (a `rm` without `-f`) sees it stopped in between.
+    pub(super) fn plan_restart(c: &Container, rec: &mut Record) -> Option<(Duration, u64)> {
         let ran = run_time(&rec.state.started_at, &rec.state.finished_at);
-        let Some((delay, generation)) = lock(&c.restart).decide(&rec, ran) else { return false };
+        let planned = lock(&c.restart).decide(rec, ran)?;
         rec.state.restarting = true;
-        if let Err(e) = self.commit(c, rec) {
-            tracing::error!("recording the restart of {}: {e}", c.id());
-            return false;
-        }
+        Some(planned)
+    }
+
+    /// Restarts the container after the delay `plan_restart` chose, unless a user action
+    /// cancelled it meanwhile.
+    pub(super) fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>, (delay, generation): (Duration, u64)) {
         let (engine, c) = (self.clone(), c.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             engine.restart_by_policy(&c, generation).await;
         });
-        true
     }
 
     async fn restart_by_policy(self: &Arc<Self>, c: &Arc<Container>, generation: u64) {
