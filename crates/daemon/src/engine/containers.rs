@@ -484,7 +484,6 @@ impl Engine {
                 rec
             }
         };
-        c.events.send_modify(|l| l.exits += 1);
         if rec.state.oom_killed {
             self.container_event(&rec, "oom", &[]);
         }
@@ -492,6 +491,13 @@ impl Engine {
         // After `die`, as Docker orders its events (die, network disconnect, stop). `--rm`'s
         // record is deleted right below: no disk flush of the released endpoints before it.
         self.teardown_network(&id, rec.host_config.auto_remove != Some(true));
+        // Only now do waiters (`stop`, `wait`) see the exit: Docker's `stop` event follows
+        // the die and the disconnect.
+        c.events.send_modify(|l| {
+            l.running = false;
+            l.exit_code = rec.state.exit_code;
+            l.exits += 1;
+        });
         tracing::info!("container {id} exited with {}", status.exit_code);
         if let Some(plan) = restart {
             self.schedule_restart(c, plan);
@@ -543,9 +549,11 @@ impl Engine {
         if signal == libc::SIGKILL || Some(signal) == stop_signal(&rec) {
             self.stopped_by_user(&c)?;
         }
+        // Reported before the signal goes: the container may die (and report `die`) before
+        // the shim's answer is back, and Docker's order is kill, then die.
+        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         shim::call(&self.paths.run_dir(&rec.id), &Request::Kill { signal }).await?;
         self.thaw_after_signal(&c, signal).await;
-        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         Ok(())
     }
 
@@ -575,15 +583,16 @@ impl Engine {
         let signal = stop_signal(&rec).unwrap_or(libc::SIGTERM);
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0) as u64;
         let mut events = c.events.subscribe();
+        // Each `kill` is reported before its signal goes (Docker's order: kill, then die).
+        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         let _ = shim::call(&dir, &Request::Kill { signal }).await;
         self.thaw_after_signal(c, signal).await;
-        self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
         let stopped =
             tokio::time::timeout(Duration::from_secs(grace), events.wait_for(|l| !l.running)).await.is_ok();
         if !stopped {
+            self.container_event(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
             let _ = shim::call(&dir, &Request::Kill { signal: libc::SIGKILL }).await;
             self.thaw_after_signal(c, libc::SIGKILL).await;
-            self.container_event(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
             let _ = events.wait_for(|l| !l.running).await;
         }
         self.container_event(&rec, "stop", &[]);
@@ -606,6 +615,8 @@ impl Engine {
     /// two changes that race cannot undo each other. A copy changed and committed could:
     /// a stop's copy of a container that was up for a millisecond, saved after the monitor
     /// had recorded its exit, put it back to "running" and left the stop waiting forever.
+    /// The lifecycle waiters see is the caller's to publish (an exit publishes it after its
+    /// events).
     pub(super) fn update_record(&self, c: &Container, persist: bool, change: impl FnOnce(&mut Record)) -> Result<Record> {
         let mut current = lock(&c.rec);
         let mut rec = current.clone();
@@ -614,12 +625,6 @@ impl Engine {
             self.records.save(&rec)?;
         }
         *current = rec.clone();
-        // Still under the lock: waiters see the lifecycle in the order the records changed.
-        let running = rec.state.status == Status::Running;
-        c.events.send_modify(|l| {
-            l.running = running;
-            l.exit_code = rec.state.exit_code;
-        });
         Ok(rec)
     }
 
