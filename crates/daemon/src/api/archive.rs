@@ -120,6 +120,9 @@ pub async fn get(
         .unwrap_or_default())
 }
 
+/// How much of an upload the daemon still reads after failing it (Go's server reads 256 KiB).
+const UNREAD_BODY_TO_DRAIN: usize = 256 * 1024;
+
 pub async fn put(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
@@ -133,11 +136,20 @@ pub async fn put(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let forward = tokio::spawn(async move {
         let mut data = body.into_data_stream();
+        let mut dropped = 0;
         while let Some(chunk) = data.next().await {
-            let item = chunk.map_err(std::io::Error::other);
-            if tx.send(item).await.is_err() {
-                break;
+            if tx.is_closed() {
+                // The extraction failed and will answer with its error. As Go's server, read
+                // (and drop) some of what the client is still sending, so it gets that answer
+                // instead of a connection closed under its upload.
+                dropped += chunk.map(|c| c.len()).unwrap_or(usize::MAX);
+                if dropped > UNREAD_BODY_TO_DRAIN {
+                    break;
+                }
+                continue;
             }
+            let item = chunk.map_err(std::io::Error::other);
+            let _ = tx.send(item).await;
         }
     });
     let spool = engine.paths.data_root.clone();
@@ -156,6 +168,10 @@ pub async fn put(
             archive::extract(fs, &path, &mut reader, &spool, no_overwrite, owner)
         })
         .await;
+    let mut forward = forward;
+    if result.is_err() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut forward).await;
+    }
     forward.abort();
     result?;
     Ok(Response::builder()
