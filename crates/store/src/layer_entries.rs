@@ -906,8 +906,8 @@ mod tests {
         }
     }
 
-    /// Unpacks `image`'s top layer tar (as `save`/`push` read it) into a fresh directory.
-    fn unpack_top(store: &Store, image: &Image) -> tempfile::TempDir {
+    /// `image`'s top layer tar, as `save`/`push` read it.
+    fn top_layer_tar(store: &Store, image: &Image) -> Vec<u8> {
         let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
         let mut tar = Vec::new();
         store
@@ -915,6 +915,12 @@ mod tests {
             .unwrap()
             .read_to_end(&mut tar)
             .unwrap();
+        tar
+    }
+
+    /// Unpacks `image`'s top layer tar into a fresh directory.
+    fn unpack_top(store: &Store, image: &Image) -> tempfile::TempDir {
+        let tar = top_layer_tar(store, image);
         let out = tempfile::tempdir().unwrap();
         crate::unpack::unpack(&mut &tar[..], out.path()).unwrap();
         out
@@ -1151,13 +1157,7 @@ mod tests {
             std::fs::metadata(top.join("usr/bin/t")).unwrap().ino()
         );
         // The tar: the file, then a link entry with its metadata and no content.
-        let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
-        let mut tar = Vec::new();
-        store
-            .layer_tar(&diff)
-            .unwrap()
-            .read_to_end(&mut tar)
-            .unwrap();
+        let tar = top_layer_tar(&store, &image);
         let mut archive = tar::Archive::new(&tar[..]);
         let links: Vec<(String, String, u32, u64, u64)> = archive
             .entries()
@@ -1408,13 +1408,7 @@ mod tests {
             xattr::get(top.join("etc"), "user.k").unwrap().as_deref(),
             Some(&b"v"[..])
         );
-        let mut tar = Vec::new();
-        let diff = image.config.rootfs().diff_ids().last().unwrap().clone();
-        store
-            .layer_tar(&diff)
-            .unwrap()
-            .read_to_end(&mut tar)
-            .unwrap();
+        let tar = top_layer_tar(&store, &image);
         assert!(!tar.windows(15).any(|w| w == b"trusted.overlay"));
     }
 }

@@ -3,6 +3,7 @@
 
 use super::error::{bad_request, ApiResult};
 use super::query::Query;
+use super::unread_body;
 use crate::engine::archive::{self, ChannelReader, ChannelWriter, PathStat};
 use crate::engine::Engine;
 use axum::body::Body;
@@ -120,9 +121,6 @@ pub async fn get(
         .unwrap_or_default())
 }
 
-/// How much of an upload the daemon still reads after failing it (Go's server reads 256 KiB).
-const UNREAD_BODY_TO_DRAIN: usize = 256 * 1024;
-
 pub async fn put(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
@@ -136,20 +134,12 @@ pub async fn put(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let forward = tokio::spawn(async move {
         let mut data = body.into_data_stream();
-        let mut dropped = 0;
         while let Some(chunk) = data.next().await {
-            if tx.is_closed() {
-                // The extraction failed and will answer with its error. As Go's server, read
-                // (and drop) some of what the client is still sending, so it gets that answer
-                // instead of a connection closed under its upload.
-                dropped += chunk.map(|c| c.len()).unwrap_or(usize::MAX);
-                if dropped > UNREAD_BODY_TO_DRAIN {
-                    break;
-                }
-                continue;
+            if tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                // The extraction failed and answers with its error.
+                unread_body::discard(data, unread_body::GO_SERVER_READS).await;
+                break;
             }
-            let item = chunk.map_err(std::io::Error::other);
-            let _ = tx.send(item).await;
         }
     });
     let spool = engine.paths.data_root.clone();

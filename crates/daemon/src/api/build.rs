@@ -5,6 +5,7 @@
 
 use super::error::{bad_request, ApiResult};
 use super::images::BodyReader;
+use super::unread_body;
 use crate::build::options::BuildOptions;
 use crate::build::{self, BuildError};
 use crate::engine::{Engine, Error};
@@ -28,9 +29,8 @@ pub async fn build(
         match BuildOptions::parse(q.as_deref().unwrap_or_default(), registry_config.as_deref()) {
             Ok(o) => o,
             Err(message) => {
-                // The client is still sending its context: read it to the end, or it would see a
-                // broken pipe instead of the answer (Go's server reads on too).
-                drain(req.into_body()).await;
+                // The client is still sending its context: read it to the end.
+                unread_body::discard(req.into_body().into_data_stream(), usize::MAX).await;
                 return Err(bad_request(message));
             }
         };
@@ -67,9 +67,3 @@ pub async fn build(
         .into_response())
 }
 
-/// Reads and drops the rest of a request body.
-async fn drain(body: Body) {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    while let Some(Ok(_)) = stream.next().await {}
-}

@@ -19,6 +19,7 @@ mod query;
 mod save;
 mod stats;
 mod system;
+mod unread_body;
 mod update;
 mod networks;
 mod push;

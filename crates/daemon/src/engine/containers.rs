@@ -468,7 +468,7 @@ impl Engine {
         // the exit first would only put one more disk flush on `run --rm`'s path. A crash
         // in between leaves it "running" with its shim gone, which start-up records as this
         // exit and removes.
-        let persist = c.snapshot().host_config.auto_remove != Some(true);
+        let persist = lock(&c.rec).host_config.auto_remove != Some(true);
         let mut restart = None;
         let recorded = self.update_record(c, persist, |rec| {
             record_exit(rec);

@@ -175,7 +175,7 @@ impl Engine {
 
     /// The monitor stops with the container; Docker then reports it unhealthy.
     fn health_stopped(&self, c: &Container) {
-        if c.snapshot().state.health.is_none() {
+        if super::lock(&c.rec).state.health.is_none() {
             return;
         }
         let updated = self.update_record(c, true, |rec| {
