@@ -16,6 +16,10 @@ pub struct ShimConfig {
     pub rootfs_mounts: Vec<Mount>,
     /// libcontainer's state root, e.g. `/run/berth/runtime`.
     pub runtime_root: PathBuf,
+    /// Compiled seccomp programs shared by all shims (see `shim::seccomp_bpf`); none: each
+    /// shim compiles its container's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_cache: Option<PathBuf>,
     /// json-file log to append to.
     pub log_path: PathBuf,
     /// Rotate when the file would exceed this many bytes; 0 = never.

@@ -151,6 +151,7 @@ fn fixture(args: &[&str], opts: &Opts) -> Fixture {
             ],
         }],
         runtime_root: base.join("runtime"),
+        seccomp_cache: Some(base.join("seccomp")),
         log_path: base.join("container-json.log"),
         log_max_size: 0,
         log_max_files: 1,

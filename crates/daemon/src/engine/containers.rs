@@ -229,6 +229,7 @@ impl Engine {
                 .map(|m| ShimMount { kind: m.kind, source: m.source, options: m.options })
                 .collect(),
             runtime_root: self.paths.runtime_root(),
+            seccomp_cache: Some(self.paths.seccomp_cache()),
             log_path: self.paths.log_path(&id),
             log_max_size: log.max_size,
             log_max_files: log.max_files,

@@ -99,6 +99,12 @@ impl Paths {
         self.exec_root.join("runtime")
     }
 
+    /// The shims' compiled seccomp programs (`berth_runtime::shim::seccomp_bpf`); on the
+    /// exec root's tmpfs, so a new kernel or libseccomp after a reboot starts it afresh.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.exec_root.join("seccomp")
+    }
+
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(format!("{id}-json.log"))
     }

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -13,7 +13,10 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::pipe2;
+use oci_spec::runtime::Spec;
 
+use super::filter_exec::{lend_sys_admin, DropSysAdmin, FilterExecutor};
+use super::seccomp_bpf::{self, ExecFilter};
 use crate::protocol::ShimConfig;
 
 /// The shim's ends of the container's stdio.
@@ -56,14 +59,16 @@ pub fn pipe() -> Result<(File, File), String> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// Creates the container. `console_sock` is a path (relative to the cwd = state dir) used to
-/// receive the pty master when `tty`.
-pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> {
+/// Creates the container from `spec` (the bundle's). `console_sock` is a path (relative to
+/// the cwd = state dir) used to receive the pty master when `tty`.
+pub fn create(cfg: &ShimConfig, spec: &Spec, console_sock: &Path) -> Result<Created, String> {
     std::fs::create_dir_all(&cfg.runtime_root)
         .map_err(|e| format!("create {}: {e}", cfg.runtime_root.display()))?;
+    let (bundle, executor) = init_bundle(cfg, spec)?;
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_root_path(&cfg.runtime_root)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_executor(executor);
     let mut stdio = Stdio::default();
     let mut console = None;
     if cfg.tty {
@@ -96,7 +101,7 @@ pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> 
             .with_stderr(err_w);
     }
     let built = builder.validate_id().and_then(|b| {
-        b.as_init(&cfg.bundle)
+        b.as_init(&bundle)
             .with_systemd(false)
             .with_detach(true)
             .build()
@@ -109,6 +114,42 @@ pub fn create(cfg: &ShimConfig, console_sock: &Path) -> Result<Created, String> 
         let _ = std::fs::remove_file(console_sock);
     }
     result
+}
+
+/// The bundle libcontainer creates the container from, and the executor that installs the
+/// container's seccomp filter. When the profile compiles here, libcontainer gets a copy of
+/// the spec without it (in `init-bundle` beside the bundle), with CAP_SYS_ADMIN lent to
+/// load the program (see `filter_exec`); otherwise the bundle as it is.
+fn init_bundle(cfg: &ShimConfig, spec: &Spec) -> Result<(PathBuf, FilterExecutor), String> {
+    static NO_FILTER: ExecFilter = ExecFilter::None;
+    let as_is = FilterExecutor {
+        seccomp: &NO_FILTER,
+        drop_sys_admin: DropSysAdmin::default(),
+    };
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let filter = seccomp_bpf::for_container(cfg.seccomp_cache.as_deref(), || Ok(profile))?;
+    if !matches!(filter, ExecFilter::Program(_)) {
+        return Ok((cfg.bundle.clone(), as_is));
+    }
+    let mut derived = spec.clone();
+    let mut linux = derived.linux().clone().unwrap_or_default();
+    linux.set_seccomp(None);
+    derived.set_linux(Some(linux));
+    let mut process = derived.process().clone().ok_or("spec has no process")?;
+    let drop_sys_admin = lend_sys_admin(&mut process);
+    derived.set_process(Some(process));
+    let dir = cfg.bundle.with_file_name("init-bundle");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let json = serde_json::to_vec(&derived).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("config.json"), json)
+        .map_err(|e| format!("write {}/config.json: {e}", dir.display()))?;
+    Ok((
+        dir,
+        FilterExecutor {
+            seccomp: filter,
+            drop_sys_admin,
+        },
+    ))
 }
 
 fn finish(

@@ -11,13 +11,11 @@ use std::time::Instant;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use nix::sys::signal::{SigSet, SigmaskHow};
-use oci_spec::runtime::{Capability, Process, Spec};
+use oci_spec::runtime::{Process, Spec};
 
 use super::conn::{frame, Role, MAX_PENDING};
 use super::create::{error_chain, pipe, receive_pty, set_nonblocking, Stdio};
+use super::filter_exec::{lend_sys_admin, DropSysAdmin, FilterExecutor};
 use super::resolve;
 use super::seccomp_bpf::{self, ExecFilter};
 use super::supervise::{Shim, DRAIN_TIMEOUT, EOT};
@@ -117,7 +115,7 @@ fn spawn_from(
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
     resolve::check_command(&root, &cwd, arg0, &env)?;
 
-    let seccomp = seccomp_bpf::for_container(|| {
+    let seccomp = seccomp_bpf::for_container(cfg.seccomp_cache.as_deref(), || {
         let spec = Spec::load(cfg.bundle.join("config.json"))
             .map_err(|e| format!("load OCI spec: {e}"))?;
         Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
@@ -132,7 +130,7 @@ fn spawn_from(
     let json = serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?;
     std::fs::write(&run_path, json)
         .map_err(|e| other(format!("write {}: {e}", run_path.display())))?;
-    let executor = ExecExecutor {
+    let executor = FilterExecutor {
         seccomp,
         drop_sys_admin,
     };
@@ -145,7 +143,7 @@ fn build(
     cfg: &ShimConfig,
     exec_id: &str,
     process: &Path,
-    executor: ExecExecutor,
+    executor: FilterExecutor,
     tty: bool,
     open_stdin: bool,
 ) -> Result<(i32, Stdio), String> {
@@ -232,87 +230,6 @@ fn remove_tenant_sockets(dir: &Path) {
         if name.starts_with("tenant-notify-") || name.starts_with("tenant-tty-") {
             let _ = std::fs::remove_file(entry.path());
         }
-    }
-}
-
-/// Which sets `lend_sys_admin` added CAP_SYS_ADMIN to.
-#[derive(Clone, Copy, Default)]
-struct DropSysAdmin {
-    effective: bool,
-    permitted: bool,
-}
-
-/// libcontainer's tenant builder leaves the container's seccomp filter out of exec
-/// processes, so the executor installs it. Without no_new_privs, loading a filter needs
-/// CAP_SYS_ADMIN, which the container usually lacks: it is lent in the effective and
-/// permitted sets (never the bounding set, so execve cannot keep it) and dropped again
-/// once the filter is in place.
-fn lend_sys_admin(process: &mut Process) -> DropSysAdmin {
-    if process.no_new_privileges() == Some(true) {
-        return DropSysAdmin::default();
-    }
-    let Some(mut caps) = process.capabilities().clone() else {
-        return DropSysAdmin::default();
-    };
-    let mut lent = DropSysAdmin::default();
-    let mut effective = caps.effective().clone().unwrap_or_default();
-    if effective.insert(Capability::SysAdmin) {
-        lent.effective = true;
-    }
-    let mut permitted = caps.permitted().clone().unwrap_or_default();
-    if permitted.insert(Capability::SysAdmin) {
-        lent.permitted = true;
-    }
-    caps.set_effective(Some(effective));
-    caps.set_permitted(Some(permitted));
-    process.set_capabilities(Some(caps));
-    lent
-}
-
-/// Runs in the exec process just before `execvp`, after libcontainer joined the namespaces,
-/// switched user and dropped capabilities.
-#[derive(Clone)]
-struct ExecExecutor {
-    seccomp: &'static ExecFilter,
-    drop_sys_admin: DropSysAdmin,
-}
-
-impl Executor for ExecExecutor {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        // The shim blocks SIGCHLD and the termination signals for its signalfd, and a
-        // blocked mask survives execve: the command must start with none blocked.
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-            .map_err(|e| ExecutorError::Other(format!("sigprocmask: {e}")))?;
-        match self.seccomp {
-            ExecFilter::None => {}
-            ExecFilter::Program(program) => seccomp_bpf::install(program)
-                .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
-            ExecFilter::Profile(seccomp) => {
-                let notify = libcontainer::seccomp::initialize_seccomp(seccomp)
-                    .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
-                if let Some(fd) = notify {
-                    // SAFETY: the fd was just created for us and nothing else owns it;
-                    // berth's profiles never ask for a notify listener, so it is closed.
-                    unsafe { libc::close(fd) };
-                }
-            }
-        }
-        // Never exec with the lent capability: failing to drop it fails the exec.
-        let drop = |set| {
-            caps::drop(None, set, caps::Capability::CAP_SYS_ADMIN)
-                .map_err(|e| ExecutorError::Other(format!("drop CAP_SYS_ADMIN: {e}")))
-        };
-        if self.drop_sys_admin.effective {
-            drop(caps::CapSet::Effective)?;
-        }
-        if self.drop_sys_admin.permitted {
-            drop(caps::CapSet::Permitted)?;
-        }
-        DefaultExecutor {}.exec(spec)
-    }
-
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
     }
 }
 
@@ -766,26 +683,5 @@ mod tests {
         assert!(valid_id("abc123"));
         assert!(!valid_id("../x"));
         assert!(!valid_id(""));
-    }
-
-    #[test]
-    fn lends_sys_admin_only_where_missing() {
-        let mut p = Process::default();
-        p.set_no_new_privileges(Some(false));
-        let lent = lend_sys_admin(&mut p);
-        let caps = p.capabilities().clone().unwrap();
-        assert!(caps
-            .effective()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(!caps
-            .bounding()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(lent.effective && lent.permitted);
-        let lent = lend_sys_admin(&mut p);
-        assert!(!lent.effective && !lent.permitted);
     }
 }

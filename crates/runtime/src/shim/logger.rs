@@ -232,6 +232,7 @@ mod tests {
             bundle: dir.into(),
             rootfs_mounts: Vec::new(),
             runtime_root: dir.into(),
+            seccomp_cache: None,
             log_path: dir.join("c-json.log"),
             log_max_size: 0,
             log_max_files: 1,

@@ -5,6 +5,7 @@ mod conn;
 mod create;
 mod exec;
 mod exit;
+mod filter_exec;
 mod logger;
 mod memory;
 mod resolve;
@@ -240,7 +241,7 @@ fn setup(state_dir: &Path) -> Result<Shim, Failure> {
     if let Some(pid) = warmer {
         let _ = nix::sys::wait::waitpid(pid, None);
     }
-    let created = match create::create(&cfg, Path::new("console.sock")) {
+    let created = match create::create(&cfg, &spec, Path::new("console.sock")) {
         Ok(c) => c,
         Err(e) => {
             create::cleanup_failed(&cfg);

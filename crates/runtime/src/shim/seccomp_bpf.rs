@@ -1,14 +1,17 @@
-//! The container's seccomp profile compiled to BPF once, for its exec processes. Compiling
-//! a Docker-sized profile with libseccomp costs more than the rest of an exec's start put
-//! together, and every exec of a container gets the same filter: the shim compiles it at
-//! the first exec and each exec process then only installs the program.
+//! The container's seccomp profile compiled to BPF once, for its init and exec processes.
+//! Compiling a Docker-sized profile with libseccomp costs more than the rest of a
+//! container's start put together, and it is the same program every time: the shim compiles
+//! a profile once, keeps the program for the container's execs, and keeps it in a cache
+//! directory shared by all shims (keyed by a hash of the profile and of libseccomp's version
+//! and API level), so a new container with a profile seen before only reads its program.
+//! `filter_exec` installs it.
 //!
-//! The compilation follows libcontainer's `initialize_seccomp` (which the container's init
-//! uses); profiles with parts it does not cover here (filter flags, notify rules, rare
-//! architectures) fall back to libcontainer in every exec.
+//! The compilation follows libcontainer's `initialize_seccomp`; profiles with parts it does
+//! not cover here (filter flags, notify rules, rare architectures) are left to libcontainer.
 
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use libseccomp::{
@@ -29,8 +32,9 @@ pub enum ExecFilter {
 static FILTER: OnceLock<ExecFilter> = OnceLock::new();
 
 /// The filter for this shim's container; `profile` is read (from the spec) only the first
-/// time.
+/// time. `cache` is the directory of programs shared by all shims, if any.
 pub fn for_container(
+    cache: Option<&Path>,
     profile: impl FnOnce() -> Result<Option<LinuxSeccomp>, String>,
 ) -> Result<&'static ExecFilter, String> {
     if let Some(f) = FILTER.get() {
@@ -38,10 +42,10 @@ pub fn for_container(
     }
     let filter = match profile()? {
         None => ExecFilter::None,
-        Some(p) => match compile(&p) {
+        Some(p) => match compile_cached(&p, cache) {
             Ok(program) => ExecFilter::Program(program),
             Err(why) => {
-                eprintln!("berth-shim: seccomp filter compiled per exec: {why}");
+                eprintln!("berth-shim: seccomp filter left to libcontainer: {why}");
                 ExecFilter::Profile(p)
             }
         },
@@ -71,6 +75,62 @@ pub fn install(program: &[libc::sock_filter]) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// `p`'s program, from `cache` when an earlier shim compiled the same profile with the same
+/// libseccomp; compiled (and stored there) otherwise. A cache that cannot be read or written
+/// only costs the compilation.
+fn compile_cached(p: &LinuxSeccomp, cache: Option<&Path>) -> Result<Vec<libc::sock_filter>, String> {
+    let Some(dir) = cache else {
+        return compile(p);
+    };
+    let path = dir.join(format!("{}.bpf", cache_key(p)?));
+    if let Some(program) = std::fs::read(&path).ok().and_then(|b| decode(&b).ok()) {
+        return Ok(program);
+    }
+    let program = compile(p)?;
+    if let Err(e) = store(dir, &path, &program) {
+        eprintln!("berth-shim: seccomp cache {}: {e}", path.display());
+    }
+    Ok(program)
+}
+
+/// What the program depends on: the profile, libseccomp's version and the API level it
+/// detected on this kernel, and the architecture the shim runs on.
+fn cache_key(p: &LinuxSeccomp) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let profile = serde_json::to_vec(p).map_err(|e| e.to_string())?;
+    let version = libseccomp::ScmpVersion::current().map_err(|e| e.to_string())?;
+    let api = libseccomp::get_api();
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{}.{}.{} api={api} arch={}\n",
+        version.major,
+        version.minor,
+        version.micro,
+        std::env::consts::ARCH
+    ));
+    h.update(&profile);
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes the program under a temporary name and renames it into place, so that a reader
+/// never sees half a program; the directory is root's alone.
+fn store(dir: &Path, path: &Path, program: &[libc::sock_filter]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&encode(program))?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn compile(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
@@ -144,12 +204,20 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, String> {
     file.rewind()
         .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(|err| err.to_string())?;
-    let size = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % size != 0 {
-        return Err(format!("exported program of {} bytes", bytes.len()));
+    decode(&bytes)
+}
+
+/// The kernel's (and libseccomp's export) layout of a program: 8 bytes per instruction.
+const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+/// The kernel refuses longer programs (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
+    if bytes.is_empty() || bytes.len() % INSN != 0 || bytes.len() / INSN > MAX_INSNS {
+        return Err(format!("a program of {} bytes", bytes.len()));
     }
     Ok(bytes
-        .chunks_exact(size)
+        .chunks_exact(INSN)
         .map(|b| libc::sock_filter {
             code: u16::from_ne_bytes([b[0], b[1]]),
             jt: b[2],
@@ -157,6 +225,16 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, String> {
             k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
         })
         .collect())
+}
+
+fn encode(program: &[libc::sock_filter]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(program.len() * INSN);
+    for i in program {
+        bytes.extend_from_slice(&i.code.to_ne_bytes());
+        bytes.extend_from_slice(&[i.jt, i.jf]);
+        bytes.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    bytes
 }
 
 fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {
