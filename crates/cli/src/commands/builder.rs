@@ -20,6 +20,7 @@ pub struct BuilderArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum BuilderCommand {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),

@@ -21,6 +21,7 @@ pub struct ContainerArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Attach local standard input, output, and error streams to a running container
     Attach(attach::AttachArgs),

@@ -87,6 +87,7 @@ pub type CmdResult = Result<i32, Failure>;
 
 /// docker's commands, as berth implements them.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),

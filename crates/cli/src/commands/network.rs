@@ -26,6 +26,7 @@ pub struct NetworkArgs {
 
 /// docker's network subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCommand {
     /// Connect a container to a network
     Connect(ConnectArgs),

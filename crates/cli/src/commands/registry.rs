@@ -18,6 +18,7 @@ pub struct RegistryArgs {
 
 /// The registry subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RegistryCommand {
     /// Serve an OCI distribution registry backed by berth's content store
     Serve(ServeArgs),

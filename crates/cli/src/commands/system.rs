@@ -25,6 +25,7 @@ pub struct SystemArgs {
 
 /// docker's system subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show docker disk usage
     Df(DfArgs),

@@ -22,6 +22,7 @@ pub struct VolumeArgs {
 
 /// docker's volume subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume
     Create(CreateArgs),

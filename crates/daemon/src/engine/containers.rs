@@ -218,7 +218,7 @@ impl Engine {
         })
         .map_err(|e| Error::InvalidParameter(e.0))?;
         let spec = self.with_user_mounts(spec, &rec.mounts)?;
-        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
         tracing::debug!("{id}: bundle written after {:?}", t0.elapsed());
         let config = ShimConfig {

@@ -37,7 +37,7 @@ use berth_net::ipam::{self, Subnet};
 use berth_net::nft::{self, BridgeRules, PortRule, Ruleset};
 use berth_net::ports::Reservation;
 use rand::RngCore;
-use records::{ActiveEndpoint, Attachment, ContainerNetworks, NetworkDb, NetworkRecord};
+use records::{ActiveEndpoint, Attachment, ContainerNetworks, Durable, NetworkDb, NetworkRecord};
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -282,8 +282,12 @@ impl Networks {
     }
 
     fn save_container(&self, state: &mut State, id: &str, nets: ContainerNetworks) -> Result<()> {
+        self.save_container_as(state, id, nets, Durable::Now)
+    }
+
+    fn save_container_as(&self, state: &mut State, id: &str, nets: ContainerNetworks, durable: Durable) -> Result<()> {
         self.db
-            .save_container(id, &nets)
+            .save_container(id, &nets, durable)
             .map_err(|e| Error::Internal(e.to_string()))?;
         state.containers.insert(id.to_string(), nets);
         Ok(())
@@ -552,9 +556,11 @@ impl Engine {
     }
 
     /// Saves what `plan_networks` decided, once the container exists.
+    /// Create time: the plan reaches the disk with the container's record, saved right
+    /// after it (a crash in between loses both: no orphan, and one disk flush fewer).
     pub(crate) fn save_network_plan(&self, id: &str, plan: ContainerNetworks) -> Result<()> {
         let mut st = self.nets();
-        self.networks.save_container(&mut st, id, plan)
+        self.networks.save_container_as(&mut st, id, plan, Durable::WithNextCommit)
     }
 
     /// Start time, first half: picks and saves the container's addresses and published ports

@@ -10,6 +10,16 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+/// When a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Before the call returns.
+    Now,
+    /// With the next durable commit to the same database (redb keeps the order): for a write
+    /// that one more, following immediately, completes, and that is harmless to lose alone.
+    WithNextCommit,
+}
+
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const ATTACHMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("network_attachments");
 
@@ -112,15 +122,15 @@ impl NetworkDb {
     }
 
     pub fn save_network(&self, n: &NetworkRecord) -> Result<(), DbError> {
-        self.put(NETWORKS, &n.id, n)
+        self.put(NETWORKS, &n.id, n, Durable::Now)
     }
 
     pub fn delete_network(&self, id: &str) -> Result<(), DbError> {
         self.delete(NETWORKS, id)
     }
 
-    pub fn save_container(&self, id: &str, c: &ContainerNetworks) -> Result<(), DbError> {
-        self.put(ATTACHMENTS, id, c)
+    pub fn save_container(&self, id: &str, c: &ContainerNetworks, durable: Durable) -> Result<(), DbError> {
+        self.put(ATTACHMENTS, id, c, durable)
     }
 
     pub fn delete_container(&self, id: &str) -> Result<(), DbError> {
@@ -163,9 +173,13 @@ impl NetworkDb {
         table: TableDefinition<&str, &[u8]>,
         key: &str,
         value: &T,
+        durable: Durable,
     ) -> Result<(), DbError> {
         let bytes = serde_json::to_vec(value).map_err(db_err)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        if durable == Durable::WithNextCommit {
+            tx.set_durability(redb::Durability::None).map_err(db_err)?;
+        }
         tx.open_table(table)
             .map_err(db_err)?
             .insert(key, bytes.as_slice())
