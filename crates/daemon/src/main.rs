@@ -11,6 +11,9 @@ mod io;
 mod seccomp;
 mod server;
 mod spec;
+mod spec_devices;
+mod spec_namespaces;
+mod spec_security;
 mod state;
 
 use anyhow::Context;

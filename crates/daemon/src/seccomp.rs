@@ -9,10 +9,9 @@
 //! syscalls have been the entry point for kernel exploits, so we filter them
 //! before they reach the kernel.
 //!
-//! Differences from Docker: `ptrace`, `process_vm_readv` and
-//! `process_vm_writev` need `CAP_SYS_PTRACE`. Docker also allows them
-//! without it on kernels >= 4.8. Unlike Docker we have no kernel-version
-//! conditions.
+//! As Docker 20.10, `ptrace` is allowed without `CAP_SYS_PTRACE` on kernels
+//! >= 4.8 (whose ptrace can no longer bypass the filter);
+//! `process_vm_readv`/`process_vm_writev` still need the capability.
 
 use std::collections::BTreeSet;
 
@@ -77,11 +76,12 @@ const CREDENTIALS: &[&str] = &[
     "setgroups", "setgroups32", "setfsuid", "setfsuid32", "setfsgid", "setfsgid32",
 ];
 
-/// Virtual memory management: the loader, malloc and JITs need these.
+/// Virtual memory management: the loader, malloc and JITs need these. (Memory protection
+/// keys, `pkey_*`, are refused as in Docker 20.10's profile; programs fall back without them.)
 const MEMORY: &[&str] = &[
     "brk", "mmap", "mmap2", "munmap", "mprotect", "mremap", "madvise", "mincore", "msync",
     "mlock", "mlock2", "mlockall", "munlock", "munlockall", "membarrier", "memfd_create",
-    "memfd_secret", "remap_file_pages", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "memfd_secret", "remap_file_pages",
 ];
 
 /// Thread synchronisation and thread-local storage.
@@ -96,7 +96,7 @@ const FILE_IO: &[&str] = &[
     "fdatasync", "sync", "syncfs", "sync_file_range", "fallocate", "ftruncate",
     "ftruncate64", "truncate", "truncate64", "fadvise64", "fadvise64_64", "readahead",
     "copy_file_range", "sendfile", "sendfile64", "splice", "tee", "vmsplice", "pipe",
-    "pipe2", "name_to_handle_at",
+    "pipe2",
 ];
 
 /// Metadata and directory operations inside the container's own filesystem.
@@ -203,7 +203,7 @@ const CAPABILITY_GATED: &[(&str, &[&str])] = &[
         &[
             "clone", "clone3", "unshare", "setns", "mount", "umount", "umount2",
             "mount_setattr", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
-            "fspick", "sethostname", "setdomainname", "quotactl", "quotactl_fd",
+            "fspick", "sethostname", "setdomainname", "quotactl", "quotactl_fd", "name_to_handle_at",
             "fanotify_init", "lookup_dcookie", "bpf", "perf_event_open", "syslog",
         ],
     ),
@@ -324,6 +324,11 @@ fn arg2(index: usize, value: u64, value_two: Option<u64>, op: LinuxSeccompOperat
 /// the effective bounding set (e.g. [`DEFAULT_CAPABILITIES`] plus `--cap-add`,
 /// minus `--cap-drop`). Names may be given with or without the `CAP_` prefix.
 pub fn default_profile(capabilities: &[String]) -> LinuxSeccomp {
+    default_profile_for(capabilities, &kernel_release())
+}
+
+/// [`default_profile`] for a kernel `release` (moby's `minKernel` conditions).
+fn default_profile_for(capabilities: &[String], release: &str) -> LinuxSeccomp {
     let caps: BTreeSet<String> = capabilities.iter().map(|c| normalize_cap(c)).collect();
     let sys_admin = caps.contains("CAP_SYS_ADMIN");
 
@@ -335,6 +340,9 @@ pub fn default_profile(capabilities: &[String]) -> LinuxSeccomp {
         if caps.contains(*cap) {
             allowed.extend(names.iter().copied());
         }
+    }
+    if kernel_at_least(release, "4.8") {
+        allowed.insert("ptrace");
     }
 
     let allow = LinuxSeccompAction::ScmpActAllow;
@@ -389,6 +397,128 @@ pub fn default_profile(capabilities: &[String]) -> LinuxSeccomp {
             profile
         })
         .expect("LinuxSeccomp: all fields defaulted, build cannot fail")
+}
+
+/// A seccomp profile in Docker's format (`--security-opt seccomp=<json>`, as the CLI sends
+/// the file's content), turned into the OCI form for a container whose bounding set is
+/// `capabilities`: rules apply only where their `includes`/`excludes` (capabilities, Go
+/// architecture names, minimum kernel) match, as moby's `setupSeccomp` decides.
+/// `Ok(None)`: a profile with neither a default action nor rules, which disables seccomp.
+pub fn docker_profile(json: &str, capabilities: &[String]) -> Result<Option<LinuxSeccomp>, String> {
+    docker_profile_for(json, capabilities, go_arch(), &kernel_release())
+}
+
+fn docker_profile_for(
+    json: &str,
+    capabilities: &[String],
+    arch: &str,
+    kernel: &str,
+) -> Result<Option<LinuxSeccomp>, String> {
+    use serde_json::{json, Map, Value};
+    let decode_error = |e: serde_json::Error| format!("Decoding seccomp profile failed: {e}");
+    let profile: Map<String, Value> = serde_json::from_str(json).map_err(decode_error)?;
+    let list = |v: Option<&Value>| -> Vec<Value> { v.and_then(Value::as_array).cloned().unwrap_or_default() };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        list(v).iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+    };
+    let default_action = profile.get("defaultAction").and_then(Value::as_str).unwrap_or_default();
+    let rules = list(profile.get("syscalls"));
+    if default_action.is_empty() && rules.is_empty() {
+        return Ok(None);
+    }
+    let mut architectures = strings(profile.get("architectures"));
+    let arch_map = list(profile.get("archMap"));
+    if !architectures.is_empty() && !arch_map.is_empty() {
+        return Err("'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'".into());
+    }
+    // archMap: only the native architecture's entry counts, with its sub-architectures.
+    let native = native_scmp_arch(arch);
+    if let Some(entry) = arch_map.iter().find(|e| e.get("architecture").and_then(Value::as_str) == Some(native)) {
+        architectures.push(native.to_string());
+        architectures.extend(strings(entry.get("subArchitectures")));
+    }
+    let caps: BTreeSet<String> = capabilities.iter().map(|c| normalize_cap(c)).collect();
+    let mut syscalls = Vec::new();
+    for rule in &rules {
+        let (inc, exc) = (rule.get("includes"), rule.get("excludes"));
+        fn field<'a>(side: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+            side.and_then(|s| s.get(key))
+        }
+        let excluded = strings(field(exc, "arches")).iter().any(|a| a == arch)
+            || strings(field(exc, "caps")).iter().any(|c| caps.contains(c))
+            || field(exc, "minKernel").and_then(Value::as_str).is_some_and(|k| kernel_at_least(kernel, k));
+        let included = {
+            let arches = strings(field(inc, "arches"));
+            (arches.is_empty() || arches.iter().any(|a| a == arch))
+                && strings(field(inc, "caps")).iter().all(|c| caps.contains(c))
+                && field(inc, "minKernel").and_then(Value::as_str).map_or(true, |k| kernel_at_least(kernel, k))
+        };
+        if excluded || !included {
+            continue;
+        }
+        let mut names = strings(rule.get("names"));
+        if let Some(name) = rule.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            if !names.is_empty() {
+                return Err("use either 'name' or 'names'".into());
+            }
+            names.push(name.to_string());
+        }
+        let mut out = json!({"names": names, "action": rule.get("action").cloned().unwrap_or(Value::Null)});
+        for key in ["errnoRet", "args"] {
+            if let Some(v) = rule.get(key).filter(|v| !v.is_null()) {
+                out[key] = v.clone();
+            }
+        }
+        syscalls.push(out);
+    }
+    let mut out = json!({"defaultAction": default_action, "syscalls": syscalls});
+    if !architectures.is_empty() {
+        out["architectures"] = json!(architectures);
+    }
+    for key in ["defaultErrnoRet", "listenerPath", "listenerMetadata", "flags"] {
+        if let Some(v) = profile.get(key).filter(|v| !v.is_null()) {
+            out[key] = v.clone();
+        }
+    }
+    serde_json::from_value(out).map(Some).map_err(|e| format!("invalid seccomp profile: {e}"))
+}
+
+/// The host's architecture as Go names it (`runtime.GOARCH`), which profiles' `arches` use.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The seccomp name of a Go architecture, for `archMap`.
+fn native_scmp_arch(go_arch: &str) -> &'static str {
+    match go_arch {
+        "amd64" => "SCMP_ARCH_X86_64",
+        "386" => "SCMP_ARCH_X86",
+        "arm64" => "SCMP_ARCH_AARCH64",
+        "arm" => "SCMP_ARCH_ARM",
+        "ppc64le" => "SCMP_ARCH_PPC64LE",
+        "s390x" => "SCMP_ARCH_S390X",
+        "riscv64" => "SCMP_ARCH_RISCV64",
+        _ => "",
+    }
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Whether `release` (`6.1.0-13-amd64`) is at least `min` (`4.8`), by major and minor.
+fn kernel_at_least(release: &str, min: &str) -> bool {
+    let version = |s: &str| -> (u32, u32) {
+        let mut parts = s.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    version(release) >= version(min)
 }
 
 #[cfg(test)]
@@ -471,7 +601,7 @@ mod tests {
     fn dangerous_syscalls_blocked_by_default() {
         let p = default_profile(&caps(&[]));
         for name in [
-            "mount", "umount2", "unshare", "setns", "ptrace", "process_vm_readv", "kexec_load",
+            "mount", "umount2", "unshare", "setns", "process_vm_readv", "kexec_load",
             "kexec_file_load", "reboot", "init_module", "bpf", "perf_event_open", "syslog",
             "open_by_handle_at", "settimeofday", "clone3", "acct", "iopl", "keyctl", "add_key",
             "userfaultfd", "swapon", "pivot_root", "uselib", "nfsservctl",
@@ -530,7 +660,7 @@ mod tests {
         assert_eq!(rules_for(&p, "clone").len(), 1);
         assert_eq!(rules_for(&p, "clone3").len(), 1);
         // Still blocked: not covered by SYS_ADMIN.
-        assert!(!allows(&p, "ptrace"));
+        assert!(!allows(&p, "process_vm_readv"));
         assert!(!allows(&p, "kexec_load"));
         // The prefix is optional.
         assert!(allows(&default_profile(&["sys_admin".into()]), "mount"));
@@ -579,5 +709,48 @@ mod tests {
         assert!(DEFAULT_CAPABILITIES.iter().all(|c| c.starts_with("CAP_")));
         assert!(DEFAULT_CAPABILITIES.contains(&"CAP_SYS_CHROOT"));
         assert!(!DEFAULT_CAPABILITIES.contains(&"CAP_SYS_ADMIN"));
+    }
+
+    #[test]
+    fn docker_profiles_keep_the_rules_that_match_this_container() {
+        let profile = r#"{
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"name": "mount", "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+                {"names": ["chroot"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_CHROOT"]}},
+                {"names": ["arm_only"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["arm64"]}},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+                 "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }"#;
+        let names = |caps: &[&str], kernel: &str| -> Vec<String> {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            let p = docker_profile_for(profile, &caps, "amd64", kernel).unwrap().unwrap();
+            assert_eq!(p.architectures().clone().unwrap(), [Arch::ScmpArchX86_64, Arch::ScmpArchX86]);
+            p.syscalls().clone().unwrap().iter().flat_map(|s| s.names().clone()).collect()
+        };
+        assert_eq!(names(&["CAP_SYS_ADMIN"], "6.1.0-13-amd64"), ["read", "mount", "ptrace", "chroot", "kill"]);
+        assert_eq!(names(&["SYS_CHROOT"], "4.4.0"), ["read", "kill"]);
+        let p = docker_profile_for(profile, &[], "amd64", "6.1").unwrap().unwrap();
+        let kill = p.syscalls().clone().unwrap().into_iter().find(|s| s.names() == &["kill"]).unwrap();
+        assert_eq!((kill.errno_ret(), kill.args().as_ref().map(Vec::len)), (Some(38), Some(1)));
+        // Empty: no filter at all. Both architecture forms, or both name forms: refused.
+        assert_eq!(docker_profile_for("{}", &[], "amd64", "6.1").unwrap(), None);
+        let both = r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#;
+        assert!(docker_profile_for(both, &[], "amd64", "6.1").is_err());
+        let names_twice = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ALLOW"}]}"#;
+        assert_eq!(docker_profile_for(names_twice, &[], "amd64", "6.1").unwrap_err(), "use either 'name' or 'names'");
+        assert!(docker_profile_for("nope", &[], "amd64", "6.1").unwrap_err().starts_with("Decoding seccomp profile failed"));
+    }
+
+    #[test]
+    fn ptrace_needs_the_capability_only_before_4_8() {
+        assert!(allows(&default_profile_for(&caps(&[]), "6.1.0-13-amd64"), "ptrace"));
+        assert!(!allows(&default_profile_for(&caps(&[]), "6.1.0"), "process_vm_readv"));
+        assert!(!allows(&default_profile_for(&caps(&[]), "4.4.0-210-generic"), "ptrace"));
+        assert!(allows(&default_profile_for(&caps(&["CAP_SYS_PTRACE"]), "4.4.0"), "ptrace"));
     }
 }

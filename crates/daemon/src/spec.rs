@@ -5,7 +5,6 @@
 //! The defaults are Docker's: its capability set, seccomp profile, masked and read-only
 //! paths, and the standard `/dev`.
 
-use crate::seccomp;
 use berth_api::models::{ContainerConfig, HostConfig};
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
@@ -15,7 +14,7 @@ use std::path::Path;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Paths Docker hides from containers: kernel internals a container must not read.
-const MASKED_PATHS: &[&str] = &[
+pub(crate) const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -30,7 +29,7 @@ const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths Docker leaves visible but read-only: writing them would change the host.
-const READONLY_PATHS: &[&str] =
+pub(crate) const READONLY_PATHS: &[&str] =
     &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The identity the process runs as, already resolved against the image's /etc/passwd.
@@ -113,9 +112,8 @@ fn shm_size(hc: &HostConfig) -> String {
 
 /// Builds the OCI spec.
 pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
-    let caps: Vec<String> = seccomp::DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
-    let seccomp = serde_json::to_value(seccomp::default_profile(&caps))
-        .map_err(|e| SpecError(format!("seccomp profile: {e}")))?;
+    // Capabilities, seccomp, no-new-privileges, paths and privileged devices (spec_security.rs).
+    let security = crate::spec_security::Security::resolve(input.host_config).map_err(SpecError)?;
     let config = input.config;
     let tty = config.tty == Some(true);
     let cwd = match config.working_dir.as_deref() {
@@ -138,7 +136,6 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         "args": args,
         "env": environment(input.id, config),
         "cwd": cwd,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
     });
     // `noNewPrivileges` stays absent rather than false: libcontainer loads the seccomp filter
     // while still privileged only when the field is missing (a `false` makes the load fail).
@@ -180,9 +177,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             "resources": resources(input.host_config, &input.host)?,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
-            "seccomp": seccomp,
         },
     });
+    security.apply(&mut spec);
     if let (Some(netns), Some(namespaces)) = (input.netns, spec["linux"]["namespaces"].as_array_mut()) {
         namespaces.push(json!({"type": "network", "path": netns}));
     }
@@ -192,6 +189,11 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     if let (Some(init), Some(mounts)) = (input.init, spec["mounts"].as_array_mut()) {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
+    // --ipc/--pid/--uts/--sysctl (spec_namespaces.rs), --device/--device-cgroup-rule (spec_devices.rs).
+    // Unlike the rest, these look at the system: another container's process for a join, a
+    // shareable /dev/shm's host mount, the host's device nodes.
+    crate::spec_namespaces::apply(&mut spec, input)?;
+    crate::spec_devices::apply(&mut spec, input.host_config)?;
     serde_json::from_value(spec).map_err(|e| SpecError(format!("invalid runtime spec: {e}")))
 }
 

@@ -91,15 +91,3 @@ fn daemon_restart_between_create_and_start_loses_nothing() {
     d.ok(&["rm", "kept"]);
     assert_nothing_left(&d);
 }
-
-#[test]
-fn options_berth_cannot_honour_are_refused_not_ignored() {
-    let d = Daemon::start();
-    let r = d.berth(&["run", "--rm", "--privileged", "busybox", "true"]);
-    assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("berth does not support --privileged yet"), "{}", r.stderr);
-    let r = d.docker(&["run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true"]);
-    assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("berth does not support --cap-add/--cap-drop yet"), "{}", r.stderr);
-    assert_nothing_left(&d);
-}

@@ -109,6 +109,10 @@ pub struct ContainerOpts {
     pub lifecycle: crate::commands::lifecycle_opts::LifecycleOpts,
     #[command(flatten)]
     pub net: crate::commands::network_opts::NetworkOpts,
+    #[command(flatten)]
+    pub namespaces: crate::commands::namespace_opts::NamespaceOpts,
+    #[command(flatten)]
+    pub security: crate::commands::security_opts::SecurityOpts,
 }
 
 /// `berth create`
@@ -331,6 +335,8 @@ impl ContainerOpts {
         };
         self.lifecycle.apply(cmd, self.rm, &mut body)?;
         self.net.apply(cmd, self.network.as_deref(), &mut body)?;
+        self.namespaces.apply(cmd, &mut body)?;
+        self.security.apply(cmd, &mut body)?;
         if let Some(hc) = body.host_config.as_mut() {
             hc.log_config = Some(log_config(cmd, self.log_driver.as_deref(), &self.log_opt)?);
         }

@@ -32,6 +32,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod mount_opts;
+pub mod namespace_opts;
 pub mod network;
 pub mod network_opts;
 pub mod pause;
@@ -44,6 +45,7 @@ pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod save;
+pub mod security_opts;
 #[allow(clippy::module_inception)]
 pub mod run;
 pub mod start;

@@ -307,7 +307,7 @@ fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crat
         platform: Some("linux".into()),
         mount_label: Some(String::new()),
         process_label: Some(String::new()),
-        app_armor_profile: Some(String::new()),
+        app_armor_profile: Some(crate::spec_security::apparmor_profile(&rec.host_config)),
         host_config: Some(rec.host_config.clone()),
         // A placeholder holding `GraphDriver`'s place in the field order: the model's type
         // cannot say vfs's `"Data": null`, so the shared view replaces it below.
@@ -322,5 +322,6 @@ fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crat
     let mut view = serde_json::to_value(model).map_err(json)?;
     let driver = GraphDriver::new(engine.store.driver(), graph_driver_data(engine, rec));
     view["GraphDriver"] = serde_json::to_value(driver).map_err(json)?;
+    crate::spec_security::inspect_defaults(&mut view["HostConfig"]);
     Ok(view)
 }

@@ -149,7 +149,8 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<SystemInfo> {
         server_version: Some(ENGINE_VERSION.into()),
         default_runtime: Some("berth-shim".into()),
         live_restore_enabled: Some(true),
-        security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+        // As dockerd on a host with seccomp and without AppArmor or SELinux.
+        security_options: Some(vec!["name=seccomp,profile=default".into()]),
         labels: Some(Vec::new()),
         experimental_build: Some(false),
         system_time: Some(crate::engine::now_rfc3339()),

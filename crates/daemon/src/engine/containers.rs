@@ -699,6 +699,7 @@ impl Engine {
         self.forget_networks(id);
         let (store, key) = (self.store.clone(), id.to_string());
         blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;
+        crate::spec_namespaces::release_shm(&self.paths.exec_root.join("shm").join(id));
         for dir in [self.paths.run_dir(id), self.paths.container_dir(id)] {
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),

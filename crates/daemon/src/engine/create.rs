@@ -20,6 +20,13 @@ impl Engine {
         tokio::task::spawn_blocking(berth_runtime::cgroup_warmup::warm_attach_lock);
         let mut host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        // dockerd's capability and --security-opt checks, and the defaults it stores.
+        crate::spec_security::prepare(&mut host_config).map_err(Error::InvalidParameter)?;
+        // dockerd's namespace-mode checks; `container:<name>` kept as that container's ID.
+        crate::spec_namespaces::check_create(&mut host_config, body.hostname.as_deref(), |n| {
+            self.container(n).ok().map(|c| c.id())
+        })
+        .map_err(Error::InvalidParameter)?;
         let network_warning = validate_network_mode(&body, &host_config)?;
         // Which networks it joins, checked before anything is made.
         let network_plan = self.plan_networks(&host_config, body.networking_config.as_ref())?;
@@ -181,20 +188,6 @@ fn display_ref(name: &str) -> String {
 /// than saying so.
 fn validate_host_config(hc: &HostConfig) -> Result<()> {
     super::restart::validate(hc.restart_policy.as_ref(), hc.auto_remove == Some(true))?;
-    let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    let named = |v: &Option<String>| v.as_deref().is_some_and(|m| !m.is_empty());
-    let unsupported = [
-        ("--privileged", hc.privileged == Some(true)),
-        ("--cap-add/--cap-drop", set(&hc.cap_add) || set(&hc.cap_drop)),
-        ("--device", hc.devices.as_ref().is_some_and(|d| !d.is_empty())),
-        ("--security-opt", set(&hc.security_opt)),
-        ("--sysctl", hc.sysctls.as_ref().is_some_and(|s| !s.is_empty())),
-        ("--ipc/--pid/--uts/--userns modes", named(&hc.ipc_mode) && hc.ipc_mode.as_deref() != Some("private")
-            || named(&hc.pid_mode) || named(&hc.uts_mode) || named(&hc.userns_mode)),
-    ];
-    if let Some((what, _)) = unsupported.iter().find(|(_, used)| *used) {
-        return Err(Error::InvalidParameter(format!("berth does not support {what} yet")));
-    }
     // Unknown networks are reported by `plan_networks`, with Docker's message.
     Ok(())
 }

@@ -492,31 +492,11 @@ fn merge_env(base: Vec<String>, extra: &[String]) -> Vec<String> {
     env
 }
 
-/// Every capability the kernel knows, for `exec --privileged`.
+/// Every capability berthd can give, for `exec --privileged` (as a privileged container's).
 fn all_capabilities() -> LinuxCapabilities {
-    const NAMES: [&str; 41] = [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    ];
-    // Only what berthd itself may hold: naming a capability outside our bounding set (a
-    // kernel without it, or a berthd confined by its own parent) would fail the exec.
-    let bounding = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
-        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
-        .unwrap_or(0);
-    let set: HashSet<Capability> = NAMES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
-        .map(|(_, n)| n)
-        .filter_map(|n| serde_json::from_value(serde_json::Value::String((*n).into())).ok())
+    let set: HashSet<Capability> = crate::spec_security::all_capabilities()
+        .into_iter()
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String(n)).ok())
         .collect();
     let mut caps = LinuxCapabilities::default();
     // No inheritable set, as Docker since CVE-2022-24769: capabilities must not pass to

@@ -54,6 +54,16 @@ pub fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
     .map(drop)
 }
 
+/// A container's stdin when nothing feeds it: /dev/null, open for writing too, as runc
+/// gives it (a process may write to its fd 0).
+pub fn dev_null() -> Result<File, String> {
+    File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))
+}
+
 pub fn pipe() -> Result<(File, File), String> {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     Ok((File::from(r), File::from(w)))
@@ -87,9 +97,7 @@ pub fn create(cfg: &ShimConfig, spec: &Spec, console_sock: &Path) -> Result<Crea
             stdio.stdin = Some(w);
             r.into()
         } else {
-            File::open("/dev/null")
-                .map_err(|e| format!("open /dev/null: {e}"))?
-                .into()
+            dev_null()?.into()
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;

@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use oci_spec::runtime::{Process, Spec};
 
 use super::conn::{frame, Role, MAX_PENDING};
-use super::create::{error_chain, pipe, receive_pty, set_nonblocking, Stdio};
+use super::create::{dev_null, error_chain, pipe, receive_pty, set_nonblocking, Stdio};
 use super::filter_exec::{lend_sys_admin, DropSysAdmin, FilterExecutor};
 use super::resolve;
 use super::seccomp_bpf::{self, ExecFilter};
@@ -170,9 +170,7 @@ fn build(
             stdio.stdin = Some(w);
             r.into()
         } else {
-            File::open("/dev/null")
-                .map_err(|e| format!("open /dev/null: {e}"))?
-                .into()
+            dev_null()?.into()
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
