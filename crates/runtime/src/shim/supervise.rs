@@ -18,6 +18,7 @@ use super::exec::{Exec, ExecFd};
 use super::exit::{exit_code, now_rfc3339, oom_killed, ZERO_TIME};
 use super::logger::JsonLog;
 use super::rootfs;
+use super::teardown;
 use crate::fsutil::write_replace;
 use crate::protocol::{files, ExitStatus, OkReply, Request, ShimConfig, StateReply, Status};
 
@@ -672,8 +673,18 @@ impl Shim {
                 _ => c.finish(),
             }
         }
-        if let Err(e) = self.container.delete(true) {
-            eprintln!("berth-shim: delete container: {e}");
+        match self.cgroups_path.as_deref() {
+            // The init was reaped: the container is stopped, and only its cgroups and state
+            // are left (see `teardown`).
+            Some(cgroups_path) => {
+                teardown::remove_cgroups(cgroups_path);
+                teardown::remove_runtime_state(&self.cfg.runtime_root.join(&self.cfg.id));
+            }
+            None => {
+                if let Err(e) = self.container.delete(true) {
+                    eprintln!("berth-shim: delete container: {e}");
+                }
+            }
         }
         rootfs::unmount_n(&self.rootfs, self.cfg.rootfs_mounts.len());
         // Clients that connected during the cleanup see the connection close when the shim
