@@ -13,6 +13,7 @@ mod fsutil;
 pub mod protocol;
 #[doc(hidden)]
 pub mod shim;
+pub mod teardown;
 
 pub use client::{
     attach, connect, kill, read_exit, resize, spawn, start, state, wait, with_socket_path,

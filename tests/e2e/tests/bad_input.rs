@@ -91,3 +91,40 @@ fn daemon_restart_between_create_and_start_loses_nothing() {
     d.ok(&["rm", "kept"]);
     assert_nothing_left(&d);
 }
+
+/// The container's cgroup directories that still exist, in every hierarchy.
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path());
+    let mut found = Vec::new();
+    for h in hierarchies {
+        // v1 and hybrid hosts nest berth's containers under `berth/`; a pure v2 host the same.
+        for dir in [h.join("berth").join(id), h.join(id)] {
+            if dir.is_dir() {
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_container_whose_shim_was_killed_is_removed_without_leftovers() {
+    let d = Daemon::start();
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    assert!(!cgroups_of(&id).is_empty(), "the running container has no cgroup to look for");
+    let shim_pid: i32 = std::fs::read_to_string(d.exec_root.join("containers").join(&id).join("shim.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) with plain integers, on the shim this test's daemon started.
+    unsafe { libc::kill(shim_pid, libc::SIGKILL) };
+    assert!(
+        berth_e2e::eventually(10, || d.ok(&["inspect", "-f", "{{.State.Running}}", &id]) == "false"),
+        "the daemon did not notice its shim's death"
+    );
+    d.ok(&["rm", "-f", &id]);
+    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new(), "cgroups were left");
+    assert!(!d.exec_root.join("runtime").join(&id).exists(), "runtime state was left");
+    assert_nothing_left(&d);
+}

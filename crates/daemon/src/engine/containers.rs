@@ -526,7 +526,7 @@ impl Engine {
         let (engine, c) = (self.clone(), c.clone());
         tokio::spawn(async move {
             let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
-            if let Err(e) = engine.purge_files(&id).await {
+            if let Err(e) = engine.purge_files(&c.snapshot()).await {
                 tracing::warn!("auto-remove {id}: {e}");
             }
         });
@@ -677,7 +677,7 @@ impl Engine {
         rec.state.status = Status::Removing;
         self.commit(&c, rec)?;
         let _ = c.events.subscribe().wait_for(|l| !l.shim_active).await;
-        self.purge(&id).await?;
+        self.purge(&c.snapshot()).await?;
         self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         c.events.send_modify(|l| l.removed = true);
         self.container_event(&c.snapshot(), "destroy", &[]);
@@ -687,16 +687,18 @@ impl Engine {
 
     /// Deletes everything a container owns; the record goes last so a crash mid-way is
     /// finished at the next start-up.
-    pub(super) async fn purge(&self, id: &str) -> Result<()> {
-        self.purge_files(id).await?;
-        self.records.delete(id)?;
+    pub(super) async fn purge(&self, rec: &Record) -> Result<()> {
+        self.purge_files(rec).await?;
+        self.records.delete(&rec.id)?;
         Ok(())
     }
 
     /// Deletes a container's files, network namespace and rootfs.
-    async fn purge_files(&self, id: &str) -> Result<()> {
+    async fn purge_files(&self, rec: &Record) -> Result<()> {
+        let id = rec.id.as_str();
         self.teardown_network(id, true);
         self.forget_networks(id);
+        self.remove_shim_leftovers(rec);
         let (store, key) = (self.store.clone(), id.to_string());
         blocking(move || store.remove_rootfs(&key).map_err(Error::from)).await?;
         crate::spec_namespaces::release_shm(&self.paths.exec_root.join("shm").join(id));
@@ -707,6 +709,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// What the shim removes when its container exits, in case it was killed before: the
+    /// rootfs mount, the cgroups (and anything still in them) and the runtime's state.
+    fn remove_shim_leftovers(&self, rec: &Record) {
+        let _ = nix::mount::umount2(&self.paths.run_dir(&rec.id).join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        let cgroup = crate::cgroup_path::container_cgroup(&rec.id, rec.host_config.cgroup_parent.as_deref());
+        let removed = berth_runtime::teardown::remove_cgroups(std::path::Path::new(&cgroup))
+            .and(berth_runtime::teardown::remove_runtime_state(&self.paths.runtime_root().join(&rec.id)));
+        if let Err(e) = removed {
+            tracing::warn!("container {}: {e}", rec.id);
+        }
     }
 
     /// Blocks until the condition holds; returns the exit code.

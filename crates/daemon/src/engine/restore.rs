@@ -55,7 +55,7 @@ impl Engine {
                     });
                 }
                 Status::Removing => {
-                    if let Err(e) = self.purge(&rec.id).await {
+                    if let Err(e) = self.purge(&rec).await {
                         tracing::warn!("finishing removal of {}: {e}", rec.id);
                     }
                     self.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&rec.id);

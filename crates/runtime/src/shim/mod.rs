@@ -12,7 +12,6 @@ mod resolve;
 mod rootfs;
 mod seccomp_bpf;
 mod supervise;
-mod teardown;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -18,7 +18,7 @@ use super::exec::{Exec, ExecFd};
 use super::exit::{exit_code, now_rfc3339, oom_killed, ZERO_TIME};
 use super::logger::JsonLog;
 use super::rootfs;
-use super::teardown;
+use crate::teardown;
 use crate::fsutil::write_replace;
 use crate::protocol::{files, ExitStatus, OkReply, Request, ShimConfig, StateReply, Status};
 
@@ -677,8 +677,11 @@ impl Shim {
             // The init was reaped: the container is stopped, and only its cgroups and state
             // are left (see `teardown`).
             Some(cgroups_path) => {
-                teardown::remove_cgroups(cgroups_path);
-                teardown::remove_runtime_state(&self.cfg.runtime_root.join(&self.cfg.id));
+                let state = self.cfg.runtime_root.join(&self.cfg.id);
+                let removed = teardown::remove_cgroups(cgroups_path).and(teardown::remove_runtime_state(&state));
+                if let Err(e) = removed {
+                    eprintln!("berth-shim: {e}");
+                }
             }
             None => {
                 if let Err(e) = self.container.delete(true) {

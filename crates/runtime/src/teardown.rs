@@ -1,4 +1,6 @@
 //! Removing what a stopped container leaves: its cgroups and libcontainer's state directory.
+//! The shim does it when its container exits; the daemon again when it removes a container
+//! whose shim was killed before it could.
 //!
 //! libcontainer's `Container::delete` does the same for a stopped container (berth sets no
 //! poststop hooks and no Intel RDT), but its cgroup manager locates every hierarchy through a
@@ -14,22 +16,24 @@ use std::time::Duration;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Removes the container's cgroup in every hierarchy, killing any process still in it first
-/// (none normally: the container's pid namespace died with its init). Failures are logged.
-pub fn remove_cgroups(cgroups_path: &Path) {
-    for dir in cgroup_dirs(Path::new(CGROUP_ROOT), cgroups_path) {
-        if let Err(e) = remove_cgroup(&dir) {
-            eprintln!("berth-shim: remove cgroup {}: {e}", dir.display());
-        }
+/// (none normally: the container's pid namespace died with its init).
+pub fn remove_cgroups(cgroups_path: &Path) -> Result<(), String> {
+    let failures: Vec<String> = cgroup_dirs(Path::new(CGROUP_ROOT), cgroups_path)
+        .iter()
+        .filter_map(|dir| remove_cgroup(dir).err().map(|e| format!("remove cgroup {}: {e}", dir.display())))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
     }
 }
 
 /// Removes libcontainer's state directory of the container.
-pub fn remove_runtime_state(dir: &Path) {
+pub fn remove_runtime_state(dir: &Path) -> Result<(), String> {
     match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            eprintln!("berth-shim: remove {}: {e}", dir.display())
-        }
-        _ => {}
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(format!("remove {}: {e}", dir.display())),
+        _ => Ok(()),
     }
 }
 
