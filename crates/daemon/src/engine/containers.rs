@@ -159,68 +159,24 @@ impl Engine {
         let run_dir = self.paths.run_dir(&id);
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(run_dir.join("bundle"))?;
-        let (store, image_id, key) = (self.store.clone(), rec.image_id.clone(), id.clone());
-        let mounts = blocking(move || {
-            let image = store.container_image(&image_id)?;
-            store.prepare_rootfs(&key, &image).map_err(Error::from)
-        })
-        .await?;
-        tracing::debug!("{id}: rootfs ready after {:?}", t0.elapsed());
-        let user = user::resolve(rec.config.user.as_deref().unwrap_or(""), &user::layer_dirs(&mounts))
-            .map_err(|message| Error::StartFailed { message, not_found: false })?;
         let net = self.network_plan(rec)?;
-        if net.mode.owns_namespace() {
+        // The namespace (a millisecond or two of kernel work) is made while the bundle is
+        // prepared; both are awaited before anything else, so a failure of either leaves
+        // nothing being made behind the start's cleanup.
+        let netns = net.mode.owns_namespace().then(|| {
             let ns_path = self.paths.netns(&id);
-            blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string()))).await?;
+            tokio::task::spawn_blocking(move || berth_net::create_netns(&ns_path).map_err(|e| Error::Internal(e.to_string())))
+        });
+        let prepared = self.prepare_bundle(rec, &net, &run_dir).await;
+        if let Some(task) = netns {
+            task.await??;
         }
-        tracing::debug!("{id}: netns ready after {:?}", t0.elapsed());
-        // Addresses and published ports (none for modes without a bridge network); their
-        // veths and rules are made below while the shim creates the container.
-        let assigned = tokio::task::block_in_place(|| self.assign_networks(rec))?;
-        // A joined container's files are the other container's; only our own are written.
+        let (mounts, assigned) = prepared?;
+        tracing::debug!("{id}: bundle and netns ready after {:?}", t0.elapsed());
+        // The embedded DNS server listens inside the namespace.
         if net.etc_dir == self.paths.container_dir(&id) {
-            // /etc/hosts names the address on the first network, as Docker's does.
-            let address = self.container_addresses(&id).first().map(|(_, ip, _, _)| std::net::IpAddr::V4(*ip));
-            self.write_etc_files(rec, &net.mode, address)?;
             self.start_dns(rec)?;
         }
-        let config = match &net.joined_names {
-            Some((hostname, domainname)) => berth_api::models::ContainerConfig {
-                hostname: hostname.clone(),
-                domainname: domainname.clone(),
-                ..rec.config.clone()
-            },
-            None => rec.config.clone(),
-        };
-        let rootfs = run_dir.join("rootfs");
-        let init = match (rec.host_config.init, &self.paths.init_binary) {
-            (Some(true), None) => {
-                return Err(Error::StartFailed {
-                    message: "--init: no init binary found on PATH (tini-static or docker-init; Debian's tini package)".into(),
-                    not_found: false,
-                })
-            }
-            (Some(true), Some(path)) => Some(path.clone()),
-            _ => None,
-        };
-        let spec = spec::build(&SpecInput {
-            id: &id,
-            config: &config,
-            host_config: &rec.host_config,
-            args: &std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect::<Vec<_>>(),
-            user,
-            rootfs: &rootfs,
-            netns: net.netns.as_deref(),
-            etc_dir: &net.etc_dir,
-            host: host_features(),
-            init: init.as_deref(),
-            cgroups_path: &crate::cgroup_path::container_cgroup(&id, rec.host_config.cgroup_parent.as_deref()),
-        })
-        .map_err(|e| Error::InvalidParameter(e.0))?;
-        let spec = self.with_user_mounts(spec, &rec.mounts)?;
-        let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
-        tracing::debug!("{id}: bundle written after {:?}", t0.elapsed());
         let config = ShimConfig {
             id: id.clone(),
             bundle: run_dir.join("bundle"),
@@ -275,6 +231,71 @@ impl Engine {
                 })
             }
         }
+    }
+
+    /// The start's files: the rootfs layers, the container's addresses, its /etc files and
+    /// the OCI bundle (`config.json`). Returns the rootfs mounts and the addresses to plug.
+    async fn prepare_bundle(
+        &self,
+        rec: &Record,
+        net: &NetworkPlan,
+        run_dir: &std::path::Path,
+    ) -> Result<(Vec<berth_store::Mount>, Option<super::networks::AssignedNetworks>)> {
+        let id = rec.id.clone();
+        let (store, image_id, key) = (self.store.clone(), rec.image_id.clone(), id.clone());
+        let mounts = blocking(move || {
+            let image = store.container_image(&image_id)?;
+            store.prepare_rootfs(&key, &image).map_err(Error::from)
+        })
+        .await?;
+        let user = user::resolve(rec.config.user.as_deref().unwrap_or(""), &user::layer_dirs(&mounts))
+            .map_err(|message| Error::StartFailed { message, not_found: false })?;
+        // Addresses and published ports (none for modes without a bridge network); their
+        // veths and rules are made below while the shim creates the container.
+        let assigned = tokio::task::block_in_place(|| self.assign_networks(rec))?;
+        // A joined container's files are the other container's; only our own are written.
+        if net.etc_dir == self.paths.container_dir(&id) {
+            // /etc/hosts names the address on the first network, as Docker's does.
+            let address = self.container_addresses(&id).first().map(|(_, ip, _, _)| std::net::IpAddr::V4(*ip));
+            self.write_etc_files(rec, &net.mode, address)?;
+        }
+        let config = match &net.joined_names {
+            Some((hostname, domainname)) => berth_api::models::ContainerConfig {
+                hostname: hostname.clone(),
+                domainname: domainname.clone(),
+                ..rec.config.clone()
+            },
+            None => rec.config.clone(),
+        };
+        let rootfs = run_dir.join("rootfs");
+        let init = match (rec.host_config.init, &self.paths.init_binary) {
+            (Some(true), None) => {
+                return Err(Error::StartFailed {
+                    message: "--init: no init binary found on PATH (tini-static or docker-init; Debian's tini package)".into(),
+                    not_found: false,
+                })
+            }
+            (Some(true), Some(path)) => Some(path.clone()),
+            _ => None,
+        };
+        let spec = spec::build(&SpecInput {
+            id: &id,
+            config: &config,
+            host_config: &rec.host_config,
+            args: &std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect::<Vec<_>>(),
+            user,
+            rootfs: &rootfs,
+            netns: net.netns.as_deref(),
+            etc_dir: &net.etc_dir,
+            host: host_features(),
+            init: init.as_deref(),
+            cgroups_path: &crate::cgroup_path::container_cgroup(&id, rec.host_config.cgroup_parent.as_deref()),
+        })
+        .map_err(|e| Error::InvalidParameter(e.0))?;
+        let spec = self.with_user_mounts(spec, &rec.mounts)?;
+        let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
+        Ok((mounts, assigned))
     }
 
     /// Where the container's network comes from: its own namespace, the host's, or a
