@@ -1,8 +1,9 @@
-//! A small Docker Engine API client: HTTP/1.1 over a UNIX socket, one connection per
-//! request (connecting to a local socket costs less than managing a pool in a CLI).
+//! A small Docker Engine API client: HTTP/1.1 over a UNIX socket or TCP (with TLS when
+//! asked), one connection per request (connecting costs less than managing a pool in a CLI).
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
@@ -10,7 +11,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
 
 /// API version prefixed to every path: berth implements Docker 20.10's API.
 pub const API_PREFIX: &str = "/v1.41";
@@ -30,6 +32,8 @@ pub enum ClientError {
     Api { status: StatusCode, message: String },
     /// The connection broke or the answer could not be read.
     Io(String),
+    /// A failure the docker CLI words in full itself (a client certificate refused).
+    Transport(String),
 }
 
 impl ClientError {
@@ -56,18 +60,37 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Api { message, .. } => write!(f, "Error response from daemon: {message}"),
             ClientError::Io(msg) => write!(f, "error during connect: {msg}"),
+            ClientError::Transport(msg) => f.write_str(msg),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
 
+/// Where docker's clients go on TCP when only TLS is asked for (its `DefaultTLSHost`).
+pub const DEFAULT_TLS_HOST: &str = "tcp://localhost:2376";
+
 /// The daemon's address and how to reach it.
 #[derive(Debug, Clone)]
 pub struct Client {
     host: String,
-    socket: PathBuf,
+    transport: Transport,
 }
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Unix(PathBuf),
+    /// `host:port`, with the TLS configuration when `--tls`/`--tlsverify` is on.
+    Tcp {
+        addr: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    },
+}
+
+/// A connection to the daemon, whichever transport.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+type Io = TokioIo<Box<dyn Connection>>;
 
 /// An empty request body.
 pub fn empty() -> Body {
@@ -91,28 +114,92 @@ pub fn json_body<T: serde::Serialize>(value: &T) -> Result<Body, ClientError> {
 }
 
 impl Client {
-    /// A client for `host` (`unix:///path`); other schemes are refused because berthd only
-    /// listens on a UNIX socket.
-    pub fn new(host: &str) -> Result<Client, String> {
-        let socket = host
-            .strip_prefix("unix://")
-            .ok_or_else(|| format!("unsupported host {host:?}: berth only speaks unix://"))?;
-        if socket.is_empty() {
-            return Err(format!("invalid host {host:?}: empty socket path"));
-        }
+    /// A client for `host` (`unix:///path`, `tcp://host:port` or a bare `host:port`);
+    /// `tls` encrypts TCP connections.
+    pub fn new(host: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Client, String> {
+        let unresolved = |why: String| format!("unable to resolve docker endpoint: {why}");
+        let (proto, addr) = host.split_once("://").unwrap_or(("tcp", host));
+        let transport = match proto {
+            "unix" if !addr.is_empty() => Transport::Unix(PathBuf::from(addr)),
+            "unix" => return Err(format!("invalid host {host:?}: empty socket path")),
+            "tcp" => Transport::Tcp {
+                addr: tcp_addr(addr, host).map_err(unresolved)?,
+                tls,
+            },
+            _ => return Err(unresolved(format!("Invalid bind address format: {host}"))),
+        };
         Ok(Client {
             host: host.to_string(),
-            socket: PathBuf::from(socket),
+            transport,
         })
     }
 
-    async fn connect(&self) -> Result<TokioIo<UnixStream>, ClientError> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map(TokioIo::new)
-            .map_err(|_| ClientError::Connect {
-                host: self.host.clone(),
-            })
+    /// Connects, and on TLS runs the handshake; `method` and `path` word its errors as
+    /// the docker CLI (Go's `Get "https://…": reason`).
+    async fn connect(&self, method: &Method, path: &str) -> Result<Io, ClientError> {
+        let refused = || ClientError::Connect {
+            host: self.host.clone(),
+        };
+        match &self.transport {
+            Transport::Unix(socket) => {
+                let s = UnixStream::connect(socket).await.map_err(|_| refused())?;
+                Ok(TokioIo::new(Box::new(s)))
+            }
+            Transport::Tcp { addr, tls } => {
+                let tcp = TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|_| refused())?;
+                let _ = tcp.set_nodelay(true);
+                let Some(config) = tls else {
+                    return Ok(TokioIo::new(Box::new(tcp)));
+                };
+                let name = crate::tls::server_name(addr).map_err(ClientError::Io)?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| self.failed(method, path, &e))?;
+                Ok(TokioIo::new(Box::new(stream)))
+            }
+        }
+    }
+
+    /// A transport failure as the docker CLI words it: a TLS error in Go's words after the
+    /// request's URL; anything else as it is.
+    fn failed(
+        &self,
+        method: &Method,
+        path: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> ClientError {
+        let Transport::Tcp { addr, tls } = &self.transport else {
+            return ClientError::Io(e.to_string());
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut verb = method.as_str().to_ascii_lowercase();
+        if let Some(first) = verb.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let url = format!("{verb} \"{scheme}://{addr}{API_PREFIX}{path}\"");
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cause {
+            let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
+                c.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+            });
+            if let Some(t) = tls {
+                let reason = format!("{url}: {}", crate::tls::describe(t));
+                // The docker CLI's hint, on the same condition as its.
+                if reason.contains("bad certificate") {
+                    return ClientError::Transport(format!(
+                        "the server probably has client authentication (--tlsverify) enabled; check your TLS client certification settings: {reason}"
+                    ));
+                }
+                return ClientError::Io(reason);
+            }
+            cause = c.source();
+        }
+        ClientError::Io(e.to_string())
     }
 
     fn request(
@@ -149,7 +236,7 @@ impl Client {
         path: &str,
         body: Body,
     ) -> Result<Response<Incoming>, ClientError> {
-        let io = self.connect().await?;
+        let io = self.connect(&method, path).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
@@ -157,11 +244,11 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = self.request(method, path, body, false)?;
+        let req = self.request(method.clone(), path, body, false)?;
         sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Io(e.to_string()))
+            .map_err(|e| self.failed(&method, path, &e))
     }
 
     /// [`Client::send`] with extra headers (`X-Registry-Auth` for pull and push).
@@ -172,24 +259,25 @@ impl Client {
         body: Body,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>, ClientError> {
-        let io = self.connect().await?;
+        let io = self.connect(&method, path).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let mut req = self.request(method, path, body, false)?;
+        let mut req = self.request(method.clone(), path, body, false)?;
         for (k, v) in headers {
             let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| ClientError::Io(e.to_string()))?;
-            let value = hyper::header::HeaderValue::from_str(v).map_err(|e| ClientError::Io(e.to_string()))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|e| ClientError::Io(e.to_string()))?;
             req.headers_mut().insert(name, value);
         }
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|e| self.failed(&method, path, &e))?;
         check(resp).await
     }
 
@@ -240,7 +328,7 @@ impl Client {
     /// Opens a hijacked stream (attach): sends `Upgrade: tcp` and returns the raw duplex
     /// connection once the daemon answers 101, or the body stream on a plain 200.
     pub async fn upgrade(&self, path: &str) -> Result<Hijacked, ClientError> {
-        let io = self.connect().await?;
+        let io = self.connect(&Method::POST, path).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
@@ -251,7 +339,7 @@ impl Client {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|e| self.failed(&Method::POST, path, &e))?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upgraded = hyper::upgrade::on(resp)
                 .await
@@ -261,6 +349,38 @@ impl Client {
         let resp = check(resp).await?;
         Ok(Hijacked::Body(resp.into_body()))
     }
+}
+
+/// docker's `ParseTCPAddr` for a client: `localhost` and port 2375 fill what is left out.
+fn tcp_addr(addr: &str, original: &str) -> Result<String, String> {
+    let authority = addr.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Ok("localhost:2375".into());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("Invalid bind address format: {original}"))?;
+            (format!("[{h}]"), after.strip_prefix(':').unwrap_or(after))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (authority.to_string(), ""),
+        },
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "parse \"tcp://{addr}\": invalid port \":{port}\" after host"
+        ));
+    }
+    let host = if host.is_empty() {
+        "localhost".to_string()
+    } else {
+        host
+    };
+    let port = if port.is_empty() { "2375" } else { port };
+    Ok(format!("{host}:{port}"))
 }
 
 /// An attach connection: either upgraded (duplex) or a plain response body (output only).
@@ -372,8 +492,20 @@ mod tests {
 
     #[test]
     fn parses_hosts() {
-        assert!(Client::new("unix:///run/berth.sock").is_ok());
-        assert!(Client::new("tcp://1.2.3.4:2375").is_err());
-        assert!(Client::new("unix://").is_err());
+        assert!(Client::new("unix:///run/berth.sock", None).is_ok());
+        assert!(Client::new("unix://", None).is_err());
+        assert_eq!(tcp_addr("1.2.3.4:2375", "").unwrap(), "1.2.3.4:2375");
+        assert_eq!(tcp_addr(":2376", "").unwrap(), "localhost:2376");
+        assert_eq!(tcp_addr("", "").unwrap(), "localhost:2375");
+        assert_eq!(tcp_addr("h", "").unwrap(), "h:2375");
+        assert_eq!(tcp_addr("[::1]:5", "").unwrap(), "[::1]:5");
+        assert_eq!(
+            Client::new("tcp://127.0.0.1:abc", None).unwrap_err(),
+            "unable to resolve docker endpoint: parse \"tcp://127.0.0.1:abc\": invalid port \":abc\" after host"
+        );
+        assert_eq!(
+            Client::new("bogus://x", None).unwrap_err(),
+            "unable to resolve docker endpoint: Invalid bind address format: bogus://x"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! `berth`: docker's command line, talking the Docker Engine API over a UNIX socket.
+//! `berth`: docker's command line, talking the Docker Engine API over a UNIX socket or TCP.
 
 mod client;
 mod commands;
@@ -12,6 +12,7 @@ mod stream;
 mod template;
 mod term;
 mod timestamp;
+mod tls;
 
 use std::io::Write;
 
@@ -28,16 +29,32 @@ struct Cli {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host", value_name = "list")]
     host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tls: Option<bool>,
+    /// Use TLS and verify the remote
+    #[arg(long = "tlsverify", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA
+    #[arg(long = "tlscacert", value_name = "string")]
+    tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file
+    #[arg(long = "tlscert", value_name = "string")]
+    tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file
+    #[arg(long = "tlskey", value_name = "string")]
+    tlskey: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-/// The daemon address: `-H`, else `BERTH_HOST`, else `DOCKER_HOST`, else berth's socket.
-fn resolve_host(flag: Option<String>) -> String {
+/// The daemon address: `-H`, else `BERTH_HOST`, else `DOCKER_HOST`, else berth's socket
+/// (docker's `tcp://localhost:2376` when TLS is on).
+fn resolve_host(flag: Option<String>, tls: bool) -> String {
     flag.filter(|h| !h.is_empty())
         .or_else(|| std::env::var("BERTH_HOST").ok().filter(|h| !h.is_empty()))
         .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| client::DEFAULT_HOST.to_string())
+        .unwrap_or_else(|| if tls { client::DEFAULT_TLS_HOST } else { client::DEFAULT_HOST }.to_string())
 }
 
 /// Commands whose subcommand is part of the name docker's usage hints give.
@@ -48,7 +65,7 @@ const MANAGEMENT: &[&str] = &["builder", "container", "image", "network", "syste
 fn subcommand_name(args: &[String]) -> Option<String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
-        if a == "-H" || a == "--host" {
+        if matches!(a.as_str(), "-H" | "--host" | "--tlscacert" | "--tlscert" | "--tlskey") {
             it.next();
         } else if !a.starts_with('-') {
             return Some(match it.next() {
@@ -137,8 +154,15 @@ fn main() {
         Ok(c) => c,
         Err(e) => std::process::exit(report_usage_error(e, &args)),
     };
-    let host = resolve_host(cli.host);
-    let code = match Client::new(&host) {
+    let tls = tls::TlsFlags {
+        tls: cli.tls,
+        tlsverify: cli.tlsverify,
+        tlscacert: cli.tlscacert,
+        tlscert: cli.tlscert,
+        tlskey: cli.tlskey,
+    };
+    let host = resolve_host(cli.host, tls.enabled());
+    let code = match tls.config().and_then(|config| Client::new(&host, config)) {
         Err(msg) => {
             eprintln!("{msg}");
             1

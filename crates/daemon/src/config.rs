@@ -29,6 +29,11 @@ const DIRECTIVES: &[(&str, &str, &str)] = &[
     ("insecure-registries", "insecure-registry", "[]string"),
     ("registry-mirrors", "registry-mirror", "[]string"),
     ("shutdown-timeout", "shutdown-timeout", "int"),
+    ("tls", "tls", "bool"),
+    ("tlsverify", "tlsverify", "bool"),
+    ("tlscacert", "tlscacert", "string"),
+    ("tlscert", "tlscert", "string"),
+    ("tlskey", "tlskey", "string"),
     // berth's own: the size the build context store is kept under.
     ("build-context-max-size", "build-context-max-size", "string"),
 ];
@@ -133,17 +138,12 @@ fn directives_as_flags(
         match (*go_type, v) {
             ("string", Value::String(s)) => flags.push(format!("--{long}={s}")),
             ("int", Value::Number(n)) if n.is_i64() => flags.push(format!("--{long}={n}")),
+            ("bool", Value::Bool(b)) => flags.push(format!("--{long}={b}")),
             ("[]string", Value::Array(items)) => {
                 let items: Vec<&str> = items
                     .iter()
                     .map(|i| i.as_str().ok_or_else(type_error))
                     .collect::<Result<_, _>>()?;
-                if *key == "hosts" && items.len() != 1 {
-                    return Err(format!(
-                        "{key}: berthd listens on exactly one socket, {} given",
-                        items.len()
-                    ));
-                }
                 flags.extend(items.iter().map(|i| format!("--{long}={i}")));
             }
             ("map[string]string", Value::Object(map)) => {
@@ -312,6 +312,15 @@ mod tests {
             "the following directives are specified both as a flag and in the configuration file: \
              storage-driver: (from flag: overlay2, from file: vfs)"
         );
+    }
+
+    #[test]
+    fn hosts_and_tls_directives_become_flags() {
+        assert_eq!(
+            flags(r#"{"hosts":["unix:///a.sock","tcp://:2376"],"tls":true,"tlsverify":false,"tlscert":"/c.pem"}"#).unwrap(),
+            ["--host=unix:///a.sock", "--host=tcp://:2376", "--tls=true", "--tlsverify=false", "--tlscert=/c.pem"]
+        );
+        assert!(flags(r#"{"tls":"yes"}"#).unwrap_err().contains("Config.tls of type bool"));
     }
 
     #[test]

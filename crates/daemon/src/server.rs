@@ -1,57 +1,55 @@
-//! The socket listener: HTTP/1.1 with upgrades (attach hijacks the connection), and the
+//! The API server: HTTP/1.1 with upgrades (attach hijacks the connection), and the
 //! `/v1.NN/` prefix handled before routing so the router sees version-free paths.
 
 use crate::api;
 use crate::engine::Engine;
-use anyhow::Context;
+use crate::listen::{Listener, Stream};
 use axum::body::Body;
 use berth_api::version::{ApiVersion, API_VERSION, MIN_API_VERSION};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-/// Listens on `socket_path` until SIGINT/SIGTERM. Containers keep running after it returns.
-pub async fn serve(socket_path: &Path, group: &str, engine: Arc<Engine>) -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(socket_path);
-    if let Some(dir) = socket_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let listener = tokio::net::UnixListener::bind(socket_path)
-        .with_context(|| format!("listening on {}", socket_path.display()))?;
-    std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o660))?;
-    if let Ok(Some(g)) = nix::unistd::Group::from_name(group) {
-        let _ = nix::unistd::chown(socket_path, None, Some(g.gid));
-    }
-    tracing::info!("API listen on {}", socket_path.display());
+/// Serves the API on every listener until SIGINT/SIGTERM. Containers keep running after it
+/// returns.
+pub async fn serve(listeners: Vec<Listener>, engine: Arc<Engine>) -> anyhow::Result<()> {
     let router = api::router(engine);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
+    let mut socket_files = Vec::new();
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        tracing::info!("API listen on {}", listener.address());
+        socket_files.push(listener.socket_file());
         let router = router.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let router = router.clone();
-                async move { Ok::<_, std::convert::Infallible>(dispatch(router, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
-            }
-        });
+        loops.spawn(listener.accept_loop(move |stream| serve_connection(router.clone(), stream)));
     }
-    let _ = std::fs::remove_file(socket_path);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    // No new connections during the shutdown; those open finish on their own tasks.
+    loops.abort_all();
+    for file in &socket_files {
+        Listener::cleanup(file);
+    }
     tracing::info!("stopping; containers keep running (live restore)");
     Ok(())
+}
+
+/// Serves HTTP/1.1 with upgrades (attach and exec hijack the connection) on one connection.
+async fn serve_connection(router: axum::Router, stream: Stream) {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let router = router.clone();
+        async move { Ok::<_, std::convert::Infallible>(dispatch(router, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection: {e}");
+    }
 }
 
 /// Strips and checks the version prefix, routes, and stamps Docker's headers.
