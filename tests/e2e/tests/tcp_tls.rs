@@ -294,83 +294,29 @@ fn clients_work_over_tls(client: fn(&Pki, &str, &[&str], Option<&str>) -> Run, n
         .lines()
         .any(|n| n == ctr));
 
-    // No client certificate: the daemon requires one.
-    let bare = client(
-        &pki,
-        &tcp,
-        &["--tlsverify", "--tlscacert", &pki.p("ca.pem"), "version"],
-        None,
-    );
-    assert_ne!(
-        bare.code, 0,
-        "{name} without a client certificate got in: {}",
-        bare.stdout
-    );
-    assert!(
-        bare.stderr.contains("remote error: tls:"),
-        "{name}: {}",
-        bare.stderr
-    );
-    // A certificate from another CA: refused too.
-    let intruder = client(
-        &pki,
-        &tcp,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &pki.p("ca.pem"),
-            "--tlscert",
-            &pki.p("intruder.pem"),
-            "--tlskey",
-            &pki.p("intruder-key.pem"),
-            "version",
-        ],
-        None,
-    );
-    assert_ne!(
-        intruder.code, 0,
-        "{name} with another CA's certificate got in: {}",
-        intruder.stdout
-    );
-    assert!(
-        intruder.stderr.contains("remote error: tls:"),
-        "{name}: {}",
-        intruder.stderr
-    );
-    // A server certificate the client does not trust.
-    let untrusted = client(
-        &pki,
-        &tcp,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &pki.p("other-ca.pem"),
-            "--tlscert",
-            &pki.p("client.pem"),
-            "--tlskey",
-            &pki.p("client-key.pem"),
-            "version",
-        ],
-        None,
-    );
-    assert_ne!(untrusted.code, 0);
-    assert!(
-        untrusted
-            .stderr
-            .contains("x509: certificate signed by unknown authority"),
-        "{name}: {}",
-        untrusted.stderr
-    );
-    // Plain HTTP to the TLS port gets Go's answer.
-    let plain = client(&pki, &tcp, &["version"], None);
-    assert_ne!(plain.code, 0);
-    assert!(
-        plain
-            .stderr
-            .contains("Client sent an HTTP request to an HTTPS server."),
-        "{name}: {}",
-        plain.stderr
-    );
+    // Clients the daemon or the client itself must refuse, with what each is told.
+    let (ca, other_ca) = (pki.p("ca.pem"), pki.p("other-ca.pem"));
+    let (cert, key) = (pki.p("client.pem"), pki.p("client-key.pem"));
+    let (intruder, intruder_key) = (pki.p("intruder.pem"), pki.p("intruder-key.pem"));
+    let refusals: [(&str, Vec<&str>, &str); 4] = [
+        ("no client certificate", vec!["--tlsverify", "--tlscacert", &ca, "version"], "remote error: tls:"),
+        (
+            "another CA's client certificate",
+            vec!["--tlsverify", "--tlscacert", &ca, "--tlscert", &intruder, "--tlskey", &intruder_key, "version"],
+            "remote error: tls:",
+        ),
+        (
+            "an untrusted server certificate",
+            vec!["--tlsverify", "--tlscacert", &other_ca, "--tlscert", &cert, "--tlskey", &key, "version"],
+            "x509: certificate signed by unknown authority",
+        ),
+        ("plain HTTP to the TLS port", vec!["version"], "Client sent an HTTP request to an HTTPS server."),
+    ];
+    for (what, args, told) in refusals {
+        let r = client(&pki, &tcp, &args, None);
+        assert_ne!(r.code, 0, "{name} with {what} got in: {}", r.stdout);
+        assert!(r.stderr.contains(told), "{name} with {what}: {}", r.stderr);
+    }
 
     // The daemon kept serving through all that.
     assert_eq!(

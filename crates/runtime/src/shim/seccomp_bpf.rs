@@ -309,4 +309,34 @@ mod tests {
             .unwrap();
         assert!(compile(&flagged).is_err());
     }
+
+    #[test]
+    fn programs_are_cached_per_profile_and_a_bad_entry_is_compiled_again() {
+        let cache = tempfile::tempdir().unwrap();
+        let profile = |names: &[&str]| {
+            LinuxSeccompBuilder::default()
+                .default_action(LinuxSeccompAction::ScmpActErrno)
+                .architectures(vec![Arch::ScmpArchX86_64])
+                .syscalls(vec![LinuxSyscallBuilder::default()
+                    .names(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                    .action(LinuxSeccompAction::ScmpActAllow)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap()
+        };
+        let (read, write) = (profile(&["read"]), profile(&["read", "write"]));
+        let first = compile_cached(&read, Some(cache.path())).unwrap();
+        let entries = || std::fs::read_dir(cache.path()).unwrap().count();
+        assert_eq!(entries(), 1);
+        let bytes = |p: &[libc::sock_filter]| encode(p);
+        assert_eq!(bytes(&compile_cached(&read, Some(cache.path())).unwrap()), bytes(&first));
+        assert_ne!(bytes(&compile_cached(&write, Some(cache.path())).unwrap()), bytes(&first));
+        assert_eq!(entries(), 2);
+        // A truncated entry is not installed: the profile is compiled and stored again.
+        let entry = cache.path().join(format!("{}.bpf", cache_key(&read).unwrap()));
+        std::fs::write(&entry, [0u8; 5]).unwrap();
+        assert_eq!(bytes(&compile_cached(&read, Some(cache.path())).unwrap()), bytes(&first));
+        assert_eq!(std::fs::read(&entry).unwrap(), bytes(&first));
+    }
 }
