@@ -112,7 +112,6 @@ fn normalize(text: &str) -> String {
         }
         if in_run {
             lines.push(sorted_chars(&mut run_output));
-            in_run = false;
         }
         in_run = line.starts_with(" ---> Running in");
         lines.push(line);
