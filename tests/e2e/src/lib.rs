@@ -104,7 +104,7 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+            if answers_ping(&self.socket) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -213,6 +213,20 @@ pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "the end-to-end tests need root");
+}
+
+/// Whether berthd answers `GET /_ping` on `socket`. Its sockets are bound (as dockerd's)
+/// before the data root is opened and restored: a connection alone does not mean it is up,
+/// while a request waits in the backlog until it is.
+fn answers_ping(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut answer = [0u8; 12];
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: berthd\r\n\r\n").is_ok()
+        && s.read(&mut answer).is_ok_and(|n| answer[..n].starts_with(b"HTTP/1."))
 }
 
 /// Polls `f` until it returns true, for up to `secs` seconds (state changes, not timing).
