@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(pkg-config libseccomp-dev busybox-static iproute2 util-linux procps tini nftables)
 if [ "${1:-}" = "--test" ]; then
   packages+=(docker.io tmux)
+  packages+=(docker-compose)  # Compose 1.29 (docker-py) against berthd: tests/e2e/tests/compose.rs
   # berth registry serve's tests and bench: htpasswd, TLS certificates, raw requests, and
   # Distribution 2.8 to compare with.
   packages+=(apache2-utils openssl curl docker-registry)

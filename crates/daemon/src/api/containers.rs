@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryStateEnum, ContainerTopResponse,
     ContainerWaitResponse, DriverData,
 };
@@ -262,6 +262,16 @@ fn graph_driver_data(engine: &Engine, rec: &Record) -> std::collections::BTreeMa
     data
 }
 
+/// The container's `Config` as inspect shows it: dockerd stores the hostname it generates
+/// (the short ID) in `Config.Hostname` at create, and clients read it from there.
+fn config_view(rec: &Record) -> ContainerConfig {
+    let mut config = rec.config.clone();
+    if config.hostname.as_deref().unwrap_or("").is_empty() {
+        config.hostname = Some(crate::spec::hostname(&rec.id, &rec.config));
+    }
+    config
+}
+
 /// The container's inspect JSON (without API 1.41's `NetworkSettings`, which the handler adds).
 fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crate::engine::Error> {
     // Empty before the first start; under `--network container:` the other's files.
@@ -313,7 +323,7 @@ fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crat
         // cannot say vfs's `"Data": null`, so the shared view replaces it below.
         graph_driver: Some(DriverData::default()),
         mounts: Some(engine.mount_points(&rec.mounts)),
-        config: Some(rec.config.clone()),
+        config: Some(config_view(rec)),
         // `inspect` replaces it with the engine's API 1.41 view (`container_network_settings`).
         network_settings: None,
         ..Default::default()

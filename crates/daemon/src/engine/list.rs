@@ -23,9 +23,14 @@ impl Engine {
     }
 }
 
-/// Whether a record passes every filter (values of one key are alternatives).
+/// Whether a record passes every filter. Values of one key are alternatives, except
+/// `label`'s, which must all hold (Docker's `MatchKVList`: Compose finds a service's
+/// containers by project, service and one-off labels together).
 fn matches(r: &Record, opts: &ListOptions) -> bool {
     opts.filters.iter().all(|(key, values)| {
+        if key == "label" {
+            return values.iter().all(|v| has_label(r, v));
+        }
         values.is_empty()
             || values.iter().any(|v| match key.as_str() {
                 "id" => r.id.starts_with(v.as_str()),
@@ -34,16 +39,18 @@ fn matches(r: &Record, opts: &ListOptions) -> bool {
                 "health" => super::health_filter_value(r.state.health.as_ref()) == v,
                 "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
                 "ancestor" => r.image == *v || r.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")),
-                "label" => {
-                    let labels = r.config.labels.clone().unwrap_or_default();
-                    match v.split_once('=') {
-                        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                        None => labels.contains_key(v.as_str()),
-                    }
-                }
                 _ => false,
             })
     })
+}
+
+/// `label=KEY` (present) or `label=KEY=VALUE` (equal).
+fn has_label(r: &Record, filter: &str) -> bool {
+    let Some(labels) = r.config.labels.as_ref() else { return false };
+    match filter.split_once('=') {
+        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+        None => labels.contains_key(filter),
+    }
 }
 
 impl Engine {

@@ -346,6 +346,7 @@ impl Engine {
                     String::new()
                 },
                 internal: false,
+                attachable: false,
                 labels: HashMap::new(),
                 options: HashMap::new(),
                 ipam_options: HashMap::new(),
@@ -1046,6 +1047,7 @@ mod tests {
             gateway: Some("10.1.0.1".parse().unwrap()),
             bridge: "b".into(),
             internal: false,
+            attachable: false,
             labels: HashMap::new(),
             options: HashMap::new(),
             ipam_options: HashMap::new(),

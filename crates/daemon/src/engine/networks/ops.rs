@@ -159,6 +159,7 @@ impl Engine {
             gateway: Some(gateway_ip),
             bridge: bridge_name.clone(),
             internal: req.internal == Some(true),
+            attachable: req.attachable == Some(true),
             labels: req.labels.clone().unwrap_or_default(),
             options,
             ipam_options: req

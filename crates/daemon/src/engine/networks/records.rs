@@ -37,6 +37,10 @@ pub struct NetworkRecord {
     /// The Linux bridge's name; empty for `host` and `none`.
     pub bridge: String,
     pub internal: bool,
+    /// `Attachable` as given at create: no meaning without swarm, but Compose sets it and
+    /// inspect shows it back, as dockerd does.
+    #[serde(default)]
+    pub attachable: bool,
     pub labels: HashMap<String, String>,
     pub options: HashMap<String, String>,
     /// `IPAM.Options` as given at create.

@@ -74,7 +74,7 @@ pub(super) fn network_json(
             "Config": ipam_config
         },
         "Internal": n.internal,
-        "Attachable": false,
+        "Attachable": n.attachable,
         "Ingress": false,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": false,
