@@ -61,10 +61,14 @@ pub const ALL_CAPABILITIES: [&str; 41] = [
 
 /// The capabilities this kernel has, by name: dockerd accepts only those.
 fn known_capabilities() -> &'static [&'static str] {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(ALL_CAPABILITIES.len() - 1);
+    // Read once: the kernel's last capability does not change while berthd runs.
+    static LAST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let last = *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(ALL_CAPABILITIES.len() - 1)
+    });
     &ALL_CAPABILITIES[..(last + 1).min(ALL_CAPABILITIES.len())]
 }
 
@@ -72,14 +76,15 @@ fn known_capabilities() -> &'static [&'static str] {
 /// kernel has and berthd itself holds. Docker asks for every one and fails to start when its
 /// daemon lacks one (a VM whose root has a reduced bounding set); berth gives what it can.
 pub fn all_capabilities() -> Vec<String> {
-    let bounding = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
-        })
-        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
-        .unwrap_or(u64::MAX);
+    // berthd's bounding set, read once: it only ever shrinks, and berthd never shrinks it.
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bounding = *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
+            .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+            .unwrap_or(u64::MAX)
+    });
     known_capabilities()
         .iter()
         .enumerate()
