@@ -513,6 +513,8 @@ impl Engine {
         // After `die`, as Docker orders its events (die, network disconnect, stop). `--rm`'s
         // record is deleted right below: no disk flush of the released endpoints before it.
         self.teardown_network(&id, rec.host_config.auto_remove != Some(true));
+        // As dockerd at stop: a shareable container's /dev/shm goes (joiners keep theirs).
+        crate::spec_namespaces::release_shm(&self.paths.exec_root.join("shm").join(&id));
         // Only now do waiters (`stop`, `wait`) see the exit: Docker's `stop` event follows
         // the die and the disconnect.
         c.events.send_modify(|l| {

@@ -6,7 +6,7 @@ use super::attach::ClientConn;
 use super::{lock, shim, user, Engine, Error, Result};
 use crate::state::Status;
 use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
-use berth_runtime::protocol::{files, ExecExit, ExecReply, Request, StartErrorKind};
+use berth_runtime::protocol::{files, ExecExit, ExecReply, Request};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 use rand::RngCore;
 use std::collections::{HashMap, HashSet};
@@ -77,13 +77,11 @@ impl ExecInstance {
     }
 }
 
-/// What the client gets when the exec cannot start: Docker's message and its exit code.
-fn start_failure(kind: Option<StartErrorKind>, message: &str) -> (i64, String) {
-    let code = match kind {
-        Some(StartErrorKind::NotFound) => 127,
-        _ => 126,
-    };
-    (code, format!("OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"))
+/// What the client gets when the exec cannot start: Docker's message and its exit code,
+/// 126 whatever the cause as dockerd 20.10 sets it (a missing command too; a `run` of one
+/// exits 127, but not an exec).
+fn start_failure(message: &str) -> (i64, String) {
+    (126, format!("OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"))
 }
 
 impl Engine {
@@ -216,7 +214,7 @@ impl Engine {
                     s.pid = r.pid as i64;
                     None
                 }
-                Ok(r) => Some(start_failure(r.kind, r.error.as_deref().unwrap_or("unknown error"))),
+                Ok(r) => Some(start_failure(r.error.as_deref().unwrap_or("unknown error"))),
                 Err(err) => Some((126, format!("bad reply from shim: {err}"))),
             },
             Err(Error::StartFailed { message, not_found }) => {
@@ -538,9 +536,9 @@ mod tests {
 
     #[test]
     fn start_failures_use_docker_codes() {
-        let (code, msg) = start_failure(Some(StartErrorKind::NotFound), "exec: \"x\": executable file not found in $PATH");
-        assert_eq!(code, 127);
+        let (code, msg) = start_failure("exec: \"x\": executable file not found in $PATH");
+        assert_eq!(code, 126);
         assert!(msg.starts_with("OCI runtime exec failed: exec failed: unable to start container process: exec: \"x\""));
-        assert_eq!(start_failure(Some(StartErrorKind::PermissionDenied), "p").0, 126);
+        assert_eq!(start_failure("p").0, 126);
     }
 }
