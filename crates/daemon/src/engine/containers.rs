@@ -291,7 +291,7 @@ impl Engine {
             init: init.as_deref(),
             cgroups_path: &crate::cgroup_path::container_cgroup(&id, rec.host_config.cgroup_parent.as_deref()),
         })
-        .map_err(|e| Error::InvalidParameter(e.0))?;
+        .map_err(|e| Error::Internal(e.0))?;
         let spec = self.with_user_mounts(spec, &rec.mounts)?;
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(run_dir.join("bundle/config.json"), spec_json)?;
