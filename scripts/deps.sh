@@ -12,6 +12,8 @@ if [ "${1:-}" = "--test" ]; then
   # berth registry serve's tests and bench: htpasswd, TLS certificates, raw requests, and
   # Distribution 2.8 to compare with.
   packages+=(apache2-utils openssl curl docker-registry)
+  # A static probe making raw system calls: tests/e2e/tests/seccomp_enosys.rs
+  packages+=(gcc libc6-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

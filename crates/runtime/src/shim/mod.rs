@@ -11,6 +11,7 @@ mod memory;
 mod resolve;
 mod rootfs;
 mod seccomp_bpf;
+mod seccomp_enosys;
 mod supervise;
 
 use std::fs::{File, OpenOptions};

@@ -80,7 +80,10 @@ pub fn install(program: &[libc::sock_filter]) -> std::io::Result<()> {
 /// `p`'s program, from `cache` when an earlier shim compiled the same profile with the same
 /// libseccomp; compiled (and stored there) otherwise. A cache that cannot be read or written
 /// only costs the compilation.
-fn compile_cached(p: &LinuxSeccomp, cache: Option<&Path>) -> Result<Vec<libc::sock_filter>, String> {
+fn compile_cached(
+    p: &LinuxSeccomp,
+    cache: Option<&Path>,
+) -> Result<Vec<libc::sock_filter>, String> {
     let Some(dir) = cache else {
         return compile(p);
     };
@@ -96,7 +99,8 @@ fn compile_cached(p: &LinuxSeccomp, cache: Option<&Path>) -> Result<Vec<libc::so
 }
 
 /// What the program depends on: the profile, libseccomp's version and the API level it
-/// detected on this kernel, and the architecture the shim runs on.
+/// detected on this kernel, the architecture the shim runs on, and the version of what berth
+/// adds to libseccomp's program.
 fn cache_key(p: &LinuxSeccomp) -> Result<String, String> {
     use sha2::{Digest, Sha256};
     let profile = serde_json::to_vec(p).map_err(|e| e.to_string())?;
@@ -104,7 +108,7 @@ fn cache_key(p: &LinuxSeccomp) -> Result<String, String> {
     let api = libseccomp::get_api();
     let mut h = Sha256::new();
     h.update(format!(
-        "{}.{}.{} api={api} arch={}\n",
+        "{}.{}.{} api={api} arch={} {STUB_VERSION}\n",
         version.major,
         version.minor,
         version.micro,
@@ -114,11 +118,18 @@ fn cache_key(p: &LinuxSeccomp) -> Result<String, String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Changes whenever `seccomp_enosys` makes a different stub, so that cached programs from
+/// an older shim are not installed.
+const STUB_VERSION: &str = "enosys-stub=1";
+
 /// Writes the program under a temporary name and renames it into place, so that a reader
 /// never sees half a program; the directory is root's alone.
 fn store(dir: &Path, path: &Path, program: &[libc::sock_filter]) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!(".{}.tmp", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -133,7 +144,17 @@ fn store(dir: &Path, path: &Path, program: &[libc::sock_filter]) -> std::io::Res
     })
 }
 
-fn compile(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
+/// `p`'s program: libseccomp's, behind runc's ENOSYS stub (see `seccomp_enosys`).
+pub(super) fn compile(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
+    let program = super::seccomp_enosys::prepend(p, compile_without_stub(p)?)?;
+    if program.len() > MAX_INSNS {
+        return Err(format!("a program of {} instructions", program.len()));
+    }
+    Ok(program)
+}
+
+/// The program libseccomp makes of `p`, exactly.
+pub(super) fn compile_without_stub(p: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, String> {
     if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
         return Err("filter flags".into());
     }
@@ -268,7 +289,7 @@ fn operator(op: LinuxSeccompOperator, value_two: Option<u64>) -> ScmpCompareOp {
 }
 
 /// The architectures Docker's profiles name on the hosts berth runs on; others fall back.
-fn architecture(arch: Arch) -> Result<ScmpArch, String> {
+pub(super) fn architecture(arch: Arch) -> Result<ScmpArch, String> {
     Ok(match arch {
         Arch::ScmpArchNative => ScmpArch::Native,
         Arch::ScmpArchX86 => ScmpArch::X86,
@@ -330,13 +351,24 @@ mod tests {
         let entries = || std::fs::read_dir(cache.path()).unwrap().count();
         assert_eq!(entries(), 1);
         let bytes = |p: &[libc::sock_filter]| encode(p);
-        assert_eq!(bytes(&compile_cached(&read, Some(cache.path())).unwrap()), bytes(&first));
-        assert_ne!(bytes(&compile_cached(&write, Some(cache.path())).unwrap()), bytes(&first));
+        assert_eq!(
+            bytes(&compile_cached(&read, Some(cache.path())).unwrap()),
+            bytes(&first)
+        );
+        assert_ne!(
+            bytes(&compile_cached(&write, Some(cache.path())).unwrap()),
+            bytes(&first)
+        );
         assert_eq!(entries(), 2);
         // A truncated entry is not installed: the profile is compiled and stored again.
-        let entry = cache.path().join(format!("{}.bpf", cache_key(&read).unwrap()));
+        let entry = cache
+            .path()
+            .join(format!("{}.bpf", cache_key(&read).unwrap()));
         std::fs::write(&entry, [0u8; 5]).unwrap();
-        assert_eq!(bytes(&compile_cached(&read, Some(cache.path())).unwrap()), bytes(&first));
+        assert_eq!(
+            bytes(&compile_cached(&read, Some(cache.path())).unwrap()),
+            bytes(&first)
+        );
         assert_eq!(std::fs::read(&entry).unwrap(), bytes(&first));
     }
 }
