@@ -38,6 +38,41 @@ pub struct ShimConfig {
     pub open_stdin: bool,
     /// Close container stdin when the first attacher that wrote stdin disconnects.
     pub stdin_once: bool,
+    /// A log driver other than json-file (and `none`, which is `log_disabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<LogDriver>,
+}
+
+/// Starts the gzip header comment of a local log's rotated file; the inode the file had
+/// before it was compressed follows, so a reader following the log by inode finds where its
+/// file went.
+pub const LOG_GZ_INODE_COMMENT: &str = "berth-inode=";
+
+/// A log driver the shim runs besides json-file (`log_path`, `log_max_size` and
+/// `log_max_files` keep their meaning for `local`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "kebab-case")]
+pub enum LogDriver {
+    /// dockerd's `local`: rotated files, the rotated ones gzip-compressed when `compress`.
+    Local { compress: bool },
+    /// dockerd's `syslog`: each line sent as one message.
+    Syslog(SyslogTarget),
+}
+
+/// Where and how the syslog driver sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyslogTarget {
+    /// `unix`, `unixgram`, `udp`, `tcp`; empty for the local syslog daemon (`/dev/log`, ...).
+    pub network: String,
+    /// A socket path or `host:port`.
+    pub address: String,
+    /// The facility, already shifted (`daemon` = 3 << 3).
+    pub facility: u8,
+    /// `syslog-format`: empty (dockerd's default, the local "unix" form), `rfc3164`,
+    /// `rfc5424` or `rfc5424micro`.
+    pub format: String,
+    /// The rendered `tag` template (dockerd's default: the short container ID).
+    pub tag: String,
 }
 
 /// One filesystem mount, described as data (the snapshotter never mounts for us).

@@ -159,6 +159,7 @@ fn fixture(args: &[&str], opts: &Opts) -> Fixture {
         log_attrs: Default::default(),
         tty: opts.tty,
         open_stdin: opts.open_stdin,
+        log_driver: None,
         stdin_once: opts.stdin_once,
     };
     berth_runtime::write_config(&state_dir, &cfg).unwrap();

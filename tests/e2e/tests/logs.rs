@@ -309,7 +309,7 @@ fn bad_log_options_get_dockers_errors_and_leave_nothing() {
             "failed to initialize logging driver: template: log-tag:1:2: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info",
         ),
         // What berth cannot honour is refused, not ignored.
-        (&["--log-driver", "syslog"], "berth does not support the syslog logging driver yet"),
+        (&["--log-driver", "journald"], "berth does not support the journald logging driver yet"),
         (
             &["--log-opt", "compress=true", "--log-opt", "max-size=1m", "--log-opt", "max-file=2"],
             "failed to initialize logging driver: berth does not support --log-opt compress=true yet",

@@ -309,8 +309,8 @@ fn inspect_view(engine: &Engine, rec: &Record) -> Result<serde_json::Value, crat
         resolv_conf_path: Some(etc_path("resolv.conf")),
         hostname_path: Some(etc_path("hostname")),
         hosts_path: Some(etc_path("hosts")),
-        // Empty for the `none` driver, as Docker shows it.
-        log_path: Some(if logs::driver::readable(rec) { engine.paths.log_path(&rec.id).display().to_string() } else { String::new() }),
+        // json-file's only, as Docker shows it (empty for `none`, `local` and `syslog`).
+        log_path: Some(if logs::driver::is_json_file(rec) { engine.paths.log_path(&rec.id).display().to_string() } else { String::new() }),
         name: Some(format!("/{}", rec.name)),
         restart_count: Some(rec.restart_count),
         driver: Some(engine.store.driver().name().into()),

@@ -191,6 +191,7 @@ impl Engine {
             log_max_files: log.max_files,
             log_disabled: log.disabled,
             log_attrs: log.attrs,
+            log_driver: log.driver,
             tty: rec.config.tty == Some(true),
             open_stdin: rec.config.open_stdin == Some(true),
             // As Docker, a client leaving closes the stdin of a container without a TTY

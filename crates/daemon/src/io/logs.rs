@@ -1,10 +1,12 @@
-//! Reads json-file logs (written by the shim), for `GET /containers/{id}/logs`: the tail,
+//! Reads json-file and local logs (written by the shim; a local log's rotated files are
+//! gzipped, `log.N.gz`), for `GET /containers/{id}/logs`: the tail,
 //! then (when following) what is appended, across rotations. Entries are streamed as they
 //! are read, so memory stays flat whatever the size of the log.
 
 pub mod driver;
 
 use berth_api::frame::{self, Stream};
+use berth_runtime::protocol::LOG_GZ_INODE_COMMENT;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -161,6 +163,9 @@ pub struct LogFile {
     pos: u64,
     /// The start of a line the shim is still writing.
     partial: Vec<u8>,
+    /// For a gzipped file: the `.gz` itself, held open so that its inode (this file's
+    /// identity) cannot be given to a new file while it is followed.
+    _gz: Option<File>,
 }
 
 impl LogFile {
@@ -172,6 +177,41 @@ impl LogFile {
             inode,
             pos: 0,
             partial: Vec::new(),
+            _gz: None,
+        })
+    }
+
+    /// A gzipped rotated file, decompressed into an anonymous memory file so it reads (and
+    /// tails) as a plain one; known by the inode of the `.gz`.
+    fn open_gz(path: &Path) -> Option<LogFile> {
+        use std::os::fd::FromRawFd;
+        let held = File::open(path).ok()?;
+        let inode = held.metadata().ok()?.ino();
+        let gz = flate2::read::GzDecoder::new(held.try_clone().ok()?);
+        // SAFETY: a constant C string and flags; a non-negative result is a new fd we own.
+        let raw = unsafe { libc::memfd_create(c"berth-log".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let mut plain = unsafe { File::from_raw_fd(raw) };
+        let mut gz = gz;
+        std::io::copy(&mut gz, &mut plain).ok()?;
+        plain.seek(SeekFrom::Start(0)).ok()?;
+        Some(LogFile {
+            reader: BufReader::with_capacity(READ_BUFFER, plain),
+            inode,
+            pos: 0,
+            partial: Vec::new(),
+            _gz: Some(held),
+        })
+    }
+
+    /// File `n` of the log: `log.N`, or else its gzipped form `log.N.gz`.
+    fn open_numbered(path: &Path, n: u32) -> Option<LogFile> {
+        LogFile::open(&numbered(path, n)).or_else(|| {
+            let gz = PathBuf::from(format!("{}.gz", numbered(path, n).display()));
+            (n > 0).then(|| LogFile::open_gz(&gz)).flatten()
         })
     }
 
@@ -207,6 +247,52 @@ impl LogFile {
     }
 }
 
+/// The inode a gzipped rotated file had before the shim compressed it (written in the gzip
+/// header's comment), so a follower holding the old file finds its place among the new ones.
+fn gz_source_inode(gz: &flate2::read::GzDecoder<File>) -> Option<u64> {
+    let comment = gz.header()?.comment()?;
+    std::str::from_utf8(comment)
+        .ok()?
+        .strip_prefix(LOG_GZ_INODE_COMMENT)?
+        .parse()
+        .ok()
+}
+
+/// File `n` of the log as a follower knows it: its inode, and for `log.N.gz` also the inode
+/// of the plain file it was compressed from (a follower may still hold that one).
+fn file_identity(path: &Path, n: u32) -> Option<Identity> {
+    if let Ok(m) = std::fs::metadata(numbered(path, n)) {
+        return Some(Identity {
+            n,
+            inode: m.ino(),
+            source: None,
+        });
+    }
+    if n == 0 {
+        return None;
+    }
+    let gz = File::open(format!("{}.gz", numbered(path, n).display())).ok()?;
+    let inode = gz.metadata().ok()?.ino();
+    let source = gz_source_inode(&flate2::read::GzDecoder::new(gz));
+    Some(Identity { n, inode, source })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    n: u32,
+    inode: u64,
+    source: Option<u64>,
+}
+
+impl Identity {
+    /// Whether this is the file a follower holds by `inode`. A held inode cannot belong to
+    /// another file at the same time; only older `.gz`s may name it as a source (an inode
+    /// reused), and the newest-first search meets the right one first.
+    fn is(&self, inode: u64) -> bool {
+        self.inode == inode || self.source == Some(inode)
+    }
+}
+
 /// The log's files, oldest first, opened before any is read and positioned so that only
 /// the last `tail` entries remain.
 pub fn open_tail(path: &Path, tail: Option<usize>) -> Vec<LogFile> {
@@ -216,7 +302,7 @@ pub fn open_tail(path: &Path, tail: Option<usize>) -> Vec<LogFile> {
     let mut files: Vec<LogFile> = Vec::new();
     let mut missing = 0;
     for n in 0..MAX_ROTATED {
-        match LogFile::open(&numbered(path, n)) {
+        match LogFile::open_numbered(path, n) {
             Some(f) => {
                 missing = 0;
                 if !files.iter().any(|seen| seen.inode == f.inode) {
@@ -349,13 +435,14 @@ impl Follower {
             }
             // Mid-rotation one number is missing, with the moved files above it: the nearest
             // lower number is the successor on either side of the gap.
-            let (n, ino) = match seen.iter().position(|(_, i)| Some(*i) == inode) {
+            let at = inode.and_then(|i| seen.iter().position(|id| id.is(i)));
+            let next = match at {
                 Some(0) => return None,
                 Some(at) => seen[at - 1],
                 None => *seen.last()?,
             };
-            let file = LogFile::open(&numbered(&self.path, n))?;
-            if file.inode == ino {
+            let file = LogFile::open_numbered(&self.path, next.n)?;
+            if file.inode == next.inode {
                 return Some(file);
             }
         }
@@ -364,13 +451,13 @@ impl Follower {
 
 /// The numbers and inodes of the log's files, newest first. A rotation under way leaves
 /// one number missing, so only a second gap ends the list.
-fn rotated_files(path: &Path) -> Vec<(u32, u64)> {
-    let mut out = Vec::new();
+fn rotated_files(path: &Path) -> Vec<Identity> {
+    let mut out: Vec<Identity> = Vec::new();
     for n in 0..MAX_ROTATED {
-        match std::fs::metadata(numbered(path, n)) {
-            Ok(m) => out.push((n, m.ino())),
-            Err(_) if n > 0 && out.last().is_some_and(|(last, _)| *last == n - 1) => {}
-            Err(_) => break,
+        match file_identity(path, n) {
+            Some(id) => out.push(id),
+            None if n > 0 && out.last().is_some_and(|last| last.n == n - 1) => {}
+            None => break,
         }
     }
     out
@@ -507,6 +594,80 @@ mod tests {
         assert!(earlier.encode(&last[1]).is_none(), "after until");
         assert!(parse_time(Some("yesterday")).is_err());
         assert_eq!(parse_time(Some("0")).unwrap(), None);
+    }
+
+    #[test]
+    fn reads_gzipped_rotated_files() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        for (n, text) in [
+            (2, line("zero", "stdout")),
+            (1, line("one", "stdout") + &line("two", "stderr")),
+        ] {
+            let f = File::create(format!("{}.{n}.gz", log.display())).unwrap();
+            let mut enc = flate2::GzBuilder::new()
+                .comment(format!("{LOG_GZ_INODE_COMMENT}{}", 1000 + n))
+                .write(f, flate2::Compression::fast());
+            enc.write_all(text.as_bytes()).unwrap();
+            enc.finish().unwrap();
+        }
+        std::fs::write(&log, line("three", "stdout")).unwrap();
+        assert_eq!(
+            logs(&read_all(open_tail(&log, None))),
+            ["zero", "one", "two", "three"]
+        );
+        assert_eq!(
+            logs(&read_all(open_tail(&log, Some(3)))),
+            ["one", "two", "three"]
+        );
+    }
+
+    #[test]
+    fn follows_into_files_compressed_meanwhile() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        // The shim's local rotation: log → log.1, gzipped to log.1.gz naming its inode.
+        let rotate = |log: &Path| {
+            let gz1 = PathBuf::from(format!("{}.1.gz", log.display()));
+            if gz1.exists() {
+                std::fs::rename(&gz1, format!("{}.2.gz", log.display())).unwrap();
+            }
+            let ino = std::fs::metadata(log).unwrap().ino();
+            let text = std::fs::read(log).unwrap();
+            std::fs::remove_file(log).unwrap();
+            let mut enc = flate2::GzBuilder::new()
+                .comment(format!("{LOG_GZ_INODE_COMMENT}{ino}"))
+                .write(File::create(&gz1).unwrap(), flate2::Compression::fast());
+            enc.write_all(&text).unwrap();
+            enc.finish().unwrap();
+        };
+        std::fs::write(&log, line("a", "stdout")).unwrap();
+        let mut follower = Follower::new(&log, LogFile::open(&log));
+        let mut seen = Vec::new();
+        let mut collect = |e: Entry| {
+            seen.push(e.log.trim().to_string());
+            true
+        };
+        follower.poll(&mut collect);
+        // Two rotations before the follower looks again: b's file is only in log.1.gz.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(line("a2", "stdout").as_bytes())
+            .unwrap();
+        // The follower's open file keeps its data; the shim's rename is modelled by a
+        // hard link, so the follower's descriptor stays on the old inode.
+        let keep = dir.path().join("held");
+        std::fs::hard_link(&log, &keep).unwrap();
+        rotate(&log);
+        std::fs::write(&log, line("b", "stdout")).unwrap();
+        rotate(&log);
+        std::fs::write(&log, line("c", "stdout")).unwrap();
+        follower.poll(&mut collect);
+        assert_eq!(seen, ["a", "a2", "b", "c"]);
     }
 
     #[test]

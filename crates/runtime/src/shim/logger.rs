@@ -1,5 +1,7 @@
-//! Docker's json-file log driver: one JSON object per line of output, rotated by size; and
-//! the `none` driver, which keeps nothing.
+//! Docker's json-file log driver: one JSON object per line of output, rotated by size; the
+//! `local` driver, the same entries with rotated files gzip-compressed (dockerd's framing is
+//! its own protobuf records; berth's reader needs only its own); `syslog` (see `log_syslog`);
+//! and the `none` driver, which keeps nothing.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -7,11 +9,16 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::exit::now_rfc3339;
-use crate::protocol::ShimConfig;
+use crate::protocol::{LogDriver, ShimConfig, LOG_GZ_INODE_COMMENT};
 
-/// The container's log: a json-file log, or nothing for the `none` driver.
+#[path = "log_syslog.rs"]
+mod log_syslog;
+
+/// The container's log: a json-file or local log, a syslog connection, or nothing for the
+/// `none` driver.
 pub struct JsonLog {
     file: Option<Rotating>,
+    syslog: Option<log_syslog::Syslog>,
     /// `,"attrs":{...}` as Docker writes it between `stream` and `time`; empty without attrs.
     attrs: String,
     /// Entries of the current write, sent to the file in one go.
@@ -25,6 +32,8 @@ struct Rotating {
     size: u64,
     max_size: u64,
     max_files: u32,
+    /// Rotated files are gzipped to `log.N.gz` (the local driver).
+    compress: bool,
 }
 
 /// Opens for appending, creating with Docker's mode for logs (0640).
@@ -67,7 +76,9 @@ impl JsonLog {
                 size,
                 max_size,
                 max_files: max_files.max(1),
+                compress: false,
             }),
+            syslog: None,
             attrs: String::new(),
             buf: Vec::new(),
         })
@@ -76,20 +87,38 @@ impl JsonLog {
     /// The log the shim's config asks for: nothing for the `none` driver, else the
     /// json-file log with its rotation and attrs.
     pub fn from_config(cfg: &ShimConfig) -> io::Result<Self> {
+        let attrs = cfg.log_attrs.clone();
+        let driver = cfg.log_driver.clone();
+        let mut none = JsonLog {
+            file: None,
+            syslog: None,
+            attrs: String::new(),
+            buf: Vec::new(),
+        };
         if cfg.log_disabled {
-            return Ok(JsonLog {
-                file: None,
-                attrs: String::new(),
-                buf: Vec::new(),
-            });
+            return Ok(none);
+        }
+        if let Some(LogDriver::Syslog(target)) = &driver {
+            none.syslog = Some(log_syslog::Syslog::connect(target)?);
+            return Ok(none);
         }
         let mut log = Self::open(&cfg.log_path, cfg.log_max_size, cfg.log_max_files)?;
-        log.attrs = attrs_fragment(&cfg.log_attrs)?;
+        if let (Some(LogDriver::Local { compress }), Some(file)) = (&driver, log.file.as_mut()) {
+            file.compress = *compress && file.max_files > 1;
+        }
+        log.attrs = attrs_fragment(&attrs)?;
         Ok(log)
     }
 
     /// Appends `data` from `stream` ("stdout"/"stderr"), one entry per line.
     pub fn write(&mut self, stream: &str, data: &[u8]) -> io::Result<()> {
+        if let Some(syslog) = self.syslog.as_mut() {
+            // dockerd sends no message for an empty line.
+            for line in split_lines(data).filter(|l| *l != b"\n") {
+                syslog.send(stream, line.strip_suffix(b"\n").unwrap_or(line))?;
+            }
+            return Ok(());
+        }
         let Some(out) = self.file.as_mut() else {
             return Ok(());
         };
@@ -154,6 +183,9 @@ impl Rotating {
 
     /// log.(n-2) → log.(n-1), ..., log → log.1; the oldest falls off.
     fn rotate(&mut self) -> io::Result<()> {
+        if self.compress {
+            return self.rotate_compressed();
+        }
         if self.max_files > 1 {
             let _ = fs::remove_file(numbered(&self.path, self.max_files - 1));
             for n in (0..self.max_files - 1).rev() {
@@ -170,6 +202,58 @@ impl Rotating {
         self.size = 0;
         Ok(())
     }
+
+    /// log.(n-2).gz → log.(n-1).gz, ..., then log → log.1, gzipped to log.1.gz. The gzip is
+    /// written beside and renamed in, and log.1 removed only after: a reader always finds
+    /// each entry in one whole file. Done here, in the poll loop: at berth's sizes this is
+    /// milliseconds, and it keeps the shim one thread.
+    fn rotate_compressed(&mut self) -> io::Result<()> {
+        let _ = fs::remove_file(gz(&numbered(&self.path, self.max_files - 1)));
+        for n in (1..self.max_files - 1).rev() {
+            let from = gz(&numbered(&self.path, n));
+            if from.exists() {
+                fs::rename(&from, gz(&numbered(&self.path, n + 1)))?;
+            }
+        }
+        let first = numbered(&self.path, 1);
+        fs::rename(&self.path, &first)?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        gzip_file(&first)?;
+        fs::remove_file(&first)
+    }
+}
+
+/// `path.gz`.
+fn gz(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".gz");
+    PathBuf::from(s)
+}
+
+/// Writes `path.gz` from `path` (through a temporary name, so it appears whole).
+fn gzip_file(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = gz(path);
+    let mut tmp = target.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let out = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(&tmp)?;
+    let mut plain = File::open(path)?;
+    // The source's inode in the header lets a reader following the log by inode find where
+    // its file went (see the daemon's io/logs.rs).
+    let inode = std::os::unix::fs::MetadataExt::ino(&plain.metadata()?);
+    let mut enc = flate2::GzBuilder::new()
+        .comment(format!("{LOG_GZ_INODE_COMMENT}{inode}"))
+        .write(out, flate2::Compression::fast());
+    io::copy(&mut plain, &mut enc)?;
+    enc.finish()?;
+    fs::rename(&tmp, &target)
 }
 
 #[cfg(test)]
@@ -241,6 +325,7 @@ mod tests {
             tty: false,
             open_stdin: false,
             stdin_once: false,
+            log_driver: None,
         }
     }
 
@@ -259,6 +344,39 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn local_driver_gzips_rotated_files() {
+        use std::io::Read;
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = config(d.path());
+        cfg.log_max_size = 300;
+        cfg.log_max_files = 3;
+        cfg.log_driver = Some(LogDriver::Local { compress: true });
+        let mut log = JsonLog::from_config(&cfg).unwrap();
+        for i in 0..30 {
+            log.write("stdout", format!("line {i}\n").as_bytes())
+                .unwrap();
+        }
+        let p = &cfg.log_path;
+        assert!(!numbered(p, 1).exists(), "rotated files are compressed");
+        assert!(gz(&numbered(p, 1)).exists() && gz(&numbered(p, 2)).exists());
+        assert!(
+            !gz(&numbered(p, 3)).exists(),
+            "max-file counts the current file"
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(File::open(gz(&numbered(p, 1))).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert!(first["log"].as_str().unwrap().starts_with("line "));
+        assert!(
+            first.get("attrs").is_none(),
+            "the driver key is not an attr"
+        );
+        assert_eq!(entries(p).last().unwrap()["log"], "line 29\n");
     }
 
     #[test]

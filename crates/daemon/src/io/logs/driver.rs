@@ -1,19 +1,20 @@
 //! The log driver a container uses (`HostConfig.LogConfig`): dockerd's checks and its merge
 //! with the daemon's defaults at create time, and what the shim needs to write the log.
 //!
-//! berth has two drivers: `json-file` (rotated by default, unlike Docker's) and `none`.
+//! berth has `json-file` (rotated by default, unlike Docker's), `local`, `syslog` and `none`.
 
 use crate::state::Record;
 use berth_api::models::HostConfigLogConfig;
+use berth_runtime::protocol::{LogDriver, SyslogTarget};
 use std::collections::{BTreeMap, HashMap};
 
 pub const JSON_FILE: &str = "json-file";
 pub const NONE: &str = "none";
+pub const LOCAL: &str = "local";
+pub const SYSLOG: &str = "syslog";
 
 /// Drivers dockerd has and berth has not: refused by name rather than called unknown.
 const DOCKER_ONLY: &[&str] = &[
-    "local",
-    "syslog",
     "journald",
     "gelf",
     "fluentd",
@@ -34,6 +35,53 @@ const JSON_FILE_OPTS: &[&str] = &[
     "env",
     "env-regex",
     "tag",
+];
+
+/// The options the local driver takes (dockerd's `LogOptKeys`).
+const LOCAL_OPTS: &[&str] = &["max-file", "max-size", "compress"];
+
+/// The options the syslog driver takes (dockerd's `ValidateLogOpt`).
+const SYSLOG_OPTS: &[&str] = &[
+    "env",
+    "env-regex",
+    "labels",
+    "labels-regex",
+    "syslog-address",
+    "syslog-facility",
+    "syslog-tls-ca-cert",
+    "syslog-tls-cert",
+    "syslog-tls-key",
+    "syslog-tls-skip-verify",
+    "tag",
+    "syslog-format",
+];
+
+/// dockerd's local driver defaults: 20 MiB files, five in all, the rotated ones compressed.
+const LOCAL_MAX_SIZE: u64 = 20 << 20;
+const LOCAL_MAX_FILES: u32 = 5;
+
+/// syslog's facility names and numbers.
+const FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
 ];
 
 /// The driver when neither the request nor the daemon config names one.
@@ -93,6 +141,12 @@ pub fn validate(cfg: &HostConfigLogConfig) -> Result<(), String> {
             "berth does not support the {typ} logging driver yet"
         ));
     }
+    if typ == LOCAL {
+        return validate_local(opts);
+    }
+    if typ == SYSLOG {
+        return validate_syslog(opts);
+    }
     if typ != JSON_FILE {
         return Err(format!(
             "error looking up logging plugin {typ}: plugin \"{typ}\" not found"
@@ -113,6 +167,164 @@ pub fn validate(cfg: &HostConfigLogConfig) -> Result<(), String> {
     json_file_values(opts)
         .map(|_| ())
         .map_err(|e| format!("failed to initialize logging driver: {e}"))
+}
+
+/// The local driver: dockerd checks the option names at create and the values at start
+/// (there, wrapped as a failure to initialise the driver).
+fn validate_local(opts: &HashMap<String, String>) -> Result<(), String> {
+    // `mode` and `max-buffer-size` belong to every driver; dockerd leaves them out here.
+    let mut keys: Vec<&String> = opts
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "mode" | "max-buffer-size"))
+        .collect();
+    keys.sort();
+    if let Some(k) = keys.iter().find(|k| !LOCAL_OPTS.contains(&k.as_str())) {
+        return Err(format!("unknown log opt '{k}' for log driver local"));
+    }
+    if opts.get("mode").map(String::as_str) == Some("non-blocking") {
+        return Err("berth does not support --log-opt mode=non-blocking yet".into());
+    }
+    local_values(opts)
+        .map(|_| ())
+        .map_err(|e| format!("failed to initialize logging driver: {e}"))
+}
+
+/// The local driver's max-size, max-file and compress, with dockerd's defaults and messages.
+fn local_values(opts: &HashMap<String, String>) -> Result<(u64, u32, bool), String> {
+    let max_size = match opts.get("max-size") {
+        Some(s) => {
+            parse_size(s, 1000).map_err(|e| format!("invalid value for max-size: {s}: {e}"))?
+        }
+        None => LOCAL_MAX_SIZE as i64,
+    };
+    let max_files = match opts.get("max-file") {
+        Some(s) => go_atoi(s).map_err(|e| format!("invalid value for max-file: {s}: {e}"))?,
+        None => LOCAL_MAX_FILES.into(),
+    };
+    let compress = match opts.get("compress") {
+        Some(s) => {
+            go_parse_bool(s).map_err(|e| format!("error reading compress log option: {e}"))?
+        }
+        None => true,
+    };
+    if max_size < 0 {
+        return Err("max size should be a positive number".into());
+    }
+    if max_files < 0 {
+        return Err("max file count cannot be less than 0".into());
+    }
+    // max-file=0 keeps one file, as 1 does.
+    if compress && max_files <= 1 {
+        return Err("compression cannot be enabled when max file count is 1".into());
+    }
+    Ok((
+        max_size as u64,
+        u32::try_from(max_files.max(1)).unwrap_or(u32::MAX),
+        compress,
+    ))
+}
+
+/// The syslog driver's create-time checks, in dockerd's order, then its start-time ones.
+fn validate_syslog(opts: &HashMap<String, String>) -> Result<(), String> {
+    let mut keys: Vec<&String> = opts
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "mode" | "max-buffer-size"))
+        .collect();
+    keys.sort();
+    if let Some(k) = keys.iter().find(|k| !SYSLOG_OPTS.contains(&k.as_str())) {
+        return Err(format!("unknown log opt '{k}' for syslog log driver"));
+    }
+    let (network, _) =
+        syslog_address(opts.get("syslog-address").map(String::as_str).unwrap_or(""))?;
+    syslog_facility(
+        opts.get("syslog-facility")
+            .map(String::as_str)
+            .unwrap_or(""),
+    )?;
+    let format = opts.get("syslog-format").map(String::as_str).unwrap_or("");
+    if !matches!(format, "" | "rfc3164" | "rfc5424" | "rfc5424micro") {
+        return Err("Invalid syslog format".into());
+    }
+    let wrap = |e: String| format!("failed to initialize logging driver: {e}");
+    if network == "tcp+tls" || opts.keys().any(|k| k.starts_with("syslog-tls-")) {
+        return Err("berth does not support syslog over TLS yet".into());
+    }
+    if opts.get("mode").map(String::as_str) == Some("non-blocking") {
+        return Err("berth does not support --log-opt mode=non-blocking yet".into());
+    }
+    for key in ["labels-regex", "env-regex"] {
+        if let Some(re) = opts.get(key).filter(|r| !r.is_empty()) {
+            regex::Regex::new(re).map_err(|e| {
+                wrap(format!(
+                    "error parsing regexp: {}",
+                    one_line(&e.to_string())
+                ))
+            })?;
+        }
+    }
+    if let Some(tag) = opts.get("tag") {
+        parse_tag(tag).map_err(wrap)?;
+    }
+    Ok(())
+}
+
+/// dockerd's `parseAddress`: `proto://address`; a socket path must exist, a host without a
+/// port gets 514. Empty: the local syslog daemon.
+fn syslog_address(address: &str) -> Result<(String, String), String> {
+    if address.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    let transport = ["tcp://", "tcp+tls://", "udp://", "unix://", "unixgram://"];
+    if !transport.iter().any(|p| address.starts_with(p)) {
+        return Err(format!(
+            "syslog-address should be in form proto://address, got {address}"
+        ));
+    }
+    let (scheme, rest) = address.split_once("://").unwrap_or(("", address));
+    if scheme == "unix" || scheme == "unixgram" {
+        // url.Parse: the path is what follows the authority (empty for `unix:///x`).
+        let path = match rest.find('/') {
+            Some(i) => &rest[i..],
+            None => "",
+        };
+        std::fs::metadata(path).map_err(|e| format!("stat {path}: {}", go_errno(&e)))?;
+        return Ok((scheme.into(), path.into()));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let has_port = match host.rsplit_once(':') {
+        Some((h, _)) => !h.is_empty() && (!h.contains(':') || h.ends_with(']')),
+        None => false,
+    };
+    let host = if has_port {
+        host.to_string()
+    } else if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:514")
+    } else {
+        format!("{host}:514")
+    };
+    Ok((scheme.into(), host))
+}
+
+/// Go's text for a file error's errno (`no such file or directory`).
+fn go_errno(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+
+/// dockerd's `parseFacility`: a name, or a number 0..=23; empty is `daemon`. Shifted.
+fn syslog_facility(facility: &str) -> Result<u8, String> {
+    if facility.is_empty() {
+        return Ok(3 << 3);
+    }
+    if let Some((_, n)) = FACILITIES.iter().find(|(name, _)| *name == facility) {
+        return Ok(n << 3);
+    }
+    match go_atoi(facility) {
+        Ok(n) if (0..=23).contains(&n) => Ok((n as u8) << 3),
+        _ => Err("invalid syslog facility".into()),
+    }
 }
 
 /// json-file's rotation as the user set it (`None` where unset).
@@ -178,6 +390,8 @@ pub struct ShimLog {
     pub max_size: u64,
     pub max_files: u32,
     pub attrs: BTreeMap<String, String>,
+    /// `local` or `syslog`; none for json-file and `none`.
+    pub driver: Option<LogDriver>,
 }
 
 /// The container's log settings at start. Unset max-size/max-file take berth's defaults
@@ -199,6 +413,7 @@ pub fn shim_log(
             max_size: 0,
             max_files: 1,
             attrs: BTreeMap::new(),
+            driver: None,
         });
     }
     validate(&cfg).map_err(|e| {
@@ -209,6 +424,11 @@ pub fn shim_log(
         }
     })?;
     let opts = cfg.config.unwrap_or_default();
+    match cfg.typ.as_deref() {
+        Some(LOCAL) => return local_shim_log(&opts).map_err(wrap),
+        Some(SYSLOG) => return syslog_shim_log(&opts, rec).map_err(wrap),
+        _ => {}
+    }
     let rotation = json_file_values(&opts).map_err(wrap)?;
     let mut attrs = extra_attributes(&opts, rec).map_err(wrap)?;
     if let Some(template) = opts.get("tag") {
@@ -222,16 +442,72 @@ pub fn shim_log(
         max_size: rotation.max_size.unwrap_or(default_max_size),
         max_files: rotation.max_files.unwrap_or(default_max_files),
         attrs,
+        driver: None,
     })
 }
 
-/// Whether `logs` can read this container's log (the `none` driver keeps none).
+/// The local driver's settings: its rotation, and the driver itself riding in the attrs.
+fn local_shim_log(opts: &HashMap<String, String>) -> Result<ShimLog, String> {
+    let (max_size, max_files, compress) = local_values(opts)?;
+    Ok(ShimLog {
+        disabled: false,
+        max_size,
+        max_files,
+        attrs: BTreeMap::new(),
+        driver: Some(LogDriver::Local { compress }),
+    })
+}
+
+/// The syslog driver's target, with the tag rendered (dockerd's default: `{{.ID}}`).
+fn syslog_shim_log(opts: &HashMap<String, String>, rec: &Record) -> Result<ShimLog, String> {
+    let get = |k: &str| opts.get(k).map(String::as_str).unwrap_or("");
+    let (network, address) = syslog_address(get("syslog-address"))?;
+    let template = match get("tag") {
+        "" => "{{.ID}}",
+        t => t,
+    };
+    if network == "unixgram" {
+        probe_unixgram(&address)?;
+    }
+    let target = SyslogTarget {
+        network,
+        address,
+        facility: syslog_facility(get("syslog-facility"))?,
+        format: get("syslog-format").to_string(),
+        tag: render_tag(&parse_tag(template)?, rec)?,
+    };
+    Ok(ShimLog {
+        disabled: false,
+        max_size: 0,
+        max_files: 1,
+        attrs: BTreeMap::new(),
+        driver: Some(LogDriver::Syslog(target)),
+    })
+}
+
+/// dockerd dials the syslog socket when the container starts, and a refusal fails the start
+/// with Go's dial error. The shim dials again for itself; connecting a datagram socket and
+/// closing it sends nothing, so only this kind is tried here.
+fn probe_unixgram(path: &str) -> Result<(), String> {
+    let sock = std::os::unix::net::UnixDatagram::unbound().map_err(|e| e.to_string())?;
+    sock.connect(path)
+        .map_err(|e| format!("dial unixgram {path}: connect: {}", go_errno(&e)))
+}
+
+/// Whether the container logs with json-file (what `LogPath` in inspect names).
+pub fn is_json_file(rec: &Record) -> bool {
+    let typ = rec.host_config.log_config.as_ref().and_then(|c| c.typ.as_deref());
+    matches!(typ, None | Some("") | Some(JSON_FILE))
+}
+
+/// Whether `logs` can read this container's log (`none` keeps none, `syslog` sends it away).
 pub fn readable(rec: &Record) -> bool {
-    rec.host_config
+    let typ = rec
+        .host_config
         .log_config
         .as_ref()
-        .and_then(|c| c.typ.as_deref())
-        != Some(NONE)
+        .and_then(|c| c.typ.as_deref());
+    !matches!(typ, Some(NONE) | Some(SYSLOG))
 }
 
 /// dockerd's `ExtraAttributes`: the labels and environment variables the options name or match.
@@ -521,8 +797,8 @@ mod tests {
             "error looking up logging plugin foo: plugin \"foo\" not found"
         );
         assert_eq!(
-            err(cfg("syslog", &[])),
-            "berth does not support the syslog logging driver yet"
+            err(cfg("journald", &[])),
+            "berth does not support the journald logging driver yet"
         );
         assert_eq!(
             err(cfg("json-file", &[("bogus", "1")])),
@@ -575,6 +851,107 @@ mod tests {
             "failed to initialize logging driver: template: log-tag:1: unclosed action"
         );
         assert!(err(cfg("json-file", &[("labels-regex", "(")])).contains("error parsing regexp"));
+    }
+
+    #[test]
+    fn local_and_syslog_checks_as_dockerd() {
+        let err = |c: HostConfigLogConfig| validate(&c).unwrap_err();
+        let init = "failed to initialize logging driver: ";
+        assert!(validate(&cfg("local", &[("max-size", "1k"), ("mode", "blocking")])).is_ok());
+        assert_eq!(
+            err(cfg("local", &[("bogus", "1")])),
+            "unknown log opt 'bogus' for log driver local"
+        );
+        assert_eq!(
+            err(cfg("local", &[("max-file", "1")])),
+            format!("{init}compression cannot be enabled when max file count is 1")
+        );
+        assert!(validate(&cfg("local", &[("max-file", "0"), ("compress", "false")])).is_ok());
+        assert_eq!(
+            err(cfg("local", &[("max-file", "-1")])),
+            format!("{init}max file count cannot be less than 0")
+        );
+        assert_eq!(
+            err(cfg("local", &[("max-file", "x")])),
+            format!(
+                "{init}invalid value for max-file: x: strconv.Atoi: parsing \"x\": invalid syntax"
+            )
+        );
+        assert_eq!(
+            err(cfg("local", &[("max-size", "abc")])),
+            format!("{init}invalid value for max-size: abc: invalid size: 'abc'")
+        );
+        assert_eq!(
+            err(cfg("local", &[("compress", "maybe")])),
+            format!("{init}error reading compress log option: strconv.ParseBool: parsing \"maybe\": invalid syntax")
+        );
+        assert_eq!(
+            err(cfg("syslog", &[("bogus", "1")])),
+            "unknown log opt 'bogus' for syslog log driver"
+        );
+        assert_eq!(
+            err(cfg("syslog", &[("syslog-address", "foo")])),
+            "syslog-address should be in form proto://address, got foo"
+        );
+        assert_eq!(
+            err(cfg("syslog", &[("syslog-address", "unixgram:///nope/x")])),
+            "stat /nope/x: no such file or directory"
+        );
+        let udp = ("syslog-address", "udp://127.0.0.1");
+        assert_eq!(
+            err(cfg("syslog", &[udp, ("syslog-facility", "x")])),
+            "invalid syslog facility"
+        );
+        assert_eq!(
+            err(cfg("syslog", &[udp, ("syslog-facility", "24")])),
+            "invalid syslog facility"
+        );
+        assert_eq!(
+            err(cfg("syslog", &[udp, ("syslog-format", "x")])),
+            "Invalid syslog format"
+        );
+        assert!(validate(&cfg(
+            "syslog",
+            &[
+                udp,
+                ("syslog-facility", "local3"),
+                ("syslog-format", "rfc5424micro")
+            ]
+        ))
+        .is_ok());
+        assert_eq!(
+            syslog_address("udp://127.0.0.1").unwrap().1,
+            "127.0.0.1:514"
+        );
+        assert_eq!(syslog_address("tcp://[::1]:6514").unwrap().1, "[::1]:6514");
+        assert_eq!(syslog_facility("local3"), Ok(19 << 3));
+        assert_eq!(syslog_facility("7"), Ok(7 << 3));
+    }
+
+    #[test]
+    fn drivers_ride_in_the_attrs() {
+        let mut rec = record(&[]);
+        rec.host_config.log_config = Some(cfg("local", &[]));
+        let log = shim_log(&rec, 1, 1).unwrap();
+        assert_eq!((log.max_size, log.max_files), (20 << 20, 5));
+        let driver = log.driver.clone().unwrap();
+        assert_eq!(driver, LogDriver::Local { compress: true });
+        assert!(readable(&rec));
+        rec.host_config.log_config =
+            Some(cfg("syslog", &[("syslog-address", "udp://127.0.0.1:9")]));
+        let log = shim_log(&rec, 1, 1).unwrap();
+        let driver = log.driver.clone().unwrap();
+        assert_eq!(
+            driver,
+            LogDriver::Syslog(SyslogTarget {
+                network: "udp".into(),
+                address: "127.0.0.1:9".into(),
+                facility: 3 << 3,
+                format: String::new(),
+                tag: "0123456789ab".into(),
+            })
+        );
+        assert!(!readable(&rec));
     }
 
     #[test]
