@@ -385,3 +385,24 @@ impl Drop for Dockerd {
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
     }
 }
+
+/// A shell loop printing `line-0` .. `line-{n-1}` (for log tests).
+pub fn count_to(n: u32) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done")
+}
+
+/// The numbers of `line-N` lines, checking they are consecutive.
+pub fn consecutive(out: &str) -> Vec<u32> {
+    let nums: Vec<u32> = out
+        .lines()
+        .map(|l| {
+            l.strip_prefix("line-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+        })
+        .collect();
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "lines out of order or missing: {nums:?}");
+    }
+    nums
+}

@@ -2,32 +2,11 @@
 //! read back (tail, follow) as one log; syslog's messages as dockerd formats them, to a
 //! unixgram socket and a UDP socket the test binds; Docker's errors for both.
 
-use berth_e2e::{tempdir::TempDir, Daemon};
+use berth_e2e::{consecutive, count_to, tempdir::TempDir, Daemon};
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// A shell loop printing `line-0` .. `line-{n-1}`.
-fn count_to(n: u32) -> String {
-    format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done")
-}
-
-/// The numbers of `line-N` lines, checking they are consecutive.
-fn consecutive(out: &str) -> Vec<u32> {
-    let nums: Vec<u32> = out
-        .lines()
-        .map(|l| {
-            l.strip_prefix("line-")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected line {l:?}"))
-        })
-        .collect();
-    for w in nums.windows(2) {
-        assert_eq!(w[1], w[0] + 1, "lines out of order or missing: {nums:?}");
-    }
-    nums
-}
 
 /// The container's log file: where the local driver writes too.
 fn log_path(d: &Daemon, name: &str) -> PathBuf {

@@ -1,31 +1,10 @@
 //! Log drivers and options: json-file rotation (max-size, max-file), the none driver,
 //! `logs --details` with labels/env/tag attrs, daemon.json defaults, and Docker's errors.
 
-use berth_e2e::{bin_dir, eventually, tempdir::TempDir, Daemon};
+use berth_e2e::{bin_dir, consecutive, count_to, eventually, tempdir::TempDir, Daemon};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A shell loop printing `line-0` .. `line-{n-1}`.
-fn count_to(n: u32) -> String {
-    format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done")
-}
-
-/// The numbers of `line-N` lines, checking they are consecutive.
-fn consecutive(out: &str) -> Vec<u32> {
-    let nums: Vec<u32> = out
-        .lines()
-        .map(|l| {
-            l.strip_prefix("line-")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected line {l:?}"))
-        })
-        .collect();
-    for w in nums.windows(2) {
-        assert_eq!(w[1], w[0] + 1, "lines out of order or missing: {nums:?}");
-    }
-    nums
-}
 
 /// The container's log files (`log`, `log.1`, ...) that exist, with their sizes.
 fn log_files(d: &Daemon, name: &str) -> Vec<(PathBuf, u64)> {

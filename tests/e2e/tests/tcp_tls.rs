@@ -131,17 +131,9 @@ fn free_port() -> u16 {
 /// A daemon on its UNIX socket and on `tcp://127.0.0.1:PORT` with `--tlsverify`.
 fn tls_daemon(pki: &Pki) -> (Daemon, String) {
     let tcp = format!("tcp://127.0.0.1:{}", free_port());
-    let d = Daemon::start_with(&[
-        "-H",
-        &tcp,
-        "--tlsverify",
-        "--tlscacert",
-        &pki.p("ca.pem"),
-        "--tlscert",
-        &pki.p("server.pem"),
-        "--tlskey",
-        &pki.p("server-key.pem"),
-    ]);
+    let mut args = vec!["-H".to_string(), tcp.clone()];
+    args.extend(tls_verify_flags(pki, "server"));
+    let d = Daemon::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
     (d, tcp)
 }
 
@@ -188,19 +180,18 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
     child.wait_with_output().expect("client output").into()
 }
 
-fn with_client_cert(pki: &Pki) -> Vec<String> {
+/// `--tlsverify` with the test CA and `who`'s certificate and key (`server` or `client`).
+fn tls_verify_flags(pki: &Pki, who: &str) -> Vec<String> {
     [
-        "--tlsverify",
-        "--tlscacert",
-        &pki.p("ca.pem"),
-        "--tlscert",
-        &pki.p("client.pem"),
-        "--tlskey",
-        &pki.p("client-key.pem"),
+        "--tlsverify".to_string(),
+        "--tlscacert".to_string(),
+        pki.p("ca.pem"),
+        "--tlscert".to_string(),
+        pki.p(&format!("{who}.pem")),
+        "--tlskey".to_string(),
+        pki.p(&format!("{who}-key.pem")),
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    .into()
 }
 
 fn ok(r: Run, what: &str, d: &Daemon) -> String {
@@ -220,7 +211,7 @@ fn ok(r: Run, what: &str, d: &Daemon) -> String {
 fn clients_work_over_tls(client: fn(&Pki, &str, &[&str], Option<&str>) -> Run, name: &str) {
     let pki = Pki::new();
     let (d, tcp) = tls_daemon(&pki);
-    let tls = with_client_cert(&pki);
+    let tls = tls_verify_flags(&pki, "client");
     let c = |args: &[&str], stdin: Option<&str>| {
         let mut all: Vec<&str> = tls.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
